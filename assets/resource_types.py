@@ -1,0 +1,51 @@
+"""What the assets need from the outside world, as protocols.
+
+The concrete Dagster resources live in `pipelines/resources.py` (layers point down:
+pipelines -> assets), so assets annotate their parameters with `dg.ResourceParam` over
+these protocols instead of importing the resource classes.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+import dagster as dg
+import duckdb
+
+# Every asset that writes the DuckDB file runs in this pool: DuckDB allows one writer per file.
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+class Warehouse(Protocol):
+    path: str
+
+    def connect(self, read_only: bool = False) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+
+
+class LandingZone(Protocol):
+    path: str
+    quarantine_parquet_dir: str
+
+
+class ModelRegistry(Protocol):
+    tracking_uri: str
+    artifact_location: str
+    registered_model_name: str
+    experiment_name: str
+
+
+class PublishedStore(Protocol):
+    parquet_root: str
+    reports_dir: str
+
+
+class PolicySource(Protocol):
+    policy_file: str
+
+
+WarehouseParam = dg.ResourceParam[Warehouse]
+LandingZoneParam = dg.ResourceParam[LandingZone]
+ModelRegistryParam = dg.ResourceParam[ModelRegistry]
+PublishedStoreParam = dg.ResourceParam[PublishedStore]
+PolicySourceParam = dg.ResourceParam[PolicySource]

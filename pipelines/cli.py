@@ -1,0 +1,161 @@
+"""`assurance`: the short way to generate data, run the pipeline and validate a landing zone (DESIGN §6)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from pipelines.settings import Settings
+
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+# Exit codes: 0 ok; 1 run or validation failed; 2 unusable input; 3 warehouse busy.
+EXIT_FAILED, EXIT_UNUSABLE_INPUT, EXIT_BUSY = 1, 2, 3
+
+
+def _month(_ctx, _param, value: str | None) -> str | None:
+    if value is not None and not MONTH.match(value):
+        raise click.BadParameter(f"{value!r} is not a month: use YYYY-MM, e.g. 2025-06")
+    return value
+
+
+def clean_errors(command):
+    """Known failures become one line on stderr and an exit code, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from data_contracts import LandingZoneError
+        from pipelines.runner import PipelineRunFailed
+        from warehouse import WarehouseLockedError
+        from warehouse.landing_metadata import WarehouseNotLoadedError
+
+        try:
+            return command(*args, **kwargs)
+        except LandingZoneError as error:
+            click.secho(f"error: unusable landing zone: {error}", fg="red", err=True)
+            sys.exit(EXIT_UNUSABLE_INPUT)
+        except WarehouseLockedError as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(EXIT_BUSY)
+        except (PipelineRunFailed, WarehouseNotLoadedError) as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(EXIT_FAILED)
+        except Exception as error:  # noqa: BLE001 - last resort: still one clear line
+            if os.environ.get("ASSURANCE_DEBUG"):
+                raise
+            click.secho(
+                f"error: {type(error).__name__}: {error}\n(set ASSURANCE_DEBUG=1 to see the traceback)", fg="red", err=True
+            )
+            sys.exit(EXIT_FAILED)
+
+    return wrapper
+
+
+def _settings(home: str | None, landing: str | None = None) -> Settings:
+    if home:
+        os.environ["ASSURANCE_HOME"] = str(Path(home).resolve())
+    if landing:
+        os.environ["ASSURANCE_LANDING"] = str(Path(landing).resolve())
+    return Settings.from_env()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Supplier assurance: monthly supplier risk scores and Trade Assurance Amounts."""
+
+
+@main.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the landing zone to.")
+@click.option("--suppliers", default=5000, show_default=True, type=click.IntRange(min=1))
+@click.option("--start", default="2024-01", show_default=True, callback=_month, help="First month (YYYY-MM).")
+@click.option("--months", default=30, show_default=True, type=click.IntRange(min=7))
+@click.option("--seed", default=7, show_default=True, type=int)
+@clean_errors
+def generate(out_dir: str, suppliers: int, start: str, months: int, seed: int) -> None:
+    """Write a synthetic landing zone (with `_truth/`)."""
+    from synthetic import generate_landing_zone
+
+    summary = generate_landing_zone(
+        Path(out_dir), n_suppliers=suppliers, start=start, months=months, seed=seed, progress=lambda line: click.echo(f"  {line}")
+    )
+    click.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
+
+
+def _run(settings: Settings, first: str | None, last: str | None):
+    from data_contracts import landing_zone_month_span
+    from pipelines.runner import month_range, run_months
+
+    first, last = month_range(first, last, landing_zone_month_span(settings.landing))
+    click.echo(f"running months {first}..{last} on {settings.landing} (home {settings.home})")
+    return run_months(settings, first, last)
+
+
+@main.command()
+@click.option("--landing", required=True, type=click.Path(exists=True, file_okay=False), help="Landing-zone folder (DESIGN §3).")
+@click.option("--home", type=click.Path(file_okay=False), help="Home folder for outputs [default: $ASSURANCE_HOME or ./var].")
+@click.option("--from", "first", callback=_month, help="First as-of month YYYY-MM [default: first month with orders].")
+@click.option("--to", "last", callback=_month, help="Last as-of month YYYY-MM [default: last complete month of data].")
+@clean_errors
+def run(landing: str, home: str | None, first: str | None, last: str | None) -> None:
+    """Ingest, validate, compute features, train or reuse the champion, score and publish, as one Dagster run."""
+    from pipelines.summary import describe_run
+
+    settings = _settings(home, landing)
+    started = time.monotonic()
+    outcome = _run(settings, first, last)
+    click.echo(describe_run(settings, outcome, seconds=time.monotonic() - started))
+
+
+@main.command()
+@click.option("--home", type=click.Path(file_okay=False), help="Home folder [default: $ASSURANCE_HOME or ./var].")
+@click.option("--suppliers", default=5000, show_default=True, type=click.IntRange(min=50))
+@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--months", default=30, show_default=True, type=click.IntRange(min=13))
+@clean_errors
+def demo(home: str | None, suppliers: int, seed: int, months: int) -> None:
+    """Generate a synthetic landing zone under the home folder and run the whole pipeline on it."""
+    from pipelines.summary import describe_run
+    from synthetic import generate_landing_zone
+
+    settings = _settings(home, None)
+    started = time.monotonic()
+    if settings.landing.exists():
+        shutil.rmtree(settings.landing)
+    click.echo(f"generating {suppliers:,} suppliers over {months} months into {settings.landing}")
+    generate_landing_zone(settings.landing, n_suppliers=suppliers, months=months, seed=seed, progress=lambda line: click.echo(f"  {line}"))
+    outcome = _run(settings, None, None)
+    click.echo(describe_run(settings, outcome, seconds=time.monotonic() - started, truth_dir=settings.landing / "_truth"))
+
+
+@main.command()
+@click.option("--landing", required=True, type=click.Path(file_okay=False), help="Landing-zone folder to check.")
+def validate(landing: str) -> None:
+    """Check a landing zone against the contracts: exit 0 clean, 1 beyond tolerance, 2 unusable."""
+    from data_contracts import validate_landing_zone
+
+    _report, exit_code, text = validate_landing_zone(Path(landing))
+    click.echo(text, err=exit_code == EXIT_UNUSABLE_INPUT)
+    sys.exit(exit_code)
+
+
+@main.command("import-olist")
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the landing zone to.")
+@clean_errors
+def import_olist_command(src: str, out_dir: str) -> None:
+    """Turn the Olist public marketplace data into a landing zone."""
+    from importers.olist import import_olist
+
+    summary = import_olist(Path(src), Path(out_dir))
+    click.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The one `Definitions` of the project (`dagster dev -m pipelines.definitions`)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets import features, landing, modeling, publishing, scoring
+from pipelines.jobs import assurance_monthly, monthly_schedule
+from pipelines.resources import (
+    LandingZoneResource,
+    MLflowResource,
+    PolicyResource,
+    PublishedStoreResource,
+    WarehouseResource,
+)
+from pipelines.settings import REGISTERED_MODEL_NAME, Settings
+
+ASSET_MODULES = [landing, features, modeling, scoring, publishing]
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "landing": LandingZoneResource(path=str(settings.landing), quarantine_parquet_dir=str(settings.quarantine_parquet)),
+        "model_registry": MLflowResource(
+            tracking_uri=settings.mlflow_tracking_uri,
+            artifact_location=settings.mlflow_artifacts.as_uri(),
+            registered_model_name=REGISTERED_MODEL_NAME,
+        ),
+        "published_store": PublishedStoreResource(parquet_root=str(settings.published_parquet), reports_dir=str(settings.reports)),
+        "policy": PolicyResource(policy_file=str(settings.policy_file or "")),
+    }
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
+        jobs=[assurance_monthly],
+        schedules=[monthly_schedule],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,55 @@
+"""Dagster resources: everything outside the process (warehouse file, landing zone, MLflow, policy file)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from warehouse import open_warehouse
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file; one writing connection per run step."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = open_warehouse(Path(self.path), read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+class LandingZoneResource(dg.ConfigurableResource):
+    """The landing-zone folder of DESIGN §3 the run ingests."""
+
+    path: str
+    quarantine_parquet_dir: str
+
+
+class MLflowResource(dg.ConfigurableResource):
+    """The MLflow tracking store and model registry."""
+
+    tracking_uri: str
+    artifact_location: str
+    registered_model_name: str
+    experiment_name: str = "supplier_breach_risk"
+
+
+class PublishedStoreResource(dg.ConfigurableResource):
+    """Where the hive-partitioned Parquet copy of the published tables lands."""
+
+    parquet_root: str
+    reports_dir: str
+
+
+class PolicyResource(dg.ConfigurableResource):
+    """The limit-policy configuration file; empty means the packaged default policy."""
+
+    policy_file: str = ""

@@ -1,0 +1,96 @@
+"""The few lines a person reads after a run: what was scored, how good the model is, where things are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipelines.runner import RunOutcome
+from pipelines.settings import Settings
+from warehouse import open_warehouse
+
+OOT_PREDICTIONS_TABLE = "models.oot_predictions"
+
+
+def _auc(labels, scores) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores)) if 0 < sum(labels) < len(labels) else None
+
+
+def model_vs_oracle(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict[str, float | int | None] | None:
+    """Out-of-time AUC of the model next to the generator's true probabilities on the same rows."""
+    truth_files = sorted(truth_dir.glob("*.parquet"))
+    if not truth_files:
+        return None
+    try:
+        rows = con.execute(
+            f"""
+            SELECT p.breach_6m::INT AS label, p.breach_probability_6m AS model, t.breach_probability_6m AS oracle
+            FROM {OOT_PREDICTIONS_TABLE} p
+            JOIN read_parquet(?) t ON t.supplier_id = p.supplier_id AND t.as_of_date::DATE = p.as_of_date
+            """,
+            [[f.as_posix() for f in truth_files]],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return None
+    if not rows:
+        return None
+    labels = [r[0] for r in rows]
+    return {
+        "rows": len(rows),
+        "model_auc": _auc(labels, [r[1] for r in rows]),
+        "oracle_auc": _auc(labels, [r[2] for r in rows]),
+    }
+
+
+def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_dir: Path | None = None) -> str:
+    with open_warehouse(settings.warehouse, read_only=True) as con:
+        months, suppliers_scored, first, last = con.execute(
+            """SELECT count(DISTINCT as_of_date), count(*), min(as_of_date), max(as_of_date)
+               FROM published.supplier_scores WHERE run_id = ?""",
+            [outcome.run_id],
+        ).fetchone()
+        latest = con.execute(
+            """SELECT count(*), avg(eligible::INT), sum(trade_assurance_amount_usd),
+                      median(trade_assurance_amount_usd) FILTER (WHERE eligible),
+                      any_value(model_version), any_value(policy_version)
+               FROM published.supplier_scores WHERE as_of_date = ?""",
+            [last],
+        ).fetchone()
+        grades = con.execute(
+            "SELECT risk_grade, count(*) FROM published.supplier_scores WHERE as_of_date = ? GROUP BY 1 ORDER BY 1", [last]
+        ).fetchall()
+        quality = model_vs_oracle(con, truth_dir) if truth_dir else None
+    n_latest, share_eligible, total_amount, median_amount, model_version, policy_version = latest
+    lines = [
+        "",
+        f"Run {outcome.run_id} finished in {seconds:,.0f} s",
+        f"  months processed      {months} ({first} .. {last})",
+        f"  supplier-months       {suppliers_scored:,} scored",
+        f"  latest month {last}: {n_latest:,} suppliers, {share_eligible or 0:.1%} eligible",
+        f"    total Trade Assurance Amount   ${total_amount or 0:,.0f}",
+        f"    median amount (eligible)       ${median_amount or 0:,.0f}",
+        f"    risk grades                    " + ", ".join(f"{grade}: {n:,}" for grade, n in grades),
+        f"  model {model_version}, policy {policy_version}",
+    ]
+    if quality:
+        model_auc = f"{quality['model_auc']:.3f}" if quality["model_auc"] is not None else "n/a"
+        oracle_auc = f"{quality['oracle_auc']:.3f}" if quality["oracle_auc"] is not None else "n/a"
+        lines.append(
+            f"  out-of-time AUC: model {model_auc} vs oracle (generator's true probabilities) {oracle_auc} "
+            f"on the same {quality['rows']:,} supplier-months"
+        )
+    lines += [
+        "",
+        "Outputs",
+        f"  warehouse      {settings.warehouse}  (schema published: supplier_scores, supplier_scores_latest, supplier_features, storefront_metrics)",
+        f"  parquet        {settings.published_parquet}/<table>/as_of_date=YYYY-MM-DD/",
+        f"  quarantine     {settings.quarantine_parquet}/ and warehouse schema quarantine",
+        "Look around",
+        f"  Dagster UI     DAGSTER_HOME={settings.dagster_home} ASSURANCE_HOME={settings.home} uv run dagster dev -m pipelines.definitions",
+        f"  MLflow UI      uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}",
+        f"  query          uv run python -c \"import duckdb; print(duckdb.connect('{settings.warehouse}', read_only=True).sql('FROM published.supplier_scores_latest LIMIT 5'))\"",
+    ]
+    return "\n".join(lines)

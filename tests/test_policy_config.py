@@ -1,0 +1,271 @@
+"""Policy configuration, versioning and the worked examples behind the formula."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from models.policy import (
+    DEFAULT_POLICY_PATH,
+    Policy,
+    PolicyConfigError,
+    PolicyDecision,
+    apply_policy,
+    decide_supplier,
+    round_down_to_steps,
+)
+
+
+def _leaves(node, path=()):
+    """Every (path, value) leaf of a nested dict/list configuration."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaves(value, (*path, key))
+    elif isinstance(node, list) and node and isinstance(node[0], dict):
+        for i, value in enumerate(node):
+            yield from _leaves(value, (*path, i))
+    else:
+        yield path, node
+
+
+def _set(raw, path, value):
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+
+
+def _changed(value):
+    """A different but still valid value for a parameter."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        if value == 1.0:
+            return 0.999  # probabilities/shares bounded by 1 (the last grade bound is special)
+        return value * 0.5 if value else 0.25
+    if isinstance(value, list):
+        return [*value, "ZZ"] if value else ["ZZ"]
+    if value is None:
+        return 1000.0
+    return f"{value}x"
+
+
+def test_default_policy_loads_and_has_versioned_name():
+    policy = Policy.default()
+    assert policy.version.startswith("tap-1.0.0+")
+    assert len(policy.version.split("+")[1]) == 8
+    assert policy.source == str(DEFAULT_POLICY_PATH)
+
+
+def test_identical_config_gives_identical_version(tmp_path: Path):
+    raw = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    # Same parameters, different formatting, key order, comments and int-vs-float.
+    reformatted = tmp_path / "same.yaml"
+    reordered = dict(reversed(list(raw.items())))
+    reordered["caps"] = {**raw["caps"], "global_cap_usd": float(raw["caps"]["global_cap_usd"])}
+    reformatted.write_text("# another comment\n" + yaml.safe_dump(reordered, sort_keys=False))
+    assert Policy.from_yaml(reformatted).version == Policy.default().version
+    assert Policy.from_dict(raw).version == Policy.default().version
+    assert Policy.from_dict(Policy.default().to_dict()) == Policy.default()
+
+
+def test_every_parameter_change_changes_the_version():
+    base_raw = Policy.default().to_dict()
+    base_version = Policy.default().version
+    seen = {base_version}
+    leaves = list(_leaves(base_raw))
+    assert len(leaves) > 30
+    for path, value in leaves:
+        raw = copy.deepcopy(base_raw)
+        if path == ("risk_grades", len(base_raw["risk_grades"]) - 1, "max_probability"):
+            continue  # the last bound must be 1.0: it is not a free parameter
+        new = ["CN"] if path == ("eligibility", "enabled_countries") else _changed(value)
+        _set(raw, path, new)
+        try:
+            changed = Policy.from_dict(raw)
+        except PolicyConfigError as exc:  # pragma: no cover - shows which change is invalid
+            pytest.fail(f"changing {path} produced an invalid policy: {exc}")
+        assert changed.version != base_version, f"changing {path} kept the version"
+        seen.add(changed.version)
+    # a tier cap added for a new tier is a change too
+    raw = copy.deepcopy(base_raw)
+    raw["caps"]["tier_caps_usd"]["free"] = 1000
+    assert Policy.from_dict(raw).version not in seen
+
+
+def test_replace_makes_a_new_version_for_what_if():
+    policy = Policy.default()
+    stricter = policy.replace(**{"eligibility.max_breach_probability": 0.1})
+    assert stricter.eligibility.max_breach_probability == 0.1
+    assert stricter.version != policy.version
+    with pytest.raises(PolicyConfigError, match="unknown policy parameter"):
+        policy.replace(**{"eligibility.max_breach_probabilty": 0.1})
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda r: r["eligibility"].update(surprise=1), "unknown key"),
+        (lambda r: r["eligibility"].pop("min_orders_6m"), "missing key"),
+        (lambda r: r["eligibility"].update(max_breach_probability=1.5), "outside"),
+        (lambda r: r["risk_grades"][-1].update(max_probability=0.9), "end at 1.0"),
+        (lambda r: r["risk_grades"][1].update(max_probability=0.01), "increase strictly"),
+        (lambda r: r["rounding"]["steps"].append({"from_usd": 12345, "step_usd": 1000}),
+         "not a multiple"),
+        (lambda r: r["caps"].update(global_cap_usd="lots"), "expected a number"),
+        (lambda r: r["expected_loss"].update(loss_given_breach=0), "outside"),
+        (lambda r: r.update(name="has space"), "name"),
+    ],
+)
+def test_invalid_config_is_rejected_with_a_message(mutate, message):
+    raw = Policy.default().to_dict()
+    mutate(raw)
+    with pytest.raises(PolicyConfigError, match=message):
+        Policy.from_dict(raw)
+
+
+def test_invalid_yaml_file_names_the_file(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: tap\nversion: 1\n")
+    with pytest.raises(PolicyConfigError, match="bad.yaml"):
+        Policy.from_yaml(bad)
+
+
+def test_rounding_examples():
+    steps = Policy.default().rounding
+    got = round_down_to_steps(
+        np.array([0, 499.99, 500, 9999.99, 10000, 10999, 99999, 100000, 104999, 1e-300]), steps
+    )
+    assert list(got) == [0, 0, 500, 9500, 10000, 10000, 99000, 100000, 100000, 0]
+
+
+def _supplier(**overrides):
+    row = dict(
+        supplier_id="s1", as_of_date=pd.Timestamp("2025-06-30"), breach_probability_6m=0.01,
+        opted_in=True, membership_tier="gold", country="CN", tenure_months=24, orders_6m=40,
+        deal_value_12m_usd=200_000.0, assured_deal_value_12m_usd=120_000.0,
+        review_mean_6m=4.0, review_count_6m=3, on_time_shipment_rate_6m=0.9,
+        completion_rate_6m=0.95, dispute_ratio_6m=0.01,
+    )
+    row.update(overrides)
+    return row
+
+
+def test_worked_example_of_the_formula():
+    policy = Policy.default()
+    # V = max(120k, 0.5 x 200k) = 120k; B = 60k; fees = 0.03 x 120k x 6/12 + 1 x 0.5 x 40
+    # = 1,820; L = 0.6 x 1,820 / (p x 0.5). At p = 0.01 L = 218,400 > B: amount 60k.
+    assert decide_supplier(_supplier(), policy).trade_assurance_amount_usd == 60_000
+    # p = 0.06: L = 36,400 -> rounded down to 36,000; RISK_REDUCED
+    risky = decide_supplier(_supplier(breach_probability_6m=0.06), policy)
+    assert risky.trade_assurance_amount_usd == 36_000
+    assert risky.risk_grade == "C"
+    assert "RISK_REDUCED" in risky.amount_drivers
+    # good reviews and shipping: x1.1 x1.1 = 1.21 -> bounded at 1.2: 72,000
+    boosted = decide_supplier(
+        _supplier(review_mean_6m=4.8, review_count_6m=12, on_time_shipment_rate_6m=0.98),
+        policy,
+    )
+    assert boosted.trade_assurance_amount_usd == 72_000
+    assert {"REVIEW_BOOST", "ON_TIME_BOOST", "BOOST_LIMITED"} <= set(boosted.amount_drivers)
+
+
+def test_caps_and_growth_limit_drivers():
+    policy = Policy.default()
+    big = _supplier(assured_deal_value_12m_usd=10_000_000.0)
+    capped = decide_supplier(big, policy)
+    assert capped.trade_assurance_amount_usd == 100_000  # gold tier cap
+    assert "TIER_CAPPED" in capped.amount_drivers
+    grown = decide_supplier(big, policy, previous_amount=20_000)
+    assert grown.trade_assurance_amount_usd == 30_000  # +50%
+    assert "GROWTH_LIMITED" in grown.amount_drivers
+    small_start = decide_supplier(big, policy, previous_amount=1_000)
+    assert small_start.trade_assurance_amount_usd == 6_000  # +$5,000 beats +50%
+    # decreases apply immediately
+    assert decide_supplier(_supplier(), policy, previous_amount=90_000).trade_assurance_amount_usd == 60_000
+
+
+def test_every_rule_reports_its_reason():
+    policy = Policy.default()
+    decision = decide_supplier(
+        _supplier(opted_in=False, membership_tier="free", tenure_months=2, orders_6m=1,
+                  breach_probability_6m=0.9),
+        policy.replace(**{"eligibility.enabled_countries": ["VN"]}),
+    )
+    assert not decision.eligible
+    assert decision.trade_assurance_amount_usd == 0
+    assert decision.ineligible_reasons == (
+        "NOT_OPTED_IN", "TIER_NOT_ELIGIBLE", "COUNTRY_NOT_ENABLED", "HISTORY_TOO_SHORT",
+        "INSUFFICIENT_ORDERS", "RISK_ABOVE_CEILING",
+    )
+    assert decision.amount_drivers == ()
+    assert decision.risk_grade == "E"
+
+
+def test_nulls_are_handled_and_never_favourable():
+    policy = Policy.default()
+    all_null = _supplier(
+        breach_probability_6m=None, opted_in=None, membership_tier=None, country=None,
+        tenure_months=None, orders_6m=None, deal_value_12m_usd=None,
+        assured_deal_value_12m_usd=None, review_mean_6m=None, review_count_6m=None,
+        on_time_shipment_rate_6m=None, completion_rate_6m=None, dispute_ratio_6m=None,
+    )
+    decision = decide_supplier(all_null, policy)
+    assert decision == PolicyDecision(
+        supplier_id="s1", eligible=False,
+        ineligible_reasons=("NOT_OPTED_IN", "TIER_NOT_ELIGIBLE", "HISTORY_TOO_SHORT",
+                            "INSUFFICIENT_ORDERS", "RISK_NOT_SCORED"),
+        risk_grade="NR", trade_assurance_amount_usd=0.0, amount_drivers=(),
+    )
+    # Null assured value falls back to deal value; null reviews give no boost.
+    fallback = decide_supplier(
+        _supplier(assured_deal_value_12m_usd=None, review_mean_6m=None), policy
+    )
+    assert fallback.trade_assurance_amount_usd == 50_000  # 0.5 x (0.5 x 200k)
+    assert "CAPACITY_FROM_DEAL_VALUE" in fallback.amount_drivers
+    # Nullable pandas dtypes work too.
+    frame = pd.DataFrame([_supplier(), _supplier(supplier_id="s2")])
+    frame["opted_in"] = pd.array([True, None], dtype="boolean")
+    frame["orders_6m"] = pd.array([40, None], dtype="Int64")
+    out = apply_policy(frame, policy)
+    assert list(out["eligible"]) == [True, False]
+
+
+def test_optional_performance_columns_may_be_absent():
+    frame = pd.DataFrame([_supplier()]).drop(
+        columns=["review_mean_6m", "review_count_6m", "on_time_shipment_rate_6m",
+                 "completion_rate_6m", "dispute_ratio_6m"]
+    )
+    out = apply_policy(frame, Policy.default())
+    assert out["trade_assurance_amount_usd"].iloc[0] == 60_000
+
+
+def test_structural_input_errors_are_clear():
+    policy = Policy.default()
+    with pytest.raises(ValueError, match="lacks column"):
+        apply_policy(pd.DataFrame([_supplier()]).drop(columns=["country"]), policy)
+    with pytest.raises(ValueError, match="more than once"):
+        apply_policy(pd.DataFrame([_supplier(), _supplier()]), policy)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        apply_policy(pd.DataFrame([_supplier(breach_probability_6m=1.2)]), policy)
+
+
+def test_empty_frame_gives_empty_decisions():
+    frame = pd.DataFrame([_supplier()]).iloc[:0]
+    out = apply_policy(frame, Policy.default())
+    assert len(out) == 0
+    assert {"eligible", "trade_assurance_amount_usd", "amount_drivers"} <= set(out.columns)
+
+
+def test_output_keeps_input_columns_and_row_order():
+    frame = pd.DataFrame([_supplier(supplier_id=s) for s in ["b", "a", "c"]])
+    out = apply_policy(frame, Policy.default())
+    assert list(out["supplier_id"]) == ["b", "a", "c"]
+    assert list(out.columns[: len(frame.columns)]) == list(frame.columns)
+    assert out["trade_assurance_amount_usd"].dtype == np.float64
+    assert out["eligible"].dtype == bool
