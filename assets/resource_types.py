@@ -30,7 +30,6 @@ class LandingZone(Protocol):
 
 class ModelRegistry(Protocol):
     tracking_uri: str
-    artifact_location: str
     registered_model_name: str
     experiment_name: str
 

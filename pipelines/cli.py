@@ -89,7 +89,7 @@ def generate(out_dir: str, suppliers: int, start: str, months: int, seed: int) -
 
 
 def _run(settings: Settings, first: str | None, last: str | None):
-    from data_contracts import landing_zone_month_span
+    from data_contracts.span import landing_zone_month_span
     from pipelines.runner import month_range, run_months
 
     first, last = month_range(first, last, landing_zone_month_span(settings.landing))

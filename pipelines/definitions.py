@@ -24,7 +24,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "landing": LandingZoneResource(path=str(settings.landing), quarantine_parquet_dir=str(settings.quarantine_parquet)),
         "model_registry": MLflowResource(
             tracking_uri=settings.mlflow_tracking_uri,
-            artifact_location=settings.mlflow_artifacts.as_uri(),
             registered_model_name=REGISTERED_MODEL_NAME,
         ),
         "published_store": PublishedStoreResource(parquet_root=str(settings.published_parquet), reports_dir=str(settings.reports)),

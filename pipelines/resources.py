@@ -37,7 +37,6 @@ class MLflowResource(dg.ConfigurableResource):
     """The MLflow tracking store and model registry."""
 
     tracking_uri: str
-    artifact_location: str
     registered_model_name: str
     experiment_name: str = "supplier_breach_risk"
 

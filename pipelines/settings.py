@@ -40,10 +40,6 @@ class Settings:
         return f"sqlite:///{(self.home / 'mlflow.db').as_posix()}"
 
     @property
-    def mlflow_artifacts(self) -> Path:
-        return self.home / "mlartifacts"
-
-    @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 

@@ -1,0 +1,25 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11:
+#   make demo   generate a synthetic marketplace and run the whole pipeline on it
+#   make test   run the test suite (fast default; `make test-all` adds the heavy checks)
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+
+.PHONY: setup demo test test-all bench docs
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+	$(UV) sync --locked
+
+demo: setup
+	$(UV) run --locked assurance demo
+
+test: setup
+	$(UV) run --locked pytest
+
+test-all: setup
+	$(UV) sync --locked --extra spark
+	$(UV) run --locked --extra spark pytest -m ""
+
+docs: setup
+	$(UV) run --locked python -m data_contracts.docs
+	$(UV) run --locked python -m features.catalogue

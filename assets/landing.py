@@ -1,0 +1,91 @@
+"""The validated landing zone: the one unpartitioned entry point of the graph."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from assets.resource_types import WAREHOUSE_POOL, LandingZoneParam, WarehouseParam
+from data_contracts import IngestReport, ingest_landing_zone, load_landing_contracts, load_tolerances
+from data_contracts.expectations import run_expectation_suite
+from warehouse.landing_metadata import read_data_horizon, record_landing_zone
+
+ROWS_RECONCILE = "rows_reconcile"
+QUARANTINE_WITHIN_TOLERANCE = "quarantine_within_tolerance"
+
+
+def rows_reconcile(report: IngestReport) -> dg.AssetCheckResult:
+    """Every landing row is either accepted or quarantined: read == accepted + quarantined per table."""
+    metadata, passed = {}, True
+    for table in report.tables.values():
+        balanced = table.rows_read == table.rows_accepted + table.rows_quarantined
+        passed &= balanced
+        metadata[table.table] = (
+            f"read {table.rows_read:,} = accepted {table.rows_accepted:,} + quarantined {table.rows_quarantined:,}"
+            + ("" if balanced else "  <-- DOES NOT RECONCILE")
+        )
+    return dg.AssetCheckResult(check_name=ROWS_RECONCILE, passed=passed, metadata=metadata)
+
+
+def quarantine_within_tolerance(report: IngestReport) -> dg.AssetCheckResult:
+    """The quarantined share per table stays within data_contracts/tolerances.yaml; beyond it
+    the run stops, because scores built on a mostly-rejected table would mislead."""
+    over = report.over_tolerance(load_tolerances())
+    metadata = {}
+    for table in report.tables.values():
+        by_rule = ", ".join(f"{rule}: {n:,}" for rule, n in sorted(table.quarantined_by_rule.items())) or "none"
+        verdict = "OVER TOLERANCE" if table.table in over else "within tolerance"
+        metadata[table.table] = f"{table.quarantined_share:.2%} quarantined, {verdict}; {by_rule}"
+    return dg.AssetCheckResult(check_name=QUARANTINE_WITHIN_TOLERANCE, passed=not over, metadata=metadata)
+
+
+@dg.asset(
+    group_name="ingest",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec(ROWS_RECONCILE, asset="landing_zone", blocking=True, description=rows_reconcile.__doc__),
+        dg.AssetCheckSpec(
+            QUARANTINE_WITHIN_TOLERANCE, asset="landing_zone", blocking=True, description=quarantine_within_tolerance.__doc__
+        ),
+    ],
+)
+def landing_zone(context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam) -> dg.MaterializeResult:
+    """Landing-zone tables checked against their contracts: each row accepted into `validated.*`
+    or quarantined in `quarantine.*` with the rule it broke (DESIGN §3)."""
+    landing_dir = Path(landing.path)
+    context.log.info(f"ingesting landing zone {landing_dir}")
+    with warehouse.connect() as con:
+        report = ingest_landing_zone(landing_dir, con, quarantine_parquet_dir=Path(landing.quarantine_parquet_dir))
+        record_landing_zone(con, landing_dir, report.data_horizon)
+    text = report.to_text()
+    context.log.info("\n" + text)
+    metadata: dict[str, object] = {
+        "landing_dir": dg.MetadataValue.path(str(landing_dir)),
+        "data_horizon": str(report.data_horizon),
+        "report": dg.MetadataValue.md(f"```\n{text}\n```"),
+    }
+    for table in report.tables.values():
+        metadata[f"{table.table}_accepted"] = table.rows_accepted
+        metadata[f"{table.table}_quarantined"] = table.rows_quarantined
+    return dg.MaterializeResult(
+        metadata=metadata, check_results=[rows_reconcile(report), quarantine_within_tolerance(report)]
+    )
+
+
+@dg.asset_check(asset=landing_zone)
+def validated_tables_meet_contract(warehouse: WarehouseParam) -> dg.AssetCheckResult:
+    """Great Expectations suites built from the landing contracts pass on the accepted rows."""
+    with warehouse.connect(read_only=True) as con:
+        horizon = read_data_horizon(con)
+        present = {
+            row[0]
+            for row in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'validated'").fetchall()
+        }
+        results = [
+            run_expectation_suite(con, name, contract, horizon=horizon)
+            for name, contract in load_landing_contracts().items()
+            if name in present
+        ]
+    metadata = {result.table: result.to_text() for result in results}
+    return dg.AssetCheckResult(passed=all(result.passed for result in results), metadata=metadata)

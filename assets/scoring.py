@@ -1,0 +1,79 @@
+"""Monthly scores: champion-model breach probability, reason codes, eligibility and amount."""
+
+
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+
+from assets.features import SUPPLIER_FEATURES_TABLE, supplier_features
+from assets.modeling import breach_model
+from assets.partitions import as_of_dates_in_run, month_end_partitions, single_run
+from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, PolicySourceParam, WarehouseParam
+from models.policy import Policy
+from models.registry import load_model_by_alias
+from models.supplier_decisions import decide_month
+from warehouse import replace_months
+
+SCORES_TABLE = "models.scores"
+
+
+def load_policy(source: PolicySourceParam) -> Policy:
+    return Policy.from_yaml(Path(source.policy_file)) if source.policy_file else Policy.default()
+
+
+def _previous_amounts(con, as_of_date):
+    """Last month's amounts, which cap this month's growth; none before the first scored month."""
+    try:
+        rows = con.execute(
+            f"SELECT supplier_id, trade_assurance_amount_usd FROM {SCORES_TABLE} WHERE as_of_date = ?",
+            [as_of_date.replace(day=1) - timedelta(days=1)],
+        ).df()
+    except duckdb.CatalogException:  # before the first run the table does not exist
+        return None
+    return rows.set_index("supplier_id")["trade_assurance_amount_usd"] if len(rows) else None
+
+
+@dg.asset(
+    deps=[supplier_features, breach_model],
+    partitions_def=month_end_partitions,
+    backfill_policy=single_run,
+    group_name="scores",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "lightgbm"},
+)
+def supplier_scores(
+    context: dg.AssetExecutionContext, warehouse: WarehouseParam, model_registry: ModelRegistryParam, policy: PolicySourceParam
+) -> dg.MaterializeResult:
+    """Each supplier's calibrated six-month breach probability from the champion model, its
+    reason codes, and the limit policy's eligibility, risk grade and Trade Assurance Amount.
+    Months run oldest first because each month's amount may rise only so far above the last."""
+    model, model_version = load_model_by_alias(
+        model_registry.tracking_uri, "champion", registered_model_name=model_registry.registered_model_name
+    )
+    limit_policy = load_policy(policy)
+    as_of_dates = as_of_dates_in_run(context)
+    summary = {}
+    with warehouse.connect() as con:
+        for as_of_date in as_of_dates:
+            features = con.execute(
+                f"SELECT * FROM {SUPPLIER_FEATURES_TABLE} WHERE as_of_date = ? ORDER BY supplier_id", [as_of_date]
+            ).df()
+            decided = decide_month(features, model, model_version, limit_policy, _previous_amounts(con, as_of_date))
+            con.execute("BEGIN TRANSACTION")
+            replace_months(con, SCORES_TABLE, [as_of_date], decided)
+            con.execute("COMMIT")
+            eligible = sum(decided.column("eligible").to_pylist())
+            amount = sum(decided.column("trade_assurance_amount_usd").to_pylist())
+            summary[str(as_of_date)] = {"suppliers": decided.num_rows, "eligible": eligible, "amount_usd": round(amount)}
+            context.log.info(f"scored {as_of_date}: {decided.num_rows:,} suppliers, {eligible:,} eligible, ${amount:,.0f} covered")
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": model_version,
+            "policy_version": limit_policy.version,
+            "months": len(as_of_dates),
+            "per_month": dg.MetadataValue.json(summary),
+        }
+    )

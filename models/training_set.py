@@ -1,0 +1,64 @@
+"""The training set: features at each month end joined with the breach label that followed it.
+
+Only month ends whose whole six-month outcome window lies before the data horizon get a
+label that can be trained on (DESIGN §4); the rest are scored, never trained on.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import duckdb
+import pyarrow as pa
+
+from features import compute_supplier_features, month_ends
+from features.windows import month_end
+from models.labels import compute_breach_labels, is_label_complete
+
+LABEL_COLUMNS = ("breach_6m", "breach_count_6m", "breach_refund_usd_6m", "pre_shipment_breach_6m", "post_delivery_breach_6m")
+
+
+class NotEnoughHistoryError(RuntimeError):
+    """The landing zone is too short to have any month with a complete outcome window."""
+
+
+def first_activity_month_end(con: duckdb.DuckDBPyConnection, schema: str = "validated") -> date:
+    first = con.execute(f"SELECT min(created_at) FROM {schema}.orders").fetchone()[0]
+    if first is None:
+        raise NotEnoughHistoryError("there are no accepted orders to learn from")
+    return month_end(first.year, first.month)
+
+
+def trainable_month_ends(con: duckdb.DuckDBPyConnection, data_horizon: datetime, schema: str = "validated") -> list[date]:
+    """Month ends from the first month with orders whose outcome window is fully observed."""
+    candidates = month_ends(first_activity_month_end(con, schema), data_horizon.date())
+    months = [month for month in candidates if is_label_complete(month, data_horizon)]
+    if not months:
+        raise NotEnoughHistoryError(
+            f"no month has a complete six-month outcome window before the data horizon {data_horizon:%Y-%m-%d}: "
+            "a model needs at least 7 months of history (more for an out-of-time evaluation)"
+        )
+    return months
+
+
+def build_training_set(con: duckdb.DuckDBPyConnection, data_horizon: datetime, schema: str = "validated") -> pa.Table:
+    """Features joined with labels for every trainable month end, sorted by (as_of_date, supplier_id)."""
+    months = trainable_month_ends(con, data_horizon, schema)
+    features = compute_supplier_features(con, months, schema=schema)
+    labels = compute_breach_labels(con, months, schema=schema, data_horizon=data_horizon)
+    con.register("_training_features", features)
+    con.register("_training_labels", labels)
+    try:
+        label_list = ", ".join(f"l.{column}" for column in LABEL_COLUMNS)
+        return con.execute(
+            f"""
+            SELECT f.*, {label_list}
+            FROM _training_features f
+            JOIN _training_labels l USING (as_of_date, supplier_id)
+            WHERE l.label_complete
+            ORDER BY as_of_date, supplier_id
+            """
+        ).fetch_arrow_table()
+    finally:
+        con.unregister("_training_features")
+        con.unregister("_training_labels")

@@ -1,0 +1,147 @@
+"""The whole pipeline, in-process, on a tiny generated landing zone: published tables meet DESIGN §5."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.runner import run_months
+from pipelines.settings import Settings
+from synthetic import generate_landing_zone
+
+SCORE_COLUMNS = {
+    "as_of_date": "DATE",
+    "supplier_id": "VARCHAR",
+    "eligible": "BOOLEAN",
+    "ineligible_reasons": "VARCHAR[]",
+    "breach_probability_6m": "DOUBLE",
+    "risk_grade": "VARCHAR",
+    "trade_assurance_amount_usd": "DOUBLE",
+    "reason_codes": "VARCHAR[]",
+    "model_version": "VARCHAR",
+    "policy_version": "VARCHAR",
+    "run_id": "VARCHAR",
+    "published_at": "TIMESTAMP",
+}
+STOREFRONT_COLUMNS = {
+    "transactions_12m",
+    "deal_value_12m_usd",
+    "response_rate_6m",
+    "median_response_hours_6m",
+    "on_time_shipment_rate_6m",
+}
+FIRST, LAST = "2024-01", "2025-08"
+
+
+@pytest.fixture(scope="module")
+def pipeline_home(tmp_path_factory) -> Settings:
+    root = tmp_path_factory.mktemp("e2e")
+    landing = root / "landing"
+    generate_landing_zone(landing, n_suppliers=300, start=FIRST, months=20, seed=11)
+    settings = Settings(home=root / "home", landing=landing)
+    outcome = run_months(settings, FIRST, LAST, log_level="WARNING")
+    settings_outcome = (settings, outcome)
+    yield settings_outcome
+    os.environ.pop("DAGSTER_HOME", None)
+
+
+@pytest.fixture(scope="module")
+def warehouse(pipeline_home):
+    settings, _ = pipeline_home
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    yield con
+    con.close()
+
+
+def column_types(con, table: str) -> dict[str, str]:
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE published.{table}").fetchall()}
+
+
+def test_supplier_scores_have_the_contract_columns_and_types(warehouse):
+    types = column_types(warehouse, "supplier_scores")
+    for column, expected in SCORE_COLUMNS.items():
+        assert types.get(column) == expected, f"{column}: {types.get(column)} != {expected}"
+
+
+def test_one_row_per_supplier_and_month_for_every_month(warehouse):
+    months, rows, distinct = warehouse.execute(
+        "SELECT count(DISTINCT as_of_date), count(*), count(DISTINCT (as_of_date, supplier_id)) FROM published.supplier_scores"
+    ).fetchone()
+    assert months == 20 and rows == distinct and rows > 0
+    for table in ("supplier_features", "storefront_metrics"):
+        keys = warehouse.execute(
+            f"SELECT count(*) - count(DISTINCT (as_of_date, supplier_id)) FROM published.{table}"
+        ).fetchone()[0]
+        assert keys == 0
+    missing = warehouse.execute(
+        """SELECT count(*) FROM published.supplier_features f
+           ANTI JOIN published.supplier_scores s USING (as_of_date, supplier_id)"""
+    ).fetchone()[0]
+    assert missing == 0, "every supplier with features has a score"
+
+
+def test_amounts_are_consistent_with_eligibility(warehouse):
+    bad = warehouse.execute(
+        """SELECT count(*) FROM published.supplier_scores
+           WHERE trade_assurance_amount_usd < 0
+              OR (NOT eligible AND trade_assurance_amount_usd <> 0)
+              OR (NOT eligible AND len(ineligible_reasons) = 0)
+              OR (eligible AND len(ineligible_reasons) > 0)
+              OR breach_probability_6m NOT BETWEEN 0 AND 1
+              OR model_version IS NULL OR policy_version IS NULL"""
+    ).fetchone()[0]
+    assert bad == 0
+    eligible_share = warehouse.execute("SELECT avg(eligible::INT) FROM published.supplier_scores").fetchone()[0]
+    assert 0 < eligible_share < 1, "a realistic world has both eligible and ineligible suppliers"
+
+
+def test_storefront_metrics_have_the_buyer_facing_columns(warehouse):
+    columns = set(column_types(warehouse, "storefront_metrics"))
+    assert STOREFRONT_COLUMNS <= columns
+
+
+def test_latest_view_has_one_row_per_supplier_at_the_last_month(warehouse):
+    rows, suppliers, newest = warehouse.execute(
+        "SELECT count(*), count(DISTINCT supplier_id), max(as_of_date) FROM published.supplier_scores_latest"
+    ).fetchone()
+    assert rows == suppliers and str(newest) == "2025-08-31"
+
+
+def test_parquet_copies_match_the_warehouse(pipeline_home, warehouse):
+    settings, _ = pipeline_home
+    for table in ("supplier_scores", "supplier_features", "storefront_metrics"):
+        parquet = warehouse.execute(
+            f"SELECT count(*) FROM read_parquet('{settings.published_parquet}/{table}/*/*.parquet', hive_partitioning = true)"
+        ).fetchone()[0]
+        in_duckdb = warehouse.execute(f"SELECT count(*) FROM published.{table}").fetchone()[0]
+        assert parquet == in_duckdb > 0
+        assert len(list((settings.published_parquet / table).glob("as_of_date=*"))) == 20
+
+
+def test_quarantine_schema_exists_with_rule_and_source_file(warehouse):
+    tables = warehouse.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'quarantine'"
+    ).fetchall()
+    assert {"orders", "suppliers", "disputes"} <= {t[0] for t in tables}
+    columns = {row[0] for row in warehouse.execute("DESCRIBE quarantine.orders").fetchall()}
+    assert {"rule", "source_file"} <= columns
+
+
+def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
+    settings, first = pipeline_home
+    value_columns = "as_of_date, supplier_id, eligible, ineligible_reasons, breach_probability_6m, risk_grade, trade_assurance_amount_usd, reason_codes, model_version, policy_version"
+    before = warehouse.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
+    warehouse.close()
+    second = run_months(settings, "2025-06", LAST, log_level="WARNING")
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        after = con.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
+        run_ids = {row[0] for row in con.execute("SELECT DISTINCT run_id FROM published.supplier_scores WHERE as_of_date >= '2025-06-01'").fetchall()}
+        untouched = {row[0] for row in con.execute("SELECT DISTINCT run_id FROM published.supplier_scores WHERE as_of_date < '2025-06-01'").fetchall()}
+    finally:
+        con.close()
+    assert after == before
+    assert run_ids == {second.run_id} and untouched == {first.run_id}
