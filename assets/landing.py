@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.partitions import single_run
 from assets.resource_types import WAREHOUSE_POOL, LandingZoneParam, WarehouseParam
 from data_contracts import IngestReport, ingest_landing_zone, load_landing_contracts, load_tolerances
 from data_contracts.expectations import run_expectation_suite
@@ -41,6 +42,7 @@ def quarantine_within_tolerance(report: IngestReport) -> dg.AssetCheckResult:
 
 @dg.asset(
     group_name="ingest",
+    backfill_policy=single_run,
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     check_specs=[

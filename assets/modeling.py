@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.landing import landing_zone
+from assets.partitions import single_run
 from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, WarehouseParam
 from features import FEATURES
 from models.plots import reliability_figure
@@ -27,7 +28,7 @@ def _figure_markdown(figure) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![figure](data:image/png;base64,{encoded})")
 
 
-@dg.asset(deps=[landing_zone], group_name="model", pool=WAREHOUSE_POOL, kinds={"duckdb"})
+@dg.asset(deps=[landing_zone], backfill_policy=single_run, group_name="model", pool=WAREHOUSE_POOL, kinds={"duckdb"})
 def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -> dg.MaterializeResult:
     """Features at every month end whose six-month outcome window is complete, joined with the
     breach label that followed (DESIGN §4); later months are scored, never trained on."""
@@ -52,7 +53,7 @@ def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -
     )
 
 
-@dg.asset(deps=[training_set], group_name="model", pool=WAREHOUSE_POOL, kinds={"lightgbm", "mlflow"})
+@dg.asset(deps=[training_set], backfill_policy=single_run, group_name="model", pool=WAREHOUSE_POOL, kinds={"lightgbm", "mlflow"})
 def breach_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, model_registry: ModelRegistryParam) -> dg.MaterializeResult:
     """The champion model in the MLflow registry: a LightGBM breach classifier trained on earlier
     months, calibrated and evaluated on later ones. When the training data is unchanged the
