@@ -25,6 +25,7 @@ def rows_reconcile(report: IngestReport) -> dg.AssetCheckResult:
             f"read {table.rows_read:,} = accepted {table.rows_accepted:,} + quarantined {table.rows_quarantined:,}"
             + ("" if balanced else "  <-- DOES NOT RECONCILE")
         )
+    metadata["summary"] = "every row accepted or quarantined" if passed else "row counts do not reconcile: rows were lost"
     return dg.AssetCheckResult(check_name=ROWS_RECONCILE, passed=passed, metadata=metadata)
 
 
@@ -37,6 +38,12 @@ def quarantine_within_tolerance(report: IngestReport) -> dg.AssetCheckResult:
         by_rule = ", ".join(f"{rule}: {n:,}" for rule, n in sorted(table.quarantined_by_rule.items())) or "none"
         verdict = "OVER TOLERANCE" if table.table in over else "within tolerance"
         metadata[table.table] = f"{table.quarantined_share:.2%} quarantined, {verdict}; {by_rule}"
+    metadata["summary"] = (
+        "; ".join(f"{name}: {share:.2%} quarantined > tolerance {allowed:.2%}" for name, (share, allowed) in over.items())
+        + " (see `assurance validate --landing DIR` for the rules, data_contracts/tolerances.yaml for the limits)"
+        if over
+        else "all tables within tolerance"
+    )
     return dg.AssetCheckResult(check_name=QUARANTINE_WITHIN_TOLERANCE, passed=not over, metadata=metadata)
 
 

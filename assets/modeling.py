@@ -12,9 +12,9 @@ from assets.partitions import single_run
 from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, WarehouseParam
 from features import FEATURES
 from models.plots import reliability_figure
-from models.registry import alias_data_fingerprint, load_model_by_alias, log_and_register, promote_if_better
+from models.registry import ModelAliasNotFound, alias_data_fingerprint, load_model_by_alias, log_and_register, promote_if_better
 from models.training import TrainingConfig, complete_label_rows, train_breach_model, training_data_fingerprint
-from models.training_set import build_training_set
+from models.training_set import build_training_set, untrainable_reason
 from warehouse.landing_metadata import read_data_horizon
 
 TRAINING_SET_TABLE = "models.training_set"
@@ -64,6 +64,18 @@ def breach_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, m
     training["as_of_date"] = pd.to_datetime(training["as_of_date"]).dt.date
     fingerprint = training_data_fingerprint(complete_label_rows(training))
     name, uri = model_registry.registered_model_name, model_registry.tracking_uri
+    problem = untrainable_reason(training)
+    if problem:
+        if alias_data_fingerprint(uri, "champion", registered_model_name=name) is None:
+            raise ModelAliasNotFound(
+                f"cannot train a breach model: {problem}; and the registry {uri} has no champion to fall back on. "
+                "Train one on data with disputes into the same home first (e.g. `assurance demo --home HOME`), then rerun"
+            )
+        _, version = load_model_by_alias(uri, "champion", registered_model_name=name)
+        context.log.warning(f"not training: {problem}; scoring with the existing champion {version}")
+        return dg.MaterializeResult(
+            metadata={"champion_version": version, "trained": False, "not_trained_because": problem, "data_fingerprint": fingerprint}
+        )
     if alias_data_fingerprint(uri, "champion", registered_model_name=name) == fingerprint:
         _, version = load_model_by_alias(uri, "champion", registered_model_name=name)
         context.log.info(f"training data unchanged (sha256 {fingerprint[:12]}): reusing champion {version}")

@@ -62,3 +62,29 @@ def build_training_set(con: duckdb.DuckDBPyConnection, data_horizon: datetime, s
     finally:
         con.unregister("_training_features")
         con.unregister("_training_labels")
+
+
+# Fewer breaches than this leave too little signal to learn from or to calibrate on.
+MIN_BREACHES_TO_TRAIN = 20
+MIN_MONTHS_TO_TRAIN = 3
+
+
+def untrainable_reason(training) -> str | None:
+    """Why this training set cannot give an honest model, or None when it can.
+
+    Real data may lack what labels need (Olist has no disputes, so every label is negative):
+    a model fitted on one class would publish invented risk, so the pipeline says so instead.
+    """
+    complete = training[training["label_complete"]] if "label_complete" in training else training
+    months = complete["as_of_date"].nunique()
+    breaches = int(complete["breach_6m"].astype(bool).sum())
+    if months < MIN_MONTHS_TO_TRAIN:
+        return f"only {months} month(s) with a complete six-month outcome window (need {MIN_MONTHS_TO_TRAIN})"
+    if breaches < MIN_BREACHES_TO_TRAIN:
+        return (
+            f"only {breaches} breach(es) in {len(complete):,} supplier-months with complete labels "
+            f"(need {MIN_BREACHES_TO_TRAIN}); the landing zone may have no disputes"
+        )
+    if breaches == len(complete):
+        return "every supplier-month is a breach: labels carry no signal"
+    return None

@@ -69,6 +69,7 @@ def run_months(settings: Settings, first_month: str, last_month: str, log_level:
         )
     failed_checks = [
         f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        + (f" ({evaluation.metadata['summary'].value})" if "summary" in evaluation.metadata else "")
         for evaluation in result.get_asset_check_evaluations()
         if not evaluation.passed
     ]

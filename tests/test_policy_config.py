@@ -47,7 +47,7 @@ def _changed(value):
     if isinstance(value, (int, float)):
         if value == 1.0:
             return 0.999  # probabilities/shares bounded by 1 (the last grade bound is special)
-        return value * 0.5 if value else 0.25
+        return value * 0.99 if value else 0.25
     if isinstance(value, list):
         return [*value, "ZZ"] if value else ["ZZ"]
     if value is None:
@@ -84,7 +84,14 @@ def test_every_parameter_change_changes_the_version():
         raw = copy.deepcopy(base_raw)
         if path == ("risk_grades", len(base_raw["risk_grades"]) - 1, "max_probability"):
             continue  # the last bound must be 1.0: it is not a free parameter
-        new = ["CN"] if path == ("eligibility", "enabled_countries") else _changed(value)
+        if path == ("rounding", "steps", 0, "from_usd"):
+            continue  # the first band starts at 0 by definition
+        if path == ("eligibility", "enabled_countries"):
+            new = ["CN"]
+        elif path[0] == "rounding":
+            new = value * 2  # band starts stay multiples of their steps
+        else:
+            new = _changed(value)
         _set(raw, path, new)
         try:
             changed = Policy.from_dict(raw)
@@ -115,7 +122,7 @@ def test_replace_makes_a_new_version_for_what_if():
         (lambda r: r["eligibility"].update(max_breach_probability=1.5), "outside"),
         (lambda r: r["risk_grades"][-1].update(max_probability=0.9), "end at 1.0"),
         (lambda r: r["risk_grades"][1].update(max_probability=0.01), "increase strictly"),
-        (lambda r: r["rounding"]["steps"].append({"from_usd": 12345, "step_usd": 1000}),
+        (lambda r: r["rounding"]["steps"].__setitem__(1, {"from_usd": 10500, "step_usd": 1000}),
          "not a multiple"),
         (lambda r: r["caps"].update(global_cap_usd="lots"), "expected a number"),
         (lambda r: r["expected_loss"].update(loss_given_breach=0), "outside"),
@@ -187,7 +194,8 @@ def test_caps_and_growth_limit_drivers():
     small_start = decide_supplier(big, policy, previous_amount=1_000)
     assert small_start.trade_assurance_amount_usd == 6_000  # +$5,000 beats +50%
     # decreases apply immediately
-    assert decide_supplier(_supplier(), policy, previous_amount=90_000).trade_assurance_amount_usd == 60_000
+    shrunk = decide_supplier(_supplier(), policy, previous_amount=90_000)
+    assert shrunk.trade_assurance_amount_usd == 60_000
 
 
 def test_every_rule_reports_its_reason():
@@ -253,6 +261,34 @@ def test_structural_input_errors_are_clear():
         apply_policy(pd.DataFrame([_supplier(), _supplier()]), policy)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         apply_policy(pd.DataFrame([_supplier(breach_probability_6m=1.2)]), policy)
+
+
+def test_extreme_values_stay_finite_and_bounded():
+    policy = Policy.default()
+    frame = pd.DataFrame(
+        [
+            _supplier(supplier_id="tiny_p", breach_probability_6m=5e-324,
+                      deal_value_12m_usd=0.0, assured_deal_value_12m_usd=0.0, orders_6m=0),
+            _supplier(supplier_id="huge", deal_value_12m_usd=1e308,
+                      assured_deal_value_12m_usd=float("inf"), orders_6m=10**18),
+            _supplier(supplier_id="negative", deal_value_12m_usd=-5.0,
+                      assured_deal_value_12m_usd=-1e9, tenure_months=-3),
+        ]
+    )
+    previous = pd.Series([float("inf"), -10.0, None], index=["tiny_p", "huge", "negative"])
+    out = apply_policy(frame, policy, previous).set_index("supplier_id")
+    amounts = out["trade_assurance_amount_usd"]
+    assert np.isfinite(amounts).all()
+    assert amounts["tiny_p"] == 0  # no trade, nothing to cover
+    assert amounts["huge"] == 5_000  # previous -10 read as 0: growth limit $5,000
+    assert amounts["negative"] == 0 and not out.loc["negative", "eligible"]
+
+
+def test_every_shipped_policy_config_loads():
+    configs = sorted(DEFAULT_POLICY_PATH.parent.glob("*.yaml"))
+    assert DEFAULT_POLICY_PATH in configs
+    versions = {Policy.from_yaml(path).version for path in configs}
+    assert len(versions) == len(configs)
 
 
 def test_empty_frame_gives_empty_decisions():
