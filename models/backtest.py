@@ -406,3 +406,26 @@ def compare_policies(
             mine, on=["as_of_date", "supplier_id"], how="outer"
         )
     return PolicyComparison(results=results, totals=totals, monthly=monthly, amounts=amounts)
+
+
+def load_scored_history(
+    con,
+    data_horizon,
+    scores_table: str = "models.scores",
+    features_table: str = "features.supplier_features",
+    schema: str = "validated",
+) -> pd.DataFrame:
+    """Already-scored months with their features and realised outcomes, ready for
+    ``run_backtest``/``compare_policies``: a what-if needs no retraining or rescoring."""
+    from models.labels import compute_breach_labels
+
+    scored = con.execute(
+        f"""SELECT f.*, s.breach_probability_6m
+            FROM {scores_table} s JOIN {features_table} f USING (as_of_date, supplier_id)
+            ORDER BY as_of_date, supplier_id"""
+    ).df()
+    if scored.empty:
+        raise ValueError(f"no scored months in {scores_table}: run the pipeline first (`assurance run`)")
+    months = sorted(pd.to_datetime(scored["as_of_date"]).dt.date.unique())
+    labels = compute_breach_labels(con, months, schema=schema, data_horizon=data_horizon).to_pandas()
+    return build_backtest_history(scored, labels)

@@ -145,6 +145,39 @@ def validate(landing: str) -> None:
     sys.exit(exit_code)
 
 
+@main.command()
+@click.option("--home", type=click.Path(file_okay=False), help="Home folder of a scored run [default: $ASSURANCE_HOME or ./var].")
+@click.option(
+    "--policy",
+    "policy_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A policy YAML to compare with the current one (repeatable); e.g. models/policies/conservative.yaml.",
+)
+@clean_errors
+def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
+    """Replay the limit policy (and what-if variants) over already-scored months: no retraining."""
+    from datetime import datetime
+
+    from models.backtest import compare_policies, load_scored_history
+    from models.backtest_report import write_backtest_report
+    from models.policy import Policy
+    from warehouse import open_warehouse
+    from warehouse.landing_metadata import read_data_horizon
+
+    settings = _settings(home)
+    current = Policy.from_yaml(settings.policy_file) if settings.policy_file else Policy.default()
+    policies = [current, *(Policy.from_yaml(Path(file)) for file in policy_files)]
+    with open_warehouse(settings.warehouse, read_only=True) as con:
+        history = load_scored_history(con, read_data_horizon(con))
+    comparison = compare_policies(history, policies)
+    first = comparison.results[current.version]
+    path = settings.reports / f"backtest-{datetime.now():%Y%m%d-%H%M%S}.html"
+    write_backtest_report(first, path, comparison=comparison if len(policies) > 1 else None)
+    click.echo(comparison.totals.round(3).to_string(index=False))
+    click.echo(f"\nreport: {path}")
+
+
 @main.command("import-olist")
 @click.argument("src", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the landing zone to.")

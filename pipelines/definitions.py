@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import features, landing, modeling, publishing, scoring
+from assets import features, landing, modeling, publishing, reporting, scoring
 from pipelines.jobs import assurance_monthly, monthly_schedule
 from pipelines.resources import (
     LandingZoneResource,
@@ -15,7 +15,7 @@ from pipelines.resources import (
 )
 from pipelines.settings import REGISTERED_MODEL_NAME, Settings
 
-ASSET_MODULES = [landing, features, modeling, scoring, publishing]
+ASSET_MODULES = [landing, features, modeling, scoring, publishing, reporting]
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:

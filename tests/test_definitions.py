@@ -26,6 +26,7 @@ def test_definitions_load_and_hold_the_whole_graph(tmp_path):
         "published/supplier_scores",
         "published/supplier_features",
         "published/storefront_metrics",
+        "policy_backtest",
     }
     job = defs.resolve_job_def(MONTHLY_JOB_NAME)
     assert job.partitions_def == month_end_partitions

@@ -130,6 +130,21 @@ def test_quarantine_schema_exists_with_rule_and_source_file(warehouse):
     assert {"rule", "source_file"} <= columns
 
 
+def test_backtest_report_and_what_if_need_no_retraining(pipeline_home):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    settings, _ = pipeline_home
+    assert (settings.reports / "backtest.html").stat().st_size > 10_000
+    conservative = Path(__file__).resolve().parents[1] / "models" / "policies" / "conservative.yaml"
+    versions_before = list((settings.home / "mlartifacts").rglob("MLmodel"))
+    result = CliRunner().invoke(main, ["backtest", "--home", str(settings.home), "--policy", str(conservative)])
+    assert result.exit_code == 0, result.output
+    assert "tap-" in result.output and "report:" in result.output
+    assert list((settings.home / "mlartifacts").rglob("MLmodel")) == versions_before
+
+
 def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
     settings, first = pipeline_home
     value_columns = "as_of_date, supplier_id, eligible, ineligible_reasons, breach_probability_6m, risk_grade, trade_assurance_amount_usd, reason_codes, model_version, policy_version"
