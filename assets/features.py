@@ -14,6 +14,25 @@ SUPPLIER_FEATURES_TABLE = "features.supplier_features"
 STOREFRONT_METRICS_TABLE = "features.storefront_metrics"
 
 
+def _distribution_markdown(con, table: str, as_of_date) -> str:
+    """Quartiles and null share of every column in one month: the shape of the features at a glance."""
+    summary = con.execute(
+        f"SUMMARIZE SELECT * EXCLUDE (as_of_date, supplier_id) FROM {table} WHERE as_of_date = ?", [as_of_date]
+    ).df()
+    header = "| feature | min | q25 | median | q75 | max | null % |\n|---|---|---|---|---|---|---|"
+    def shown(value) -> str:
+        try:
+            return f"{float(value):.4g}"
+        except (TypeError, ValueError):
+            return "" if value is None else str(value)
+
+    lines = [
+        "| " + " | ".join([r.column_name, *(shown(r[c]) for c in ("min", "q25", "q50", "q75", "max", "null_percentage"))]) + " |"
+        for _, r in summary.iterrows()
+    ]
+    return "\n".join([header, *lines])
+
+
 def _rows_per_month(table) -> dict[str, int]:
     counts = pc.value_counts(table.column("as_of_date")).to_pylist()
     return {str(item["values"]): item["counts"] for item in sorted(counts, key=lambda item: item["values"])}
@@ -37,6 +56,7 @@ def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehousePar
         con.execute("BEGIN TRANSACTION")
         replace_months(con, SUPPLIER_FEATURES_TABLE, as_of_dates, rows)
         con.execute("COMMIT")
+        distribution = _distribution_markdown(con, SUPPLIER_FEATURES_TABLE, as_of_dates[-1])
     per_month = _rows_per_month(rows)
     context.log.info(f"supplier features: {rows.num_rows:,} rows, {rows.num_columns - 2} features")
     return dg.MaterializeResult(
@@ -44,6 +64,7 @@ def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehousePar
             "rows": rows.num_rows,
             "features": rows.num_columns - 2,
             "suppliers_per_month": dg.MetadataValue.json(per_month),
+            f"distribution_{as_of_dates[-1]}": dg.MetadataValue.md(distribution),
         }
     )
 
