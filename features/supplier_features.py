@@ -1,0 +1,265 @@
+"""Point-in-time supplier features: one row per (as_of_date, supplier) joined by T.
+
+The windowed counts come from ``features.window_aggregates``; this module turns them into
+the catalogue's columns: rates (each with the counts behind it), empirically shrunk rates
+and a few derived figures. Column meanings are documented in ``features.catalogue``
+(and ``docs/feature_catalogue.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features import window_aggregates as wa
+from features.windows import as_of_calendar_table, table_exists
+
+# Empirical-Bayes prior strength: a shrunk rate is (k + a * p) / (n + a), with p the
+# population rate over all suppliers at the same T. a = 20 means a supplier needs about
+# twenty observations before its own history weighs as much as the population's; with
+# typical monthly volumes that is one to three months of trading.
+SHRINKAGE_PRIOR_STRENGTH = 20.0
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate k / n over a window; ``shrunk`` adds the empirically shrunk column."""
+
+    name: str
+    numerator: str
+    denominator: str
+    shrunk: bool = True
+
+
+# One entry per rate column; the SQL, the reference and the catalogue all use these
+# numerator/denominator pairs, so a rate means the same everywhere.
+RATES: tuple[Rate, ...] = (
+    Rate("completion_rate_6m", "completed_orders_6m", "orders_6m"),
+    Rate("supplier_cancellation_rate_6m", "supplier_cancelled_orders_6m", "orders_6m"),
+    Rate("on_time_shipment_rate_6m", "on_time_shipments_6m", "promised_shipments_6m"),
+    Rate("dispute_ratio_6m", "disputed_orders_6m", "orders_6m"),
+    Rate("pre_shipment_dispute_ratio_6m", "pre_shipment_disputed_orders_6m", "orders_6m"),
+    Rate("post_delivery_dispute_ratio_6m", "post_delivery_disputed_orders_6m", "orders_6m"),
+    Rate("buyer_won_dispute_share_6m", "buyer_won_disputes_6m", "resolved_disputes_6m"),
+    Rate("refund_share_6m", "refund_6m_usd", "order_value_6m_usd", shrunk=False),
+    Rate("response_rate_6m", "answered_inquiries_6m", "inquiries_6m"),
+    Rate("review_mean_6m", "review_rating_sum_6m", "review_count_6m"),
+    Rate("low_rating_share_6m", "low_rating_reviews_6m", "review_count_6m"),
+    Rate("assured_deal_share_12m", "assured_deal_value_12m_usd", "deal_value_12m_usd", shrunk=False),
+    Rate("repeat_buyer_share_6m", "repeat_orders_6m", "orders_6m"),
+    Rate("tt_share_6m", "tt_orders_6m", "payment_method_known_orders_6m", shrunk=False),
+    Rate("credit_card_share_6m", "credit_card_orders_6m", "payment_method_known_orders_6m", shrunk=False),
+)
+RATE_BY_NAME = {rate.name: rate for rate in RATES}
+
+@dataclass(frozen=True)
+class EventFamily:
+    """One group of rolled tables built together from one event table."""
+
+    build: Callable[[duckdb.DuckDBPyConnection, str], None]
+    rolled_tables: tuple[str, ...]
+    optional_source: str | None = None  # validated table that may be absent
+    needs_dispute_facts: bool = False
+
+
+EVENT_FAMILIES: dict[str, EventFamily] = {
+    "order_cohorts": EventFamily(wa.create_rolled_order_cohorts, ("rolled_order_cohorts",),
+                                 needs_dispute_facts=True),
+    "promised_shipments": EventFamily(wa.create_rolled_promised_shipments, ("rolled_promised_shipments",)),
+    "deliveries": EventFamily(wa.create_rolled_deliveries, ("rolled_deliveries",)),
+    "dispute_resolutions": EventFamily(lambda cur, schema: wa.create_rolled_dispute_resolutions(cur),
+                                       ("rolled_dispute_resolutions", "rolled_refunds"),
+                                       needs_dispute_facts=True),
+    "buyers": EventFamily(wa.create_rolled_buyers, ("rolled_buyer_concentration", "rolled_first_orders")),
+    "inquiries": EventFamily(wa.create_rolled_inquiries, ("rolled_inquiries", "rolled_response_times"),
+                             optional_source="inquiries"),
+    "reviews": EventFamily(wa.create_rolled_reviews, ("rolled_reviews",), optional_source="reviews"),
+}
+
+# Columns read from the rolled tables: name -> (event family, SQL type, is a count).
+# Counts and sums are 0 for a supplier without events; other statistics stay NULL. Every
+# column of a family whose optional source table is absent is NULL.
+ROLLED_COLUMNS: dict[str, tuple[str, str, bool]] = {
+    "orders_6m": ("order_cohorts", "BIGINT", True),
+    "order_value_6m_usd": ("order_cohorts", "DOUBLE", True),
+    "completed_orders_6m": ("order_cohorts", "BIGINT", True),
+    "supplier_cancelled_orders_6m": ("order_cohorts", "BIGINT", True),
+    "disputed_orders_6m": ("order_cohorts", "BIGINT", True),
+    "pre_shipment_disputed_orders_6m": ("order_cohorts", "BIGINT", True),
+    "post_delivery_disputed_orders_6m": ("order_cohorts", "BIGINT", True),
+    "payment_method_known_orders_6m": ("order_cohorts", "BIGINT", True),
+    "tt_orders_6m": ("order_cohorts", "BIGINT", True),
+    "credit_card_orders_6m": ("order_cohorts", "BIGINT", True),
+    "orders_this_month": ("order_cohorts", "BIGINT", True),
+    "orders_previous_month": ("order_cohorts", "BIGINT", True),
+    "promised_shipments_6m": ("promised_shipments", "BIGINT", True),
+    "on_time_shipments_6m": ("promised_shipments", "BIGINT", True),
+    "deal_count_12m": ("deliveries", "BIGINT", True),
+    "deal_value_12m_usd": ("deliveries", "DOUBLE", True),
+    "assured_deal_value_12m_usd": ("deliveries", "DOUBLE", True),
+    "resolved_disputes_6m": ("dispute_resolutions", "BIGINT", True),
+    "buyer_won_disputes_6m": ("dispute_resolutions", "BIGINT", True),
+    "refund_6m_usd": ("dispute_resolutions", "DOUBLE", True),
+    "buyers_6m": ("buyers", "BIGINT", True),
+    "first_orders_6m": ("buyers", "BIGINT", True),
+    "buyer_value_sq_6m": ("buyers", "DOUBLE", False),
+    "inquiries_6m": ("inquiries", "BIGINT", True),
+    "answered_inquiries_6m": ("inquiries", "BIGINT", True),
+    "median_response_hours_6m": ("inquiries", "DOUBLE", False),
+    "p90_response_hours_6m": ("inquiries", "DOUBLE", False),
+    "review_count_6m": ("reviews", "BIGINT", True),
+    "review_rating_sum_6m": ("reviews", "BIGINT", True),
+    "low_rating_reviews_6m": ("reviews", "BIGINT", True),
+}
+
+ATTRIBUTE_COLUMNS = ("country", "membership_tier", "category", "tenure_months", "opted_in")
+
+
+def _ratio(numerator: str, denominator: str) -> str:
+    # NULLIF: a rate over nothing is unknown, not 0 (and DuckDB's x / 0.0 is inf).
+    return f"CAST({numerator} AS DOUBLE) / NULLIF({denominator}, 0)"
+
+
+def population_rate_column(rate: Rate) -> str:
+    return f"population_{rate.name}"
+
+
+def _shrunk_ratio(rate: Rate) -> str:
+    a = SHRINKAGE_PRIOR_STRENGTH
+    return (
+        f"(CAST({rate.numerator} AS DOUBLE) + {a} * {population_rate_column(rate)}) "
+        f"/ ({rate.denominator} + {a})"
+    )
+
+
+def population_rates_sql() -> str:
+    """Per as-of date, each shrunk rate's population rate: its numerator summed over all
+    suppliers in the output at T over its denominator summed likewise."""
+    rates = ",\n".join(
+        f"sum({r.numerator}) / NULLIF(sum({r.denominator}), 0) AS {population_rate_column(r)}"
+        for r in RATES
+        if r.shrunk
+    )
+    return f"SELECT as_of_date, {rates} FROM with_repeats GROUP BY as_of_date"
+
+
+def derived_column_sql() -> dict[str, str]:
+    """SQL for every column computed from counts (evaluated over ``counted``)."""
+    derived: dict[str, str] = {}
+    for rate in RATES:
+        derived[rate.name] = _ratio(rate.numerator, rate.denominator)
+        if rate.shrunk:
+            derived[f"{rate.name}_shrunk"] = _shrunk_ratio(rate)
+    derived["order_growth_mom"] = (
+        "(CAST(orders_this_month AS DOUBLE) - orders_previous_month) / NULLIF(orders_previous_month, 0)"
+    )
+    derived["buyer_hhi_6m"] = "buyer_value_sq_6m / NULLIF(order_value_6m_usd * order_value_6m_usd, 0)"
+    return derived
+
+
+def build_rolled_tables(
+    cur: duckdb.DuckDBPyConnection, schema: str, families: Iterable[str]
+) -> set[str]:
+    """Materialise the supplier calendar and the rolled tables of ``families`` whose
+    source tables exist; returns the families actually built."""
+    wanted = [EVENT_FAMILIES[name] for name in families]
+    built = set()
+    wa.create_supplier_calendar(cur, schema)
+    if any(f.needs_dispute_facts for f in wanted):
+        wa.create_dispute_facts(cur, schema)
+    for name in families:
+        family = EVENT_FAMILIES[name]
+        if family.optional_source is not None and not table_exists(cur, schema, family.optional_source):
+            continue
+        family.build(cur, schema)
+        built.add(name)
+    return built
+
+
+def feature_select_sql(built_families: set[str], output_columns: Sequence[str]) -> str:
+    """SELECT over the supplier calendar and the built rolled tables giving
+    ``output_columns`` (any attribute, rolled or derived column) for every calendar row."""
+    joins = "\n".join(
+        f"LEFT JOIN {table} USING (as_of_m, supplier_key)"
+        for name in EVENT_FAMILIES
+        if name in built_families
+        for table in EVENT_FAMILIES[name].rolled_tables
+    )
+    counted = []
+    for name, (family, sql_type, is_count) in ROLLED_COLUMNS.items():
+        if family not in built_families:
+            counted.append(f"CAST(NULL AS {sql_type}) AS {name}")
+        elif is_count:
+            counted.append(f"CAST(coalesce({name}, 0) AS {sql_type}) AS {name}")
+        else:
+            counted.append(f"CAST({name} AS {sql_type}) AS {name}")
+    counted_select = ",\n".join(counted)
+    derived_select = ",\n".join(f"{expr} AS {name}" for name, expr in derived_column_sql().items())
+    selected = ", ".join(["output_position", "as_of_date", "supplier_id", *output_columns])
+    return f"""
+        WITH counted AS (
+            SELECT as_of_date, supplier_id, output_position, {", ".join(ATTRIBUTE_COLUMNS)},
+                   {counted_select}
+            FROM supplier_calendar
+            {joins}
+        ),
+        with_repeats AS (
+            SELECT *, orders_6m - first_orders_6m AS repeat_orders_6m FROM counted
+        ),
+        population AS (
+            {population_rates_sql()}
+        ),
+        derived AS (
+            SELECT *, {derived_select}
+            FROM with_repeats
+            JOIN population USING (as_of_date)
+        )
+        SELECT {selected}
+        FROM derived
+    """
+
+
+def run_feature_query(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Sequence[date],
+    schema: str,
+    families: Iterable[str],
+    output_columns: Sequence[str],
+) -> pa.Table:
+    """Build what ``output_columns`` need on a private cursor (its temp tables die with
+    it, so nothing leaks into the caller's connection) and return the result."""
+    cur = con.cursor()
+    try:
+        cur.register("as_of_calendar", as_of_calendar_table(as_of_dates))
+        built = build_rolled_tables(cur, schema, list(families))
+        unordered = cur.execute(feature_select_sql(built, output_columns)).to_arrow_table()
+    finally:
+        cur.close()
+    # Sorting the wide rows inside DuckDB costs more than the whole feature computation
+    # at small scale; ordering by one precomputed integer in Arrow is a cheap gather.
+    ordered = unordered.take(pc.sort_indices(unordered["output_position"]))
+    return ordered.drop_columns(["output_position"]).combine_chunks()
+
+
+def output_feature_columns() -> list[str]:
+    """Feature columns in output order (keys excluded), grouped by theme."""
+    from features.specs import FEATURES  # the specs fix the order
+
+    return [spec.name for spec in FEATURES]
+
+
+def compute_supplier_features(
+    con: duckdb.DuckDBPyConnection, as_of_dates: Sequence[date], schema: str = "validated"
+) -> pa.Table:
+    """Point-in-time features for every supplier joined by each as-of date.
+
+    Reads ``{schema}.suppliers/orders/disputes`` and, when present,
+    ``{schema}.inquiries/reviews`` (absent: their features are NULL). One row per
+    (as_of_date, supplier_id), sorted by both; columns as in ``features.FEATURES``.
+    """
+    return run_feature_query(con, as_of_dates, schema, EVENT_FAMILIES, output_feature_columns())

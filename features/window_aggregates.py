@@ -1,0 +1,362 @@
+"""Per-(as_of_date, supplier) counts and sums over the six- and twelve-month windows.
+
+This module is the only place that reads the validated event tables. Each event family
+is aggregated once into (supplier, month) buckets whose keys are month indices (see
+``features.windows``): the month that places an event in a window (created, promised,
+delivered, resolved, received) and, where a fact becomes known later, the month it
+became known (delivered, first dispute, resolved, answered). Buckets are then rolled
+onto the requested month ends; conditions like ``answered_m <= as_of_m`` keep every
+statistic point-in-time: a fact dated after T never reaches T.
+
+Every function materialises one connection-local temp table named ``rolled_<family>``
+keyed by (as_of_m, supplier_key) (see ``features.windows``). ``features.supplier_features`` and
+``features.storefront`` derive their columns from these tables, so a concept such as
+"delivered, not cancelled, in the last twelve months" has exactly one definition.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from features.windows import SIX_MONTHS, TWELVE_MONTHS, month_index_sql, roll_onto_month_ends
+
+# Dispute reasons that mean the goods never left on time or never arrived (the
+# pre-shipment cover) versus goods that arrived but were not as agreed (post-delivery).
+PRE_SHIPMENT_REASONS = ("late_shipment", "not_received")
+POST_DELIVERY_REASONS = ("quality",)
+BUYER_WON_OUTCOME = "buyer_favored"
+LOW_RATING_MAX = 2  # 1- and 2-star reviews are "low"
+
+
+def money_sum(expression: str) -> str:
+    """Sum of USD amounts, exact at micro-dollar precision. Summing doubles in parallel
+    gives last-bit differences from run to run (the addition order varies); decimal
+    addition does not, so the same input always publishes the same figures."""
+    return f"sum(CAST({expression} AS DECIMAL(18, 6)))"
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _not_cancelled(status: str) -> str:
+    # status is the order's latest state; NULL is treated as not cancelled.
+    return f"coalesce({status}, '') <> 'cancelled'"
+
+
+def create_dispute_facts(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Disputes with their order's supplier and the month each fact became known.
+
+    A dispute's outcome is known only from its ``resolved_at`` (and only when the
+    outcome is not ``open``); before that it is an open dispute.
+    """
+    mi = month_index_sql
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE dispute_facts AS
+        SELECT o.supplier_id, d.order_id,
+               {mi('o.created_at')} AS created_m,
+               {mi('d.opened_at')} AS opened_m,
+               d.reason,
+               CASE WHEN d.resolved_at IS NOT NULL AND coalesce(d.outcome, 'open') <> 'open'
+                    THEN {mi('d.resolved_at')} END AS resolved_m,
+               d.outcome,
+               d.refund_usd
+        FROM {schema}.disputes AS d
+        JOIN {schema}.orders AS o USING (order_id)
+    """)
+
+
+def create_rolled_order_cohorts(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Orders created in the six-month window and what was known about them by T.
+
+    Bucket key: (supplier, created month, month completed). An order is *completed* once
+    delivered (and not cancelled). The disputed share of the same cohort comes from the
+    disputes alone (few rows): an order without a dispute adds nothing to it, so the
+    orders never need joining to the disputes.
+    """
+    mi = month_index_sql
+    bucket_sql = f"""
+        SELECT supplier_id,
+               {mi('created_at')} AS created_m,
+               CASE WHEN {_not_cancelled('status')} THEN {mi('delivered_at')} END AS completed_m,
+               count(*) AS orders,
+               {money_sum('amount_usd')} AS order_value_usd,
+               count(*) FILTER (WHERE status = 'cancelled' AND cancelled_by = 'supplier') AS supplier_cancelled,
+               count(*) FILTER (WHERE payment_method IS NOT NULL) AS payment_method_known,
+               count(*) FILTER (WHERE payment_method = 'tt') AS tt,
+               count(*) FILTER (WHERE payment_method = 'credit_card') AS credit_card
+        FROM {schema}.orders
+        WHERE created_at IS NOT NULL
+        GROUP BY ALL
+    """
+    disputed_bucket_sql = f"""
+        SELECT supplier_id, created_m, any_dispute_m, pre_shipment_dispute_m, post_delivery_dispute_m,
+               count(*) AS disputed_orders
+        FROM (
+            SELECT supplier_id, order_id, any_value(created_m) AS created_m,
+                   min(opened_m) AS any_dispute_m,
+                   min(opened_m) FILTER (WHERE reason IN ({_sql_list(PRE_SHIPMENT_REASONS)})) AS pre_shipment_dispute_m,
+                   min(opened_m) FILTER (WHERE reason IN ({_sql_list(POST_DELIVERY_REASONS)})) AS post_delivery_dispute_m
+            FROM dispute_facts
+            WHERE created_m IS NOT NULL
+            GROUP BY supplier_id, order_id
+        )
+        GROUP BY ALL
+    """
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_order_cohorts AS
+        WITH cohort AS (
+            SELECT cal.as_of_m, bucket.supplier_key,
+                   sum(orders) AS orders_6m,
+                   sum(order_value_usd) AS order_value_6m_usd,
+                   coalesce(sum(orders) FILTER (WHERE completed_m <= cal.as_of_m), 0) AS completed_orders_6m,
+                   sum(supplier_cancelled) AS supplier_cancelled_orders_6m,
+                   sum(payment_method_known) AS payment_method_known_orders_6m,
+                   sum(tt) AS tt_orders_6m,
+                   sum(credit_card) AS credit_card_orders_6m,
+                   coalesce(sum(orders) FILTER (WHERE created_m = cal.as_of_m), 0) AS orders_this_month,
+                   coalesce(sum(orders) FILTER (WHERE created_m = cal.as_of_m - 1), 0) AS orders_previous_month
+            FROM {roll_onto_month_ends(bucket_sql, 'created_m', SIX_MONTHS)}
+            GROUP BY ALL
+        ),
+        disputed AS (
+            SELECT cal.as_of_m, bucket.supplier_key,
+                   coalesce(sum(disputed_orders) FILTER (WHERE any_dispute_m <= cal.as_of_m), 0) AS disputed_orders_6m,
+                   coalesce(sum(disputed_orders) FILTER (WHERE pre_shipment_dispute_m <= cal.as_of_m), 0) AS pre_shipment_disputed_orders_6m,
+                   coalesce(sum(disputed_orders) FILTER (WHERE post_delivery_dispute_m <= cal.as_of_m), 0) AS post_delivery_disputed_orders_6m
+            FROM {roll_onto_month_ends(disputed_bucket_sql, 'created_m', SIX_MONTHS)}
+            GROUP BY ALL
+        )
+        SELECT * FROM cohort LEFT JOIN disputed USING (as_of_m, supplier_key)
+    """)
+
+
+def create_rolled_promised_shipments(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Orders whose promised ship day falls in the six-month window (DESIGN §5).
+
+    On time means shipped before the end of the promised day. That is settled by the end
+    of the promised day, which is never after T, so an order unshipped on its promised
+    day is late at T even if it shipped later.
+    """
+    mi = month_index_sql
+    bucket_sql = f"""
+        SELECT supplier_id,
+               {mi('promised_ship_by')} AS promised_m,
+               count(*) AS promised,
+               count(*) FILTER (WHERE shipped_at < date_trunc('day', promised_ship_by) + INTERVAL 1 DAY) AS on_time
+        FROM {schema}.orders
+        WHERE promised_ship_by IS NOT NULL
+        GROUP BY ALL
+    """
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_promised_shipments AS
+        SELECT cal.as_of_m, bucket.supplier_key,
+               sum(promised) AS promised_shipments_6m,
+               sum(on_time) AS on_time_shipments_6m
+        FROM {roll_onto_month_ends(bucket_sql, 'promised_m', SIX_MONTHS)}
+        GROUP BY ALL
+    """)
+
+
+def create_rolled_deliveries(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Deals: orders not cancelled whose ``delivered_at`` falls in the last twelve
+    months (DESIGN §5 ``transactions_12m`` / ``deal_value_12m_usd``)."""
+    mi = month_index_sql
+    bucket_sql = f"""
+        SELECT supplier_id,
+               {mi('delivered_at')} AS delivered_m,
+               count(*) AS deals,
+               {money_sum('amount_usd')} AS deal_value_usd,
+               coalesce({money_sum('amount_usd')} FILTER (WHERE assured), 0) AS assured_deal_value_usd
+        FROM {schema}.orders
+        WHERE delivered_at IS NOT NULL AND {_not_cancelled('status')}
+        GROUP BY ALL
+    """
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_deliveries AS
+        SELECT cal.as_of_m, bucket.supplier_key,
+               sum(deals) AS deal_count_12m,
+               sum(deal_value_usd) AS deal_value_12m_usd,
+               sum(assured_deal_value_usd) AS assured_deal_value_12m_usd
+        FROM {roll_onto_month_ends(bucket_sql, 'delivered_m', TWELVE_MONTHS)}
+        GROUP BY ALL
+    """)
+
+
+def create_rolled_dispute_resolutions(cur: duckdb.DuckDBPyConnection) -> None:
+    """Disputes resolved in the six-month window, and the refunds on orders created in
+    the window that were resolved by T."""
+    resolved_bucket_sql = f"""
+        SELECT supplier_id, resolved_m,
+               count(*) AS resolved,
+               count(*) FILTER (WHERE outcome = '{BUYER_WON_OUTCOME}') AS buyer_won
+        FROM dispute_facts
+        WHERE resolved_m IS NOT NULL
+        GROUP BY ALL
+    """
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_dispute_resolutions AS
+        SELECT cal.as_of_m, bucket.supplier_key,
+               sum(resolved) AS resolved_disputes_6m,
+               sum(buyer_won) AS buyer_won_disputes_6m
+        FROM {roll_onto_month_ends(resolved_bucket_sql, 'resolved_m', SIX_MONTHS)}
+        GROUP BY ALL
+    """)
+    refund_bucket_sql = f"""
+        SELECT supplier_id, created_m, resolved_m, {money_sum('refund_usd')} AS refund_usd
+        FROM dispute_facts
+        WHERE resolved_m IS NOT NULL AND created_m IS NOT NULL
+        GROUP BY ALL
+    """
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_refunds AS
+        SELECT cal.as_of_m, bucket.supplier_key,
+               sum(refund_usd) AS refund_6m_usd
+        FROM {roll_onto_month_ends(refund_bucket_sql, 'created_m', SIX_MONTHS)}
+        WHERE resolved_m <= cal.as_of_m
+        GROUP BY ALL
+    """)
+
+
+def create_rolled_buyers(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Buyer concentration and repeat business over the six-month window.
+
+    ``buyer_value_sq_6m`` is the sum over buyers of (their deal value in the window)^2,
+    which with the window's total value gives the Herfindahl index. An order is a
+    *first order* when it is the buyer's earliest with this supplier; the window's
+    repeat orders are its orders minus its first orders, which needs only the month of
+    each (supplier, buyer) pair's first order, not an ordering of all orders.
+    """
+    mi = month_index_sql
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE buyer_months AS
+        SELECT supplier_id, buyer_id, {mi('created_at')} AS created_m, {money_sum('amount_usd')} AS value_usd
+        FROM {schema}.orders
+        WHERE created_at IS NOT NULL
+        GROUP BY ALL
+    """)
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_buyer_concentration AS
+        WITH buyer_window_value AS (
+            SELECT cal.as_of_m, bucket.supplier_key, bucket.buyer_id, sum(value_usd) AS value_usd
+            FROM {roll_onto_month_ends('SELECT * FROM buyer_months', 'created_m', SIX_MONTHS)}
+            GROUP BY ALL
+        )
+        SELECT as_of_m, supplier_key,
+               count(*) AS buyers_6m,
+               sum(value_usd * value_usd) AS buyer_value_sq_6m  -- DECIMAL(38, 12): exact
+        FROM buyer_window_value
+        GROUP BY ALL
+    """)
+    first_order_bucket_sql = """
+        SELECT supplier_id, first_m, count(*) AS first_orders
+        FROM (SELECT supplier_id, buyer_id, min(created_m) AS first_m FROM buyer_months GROUP BY ALL)
+        GROUP BY ALL
+    """
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_first_orders AS
+        SELECT cal.as_of_m, bucket.supplier_key, sum(first_orders) AS first_orders_6m
+        FROM {roll_onto_month_ends(first_order_bucket_sql, 'first_m', SIX_MONTHS)}
+        GROUP BY ALL
+    """)
+
+
+def create_rolled_inquiries(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Inquiries received in the six-month window, answered by T, and the response
+    times of those answered (DESIGN §5 ``response_rate_6m``,
+    ``median_response_hours_6m``).
+
+    Quantiles need the individual response times: each answered inquiry is placed on
+    the at most six month ends whose window holds its received month and that are not
+    before its answer month, a bounded linear fan-out.
+    """
+    mi = month_index_sql
+    bucket_sql = f"""
+        SELECT supplier_id,
+               {mi('received_at')} AS received_m,
+               {mi('first_response_at')} AS answered_m,
+               count(*) AS inquiries
+        FROM {schema}.inquiries
+        WHERE received_at IS NOT NULL
+        GROUP BY ALL
+    """
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_inquiries AS
+        SELECT cal.as_of_m, bucket.supplier_key,
+               sum(inquiries) AS inquiries_6m,
+               coalesce(sum(inquiries) FILTER (WHERE answered_m <= cal.as_of_m), 0) AS answered_inquiries_6m
+        FROM {roll_onto_month_ends(bucket_sql, 'received_m', SIX_MONTHS)}
+        GROUP BY ALL
+    """)
+    response_sql = f"""
+        SELECT supplier_id,
+               {mi('received_at')} AS received_m,
+               {mi('first_response_at')} AS answered_m,
+               date_diff('microsecond', received_at, first_response_at) / 3600e6 AS response_hours
+        FROM {schema}.inquiries
+        WHERE received_at IS NOT NULL AND first_response_at IS NOT NULL
+    """
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_response_times AS
+        SELECT as_of_m, supplier_key,
+               response_hours_quantiles[1] AS median_response_hours_6m,
+               response_hours_quantiles[2] AS p90_response_hours_6m
+        FROM (
+            SELECT cal.as_of_m, bucket.supplier_key,
+                   quantile_cont(response_hours, [0.5, 0.9]) AS response_hours_quantiles
+            FROM {roll_onto_month_ends(response_sql, 'received_m', SIX_MONTHS)}
+            WHERE answered_m <= cal.as_of_m
+            GROUP BY ALL
+        )
+    """)
+
+
+def create_rolled_reviews(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """Reviews created in the six-month window (a review counts from its created_at)."""
+    mi = month_index_sql
+    bucket_sql = f"""
+        SELECT o.supplier_id,
+               {mi('r.created_at')} AS review_m,
+               count(r.rating) AS reviews,
+               sum(r.rating) AS rating_sum,
+               count(*) FILTER (WHERE r.rating <= {LOW_RATING_MAX}) AS low_ratings
+        FROM {schema}.reviews AS r
+        JOIN {schema}.orders AS o USING (order_id)
+        WHERE r.created_at IS NOT NULL AND r.rating IS NOT NULL
+        GROUP BY ALL
+    """
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE rolled_reviews AS
+        SELECT cal.as_of_m, bucket.supplier_key,
+               sum(reviews) AS review_count_6m,
+               sum(rating_sum) AS review_rating_sum_6m,
+               sum(low_ratings) AS low_rating_reviews_6m
+        FROM {roll_onto_month_ends(bucket_sql, 'review_m', SIX_MONTHS)}
+        GROUP BY ALL
+    """)
+
+
+def create_supplier_calendar(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+    """One row per (as_of_date, supplier) for suppliers whose ``joined_at`` is known by T,
+    with the supplier attributes. This is a suppliers x month-ends product (small), the
+    spine every feature is joined onto. Also ``supplier_keys``: a dense integer key per
+    supplier in supplier_id order, the join key of all rolled tables."""
+    mi = month_index_sql
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE supplier_keys AS
+        SELECT supplier_id, CAST(row_number() OVER (ORDER BY supplier_id) AS INTEGER) AS supplier_key,
+               country, membership_tier, category, joined_at, assurance_opt_in_at
+        FROM {schema}.suppliers
+        WHERE joined_at IS NOT NULL
+    """)
+    cur.execute(f"""
+        CREATE OR REPLACE TEMP TABLE supplier_calendar AS
+        SELECT cal.as_of_date, cal.as_of_m, s.supplier_key, s.supplier_id,
+               -- output position, so the wide result is ordered by one integer at the end
+               row_number() OVER (ORDER BY cal.as_of_m, s.supplier_key) AS output_position,
+               s.country, s.membership_tier, s.category,
+               CAST(cal.as_of_m - {mi('s.joined_at')} AS INTEGER) AS tenure_months,
+               coalesce(s.assurance_opt_in_at < CAST(cal.as_of_date AS TIMESTAMP) + INTERVAL 1 DAY, false) AS opted_in
+        FROM supplier_keys AS s
+        JOIN as_of_calendar AS cal ON {mi('s.joined_at')} <= cal.as_of_m
+    """)

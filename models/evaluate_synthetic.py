@@ -1,0 +1,103 @@
+"""Measure the breach model against the generator's truth and both baselines.
+
+    uv run assurance generate --out /tmp/lz          # a default-size world with _truth/
+    uv run python -m models.evaluate_synthetic --landing /tmp/lz
+
+Ingests the landing zone into an in-memory DuckDB, builds the training set with the
+pipeline's own code (features joined with complete labels), trains with the default
+``training.yaml``, and prints Markdown tables: model vs oracle vs rule and logistic
+baselines on the evaluation window, segment metrics, rolling-origin validation and
+reason-code throughput. This reads ``_truth/``, so it is evaluation tooling, never part
+of the pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from models.evaluation import evaluate_against_oracle, read_truth, rolling_origin_validation
+from models.training import TrainingConfig, train_breach_model
+
+QUALITY_BAR = {"max_auc_gap_to_oracle": 0.02, "max_ece": 0.01, "max_brier_vs_oracle": 0.05}
+
+
+def training_frame_from_landing(landing_dir: Path) -> pd.DataFrame:
+    from data_contracts import ingest_landing_zone  # noqa: PLC0415  (tooling-only dependency)
+    from models.training_set import build_training_set  # noqa: PLC0415
+
+    con = duckdb.connect()
+    report = ingest_landing_zone(landing_dir, con)
+    horizon = report.data_horizon
+    frame = build_training_set(con, horizon).to_pandas()
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
+    return frame
+
+
+def quality_verdict(metrics: pd.DataFrame) -> list[str]:
+    model = metrics.loc["model"]
+    lines = []
+    if "oracle" in metrics.index:
+        gap = model["auc_gap_to_oracle"]
+        lines.append(f"AUC gap to oracle {gap:.4f} (bar {QUALITY_BAR['max_auc_gap_to_oracle']}): "
+                     + ("met" if gap <= QUALITY_BAR["max_auc_gap_to_oracle"] else "NOT met"))
+        brier = model["brier_vs_oracle"]
+        lines.append(f"Brier vs oracle {brier:+.2%} (bar +{QUALITY_BAR['max_brier_vs_oracle']:.0%}): "
+                     + ("met" if brier <= QUALITY_BAR["max_brier_vs_oracle"] else "NOT met"))
+        lines.append(f"ECE {model['ece']:.4f} (bar {QUALITY_BAR['max_ece']}; the oracle itself scores "
+                     f"{metrics.loc['oracle', 'ece']:.4f} on these rows, i.e. sampling noise): "
+                     + ("met" if model["ece"] <= QUALITY_BAR["max_ece"] else "NOT met"))
+    for baseline in ("rule_baseline", "logistic_baseline"):
+        better = model["auc"] > metrics.loc[baseline, "auc"] and model["brier"] < metrics.loc[baseline, "brier"]
+        lines.append(f"better than {baseline} on AUC and Brier: {'yes' if better else 'NO'}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--landing", type=Path, required=True)
+    parser.add_argument("--origins", type=int, default=3, help="rolling origins (0 to skip)")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    training = training_frame_from_landing(args.landing)
+    print(f"training set: {len(training):,} rows, {training['as_of_date'].nunique()} complete months "
+          f"({time.perf_counter() - started:.1f} s)\n")
+
+    config = TrainingConfig.from_yaml()
+    from features import FEATURES  # noqa: PLC0415
+
+    started = time.perf_counter()
+    result = train_breach_model(training, FEATURES, config)
+    print(f"trained in {time.perf_counter() - started:.1f} s: {result.split.describe()}, "
+          f"{result.best_iteration} trees, calibration {result.calibration.method} {result.calibration.cv_ece}\n")
+
+    evaluation = evaluate_against_oracle(training, result, read_truth(args.landing))
+    print("## Evaluation window: model vs oracle vs baselines\n")
+    print(evaluation.metrics.round(4).to_markdown())
+    print()
+    for line in quality_verdict(evaluation.metrics):
+        print(f"- {line}")
+    print("\n## Segments (model vs oracle)\n")
+    segments = evaluation.segments[evaluation.segments["forecaster"].isin(["model", "oracle"])]
+    print(segments.round(4).to_markdown(index=False))
+
+    # A sample keeps the measurement short; the rate is per row either way.
+    rows = training[training["as_of_date"].isin(set(result.split.evaluation))].head(3000)
+    started = time.perf_counter()
+    result.model.reason_codes(rows, k=3)
+    seconds = time.perf_counter() - started
+    print(f"\nreason codes: {len(rows):,} rows in {seconds:.2f} s = {len(rows) / seconds:,.0f} rows/s "
+          f"(num_threads={result.model.num_threads})")
+
+    if args.origins:
+        print("\n## Rolling-origin validation\n")
+        print(rolling_origin_validation(training, FEATURES, config, n_origins=args.origins).round(4).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()

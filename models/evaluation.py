@@ -1,0 +1,174 @@
+"""Out-of-time evaluation: rolling origins, baselines, the generator's oracle, segments.
+
+Everything here compares forecasts on the *same rows*: the evaluation window of a
+training run (months no part of the model was fitted on). When the data comes from the
+synthetic generator, its ``_truth/`` holds each supplier's true six-month breach
+probability, the best any model could do; evaluation code may read it, the pipeline
+never does (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.baselines import LogisticBaseline, RuleBaseline
+from models.labels import add_months
+from models.metrics import classification_metrics, expected_calibration_error
+from models.model_features import LABEL_COLUMN
+from models.training import TrainingConfig, TrainingResult, complete_label_rows, train_breach_model
+
+TRUTH_COLUMN = "breach_probability_6m"
+TENURE_BANDS = [(-np.inf, 6, "0-5m"), (6, 12, "6-11m"), (12, 24, "12-23m"), (24, np.inf, "24m+")]
+VOLUME_BANDS = [(-np.inf, 1, "no orders"), (1, 6, "1-5"), (6, 21, "6-20"), (21, np.inf, "21+")]
+
+
+def read_truth(landing_dir: str | Path) -> pd.DataFrame:
+    """The generator's ``_truth/breach_probability*.parquet`` (file or folder)."""
+    truth_dir = Path(landing_dir) / "_truth"
+    candidates = sorted(truth_dir.glob("breach_probability*"))
+    if not candidates:
+        raise FileNotFoundError(f"no _truth/breach_probability* under {landing_dir}")
+    truth = pd.read_parquet(candidates[0], columns=["supplier_id", "as_of_date", TRUTH_COLUMN])
+    truth["as_of_date"] = pd.to_datetime(truth["as_of_date"]).dt.date
+    truth["supplier_id"] = truth["supplier_id"].astype(str)
+    return truth
+
+
+def rolling_origin_validation(
+    training: pd.DataFrame,
+    feature_specs_or_columns: Iterable | None = None,
+    config: TrainingConfig | None = None,
+    n_origins: int = 3,
+    step_months: int | None = None,
+) -> pd.DataFrame:
+    """Retrain with the evaluation window moved back ``step_months`` at a time.
+
+    Origin 0 is the standard split (newest complete months); origin i ends ``i * step``
+    months earlier, with train and calibration windows moved back with it. The default
+    step is the evaluation window's length, so evaluation windows do not overlap. One row
+    per origin: windows, AUC, Brier, ECE, log loss, base rate, calibration choice.
+    """
+    config = config or TrainingConfig()
+    step = step_months or config.evaluation_months
+    months = sorted(complete_label_rows(training)["as_of_date"].unique())
+    specs = list(feature_specs_or_columns) if feature_specs_or_columns is not None else None
+    rows = []
+    for origin in range(n_origins):
+        end = add_months(months[-1], -origin * step) if origin else None
+        try:
+            result = train_breach_model(training, specs, replace(config, evaluation_end=end))
+        except ValueError as too_short:  # history exhausted: report what we have
+            rows.append({"origin": origin, "error": str(too_short)})
+            break
+        split = result.split.describe()
+        rows.append(
+            {
+                "origin": origin,
+                "evaluation_months": split["evaluation"],
+                "calibration_months": split["calibration"],
+                "train_months": split["train"],
+                **{m: result.metrics[f"evaluation_{m}"] for m in ("auc", "brier", "ece", "log_loss", "base_rate", "rows")},
+                "uncalibrated_ece": result.metrics["evaluation_uncalibrated_ece"],
+                "calibration_method": result.calibration.method,
+                "best_iteration": result.best_iteration,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class OracleEvaluation:
+    metrics: pd.DataFrame  # one row per forecaster: auc, brier, ece, log_loss, ...
+    segments: pd.DataFrame  # long: segment, value, forecaster, rows, base_rate, auc, brier, ece
+    predictions: pd.DataFrame  # the evaluation rows with every forecaster's probability
+
+
+def fit_baselines(training: pd.DataFrame, result: TrainingResult) -> dict[str, object]:
+    """Rule and logistic baselines fitted on the model's own training window."""
+    rows = complete_label_rows(training)
+    train_rows = rows[rows["as_of_date"].isin(set(result.split.train))]
+    y = train_rows[LABEL_COLUMN].astype(int).to_numpy()
+    return {
+        "rule_baseline": RuleBaseline().fit(train_rows, y),
+        "logistic_baseline": LogisticBaseline(result.features).fit(train_rows, y),
+    }
+
+
+def evaluate_against_oracle(
+    training: pd.DataFrame, result: TrainingResult, truth: pd.DataFrame | None = None
+) -> OracleEvaluation:
+    """Model, oracle (when ``truth`` is given), rule and logistic baselines on the model's
+    evaluation rows. With ``truth``, only rows the truth covers are compared."""
+    evaluation = result.evaluation_frame.copy()
+    forecasts: dict[str, np.ndarray] = {}
+    if truth is not None:
+        truth = truth[["supplier_id", "as_of_date", TRUTH_COLUMN]].rename(columns={TRUTH_COLUMN: "_oracle"})
+        evaluation = evaluation.merge(truth, on=["supplier_id", "as_of_date"], how="inner", validate="one_to_one")
+    forecasts["model"] = evaluation["predicted_probability"].to_numpy()
+    forecasts["model_uncalibrated"] = evaluation["raw_probability"].to_numpy()
+    if truth is not None:
+        forecasts["oracle"] = evaluation["_oracle"].to_numpy()
+    for name, baseline in fit_baselines(training, result).items():
+        forecasts[name] = baseline.predict_proba(evaluation)
+
+    y = evaluation[LABEL_COLUMN].astype(int).to_numpy()
+    metrics = pd.DataFrame(
+        [{"forecaster": name, **classification_metrics(y, p)} for name, p in forecasts.items()]
+    ).set_index("forecaster")
+    if "oracle" in forecasts:
+        oracle = metrics.loc["oracle"]
+        metrics["auc_gap_to_oracle"] = oracle["auc"] - metrics["auc"]
+        metrics["brier_vs_oracle"] = metrics["brier"] / oracle["brier"] - 1
+
+    predictions = evaluation.drop(columns=["_oracle"], errors="ignore")
+    for name, p in forecasts.items():
+        predictions[f"p_{name}"] = p
+    return OracleEvaluation(metrics, segment_metrics(predictions, list(forecasts)), predictions)
+
+
+def _band(values: pd.Series, bands: list[tuple[float, float, str]]) -> pd.Series:
+    numeric = pd.to_numeric(values, errors="coerce").fillna(0.0)
+    result = pd.Series("unknown", index=values.index, dtype=object)
+    for low, high, label in bands:
+        result[(numeric >= low) & (numeric < high)] = label
+    return result
+
+
+def segment_metrics(predictions: pd.DataFrame, forecasters: list[str]) -> pd.DataFrame:
+    """Per segment (country, tenure band, volume band) and forecaster: calibration-in-the-
+    large (mean predicted vs observed), AUC, Brier and ECE (5 bins: segments are small)."""
+    segments = {
+        "country": predictions["country"].astype(object).fillna("unknown") if "country" in predictions else None,
+        "tenure_band": _band(predictions["tenure_months"], TENURE_BANDS) if "tenure_months" in predictions else None,
+        "volume_band": _band(predictions["orders_6m"], VOLUME_BANDS) if "orders_6m" in predictions else None,
+    }
+    y_all = predictions[LABEL_COLUMN].astype(int).to_numpy()
+    rows = []
+    for segment, labels in segments.items():
+        if labels is None:
+            continue
+        for value in sorted(labels.unique()):
+            mask = (labels == value).to_numpy()
+            y = y_all[mask]
+            for name in forecasters:
+                p = predictions[f"p_{name}"].to_numpy()[mask]
+                m = classification_metrics(y, p)
+                rows.append(
+                    {
+                        "segment": segment,
+                        "value": value,
+                        "forecaster": name,
+                        "rows": int(mask.sum()),
+                        "observed_rate": m["base_rate"],
+                        "mean_predicted": m["mean_predicted"],
+                        "auc": m["auc"],
+                        "brier": m["brier"],
+                        "ece": expected_calibration_error(y, p, n_bins=5),
+                    }
+                )
+    return pd.DataFrame(rows)

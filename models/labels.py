@@ -1,0 +1,174 @@
+"""Forward-looking breach labels: did a supplier suffer a breach in the six months after T?
+
+DESIGN §4: a *breach* is a dispute on the supplier's orders that was resolved in the
+buyer's favour (``outcome = 'buyer_favored'``), counted with its refund, whose resolution
+falls in the label window ``(T, T + 6 months]``.
+
+Exact boundaries (timestamps are naive UTC, as everywhere in the warehouse):
+
+* "After T" means after the *end of day* T, so the window opens at ``T + 1 day`` 00:00
+  inclusive. A dispute resolved at ``T 23:59:59`` was known at T (it is feature material)
+  and is not a label; one resolved at ``T + 1 day 00:00:00`` is.
+* ``T + 6 months`` is the month end six months later when T is a month end
+  (2024-02-29 -> 2024-08-31), otherwise the same day number clipped to the month. The
+  window closes at the end of that day: ``resolved_at < (T + 6 months) + 1 day``.
+* A dispute still ``open`` (or resolved any other way) is never a breach, whatever its
+  dates; a buyer-favoured dispute resolved after the window belongs to a later label.
+* ``label_complete`` is true when the whole window has been observed: the date of
+  ``data_horizon`` (the newest timestamp seen in the input) is on or after
+  ``T + 6 months``. Incomplete months are scored but never trained on.
+
+The population is every supplier that had joined by the end of day T, matching the rows
+of ``features.compute_supplier_features``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import itertools
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+
+import duckdb
+import pyarrow as pa
+
+LABEL_HORIZON_MONTHS = 6
+BREACH_OUTCOME = "buyer_favored"
+# A buyer-won dispute before or instead of shipment is a pre-shipment failure; one about
+# the goods received is post-delivery. 'other' counts as a breach but as neither kind.
+PRE_SHIPMENT_REASONS = ("late_shipment", "not_received")
+POST_DELIVERY_REASONS = ("quality",)
+
+LABEL_SCHEMA = pa.schema(
+    [
+        ("as_of_date", pa.date32()),
+        ("supplier_id", pa.string()),
+        ("breach_6m", pa.bool_()),
+        ("breach_count_6m", pa.int64()),
+        ("breach_refund_usd_6m", pa.float64()),
+        ("pre_shipment_breach_6m", pa.bool_()),
+        ("post_delivery_breach_6m", pa.bool_()),
+        ("label_window_end", pa.date32()),
+        ("label_complete", pa.bool_()),
+    ]
+)
+
+_label_view_counter = itertools.count()
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` shifted by ``months``; a month end maps to the month end."""
+    month_index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(month_index, 12)
+    month += 1
+    last_day = calendar.monthrange(year, month)[1]
+    if day.day == calendar.monthrange(day.year, day.month)[1]:
+        return date(year, month, last_day)
+    return date(year, month, min(day.day, last_day))
+
+
+def label_window_end(as_of_date: date) -> date:
+    """The last day (inclusive, end of day) of the label window of ``as_of_date``."""
+    return add_months(as_of_date, LABEL_HORIZON_MONTHS)
+
+
+def is_label_complete(as_of_date: date, data_horizon: date | datetime) -> bool:
+    horizon_day = data_horizon.date() if isinstance(data_horizon, datetime) else data_horizon
+    return label_window_end(as_of_date) <= horizon_day
+
+
+def observed_data_horizon(con: duckdb.DuckDBPyConnection, schema: str = "validated") -> datetime | None:
+    """The newest event timestamp in the validated orders and disputes (None when empty)."""
+    row = con.execute(
+        f"""
+        SELECT greatest(
+            (SELECT max(greatest(created_at, coalesce(shipped_at, created_at),
+                                 coalesce(delivered_at, created_at))) FROM {schema}.orders),
+            (SELECT max(greatest(opened_at, coalesce(resolved_at, opened_at))) FROM {schema}.disputes)
+        )
+        """
+    ).fetchone()
+    return row[0] if row else None
+
+
+def compute_breach_labels(
+    con: duckdb.DuckDBPyConnection,
+    as_of_dates: Sequence[date],
+    schema: str = "validated",
+    data_horizon: date | datetime | None = None,
+) -> pa.Table:
+    """One label row per (as_of_date, supplier joined by T); see the module docstring.
+
+    ``data_horizon`` should be the ingest report's horizon (newest timestamp seen); when
+    omitted it is read from the validated orders and disputes.
+    """
+    as_of_dates = sorted({_as_date(d) for d in as_of_dates})
+    if not as_of_dates:
+        return LABEL_SCHEMA.empty_table()
+    if data_horizon is None:
+        data_horizon = observed_data_horizon(con, schema)
+    periods = pa.table(
+        {
+            "as_of_date": pa.array(as_of_dates, pa.date32()),
+            "window_start": pa.array(
+                [datetime.combine(d + timedelta(days=1), datetime.min.time()) for d in as_of_dates],
+                pa.timestamp("us"),
+            ),
+            "window_end_exclusive": pa.array(
+                [
+                    datetime.combine(label_window_end(d) + timedelta(days=1), datetime.min.time())
+                    for d in as_of_dates
+                ],
+                pa.timestamp("us"),
+            ),
+            "label_window_end": pa.array([label_window_end(d) for d in as_of_dates], pa.date32()),
+            "label_complete": pa.array(
+                [data_horizon is not None and is_label_complete(d, data_horizon) for d in as_of_dates],
+                pa.bool_(),
+            ),
+        }
+    )
+    view = f"_label_periods_{next(_label_view_counter)}"
+    pre = ", ".join(f"'{r}'" for r in PRE_SHIPMENT_REASONS)
+    post = ", ".join(f"'{r}'" for r in POST_DELIVERY_REASONS)
+    con.register(view, periods)
+    try:
+        table = con.execute(
+            f"""
+            WITH breaches AS (
+                SELECT p.as_of_date, o.supplier_id,
+                       count(*) AS breach_count,
+                       sum(d.refund_usd) AS refund_usd,
+                       bool_or(d.reason IN ({pre})) AS pre_shipment,
+                       bool_or(d.reason IN ({post})) AS post_delivery
+                FROM {schema}.disputes AS d
+                JOIN {schema}.orders AS o USING (order_id)
+                JOIN {view} AS p
+                  ON d.resolved_at >= p.window_start
+                 AND d.resolved_at < p.window_end_exclusive
+                WHERE d.outcome = '{BREACH_OUTCOME}'
+                GROUP BY p.as_of_date, o.supplier_id
+            )
+            SELECT p.as_of_date,
+                   s.supplier_id,
+                   coalesce(b.breach_count, 0) > 0 AS breach_6m,
+                   coalesce(b.breach_count, 0)::BIGINT AS breach_count_6m,
+                   coalesce(b.refund_usd, 0.0)::DOUBLE AS breach_refund_usd_6m,
+                   coalesce(b.pre_shipment, false) AS pre_shipment_breach_6m,
+                   coalesce(b.post_delivery, false) AS post_delivery_breach_6m,
+                   p.label_window_end,
+                   p.label_complete
+            FROM {view} AS p
+            JOIN {schema}.suppliers AS s ON s.joined_at < p.window_start
+            LEFT JOIN breaches AS b
+              ON b.as_of_date = p.as_of_date AND b.supplier_id = s.supplier_id
+            ORDER BY p.as_of_date, s.supplier_id
+            """
+        ).fetch_arrow_table()
+    finally:
+        con.unregister(view)
+    return table.cast(LABEL_SCHEMA)
+
+
+def _as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value

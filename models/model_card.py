@@ -1,0 +1,71 @@
+"""The model card: a Markdown page logged with every training run and registered version."""
+
+from __future__ import annotations
+
+import math
+
+from models.training import TrainingResult
+
+_METRICS = ("auc", "brier", "ece", "log_loss", "base_rate", "mean_predicted", "rows")
+
+
+def _fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
+
+
+def render_model_card(result: TrainingResult, title: str = "supplier_breach_risk") -> str:
+    split = result.split.describe()
+    lines = [
+        f"# Model card: {title}",
+        "",
+        "**Predicts** the probability that a supplier has a *breach* (a dispute resolved in the",
+        "buyer's favour on its orders) in the six months after a month end T, from features",
+        "known by the end of day T (DESIGN §4).",
+        "",
+        "## Data",
+        "",
+        f"- training data fingerprint (sha256): `{result.data_fingerprint}`",
+        f"- booster trained on: {split['train']} ({result.row_counts['train']:,} rows)",
+        f"- calibrated ({result.calibration.method}) and early-stopped on: {split['calibration']}"
+        f" ({result.row_counts['calibration']:,} rows)",
+        f"- evaluated on (untouched): {split['evaluation']} ({result.row_counts['evaluation']:,} rows)",
+        f"- rows dropped because their label window is incomplete: {result.row_counts['dropped_incomplete']:,}",
+        f"- rows skipped as feature warm-up (leading months with truncated feature windows): "
+        f"{result.row_counts.get('dropped_warmup', 0):,}",
+        "",
+        "## Features",
+        "",
+        "| feature | kind | monotone risk direction |",
+        "|---|---|---|",
+    ]
+    for feature in result.features:
+        kind = "categorical" if feature.categorical else "numeric"
+        direction = {1: "+1 (higher is riskier)", -1: "-1 (higher is safer)", 0: "unconstrained"}[feature.risk_direction]
+        lines.append(f"| `{feature.name}` | {kind} | {direction} |")
+    lines += ["", "## Metrics", "", "| window | " + " | ".join(_METRICS) + " |", "|---" * (len(_METRICS) + 1) + "|"]
+    for window in ("train", "calibration", "evaluation"):
+        values = [_fmt(result.metrics.get(f"{window}_{m}", float("nan"))) for m in _METRICS]
+        lines.append(f"| {window} | " + " | ".join(values) + " |")
+    if result.calibration.cv_ece:
+        choices = ", ".join(f"{k}: {v:.4f}" for k, v in sorted(result.calibration.cv_ece.items()))
+        lines += ["", f"Calibration chosen by held-out ECE on the calibration window ({choices})."]
+    lines += [
+        "",
+        f"Booster: LightGBM, {result.best_iteration} trees, seed {result.config.seed}, deterministic.",
+        "",
+        "## Limits",
+        "",
+        "- Trained on history only: a supplier population or dispute practice unlike the training",
+        "  months (new countries, categories, policy changes) is out of distribution; categories",
+        "  unseen in training are scored as missing.",
+        "- The label counts disputes *resolved* in the window; slow dispute resolution shifts",
+        "  breaches to later labels and understates risk in the newest complete months.",
+        "- Probabilities are calibrated on one recent window; re-check calibration each retrain",
+        "  (ECE in the evaluation row above) before trusting amounts derived from them.",
+        "- Reason codes explain the model (TreeSHAP), not the world: they say which inputs pushed",
+        "  this score up, not what caused a breach.",
+        "- Not a fraud model: collusion or account takeover is out of scope.",
+    ]
+    return "\n".join(lines) + "\n"

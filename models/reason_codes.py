@@ -1,0 +1,135 @@
+"""Readable reason codes: the features that raise a supplier's breach risk the most.
+
+Input is LightGBM's per-row feature contributions (``pred_contrib=True``, TreeSHAP in
+log-odds). Only features with a strictly positive contribution can be reasons: a feature
+that lowers risk is never shown as a reason for it. Ties are broken by the model's
+feature order so the same input always yields the same codes.
+
+A code names the feature and the side of it that hurts, so it reads the same month after
+month whatever the exact value: for a feature with risk direction +1 a positive
+contribution means "high" (``DISPUTE_RATIO_HIGH``), with -1 "low"
+(``ON_TIME_SHIPMENT_LOW``); for unconstrained features the side is the value against the
+training median; a missing value that raises risk gets ``..._UNKNOWN``; categorical
+attributes get one code each (``COUNTRY_RISK``). Codes are part of the published output:
+add new ones, never rename.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.model_features import ModelFeature
+
+
+@dataclass(frozen=True)
+class FeatureReasonCodes:
+    high: str
+    low: str
+    unknown: str
+
+
+# Features whose two sides read better than NAME_HIGH / NAME_LOW.
+REASON_CODES: dict[str, FeatureReasonCodes] = {
+    "tenure_months": FeatureReasonCodes("HISTORY_LONG", "HISTORY_SHORT", "HISTORY_UNKNOWN"),
+    "opted_in": FeatureReasonCodes("ASSURANCE_OPTED_IN", "ASSURANCE_NOT_OPTED_IN", "ASSURANCE_OPT_IN_UNKNOWN"),
+    "median_response_hours_6m": FeatureReasonCodes("RESPONSE_TIME_SLOW", "RESPONSE_TIME_FAST", "RESPONSE_TIME_UNKNOWN"),
+    "p90_response_hours_6m": FeatureReasonCodes("RESPONSE_TIME_SLOW", "RESPONSE_TIME_FAST", "RESPONSE_TIME_UNKNOWN"),
+    "review_mean_6m": FeatureReasonCodes("REVIEW_SCORE_HIGH", "REVIEW_SCORE_LOW", "NO_RECENT_REVIEWS"),
+}
+# Readable stems (``<STEM>_HIGH`` / ``_LOW`` / ``_UNKNOWN``) for the catalogue's features. A
+# ``*_shrunk`` variant shares its raw rate's codes: to a reader they are one reason.
+REASON_STEMS: dict[str, str] = {
+    "orders_6m": "ORDER_VOLUME",
+    "order_value_6m_usd": "ORDER_VALUE",
+    "completion_rate_6m": "COMPLETION_RATE",
+    "supplier_cancellation_rate_6m": "SUPPLIER_CANCELLATION_RATE",
+    "on_time_shipment_rate_6m": "ON_TIME_SHIPMENT",
+    "dispute_ratio_6m": "DISPUTE_RATIO",
+    "pre_shipment_dispute_ratio_6m": "PRE_SHIPMENT_DISPUTE_RATIO",
+    "post_delivery_dispute_ratio_6m": "QUALITY_DISPUTE_RATIO",
+    "buyer_won_dispute_share_6m": "DISPUTES_LOST_SHARE",
+    "refund_share_6m": "REFUND_SHARE",
+    "response_rate_6m": "RESPONSE_RATE",
+    "review_count_6m": "REVIEW_COUNT",
+    "low_rating_share_6m": "LOW_RATING_SHARE",
+    "deal_count_12m": "DEAL_COUNT",
+    "deal_value_12m_usd": "DEAL_VALUE",
+    "assured_deal_value_12m_usd": "ASSURED_VALUE",
+    "assured_deal_share_12m": "ASSURED_SHARE",
+    "order_growth_mom": "ORDER_GROWTH",
+    "buyers_6m": "BUYER_COUNT",
+    "buyer_hhi_6m": "BUYER_CONCENTRATION",
+    "repeat_buyer_share_6m": "REPEAT_BUYER_SHARE",
+    "tt_share_6m": "TT_PAYMENT_SHARE",
+    "credit_card_share_6m": "CARD_PAYMENT_SHARE",
+}
+CATEGORICAL_REASON_CODES: dict[str, str] = {
+    "country": "COUNTRY_RISK",
+    "membership_tier": "MEMBERSHIP_TIER_RISK",
+    "category": "CATEGORY_RISK",
+}
+
+
+def codes_for(feature: ModelFeature) -> FeatureReasonCodes:
+    if feature.categorical:
+        code = CATEGORICAL_REASON_CODES.get(feature.name, f"{feature.name.upper()}_RISK")
+        return FeatureReasonCodes(code, code, code)
+    base = feature.name.removesuffix("_shrunk")
+    if base in REASON_CODES:
+        return REASON_CODES[base]
+    stem = REASON_STEMS.get(base, base.upper())
+    return FeatureReasonCodes(f"{stem}_HIGH", f"{stem}_LOW", f"{stem}_UNKNOWN")
+
+
+def top_reason_codes(
+    contributions: np.ndarray,
+    design: pd.DataFrame,
+    features: Sequence[ModelFeature],
+    medians: dict[str, float],
+    k: int = 3,
+) -> list[list[str]]:
+    """Top-``k`` codes per row from a (rows x features[+bias]) contribution matrix."""
+    n_features = len(features)
+    contributions = np.asarray(contributions, dtype=float)[:, :n_features]  # drop the bias column
+    n_rows = contributions.shape[0]
+    if n_rows == 0 or k <= 0:
+        return [[] for _ in range(n_rows)]
+    # Stable sort on the negated contribution: ties keep the model's feature order. Look a
+    # little beyond k because features sharing a code (a rate and its shrunk twin) count once.
+    depth = min(n_features, 3 * k)
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :depth]
+    ordered_values = np.take_along_axis(contributions, order, axis=1)
+
+    # Per feature, the code each row would get if that feature were one of its reasons.
+    code_matrix = np.empty((n_rows, n_features), dtype=object)
+    for j, feature in enumerate(features):
+        codes = codes_for(feature)
+        if feature.categorical:
+            code_matrix[:, j] = codes.high
+            continue
+        values = design[feature.name].to_numpy(dtype=float, na_value=np.nan)
+        if feature.risk_direction > 0:
+            is_high = np.ones(n_rows, dtype=bool)
+        elif feature.risk_direction < 0:
+            is_high = np.zeros(n_rows, dtype=bool)
+        else:
+            is_high = values > medians.get(feature.name, 0.0)
+        column = np.where(is_high, codes.high, codes.low).astype(object)
+        column[np.isnan(values)] = codes.unknown
+        code_matrix[:, j] = column
+    ordered_codes = np.take_along_axis(code_matrix, order, axis=1)
+
+    result: list[list[str]] = []
+    for codes_row, positive_row in zip(ordered_codes.tolist(), (ordered_values > 0).tolist(), strict=True):
+        row: list[str] = []
+        for code, positive in zip(codes_row, positive_row, strict=True):
+            if not positive or len(row) == k:
+                break
+            if code not in row:
+                row.append(code)
+        result.append(row)
+    return result

@@ -1,0 +1,393 @@
+"""MLflow record and registry of breach models: log, register, load by alias, promote.
+
+Conventions
+-----------
+* Tracking store: ``sqlite:////abs/home/mlflow.db`` (``tracking_uri_for_home``); run
+  artifacts live next to it in ``<home>/mlartifacts`` so one home folder holds everything.
+* Registered model ``supplier_breach_risk``; aliases, not stages: ``champion`` (what the
+  pipeline scores with), ``challenger`` (newest candidate), ``previous_champion`` (the
+  rollback target after a promotion).
+* A model version string is ``"supplier_breach_risk/<n>"``: readable in published tables
+  and directly usable as ``models:/<version string>``.
+* The first registered model becomes champion; later ones become challenger and reach
+  champion only through ``promote_if_better``, whose gates compare both models on the
+  *same* validation rows. Every decision is logged as its own MLflow run and as tags on
+  the challenger's model version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import lightgbm as lgb
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+import sklearn
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from models.metrics import classification_metrics
+from models.model_card import render_model_card
+from models.model_features import LABEL_COLUMN
+from models.plots import feature_importance_figure, reliability_figure, roc_figure
+from models.scoring import BreachRiskModel
+from models.training import TrainingResult, complete_label_rows, training_data_fingerprint
+
+REGISTERED_MODEL_NAME = "supplier_breach_risk"
+EXPERIMENT_NAME = "supplier_breach_risk"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION = "previous_champion"
+
+
+class ModelAliasNotFound(LookupError):
+    """No registered version carries the requested alias (e.g. no champion yet)."""
+
+
+def tracking_uri_for_home(home: str | Path) -> str:
+    """The SQLite tracking URI for a home folder (absolute path: four slashes)."""
+    return f"sqlite:///{Path(home).resolve() / 'mlflow.db'}"
+
+
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """``<home>/mlartifacts`` for a SQLite store in ``<home>``; None for other stores."""
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme != "sqlite":
+        return None
+    db_path = Path(tracking_uri.removeprefix("sqlite:///"))
+    return (db_path.parent / "mlartifacts").resolve().as_uri()
+
+
+def version_string(name: str, version: str | int) -> str:
+    return f"{name}/{version}"
+
+
+def _pip_requirements() -> list[str]:
+    # Pinned explicitly: MLflow's inference of requirements costs ~10 s per logged model.
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"lightgbm=={lgb.__version__}",
+        f"scikit-learn=={sklearn.__version__}",
+        f"pandas=={pd.__version__}",
+        f"numpy=={np.__version__}",
+    ]
+
+
+@contextlib.contextmanager
+def _tracking(tracking_uri: str) -> Iterator[MlflowClient]:
+    """Point MLflow's fluent API at ``tracking_uri`` for the block, then restore it."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        yield MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def _experiment_id(client: MlflowClient, tracking_uri: str, experiment_name: str) -> str:
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(experiment_name, artifact_location=default_artifact_location(tracking_uri))
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+
+
+def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    try:
+        return client.get_model_version_by_alias(name, alias).version
+    except MlflowException:
+        return None
+
+
+def log_training_run(result: TrainingResult, run_name: str | None = None) -> None:
+    """Params, metrics, figures, model card and data fingerprint into the active run."""
+    params = {f"config.{k}": v for k, v in result.config.to_dict().items() if k != "lightgbm_overrides"}
+    params.update({f"window.{k}": v for k, v in result.split.describe().items()})
+    params["features"] = ",".join(f.name for f in result.features)
+    params["monotone_constraints"] = ",".join(str(f.risk_direction) for f in result.features)
+    params["calibration_method_chosen"] = result.calibration.method
+    params["best_iteration"] = result.best_iteration
+    params["data_fingerprint_sha256"] = result.data_fingerprint
+    mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+    mlflow.log_metrics(_finite(result.metrics))
+    mlflow.log_metrics({f"rows_{k}": float(v) for k, v in result.row_counts.items()})
+    mlflow.set_tags({"data_fingerprint_sha256": result.data_fingerprint, "model_family": "lightgbm"})
+
+    evaluation = result.evaluation_frame
+    y = evaluation[LABEL_COLUMN].astype(int).to_numpy()
+    curves = {
+        "calibrated": (y, evaluation["predicted_probability"].to_numpy()),
+        "raw booster": (y, evaluation["raw_probability"].to_numpy()),
+    }
+    for figure, file_name in (
+        (roc_figure({"model": curves["calibrated"]}), "plots/roc_evaluation.png"),
+        (reliability_figure(curves), "plots/reliability_evaluation.png"),
+        (feature_importance_figure(result.feature_importance), "plots/feature_importance.png"),
+    ):
+        mlflow.log_figure(figure, file_name)
+        plt.close(figure)
+    mlflow.log_text(render_model_card(result), "model_card.md")
+    mlflow.log_text(result.feature_importance.to_csv(index=False), "feature_importance.csv")
+    mlflow.log_dict(
+        {"data_fingerprint_sha256": result.data_fingerprint, "row_counts": result.row_counts,
+         "split": result.split.describe()},
+        "training_data.json",
+    )
+
+
+def log_and_register(
+    result: TrainingResult,
+    tracking_uri: str,
+    *,
+    registered_model_name: str = REGISTERED_MODEL_NAME,
+    experiment_name: str = EXPERIMENT_NAME,
+    run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Log a training run with its model, register it, set its alias; return its version.
+
+    The first version of the registered model becomes ``champion``; any later one becomes
+    ``challenger`` (promote it with ``promote_if_better``). Returns the version string
+    ``"<name>/<n>"``; the returned model's ``metadata['mlflow_run_id']`` is set too.
+    """
+    with _tracking(tracking_uri) as client:
+        experiment_id = _experiment_id(client, tracking_uri, experiment_name)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or "train") as run:
+            if tags:
+                mlflow.set_tags(tags)
+            log_training_run(result)
+            model_info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=result.model,
+                pip_requirements=_pip_requirements(),
+            )
+            model_version = mlflow.register_model(model_info.model_uri, registered_model_name)
+        alias = CHALLENGER if _alias_version(client, registered_model_name, CHAMPION) else CHAMPION
+        client.set_registered_model_alias(registered_model_name, alias, model_version.version)
+        client.set_model_version_tag(
+            registered_model_name, model_version.version, "data_fingerprint_sha256", result.data_fingerprint
+        )
+        client.set_model_version_tag(registered_model_name, model_version.version, "initial_alias", alias)
+        client.update_model_version(
+            registered_model_name, model_version.version, description=render_model_card(result)
+        )
+    version = version_string(registered_model_name, model_version.version)
+    result.model.version = version
+    result.model.metadata["mlflow_run_id"] = run.info.run_id
+    return version
+
+
+def load_model_by_alias(
+    tracking_uri: str, alias: str = CHAMPION, *, registered_model_name: str = REGISTERED_MODEL_NAME
+) -> tuple[BreachRiskModel, str]:
+    """The ``BreachRiskModel`` behind ``alias`` and its version string (also ``model.version``).
+
+    Raises ``ModelAliasNotFound`` when no version carries the alias.
+    """
+    with _tracking(tracking_uri) as client:
+        number = _alias_version(client, registered_model_name, alias)
+        if number is None:
+            raise ModelAliasNotFound(
+                f"registered model {registered_model_name!r} has no version with alias {alias!r} "
+                f"in {tracking_uri}"
+            )
+        # Load the pinned version, not the alias: the alias may move while we load.
+        pyfunc_model = mlflow.pyfunc.load_model(f"models:/{registered_model_name}/{number}")
+    model: BreachRiskModel = pyfunc_model.unwrap_python_model()
+    model.version = version_string(registered_model_name, number)
+    return model, model.version
+
+
+def alias_data_fingerprint(
+    tracking_uri: str, alias: str = CHAMPION, *, registered_model_name: str = REGISTERED_MODEL_NAME
+) -> str | None:
+    """The sha256 of the training data behind ``alias`` (None: no such alias or no tag).
+
+    Lets a pipeline skip retraining when the training data has not changed.
+    """
+    with _tracking(tracking_uri) as client:
+        number = _alias_version(client, registered_model_name, alias)
+        if number is None:
+            return None
+        return client.get_model_version(registered_model_name, number).tags.get("data_fingerprint_sha256")
+
+
+@dataclass(frozen=True)
+class PromotionGates:
+    """A challenger replaces the champion only if, on the same rows, it is not worse by more
+    than these margins. Small tolerances keep noise from blocking an equal model; they are
+    tight enough that a real regression is refused."""
+
+    max_auc_drop: float = 0.005
+    max_ece_increase: float = 0.005
+    max_brier_relative_increase: float = 0.01
+
+
+@dataclass
+class PromotionDecision:
+    promoted: bool
+    reasons: list[str]
+    champion_version: str | None
+    challenger_version: str | None
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    challenger_metrics: dict[str, float] = field(default_factory=dict)
+    validation_rows: int = 0
+    validation_fingerprint: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare_on_rows(
+    champion_metrics: dict[str, float], challenger_metrics: dict[str, float], gates: PromotionGates
+) -> tuple[bool, list[str]]:
+    """Apply the gates; every gate yields a reason, passed or failed."""
+    reasons = []
+    passed = True
+    auc_delta = challenger_metrics["auc"] - champion_metrics["auc"]
+    if not math.isfinite(auc_delta):
+        passed = False
+        reasons.append("AUC undefined on the validation rows (a single class): cannot compare")
+    elif auc_delta < -gates.max_auc_drop:
+        passed = False
+        reasons.append(f"AUC worse by {-auc_delta:.4f} > {gates.max_auc_drop}")
+    else:
+        reasons.append(f"AUC {challenger_metrics['auc']:.4f} vs {champion_metrics['auc']:.4f} (delta {auc_delta:+.4f}) ok")
+    ece_delta = challenger_metrics["ece"] - champion_metrics["ece"]
+    if ece_delta > gates.max_ece_increase:
+        passed = False
+        reasons.append(f"ECE worse by {ece_delta:.4f} > {gates.max_ece_increase}")
+    else:
+        reasons.append(f"ECE {challenger_metrics['ece']:.4f} vs {champion_metrics['ece']:.4f} ok")
+    brier_ratio = challenger_metrics["brier"] / max(champion_metrics["brier"], 1e-12) - 1
+    if brier_ratio > gates.max_brier_relative_increase:
+        passed = False
+        reasons.append(f"Brier worse by {brier_ratio:.2%} > {gates.max_brier_relative_increase:.2%}")
+    else:
+        reasons.append(f"Brier {challenger_metrics['brier']:.5f} vs {champion_metrics['brier']:.5f} ok")
+    return passed, reasons
+
+
+def promote_if_better(
+    tracking_uri: str,
+    validation: pd.DataFrame,
+    *,
+    gates: PromotionGates | None = None,
+    registered_model_name: str = REGISTERED_MODEL_NAME,
+    experiment_name: str = EXPERIMENT_NAME,
+) -> PromotionDecision:
+    """Promote ``challenger`` to ``champion`` if it passes ``gates`` on ``validation``.
+
+    ``validation`` is a features-with-labels frame (only complete labels are used); pass
+    rows neither model trained on, typically the challenger's ``evaluation_frame``. On
+    promotion the old champion keeps the alias ``previous_champion`` and the challenger
+    alias is removed. The decision is returned and logged either way.
+    """
+    gates = gates or PromotionGates()
+    rows = complete_label_rows(validation)
+    with _tracking(tracking_uri) as client:
+        champion_number = _alias_version(client, registered_model_name, CHAMPION)
+        challenger_number = _alias_version(client, registered_model_name, CHALLENGER)
+    champion_version = version_string(registered_model_name, champion_number) if champion_number else None
+    challenger_version = version_string(registered_model_name, challenger_number) if challenger_number else None
+    decision = PromotionDecision(
+        promoted=False,
+        reasons=[],
+        champion_version=champion_version,
+        challenger_version=challenger_version,
+        validation_rows=len(rows),
+        validation_fingerprint=training_data_fingerprint(rows) if len(rows) else None,
+    )
+    if challenger_number is None:
+        decision.reasons.append("no challenger registered: nothing to promote")
+        return decision
+    if challenger_number == champion_number:
+        decision.reasons.append("challenger is already the champion")
+        return decision
+
+    y = rows[LABEL_COLUMN].astype(int).to_numpy()
+    challenger, _ = load_model_by_alias(tracking_uri, CHALLENGER, registered_model_name=registered_model_name)
+    decision.challenger_metrics = classification_metrics(y, challenger.predict_proba(rows))
+    if champion_number is None:
+        decision.promoted = True
+        decision.reasons.append("no champion registered: the challenger becomes champion")
+    else:
+        champion, _ = load_model_by_alias(tracking_uri, CHAMPION, registered_model_name=registered_model_name)
+        try:
+            champion_p = champion.predict_proba(rows)
+        except KeyError as missing:
+            # The feature set moved on: a champion that cannot score today's features
+            # cannot serve the pipeline either, so the challenger takes over.
+            champion_p = None
+            decision.promoted = True
+            decision.reasons.append(f"champion cannot score the validation rows ({missing}): challenger takes over")
+        if champion_p is not None:
+            decision.champion_metrics = classification_metrics(y, champion_p)
+            decision.promoted, decision.reasons = compare_on_rows(
+                decision.champion_metrics, decision.challenger_metrics, gates
+            )
+    _record_decision(tracking_uri, decision, gates, registered_model_name, experiment_name,
+                     champion_number, challenger_number)
+    return decision
+
+
+def _record_decision(
+    tracking_uri: str,
+    decision: PromotionDecision,
+    gates: PromotionGates,
+    name: str,
+    experiment_name: str,
+    champion_number: str | None,
+    challenger_number: str,
+) -> None:
+    with _tracking(tracking_uri) as client:
+        if decision.promoted:
+            if champion_number is not None:
+                client.set_registered_model_alias(name, PREVIOUS_CHAMPION, champion_number)
+            client.set_registered_model_alias(name, CHAMPION, challenger_number)
+            client.delete_registered_model_alias(name, CHALLENGER)
+        outcome = "promoted" if decision.promoted else "refused"
+        client.set_model_version_tag(name, challenger_number, "promotion_decision", outcome)
+        client.set_model_version_tag(name, challenger_number, "promotion_reasons", "; ".join(decision.reasons)[:5000])
+        experiment_id = _experiment_id(client, tracking_uri, experiment_name)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"promotion-{outcome}"):
+            mlflow.set_tags({
+                "kind": "promotion_decision",
+                "decision": outcome,
+                "champion_version": str(decision.champion_version),
+                "challenger_version": str(decision.challenger_version),
+            })
+            mlflow.log_params({f"gate.{k}": v for k, v in asdict(gates).items()})
+            mlflow.log_metrics(_finite({f"champion_{k}": v for k, v in decision.champion_metrics.items()}))
+            mlflow.log_metrics(_finite({f"challenger_{k}": v for k, v in decision.challenger_metrics.items()}))
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "promotion_decision.json"
+                path.write_text(json.dumps(decision.to_dict(), indent=2, default=str))
+                mlflow.log_artifact(str(path))
+
+
+def alias_data_fingerprint(
+    tracking_uri: str, alias: str = CHAMPION, *, registered_model_name: str = REGISTERED_MODEL_NAME
+) -> str | None:
+    """The training-data fingerprint of the version behind ``alias`` (None when no such version).
+
+    Lets the pipeline reuse the champion when the training data has not changed, so a rerun
+    on the same input registers no new version and reproduces the same scores.
+    """
+    with _tracking(tracking_uri) as client:
+        number = _alias_version(client, registered_model_name, alias)
+        if number is None:
+            return None
+        return client.get_model_version(registered_model_name, number).tags.get("data_fingerprint_sha256")

@@ -1,0 +1,129 @@
+"""The deployable breach-risk model: booster + calibrator + the exact input recipe.
+
+``BreachRiskModel`` is what the registry stores (as an MLflow pyfunc) and what the
+pipeline scores with. It owns everything needed to turn a ``compute_supplier_features``
+frame into calibrated six-month breach probabilities, so scoring never depends on
+training code: the ordered feature list, their risk directions, the fixed category lists
+of the categorical columns (a category unseen in training scores as missing), the
+training medians (for reason-code sides) and the calibrator.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from typing import Any
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from models.calibration import Calibrator
+from models.model_features import ModelFeature
+from models.reason_codes import top_reason_codes
+
+
+class BreachRiskModel(mlflow.pyfunc.PythonModel):
+    def __init__(
+        self,
+        booster_model: str,
+        features: list[ModelFeature],
+        categories: dict[str, list[str]],
+        calibrator: Calibrator,
+        medians: dict[str, float],
+        metadata: dict[str, Any] | None = None,
+        version: str | None = None,
+        num_threads: int = 2,
+    ) -> None:
+        self.booster_model = booster_model  # LightGBM text format: portable across pickles
+        self.features = list(features)
+        self.categories = {name: list(values) for name, values in categories.items()}
+        self.calibrator = calibrator
+        self.medians = dict(medians)
+        self.metadata = dict(metadata or {})
+        self.version = version
+        self.num_threads = num_threads
+        self._booster: lgb.Booster | None = None
+
+    # -- pickling: rebuild the booster from its text after loading --------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_booster"] = None
+        state["features"] = [asdict(f) for f in self.features]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["features"] = [ModelFeature(**f) for f in state["features"]]
+        self.__dict__.update(state)
+
+    @property
+    def booster(self) -> lgb.Booster:
+        if self._booster is None:
+            self._booster = lgb.Booster(model_str=self.booster_model)
+        return self._booster
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    # -- inputs -------------------------------------------------------------------------
+    def design_matrix(self, features_df: pd.DataFrame) -> pd.DataFrame:
+        """The model's input columns, in order, typed exactly as in training."""
+        missing = [c for c in self.feature_columns if c not in features_df.columns]
+        if missing:
+            raise KeyError(f"features frame lacks model input columns: {missing}")
+        return build_design_matrix(features_df, self.features, self.categories)
+
+    # -- outputs ------------------------------------------------------------------------
+    def raw_proba(self, features_df: pd.DataFrame) -> np.ndarray:
+        """Uncalibrated booster probabilities (for diagnostics and calibration)."""
+        if len(features_df) == 0:
+            return np.empty(0)
+        return self.booster.predict(self.design_matrix(features_df), num_threads=self.num_threads)
+
+    def predict_proba(self, features_df: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of a breach in the six months after each row's as-of date."""
+        return np.clip(self.calibrator.transform(self.raw_proba(features_df)), 0.0, 1.0)
+
+    def contributions(self, features_df: pd.DataFrame) -> np.ndarray:
+        """TreeSHAP contributions in log-odds: rows x (features + bias)."""
+        return self.booster.predict(
+            self.design_matrix(features_df), pred_contrib=True, num_threads=_contribution_threads()
+        )
+
+    def reason_codes(self, features_df: pd.DataFrame, k: int = 3) -> list[list[str]]:
+        """Per row, up to ``k`` codes of the features that raise its risk the most."""
+        if len(features_df) == 0:
+            return []
+        design = self.design_matrix(features_df)
+        contributions = self.booster.predict(design, pred_contrib=True, num_threads=_contribution_threads())
+        return top_reason_codes(contributions, design, self.features, self.medians, k=k)
+
+    # -- MLflow pyfunc entry point ---------------------------------------------------------
+    def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
+        return self.predict_proba(pd.DataFrame(model_input))
+
+
+def _contribution_threads() -> int:
+    # TreeSHAP costs ~100x a prediction and splits cleanly by row, so it uses every core
+    # (measured 2x faster with 2 threads even on a busy 2-core box); results do not depend
+    # on the thread count.
+    return os.cpu_count() or 1
+
+
+def build_design_matrix(
+    frame: pd.DataFrame, features: list[ModelFeature], categories: dict[str, list[str]]
+) -> pd.DataFrame:
+    columns: dict[str, Any] = {}
+    for feature in features:
+        values = frame[feature.name]
+        if feature.categorical:
+            as_text = values.astype("string").astype(object).where(values.notna(), None)
+            columns[feature.name] = pd.Categorical(as_text, categories=categories[feature.name])
+        else:
+            columns[feature.name] = pd.to_numeric(
+                values.astype("Float64") if values.dtype == bool or str(values.dtype) == "boolean" else values,
+                errors="coerce",
+            ).astype("float64")
+    return pd.DataFrame(columns, index=frame.index)

@@ -1,0 +1,78 @@
+"""MLflow registry flow on a temporary SQLite store: champion, challenger, gated promotion."""
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from models.demo_frames import example_training_frame
+from models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    REGISTERED_MODEL_NAME,
+    ModelAliasNotFound,
+    alias_data_fingerprint,
+    load_model_by_alias,
+    log_and_register,
+    promote_if_better,
+    tracking_uri_for_home,
+)
+from models.training import TrainingConfig, train_breach_model
+
+FAST = TrainingConfig(max_boost_rounds=80, early_stopping_rounds=20, min_data_in_leaf=40, feature_warmup_months=0)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return example_training_frame(n_suppliers=400, months=9, seed=21)
+
+
+def test_alias_flow_and_gating_both_ways(tmp_path, frame):
+    uri = tracking_uri_for_home(tmp_path)
+    assert uri.startswith("sqlite:////")
+    with pytest.raises(ModelAliasNotFound):
+        load_model_by_alias(uri)
+
+    good = train_breach_model(frame, None, FAST)
+    assert alias_data_fingerprint(uri) is None
+    first = log_and_register(good, uri)
+    assert alias_data_fingerprint(uri) == good.data_fingerprint
+    assert first == f"{REGISTERED_MODEL_NAME}/1"
+    champion, version = load_model_by_alias(uri, CHAMPION)
+    assert version == first == champion.version
+    np.testing.assert_allclose(champion.predict_proba(frame), good.model.predict_proba(frame))
+    assert (tmp_path / "mlartifacts").is_dir()
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.get_run(good.model.metadata["mlflow_run_id"])
+    assert run.data.tags["data_fingerprint_sha256"] == good.data_fingerprint
+    assert "evaluation_auc" in run.data.metrics and "evaluation_ece" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model_card.md", "plots", "training_data.json"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/roc_evaluation.png", "plots/reliability_evaluation.png", "plots/feature_importance.png"} <= plots
+
+    # A model that only knows the product category is much worse on the same rows: refused.
+    weak = train_breach_model(frame, ["category"], FAST)
+    second = log_and_register(weak, uri)
+    assert load_model_by_alias(uri, CHALLENGER)[1] == second
+    refused = promote_if_better(uri, good.evaluation_frame)
+    assert not refused.promoted
+    assert any("AUC worse" in reason for reason in refused.reasons)
+    assert load_model_by_alias(uri, CHAMPION)[1] == first
+    assert client.get_model_version(REGISTERED_MODEL_NAME, "2").tags["promotion_decision"] == "refused"
+
+    # An equally good model (another seed) passes the gates on the same rows: promoted.
+    peer = train_breach_model(frame, None, TrainingConfig(**{**FAST.to_dict(), "seed": 8}))
+    third = log_and_register(peer, uri)
+    promoted = promote_if_better(uri, good.evaluation_frame)
+    assert promoted.promoted, promoted.reasons
+    assert promoted.validation_rows == len(good.evaluation_frame)
+    assert load_model_by_alias(uri, CHAMPION)[1] == third
+    assert load_model_by_alias(uri, PREVIOUS_CHAMPION)[1] == first
+    with pytest.raises(ModelAliasNotFound):
+        load_model_by_alias(uri, CHALLENGER)
+    decisions = client.search_runs(
+        [run.info.experiment_id], filter_string="tags.kind = 'promotion_decision'"
+    )
+    assert sorted(r.data.tags["decision"] for r in decisions) == ["promoted", "refused"]

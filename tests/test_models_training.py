@@ -1,0 +1,100 @@
+"""Breach model training: determinism, monotone constraints, out-of-time windows, calibration."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.calibration import fit_calibrator
+from models.demo_frames import example_training_frame
+from models.metrics import expected_calibration_error
+from models.training import TrainingConfig, split_out_of_time, train_breach_model
+
+FAST = TrainingConfig(max_boost_rounds=120, early_stopping_rounds=30, min_data_in_leaf=50, feature_warmup_months=0)
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return example_training_frame(n_suppliers=400, months=12, seed=3, incomplete_months=2)
+
+
+@pytest.fixture(scope="module")
+def result(frame):
+    return train_breach_model(frame, None, FAST)
+
+
+def test_training_is_deterministic(frame, result):
+    again = train_breach_model(frame, None, FAST)
+    assert again.data_fingerprint == result.data_fingerprint
+    np.testing.assert_array_equal(again.model.predict_proba(frame), result.model.predict_proba(frame))
+    assert again.model.booster_model == result.model.booster_model
+
+
+def test_out_of_time_windows_are_ordered_and_skip_incomplete_labels(frame, result):
+    split = result.split
+    assert max(split.train) < min(split.calibration) <= max(split.calibration) < min(split.evaluation)
+    complete_months = sorted(pd.to_datetime(frame.loc[frame.label_complete, "as_of_date"]).dt.date.unique())
+    assert max(split.evaluation) == complete_months[-1]
+    assert result.row_counts["dropped_incomplete"] == 2 * 400
+    assert set(result.evaluation_frame["as_of_date"]) == set(split.evaluation)
+
+
+def test_split_shrinks_on_short_history_and_refuses_too_short():
+    months = pd.date_range("2024-01-31", periods=6, freq="ME").date
+    split = split_out_of_time(months, TrainingConfig())
+    assert (len(split.train), len(split.calibration), len(split.evaluation)) == (4, 1, 1)
+    with pytest.raises(ValueError, match="at least 3 months"):
+        split_out_of_time(months[:2], TrainingConfig())
+
+
+def test_monotone_constraints_are_honoured(frame, result):
+    directions = {f.name: f.risk_direction for f in result.features}
+    assert directions["dispute_ratio_6m"] == 1 and directions["on_time_shipment_rate_6m"] == -1
+    rows = frame.sample(60, random_state=0)
+    for name, grid in (
+        ("dispute_ratio_6m", np.linspace(0, 0.5, 26)),
+        ("median_response_hours_6m", np.linspace(0, 200, 26)),
+        ("on_time_shipment_rate_6m", np.linspace(1, 0, 26)),  # falling safe feature = rising risk
+        ("tenure_months", np.linspace(60, 0, 26)),
+    ):
+        probabilities = np.column_stack(
+            [result.model.predict_proba(rows.assign(**{name: value})) for value in grid]
+        )
+        assert (np.diff(probabilities, axis=1) >= -1e-12).all(), name
+
+
+def test_categories_are_fixed_in_the_model(frame, result):
+    assert result.model.categories["country"] == sorted(frame["country"].unique())
+    unseen = frame.head(5).assign(country="ZZ")
+    assert np.isfinite(result.model.predict_proba(unseen)).all()
+
+
+def test_calibration_improves_ece_on_a_later_window_after_drift():
+    frame = example_training_frame(n_suppliers=600, months=12, seed=5)
+    # The world gets riskier after month 6: the booster learns the old base rate, the
+    # calibration window (later months) must correct it.
+    later = pd.to_datetime(frame["as_of_date"]) > pd.Timestamp("2024-06-30")
+    rng = np.random.default_rng(0)
+    p_drift = 1 / (1 + np.exp(-(np.log(frame.breach_probability_6m / (1 - frame.breach_probability_6m)) + 0.8)))
+    frame.loc[later, "breach_6m"] = rng.random(later.sum()) < p_drift[later]
+    result = train_breach_model(frame, None, FAST)
+    assert result.metrics["evaluation_ece"] < result.metrics["evaluation_uncalibrated_ece"]
+    assert result.metrics["evaluation_ece"] < 0.03
+
+
+def test_auto_calibration_picks_by_held_out_ece():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.01, 0.6, 8000)
+    y = rng.random(8000) < p
+    raw = p**2  # systematically too low
+    choice = fit_calibrator(raw[:4000], y[:4000], "auto")
+    assert set(choice.cv_ece) == {"isotonic", "platt"}
+    assert choice.method == min(choice.cv_ece, key=choice.cv_ece.get)
+    held_out = expected_calibration_error(y[4000:], choice.calibrator.transform(raw[4000:]))
+    assert held_out < expected_calibration_error(y[4000:], raw[4000:]) / 3
+
+
+def test_warm_up_months_are_skipped(frame):
+    result = train_breach_model(frame, None, TrainingConfig(**{**FAST.to_dict(), "feature_warmup_months": 2}))
+    complete_months = sorted(pd.to_datetime(frame.loc[frame.label_complete, "as_of_date"]).dt.date.unique())
+    assert min(result.split.train) == complete_months[2]
+    assert result.row_counts["dropped_warmup"] == 2 * 400
