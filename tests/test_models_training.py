@@ -98,3 +98,18 @@ def test_warm_up_months_are_skipped(frame):
     complete_months = sorted(pd.to_datetime(frame.loc[frame.label_complete, "as_of_date"]).dt.date.unique())
     assert min(result.split.train) == complete_months[2]
     assert result.row_counts["dropped_warmup"] == 2 * 400
+
+
+def test_isotonic_calibration_keeps_the_ranking():
+    from sklearn.metrics import roc_auc_score
+
+    from models.calibration import IsotonicCalibrator
+
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.01, 0.5, 6000)
+    y = rng.random(6000) < p
+    raw = p**2
+    calibrator = IsotonicCalibrator.fit(raw[:3000], y[:3000])
+    assert (np.diff(calibrator.x_thresholds) > 0).all() and (np.diff(calibrator.y_thresholds) > 0).all()
+    held_out = calibrator.transform(raw[3000:])
+    assert roc_auc_score(y[3000:], held_out) == pytest.approx(roc_auc_score(y[3000:], raw[3000:]), abs=1e-3)
