@@ -28,6 +28,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "_data"
 RESULTS = BENCH_DIR / "results" / "validate.md"
+RESULTS_JSON = BENCH_DIR / "results" / "validate.json"  # per-size results; a re-run of one size keeps the others
 SIZES = {
     "1m": dict(n_suppliers=5_000, months=30),
     "20m": dict(n_suppliers=50_000, months=30, orders_per_supplier_month=13.2),
@@ -96,15 +97,14 @@ def child(size: str) -> dict:
 
 
 def render(results: list[dict], command: str) -> str:
-    load = os.getloadavg()
     lines = [
         "# Benchmark: landing-zone validation",
         "",
         f"Command: `{command}` (from the repository root)",
         "",
         f"Machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
-        f"{platform.platform()}; run at {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with load average "
-        f"{load[0]:.1f} (other jobs shared the 2 cores, so wall times are upper bounds).",
+        f"{platform.platform()}. Other jobs shared the 2 cores (load average per row below), so wall",
+        "times are upper bounds.",
         "",
         "What is timed: `ingest_landing_zone` (read every Parquet file, apply all quarantine rules, write",
         "`validated.*`, `quarantine.*`, `_ingest_report` into a file-backed DuckDB), then",
@@ -112,14 +112,15 @@ def render(results: list[dict], command: str) -> str:
         "on a deterministic ~100,000-row hash sample plus exact DuckDB aggregates over all rows).",
         "Peak RSS is the child process's `ru_maxrss`.",
         "",
-        "| size | orders | all rows | files | ingest (s) | GX suites (s) | peak RSS after ingest (GiB) | peak RSS total (GiB) | quarantined |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| size | orders | all rows | files | ingest (s) | GX suites (s) | peak RSS after ingest (GiB) | peak RSS total (GiB) | quarantined | measured | load avg | exact command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['size']} | {r['rows']['orders']:,} | {sum(r['rows'].values()):,} | {r['files']} | "
             f"{r['ingest_seconds']} | {r['gx_seconds']} | {r['peak_rss_gib_ingest']} | "
-            f"{r['peak_rss_gib_total']} | {r['quarantined']:,} |")
+            f"{r['peak_rss_gib_total']} | {r['quarantined']:,} | {r.get('measured_at', '')} | "
+            f"{r.get('load_average', '')} | `{r.get('command', '')}` |")
     lines += ["", "Per-table suites:", "", "| size | table | rows | mode | GX rows | seconds | passed |",
               "|---|---|---|---|---|---|---|"]
     for r in results:
@@ -154,9 +155,17 @@ def main() -> int:
         print(json.dumps(result), flush=True)
         if not args.keep:
             shutil.rmtree(landing_dir(size), ignore_errors=True)
-    command = "uv run python bench/bench_validate.py" + (f" --sizes {args.sizes}" if args.sizes != "1m,20m" else "")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(render(results, command), encoding="utf-8")
+    merged = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    for r in results:
+        r["measured_at"] = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+        r["load_average"] = round(os.getloadavg()[0], 1)
+        r["command"] = "uv run python bench/bench_validate.py --sizes " + r["size"] + (" --keep" if args.keep else "")
+        merged[r["size"]] = r
+    RESULTS_JSON.write_text(json.dumps(merged, indent=1), encoding="utf-8")
+    ordered = [merged[s] for s in SIZES if s in merged]
+    RESULTS.write_text(render(ordered, "uv run python bench/bench_validate.py [--sizes 1m|20m] [--keep]"),
+                       encoding="utf-8")
     print(f"wrote {RESULTS}")
     return 0
 

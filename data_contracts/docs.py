@@ -123,8 +123,9 @@ def render_markdown() -> str:
         "### Row rules (quarantine)",
         "",
         "Every row read is either accepted into `validated.<table>` or quarantined into",
-        "`quarantine.<table>` with the *first* rule it breaks, in this order (rules 1-6 look at the",
-        "row alone; the rest need other rows or tables). The counts reconcile:",
+        "`quarantine.<table>` with the *first* rule it breaks, in this order (rules 1-"
+        f"{RULE_ORDER.index('after_horizon')} look at the",
+        "row alone and are checked while reading; the rest need other rows or tables). The counts reconcile:",
         "read = accepted + quarantined, per table, checked by the ingest itself.",
         "",
         "| # | rule | meaning |",
@@ -144,7 +145,8 @@ def render_markdown() -> str:
         "  supplier is `supplier_quarantined`; a dispute or review of a quarantined order is",
         "  `order_quarantined`; of an order that does not exist at all, `orphan_order`.",
         "- **Data horizon**: the end of day (23:59:59.999999) of the last order date among orders that",
-        "  passed rules 1-6, walking forward from the median order date and stopping before the first",
+        f"  passed rules 1-{RULE_ORDER.index('after_horizon')}, walking forward from the median order date "
+        "and stopping before the first",
         f"  gap of more than {HORIZON_MAX_GAP_DAYS} days without orders (so one order mistyped as 2099",
         "  cannot push the horizon out and hide every other future timestamp). The `horizon`",
         "  argument overrides it. Every timestamp except `promised_ship_by` must be at or before it.",

@@ -213,13 +213,12 @@ def test_unparseable_csv_values_are_quarantined_with_original_text(tmp_path):
     row[header.index("created_at")] = "05/01/2025 10:00"
     lines[1] = ",".join(row)
     row = lines[2].split(",")
-    row[header.index("amount_usd")] = "12,5".replace(",", ";")
+    row[header.index("amount_usd")] = "12.5 USD"
     lines[2] = ",".join(row)
     row = lines[3].split(",")
     row[header.index("assured")] = "maybe"
     lines[3] = ",".join(row)
     path.write_text("\n".join(lines) + "\n")
-    report, con = ingest_landing_zone(root, duckdb.connect()), None
     con = duckdb.connect()
     report = ingest_landing_zone(root, con)
     assert report.tables["orders"].quarantined_by_rule == {
