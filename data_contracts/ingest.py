@@ -24,6 +24,7 @@ from data_contracts.landing_zone import (
     raw_name,
     stage_table,
 )
+from data_contracts.manifest import MANIFEST_NAME, read_snapshot_at
 from data_contracts.quarantine import apply_table_rules, single_row_rule_sql
 from data_contracts.report import IngestReport, TableIngestStats, load_tolerances
 
@@ -168,6 +169,8 @@ def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[s
 
     if horizon is not None:
         data_horizon, horizon_source = horizon.replace(tzinfo=None), "argument"
+    elif (snapshot_at := read_snapshot_at(landing_dir)) is not None:
+        data_horizon, horizon_source = snapshot_at, f"{MANIFEST_NAME} snapshot_at"
     else:
         data_horizon = _horizon_from_orders(con, staged["orders"].stage_name)
         horizon_source = "orders.created_at" if data_horizon else "none (no valid orders)"

@@ -33,6 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from data_contracts.manifest import write_manifest
+
 # Where the shared copy of the data lives next to the repository (never inside it:
 # the Olist licence is CC BY-NC-SA and the data is not ours to redistribute).
 DEFAULT_OLIST_SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "olist"
@@ -293,6 +295,7 @@ def import_olist(src: Path, out: Path, *, overwrite: bool = False) -> OlistImpor
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         write_landing_zone(landing, staging)
+        write_manifest(staging, olist_snapshot_at(landing), source="olist")
         provenance = staging / "_provenance"
         provenance.mkdir()
         (provenance / "olist_import.json").write_text(
@@ -313,6 +316,23 @@ def import_olist(src: Path, out: Path, *, overwrite: bool = False) -> OlistImpor
         if staging.exists():
             shutil.rmtree(staging)
     return summary
+
+
+def olist_snapshot_at(landing: Mapping[str, pa.Table]) -> datetime:
+    """When the Olist export was taken: its newest recorded event.
+
+    Orders stop in August 2018 while carriers, deliveries and review answers go on into
+    October; without this the pipeline would take the last order as the horizon and
+    quarantine real deliveries. Promised ship dates are promises, not events, so they do
+    not count (one of them is in 2020).
+    """
+    newest = [
+        pc.max(landing[table].column(column)).as_py()
+        for table, columns in {"orders": ("created_at", "shipped_at", "delivered_at"), "reviews": ("created_at",)}.items()
+        if table in landing
+        for column in columns
+    ]
+    return max(value for value in newest if value is not None)
 
 
 def read_olist_source(src: Path) -> dict[str, pa.Table]:

@@ -449,7 +449,7 @@ def test_import_writes_a_landing_zone_with_an_empty_disputes_table(tmp_path):
     out = tmp_path / "landing"
     summary = import_olist(src, out)
     assert sorted(p.name for p in out.iterdir()) == [
-        "_provenance", "disputes", "orders", "reviews", "suppliers",
+        "_landing_zone.json", "_provenance", "disputes", "orders", "reviews", "suppliers",
     ]
     disputes = pq.read_table(out / "disputes")
     assert disputes.num_rows == 0
