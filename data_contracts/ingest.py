@@ -24,7 +24,7 @@ from data_contracts.landing_zone import (
     raw_name,
     stage_table,
 )
-from data_contracts.manifest import MANIFEST_NAME, read_snapshot_at
+from data_contracts.manifest import MANIFEST_NAME, read_not_collected, read_snapshot_at
 from data_contracts.quarantine import apply_table_rules, single_row_rule_sql
 from data_contracts.report import IngestReport, TableIngestStats, load_tolerances
 
@@ -152,8 +152,17 @@ def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[s
     staged: dict[str, StagedTable] = {}
     ignored: dict[str, list[str]] = {}
     absent: list[str] = []
+    not_collected = read_not_collected(landing_dir)
     for name, contract in contracts.items():
         files, ignored_files = discover_table_files(landing_dir, name) if (landing_dir / name).is_dir() else ([], [])
+        if name in not_collected:
+            if files:
+                raise LandingZoneError(
+                    name, f"has files although {MANIFEST_NAME} declares it not collected", file=files[0].relative,
+                    expectation="no files for a table the source does not record",
+                    next_step=f"remove the files or take {name} out of not_collected")
+            absent.append(name)
+            continue
         if not files:
             if contract.optional:
                 absent.append(name)

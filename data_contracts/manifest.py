@@ -20,17 +20,45 @@ from pathlib import Path
 from data_contracts.errors import LandingZoneError
 
 MANIFEST_NAME = "_landing_zone.json"
+# Suppliers and orders are what the pipeline is about: a source without them is unusable.
+MAY_BE_NOT_COLLECTED = frozenset({"disputes", "inquiries", "reviews"})
 
 
-def read_snapshot_at(landing_dir: Path) -> datetime | None:
-    """The manifest's `snapshot_at` as naive UTC, or None when there is no manifest."""
+def _read_manifest(landing_dir: Path) -> dict | None:
     path = Path(landing_dir) / MANIFEST_NAME
     if not path.exists():
         return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise LandingZoneError(
+            "manifest", f"is not JSON ({error})", file=MANIFEST_NAME,
+            expectation='JSON like {"snapshot_at": "2025-06-30T23:59:59Z"}', next_step=f"fix or remove {MANIFEST_NAME}") from None
+    if not isinstance(raw, dict):
+        raise LandingZoneError("manifest", "is not a JSON object", file=MANIFEST_NAME,
+                               expectation="a JSON object", next_step=f"fix or remove {MANIFEST_NAME}")
+    return raw
+
+
+def read_not_collected(landing_dir: Path) -> frozenset[str]:
+    """Tables the manifest declares the source never records (empty without a manifest)."""
+    raw = _read_manifest(landing_dir) or {}
+    names = raw.get("not_collected", [])
+    if not isinstance(names, list) or not set(names) <= MAY_BE_NOT_COLLECTED:
+        raise LandingZoneError(
+            "manifest", f"not_collected is {names!r}", file=MANIFEST_NAME, column="not_collected",
+            expectation=f"a list drawn from {sorted(MAY_BE_NOT_COLLECTED)}", next_step=f"fix {MANIFEST_NAME}")
+    return frozenset(names)
+
+
+def read_snapshot_at(landing_dir: Path) -> datetime | None:
+    """The manifest's `snapshot_at` as naive UTC, or None when there is no manifest or no snapshot_at."""
+    raw = _read_manifest(landing_dir)
+    if raw is None or "snapshot_at" not in raw:
+        return None
+    try:
         value = datetime.fromisoformat(str(raw["snapshot_at"]).replace("Z", "+00:00"))
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, TypeError) as error:
         raise LandingZoneError(
             "manifest", f"cannot read snapshot_at ({type(error).__name__}: {error})", file=MANIFEST_NAME,
             column="snapshot_at", expectation='JSON like {"snapshot_at": "2025-06-30T23:59:59Z"}',
@@ -42,11 +70,15 @@ def read_snapshot_at(landing_dir: Path) -> datetime | None:
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def write_manifest(landing_dir: Path, snapshot_at: datetime, source: str) -> Path:
-    """Record when a landing zone's snapshot was taken (`snapshot_at` must be timezone-aware)."""
+def write_manifest(landing_dir: Path, snapshot_at: datetime, source: str, not_collected: tuple[str, ...] = ()) -> Path:
+    """Record when a landing zone's snapshot was taken (`snapshot_at` must be timezone-aware)
+    and which event tables its source never records."""
     if snapshot_at.tzinfo is None:
         raise ValueError("snapshot_at must be timezone-aware")
+    if not set(not_collected) <= MAY_BE_NOT_COLLECTED:
+        raise ValueError(f"not_collected must be drawn from {sorted(MAY_BE_NOT_COLLECTED)}")
     path = Path(landing_dir) / MANIFEST_NAME
     stamp = snapshot_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    path.write_text(json.dumps({"snapshot_at": stamp, "source": source}, indent=2) + "\n", encoding="utf-8")
+    manifest = {"snapshot_at": stamp, "source": source, "not_collected": sorted(not_collected)}
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path

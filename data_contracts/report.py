@@ -88,7 +88,7 @@ class IngestReport:
                 f"{name:<{width}}  {len(s.files):>5}  {s.rows_read:>12,}  {s.rows_accepted:>12,}  "
                 f"{s.rows_quarantined:>12,}  {s.quarantined_share:6.2%}{flag}")
         for name in self.absent_optional_tables:
-            lines.append(f"{name:<{width}}  absent (optional: features that need it will be null)")
+            lines.append(f"{name:<{width}}  absent or not collected: features and labels that need it will be null")
         quarantined = [(n, s) for n, s in self.tables.items() if s.quarantined_by_rule]
         if quarantined:
             lines.append("")

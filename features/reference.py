@@ -48,6 +48,17 @@ def _between(ts: pd.Series, start: pd.Timestamp, cutoff: pd.Timestamp) -> pd.Ser
     return (ts >= start) & (ts < cutoff)
 
 
+DISPUTE_COUNT_COLUMNS = (
+    "disputed_orders_6m", "pre_shipment_disputed_orders_6m", "post_delivery_disputed_orders_6m",
+    "resolved_disputes_6m", "buyer_won_disputes_6m", "refund_6m_usd",
+)
+_NO_DISPUTES = pd.DataFrame(
+    {"order_id": pd.Series(dtype=object), "opened_at": pd.Series(dtype="datetime64[us]"),
+     "reason": pd.Series(dtype=object), "outcome": pd.Series(dtype=object),
+     "resolved_at": pd.Series(dtype="datetime64[us]"), "refund_usd": pd.Series(dtype=float)}
+)
+
+
 def _by_supplier(frame: pd.DataFrame, column: str | None = None, how: str = "size") -> pd.Series:
     if column is None:
         return frame.groupby("supplier_id").size()
@@ -90,7 +101,8 @@ def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataF
     end_of_promised_day = promised["promised_ship_by"].dt.floor("D") + pd.Timedelta(days=1)
     cols["on_time_shipments_6m"] = _by_supplier(promised[promised["shipped_at"] < end_of_promised_day])
 
-    disputes = tables["disputes"]
+    # A source that records no disputes (manifest `not_collected`) leaves them unknown: NULL.
+    disputes = tables["disputes"] if tables["disputes"] is not None else _NO_DISPUTES
     opened = disputes[disputes["opened_at"] < cutoff]
     for column, reasons in (
         ("disputed_orders_6m", None),
@@ -135,6 +147,9 @@ def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataF
     count_columns = list(cols)
     for column in count_columns:
         out[column] = cols[column].reindex(out.index).fillna(0)
+    if tables["disputes"] is None:
+        for column in DISPUTE_COUNT_COLUMNS:
+            out[column] = np.nan
 
     inquiries = tables["inquiries"]
     inquiry_columns = ["inquiries_6m", "answered_inquiries_6m", "median_response_hours_6m", "p90_response_hours_6m"]

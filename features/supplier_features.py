@@ -74,7 +74,7 @@ EVENT_FAMILIES: dict[str, EventFamily] = {
     "deliveries": EventFamily(wa.create_rolled_deliveries, ("rolled_deliveries",)),
     "dispute_resolutions": EventFamily(lambda cur, schema: wa.create_rolled_dispute_resolutions(cur),
                                        ("rolled_dispute_resolutions", "rolled_refunds"),
-                                       needs_dispute_facts=True),
+                                       optional_source="disputes", needs_dispute_facts=True),
     "buyers": EventFamily(wa.create_rolled_buyers, ("rolled_buyer_concentration", "rolled_first_orders")),
     "inquiries": EventFamily(wa.create_rolled_inquiries, ("rolled_inquiries", "rolled_response_times"),
                              optional_source="inquiries"),
@@ -162,6 +162,14 @@ def derived_column_sql() -> dict[str, str]:
     return derived
 
 
+# Marks "the source records disputes" among the built families; without it the dispute
+# counts that live in the order cohorts are unknown (NULL), not zero.
+DISPUTES_RECORDED = "disputes_recorded"
+DISPUTE_COHORT_COLUMNS = frozenset(
+    {"disputed_orders_6m", "pre_shipment_disputed_orders_6m", "post_delivery_disputed_orders_6m"}
+)
+
+
 def build_rolled_tables(
     cur: duckdb.DuckDBPyConnection, schema: str, families: Iterable[str]
 ) -> set[str]:
@@ -178,6 +186,8 @@ def build_rolled_tables(
             continue
         family.build(cur, schema)
         built.add(name)
+    if table_exists(cur, schema, "disputes"):
+        built.add(DISPUTES_RECORDED)
     return built
 
 
@@ -192,7 +202,7 @@ def feature_select_sql(built_families: set[str], output_columns: Sequence[str]) 
     )
     counted = []
     for name, (family, sql_type, is_count) in ROLLED_COLUMNS.items():
-        if family not in built_families:
+        if family not in built_families or (name in DISPUTE_COHORT_COLUMNS and DISPUTES_RECORDED not in built_families):
             counted.append(f"CAST(NULL AS {sql_type}) AS {name}")
         elif is_count:
             counted.append(f"CAST(coalesce({name}, 0) AS {sql_type}) AS {name}")

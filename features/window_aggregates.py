@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import duckdb
 
-from features.windows import SIX_MONTHS, TWELVE_MONTHS, month_index_sql, roll_onto_month_ends
+from features.windows import SIX_MONTHS, TWELVE_MONTHS, month_index_sql, roll_onto_month_ends, table_exists
 
 # Dispute reasons that mean the goods never left on time or never arrived (the
 # pre-shipment cover) versus goods that arrived but were not as agreed (post-delivery).
@@ -44,6 +44,10 @@ def _not_cancelled(status: str) -> str:
     return f"coalesce({status}, '') <> 'cancelled'"
 
 
+NO_DISPUTES_SQL = """(SELECT NULL::VARCHAR AS order_id, NULL::TIMESTAMP AS opened_at, NULL::VARCHAR AS reason,
+    NULL::VARCHAR AS outcome, NULL::TIMESTAMP AS resolved_at, NULL::DOUBLE AS refund_usd WHERE false)"""
+
+
 def create_dispute_facts(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
     """Disputes with their order's supplier and the month each fact became known.
 
@@ -51,6 +55,9 @@ def create_dispute_facts(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
     outcome is not ``open``); before that it is an open dispute.
     """
     mi = month_index_sql
+    # A source that records no disputes has no table: an empty stand-in keeps the order
+    # cohorts computable, and the dispute columns are then set NULL (unknown), not 0.
+    disputes = f"{schema}.disputes" if table_exists(cur, schema, "disputes") else NO_DISPUTES_SQL
     cur.execute(f"""
         CREATE OR REPLACE TEMP TABLE dispute_facts AS
         SELECT o.supplier_id, d.order_id,
@@ -61,7 +68,7 @@ def create_dispute_facts(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
                     THEN {mi('d.resolved_at')} END AS resolved_m,
                d.outcome,
                d.refund_usd
-        FROM {schema}.disputes AS d
+        FROM {disputes} AS d
         JOIN {schema}.orders AS o USING (order_id)
     """)
 

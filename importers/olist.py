@@ -5,7 +5,7 @@ nobody on this project wrote. It is not a Trade Assurance programme, so the mapp
 keeps what Olist knows, marks what it does not, and never invents the rest:
 
 * sellers -> ``suppliers``; one Olist order's items of one seller -> one landing order;
-  reviews -> ``reviews``; an empty ``disputes`` table (Olist has no disputes);
+  reviews -> ``reviews``; no ``disputes`` (declared not collected in ``_landing_zone.json``);
   no ``inquiries`` folder (Olist has no inquiries).
 * Amounts stay in BRL in the contract column ``amount_usd`` (no FX conversion).
 * Olist timestamps are Brazilian local time; they are converted from
@@ -165,9 +165,10 @@ LANDING_SCHEMAS: dict[str, pa.Schema] = {
 # Said by the summary (and printed by the CLI) every time, because they decide what the
 # pipeline can honestly do with this landing zone.
 CAVEATS: tuple[str, ...] = (
-    "Olist has no disputes: the disputes table is empty, every breach label is negative, "
-    "and no breach model can be trained or evaluated honestly on this landing zone.",
-    "Olist has no inquiries: the inquiries table is absent, response features are null.",
+    "Olist has no disputes: the manifest declares disputes not collected, so dispute features "
+    "and breach labels are null (unknown), and no breach model can be trained or evaluated "
+    "honestly on this landing zone.",
+    "Olist has no inquiries: the manifest declares inquiries not collected, response features are null.",
     "Olist has no Trade Assurance: every order has assured = false and no supplier opted in.",
     "amount_usd holds Brazilian reais (BRL), not US dollars: amounts were not converted.",
     "joined_at is the seller's first order in the sample (Olist has no join date).",
@@ -295,7 +296,7 @@ def import_olist(src: Path, out: Path, *, overwrite: bool = False) -> OlistImpor
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         write_landing_zone(landing, staging)
-        write_manifest(staging, olist_snapshot_at(landing), source="olist")
+        write_manifest(staging, olist_snapshot_at(landing), source="olist", not_collected=("disputes", "inquiries"))
         provenance = staging / "_provenance"
         provenance.mkdir()
         (provenance / "olist_import.json").write_text(
@@ -400,7 +401,6 @@ def map_olist(tables: Mapping[str, pa.Table]) -> tuple[dict[str, pa.Table], Olis
         "suppliers": _to_landing(suppliers, "suppliers", converter),
         "orders": _to_landing(orders, "orders", converter),
         "reviews": _to_landing(reviews, "reviews", converter),
-        "disputes": LANDING_SCHEMAS["disputes"].empty_table(),
     }
     o = landing["orders"]
 

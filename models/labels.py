@@ -32,6 +32,9 @@ from datetime import date, datetime, timedelta
 import duckdb
 import pyarrow as pa
 
+from features.window_aggregates import NO_DISPUTES_SQL
+from features.windows import table_exists
+
 LABEL_HORIZON_MONTHS = 6
 BREACH_OUTCOME = "buyer_favored"
 # A buyer-won dispute before or instead of shipment is a pre-shipment failure; one about
@@ -131,6 +134,10 @@ def compute_breach_labels(
     view = f"_label_periods_{next(_label_view_counter)}"
     pre = ", ".join(f"'{r}'" for r in PRE_SHIPMENT_REASONS)
     post = ", ".join(f"'{r}'" for r in POST_DELIVERY_REASONS)
+    # Without a disputes table (a source that records none) an outcome is unknown, not
+    # "no breach": labels are NULL and never complete, so nothing is trained on them.
+    recorded = table_exists(con, schema, "disputes")
+    disputes = f"{schema}.disputes" if recorded else NO_DISPUTES_SQL
     con.register(view, periods)
     try:
         table = con.execute(
@@ -141,7 +148,7 @@ def compute_breach_labels(
                        sum(d.refund_usd) AS refund_usd,
                        bool_or(d.reason IN ({pre})) AS pre_shipment,
                        bool_or(d.reason IN ({post})) AS post_delivery
-                FROM {schema}.disputes AS d
+                FROM {disputes} AS d
                 JOIN {schema}.orders AS o USING (order_id)
                 JOIN {view} AS p
                   ON d.resolved_at >= p.window_start
@@ -151,13 +158,13 @@ def compute_breach_labels(
             )
             SELECT p.as_of_date,
                    s.supplier_id,
-                   coalesce(b.breach_count, 0) > 0 AS breach_6m,
-                   coalesce(b.breach_count, 0)::BIGINT AS breach_count_6m,
-                   coalesce(b.refund_usd, 0.0)::DOUBLE AS breach_refund_usd_6m,
-                   coalesce(b.pre_shipment, false) AS pre_shipment_breach_6m,
-                   coalesce(b.post_delivery, false) AS post_delivery_breach_6m,
+                   CASE WHEN {recorded} THEN coalesce(b.breach_count, 0) > 0 END AS breach_6m,
+                   CASE WHEN {recorded} THEN coalesce(b.breach_count, 0) END::BIGINT AS breach_count_6m,
+                   CASE WHEN {recorded} THEN coalesce(b.refund_usd, 0.0) END::DOUBLE AS breach_refund_usd_6m,
+                   CASE WHEN {recorded} THEN coalesce(b.pre_shipment, false) END AS pre_shipment_breach_6m,
+                   CASE WHEN {recorded} THEN coalesce(b.post_delivery, false) END AS post_delivery_breach_6m,
                    p.label_window_end,
-                   p.label_complete
+                   {recorded} AND p.label_complete AS label_complete
             FROM {view} AS p
             JOIN {schema}.suppliers AS s ON s.joined_at < p.window_start
             LEFT JOIN breaches AS b

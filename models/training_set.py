@@ -76,6 +76,8 @@ def untrainable_reason(training) -> str | None:
     a model fitted on one class would publish invented risk, so the pipeline says so instead.
     """
     complete = training[training["label_complete"]] if "label_complete" in training else training
+    if complete.empty:
+        return "no supplier-month has a known six-month outcome (does the landing zone record disputes?)"
     months = complete["as_of_date"].nunique()
     breaches = int(complete["breach_6m"].astype(bool).sum())
     if months < MIN_MONTHS_TO_TRAIN:

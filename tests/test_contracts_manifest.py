@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from data_contracts import LandingZoneError, ingest_landing_zone
-from data_contracts.manifest import MANIFEST_NAME, read_snapshot_at, write_manifest
+from data_contracts.manifest import MANIFEST_NAME, read_not_collected, read_snapshot_at, write_manifest
 from test_contracts_support import valid_tables, write_landing
 
 
@@ -38,11 +38,45 @@ def test_a_manifest_sets_the_horizon_and_keeps_those_events(tmp_path):
     assert "after_horizon" not in report.tables["orders"].quarantined_by_rule
 
 
-@pytest.mark.parametrize("content", ["not json", '{"other": 1}', '{"snapshot_at": "2025-01-01T00:00:00"}'])
+@pytest.mark.parametrize("content", ["not json", "[1]", '{"snapshot_at": "2025-01-01T00:00:00"}', '{"snapshot_at": "yesterday"}'])
 def test_an_unreadable_manifest_stops_with_a_clear_error(tmp_path, content):
     (tmp_path / MANIFEST_NAME).write_text(content)
     with pytest.raises(LandingZoneError, match=MANIFEST_NAME):
         read_snapshot_at(tmp_path)
+
+
+@pytest.mark.parametrize("not_collected", ['["orders"]', '"disputes"'])
+def test_only_event_tables_may_be_declared_not_collected(tmp_path, not_collected):
+    (tmp_path / MANIFEST_NAME).write_text(f'{{"not_collected": {not_collected}}}')
+    with pytest.raises(LandingZoneError, match="not_collected"):
+        read_not_collected(tmp_path)
+
+
+def test_a_table_not_collected_is_absent_so_its_features_and_labels_are_null(tmp_path):
+    from features import compute_supplier_features
+    from models.labels import compute_breach_labels
+
+    tables = valid_tables()
+    del tables["disputes"]
+    landing = write_landing(tmp_path, tables)
+    write_manifest(landing, datetime(2025, 6, 30, tzinfo=timezone.utc), source="test", not_collected=("disputes",))
+    con = duckdb.connect()
+    report = ingest_landing_zone(landing, con)
+    assert "disputes" in report.absent_optional_tables
+    month_end = datetime(2025, 1, 31).date()
+    features = compute_supplier_features(con, [month_end]).to_pandas()
+    assert features["orders_6m"].notna().all()
+    for column in ("dispute_ratio_6m", "disputed_orders_6m", "buyer_won_dispute_share_6m", "refund_share_6m"):
+        assert features[column].isna().all(), column
+    labels = compute_breach_labels(con, [month_end], data_horizon=report.data_horizon).to_pandas()
+    assert labels["breach_6m"].isna().all() and not labels["label_complete"].any()
+
+
+def test_files_for_a_table_declared_not_collected_are_refused(tmp_path):
+    landing = write_landing(tmp_path, valid_tables())
+    write_manifest(landing, datetime(2025, 6, 30, tzinfo=timezone.utc), source="test", not_collected=("disputes",))
+    with pytest.raises(LandingZoneError, match="not collected"):
+        ingest_landing_zone(landing, duckdb.connect())
 
 
 def test_write_and_read_round_trip_in_utc(tmp_path):

@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from data_contracts.manifest import read_not_collected
+
 from importers.olist import (
     SOURCE_FILES,
     STATUS_MAP,
@@ -368,7 +370,7 @@ def test_timestamps_converted_from_sao_paulo_local_time_to_utc():
     assert orders["winter"]["created_at"] == utc("2017-07-01 13:00:00")
     assert orders["summer"]["created_at"] == utc("2018-01-10 12:00:00")
     assert orders["winter"]["promised_ship_by"] == utc("2017-07-05 13:00:00")
-    for name, columns in CONTRACT_COLUMNS.items():
+    for name, columns in ((n, c) for n, c in CONTRACT_COLUMNS.items() if n in landing):
         for column, dtype in columns.items():
             assert landing[name].schema.field(column).type == dtype, (name, column)
 
@@ -436,7 +438,7 @@ def _write_source(tables: dict[str, pa.Table], src: Path) -> None:
         pq.write_table(tables[name], src / relative)
 
 
-def test_import_writes_a_landing_zone_with_an_empty_disputes_table(tmp_path):
+def test_import_declares_disputes_and_inquiries_not_collected(tmp_path):
     src = tmp_path / "olist"
     _write_source(
         olist_tables(
@@ -449,11 +451,9 @@ def test_import_writes_a_landing_zone_with_an_empty_disputes_table(tmp_path):
     out = tmp_path / "landing"
     summary = import_olist(src, out)
     assert sorted(p.name for p in out.iterdir()) == [
-        "_landing_zone.json", "_provenance", "disputes", "orders", "reviews", "suppliers",
+        "_landing_zone.json", "_provenance", "orders", "reviews", "suppliers",
     ]
-    disputes = pq.read_table(out / "disputes")
-    assert disputes.num_rows == 0
-    assert {f.name: f.type for f in disputes.schema} == CONTRACT_COLUMNS["disputes"]
+    assert read_not_collected(out) == {"disputes", "inquiries"}
     assert summary.disputes_written == 0 and summary.inquiries_written is False
     assert any("no disputes" in c for c in summary.caveats)
     with pytest.raises(FileExistsError):
@@ -491,11 +491,13 @@ def _source_count(sql: str) -> int:
 def test_real_landing_zone_has_the_contract_columns_and_types(real_import):
     out, _ = real_import
     assert not (out / "inquiries").exists()  # Olist has no inquiries: absent, not invented
+    assert not (out / "disputes").exists()  # nor disputes: declared not collected, never invented
     for name, columns in CONTRACT_COLUMNS.items():
+        if name == "disputes":
+            continue
         schema = pq.read_schema(next((out / name).glob("*.parquet")))
         for column, dtype in columns.items():
             assert schema.field(column).type == dtype, (name, column)
-    assert pq.read_table(out / "disputes").num_rows == 0
 
 
 def test_real_counts_reconcile_with_the_source(real_import):

@@ -63,6 +63,15 @@ def test_features_that_need_inquiries_are_null_not_zero(olist_run):
     assert transactions > 0
 
 
+def test_dispute_features_and_labels_are_unknown_not_zero(olist_run):
+    con, _ = olist_run
+    non_null = con.execute(
+        "SELECT count(dispute_ratio_6m), count(buyer_won_dispute_share_6m), count(*) FROM published.supplier_features "
+        "WHERE as_of_date BETWEEN '2017-01-01' AND '2018-07-31'"
+    ).fetchone()
+    assert non_null[:2] == (0, 0) and non_null[2] > 0
+
+
 def test_real_mess_is_quarantined_with_its_rule_and_counted(olist_run):
     con, _ = olist_run
     rules = dict(con.execute("SELECT rule, count(*) FROM quarantine.orders GROUP BY 1").fetchall())
@@ -74,5 +83,5 @@ def test_the_model_was_not_trained_on_olist(olist_run):
     con, _ = olist_run
     versions = {row[0] for row in con.execute("SELECT DISTINCT model_version FROM published.supplier_scores").fetchall()}
     assert len(versions) == 1, "Olist months are scored by the synthetic champion, no new version"
-    breaches = con.execute("SELECT count(*) FILTER (WHERE breach_6m) FROM models.training_set").fetchone()[0]
-    assert breaches == 0
+    trainable = con.execute("SELECT count(*) FROM models.training_set").fetchone()[0]
+    assert trainable == 0, "no Olist month has a known outcome: nothing to train on"

@@ -130,6 +130,24 @@ def test_quarantine_schema_exists_with_rule_and_source_file(warehouse):
     assert {"rule", "source_file"} <= columns
 
 
+def test_validate_command_and_the_pipeline_count_the_same_rows(pipeline_home, warehouse):
+    from data_contracts import validate_landing_zone
+
+    settings, _ = pipeline_home
+    report, exit_code, _text = validate_landing_zone(settings.landing)
+    assert exit_code == 0
+    in_warehouse = {
+        (table, outcome): rows
+        for table, outcome, rows in warehouse.execute(
+            'SELECT "table", outcome, sum("rows") FROM validated._ingest_report GROUP BY ALL'
+        ).fetchall()
+    }
+    for name, stats in report.tables.items():
+        assert in_warehouse[(name, "read")] == stats.rows_read
+        assert in_warehouse[(name, "accepted")] == stats.rows_accepted
+        assert in_warehouse.get((name, "quarantined"), 0) == stats.rows_quarantined
+
+
 def test_backtest_report_and_what_if_need_no_retraining(pipeline_home):
     from click.testing import CliRunner
 
