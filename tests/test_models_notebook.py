@@ -37,7 +37,6 @@ def tiny_home(tmp_path):
     return home
 
 
-@pytest.mark.slow
 def test_model_iteration_notebook_runs_on_a_tiny_warehouse(tiny_home, monkeypatch):
     monkeypatch.setenv("ASSURANCE_HOME", str(tiny_home))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
