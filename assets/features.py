@@ -14,6 +14,17 @@ SUPPLIER_FEATURES_TABLE = "features.supplier_features"
 STOREFRONT_METRICS_TABLE = "features.storefront_metrics"
 
 
+# Both feature assets: one partition per as-of month, a range in one run, one warehouse writer.
+MONTHLY_FEATURE_ASSET = dict(
+    deps=[landing_zone],
+    partitions_def=month_end_partitions,
+    backfill_policy=single_run,
+    group_name="features",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+)
+
+
 def _distribution_markdown(con, table: str, as_of_date) -> str:
     """Quartiles and null share of every column in one month: the shape of the features at a glance."""
     summary = con.execute(
@@ -38,14 +49,7 @@ def _rows_per_month(table) -> dict[str, int]:
     return {str(item["values"]): item["counts"] for item in sorted(counts, key=lambda item: item["values"])}
 
 
-@dg.asset(
-    deps=[landing_zone],
-    partitions_def=month_end_partitions,
-    backfill_policy=single_run,
-    group_name="features",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb"},
-)
+@dg.asset(**MONTHLY_FEATURE_ASSET)
 def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -> dg.MaterializeResult:
     """Every supplier's features at each month end, from what was known by that day (DESIGN §4);
     definitions in docs/feature_catalogue.md."""
@@ -69,14 +73,7 @@ def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehousePar
     )
 
 
-@dg.asset(
-    deps=[landing_zone],
-    partitions_def=month_end_partitions,
-    backfill_policy=single_run,
-    group_name="features",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb"},
-)
+@dg.asset(**MONTHLY_FEATURE_ASSET)
 def storefront_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -> dg.MaterializeResult:
     """The buyer-facing figures of DESIGN §5 (12-month transactions and value, response rate and
     speed, on-time shipment), exactly as the storefront shows them."""
