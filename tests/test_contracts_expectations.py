@@ -100,6 +100,7 @@ def _scores(n: int = 6) -> pd.DataFrame:
         "risk_grade": ["A"] * n,
         "trade_assurance_amount_usd": [1000.0 if i % 2 == 0 else 0.0 for i in range(n)],
         "reason_codes": [["good_history"]] * n,
+        "amount_drivers": [["RISK_REDUCED"]] * n,
         "model_version": ["3"] * n,
         "policy_version": ["p1"] * n,
         "run_id": ["r"] * n,

@@ -48,6 +48,7 @@ def test_olist_scores_are_published_for_every_month(olist_run):
         "WHERE as_of_date BETWEEN '2017-01-01' AND '2018-07-31'"
     ).fetchone()
     assert months == 19 and rows > 1000 and run_ids == [outcome.run_id]
+    assert outcome.failed_checks == []
 
 
 def test_features_that_need_inquiries_are_null_not_zero(olist_run):

@@ -60,6 +60,11 @@ def column_types(con, table: str) -> dict[str, str]:
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE published.{table}").fetchall()}
 
 
+def test_every_asset_check_passed(pipeline_home):
+    _, outcome = pipeline_home
+    assert outcome.failed_checks == []
+
+
 def test_supplier_scores_have_the_contract_columns_and_types(warehouse):
     types = column_types(warehouse, "supplier_scores")
     for column, expected in SCORE_COLUMNS.items():
