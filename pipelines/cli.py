@@ -124,7 +124,11 @@ def demo(home: str | None, suppliers: int, seed: int, months: int) -> None:
     from pipelines.summary import describe_run
     from synthetic import generate_landing_zone
 
-    settings = _settings(home, None)
+    # The demo always writes its own landing zone under the home folder: never the one
+    # ASSURANCE_LANDING may point at, which holds somebody's real data.
+    configured = _settings(home, None)
+    settings = Settings(home=configured.home, landing=configured.home / "landing", policy_file=configured.policy_file)
+    os.environ["ASSURANCE_LANDING"] = str(settings.landing)
     started = time.monotonic()
     if settings.landing.exists():
         shutil.rmtree(settings.landing)
@@ -136,6 +140,7 @@ def demo(home: str | None, suppliers: int, seed: int, months: int) -> None:
 
 @main.command()
 @click.option("--landing", required=True, type=click.Path(file_okay=False), help="Landing-zone folder to check.")
+@clean_errors
 def validate(landing: str) -> None:
     """Check a landing zone against the contracts: exit 0 clean, 1 beyond tolerance, 2 unusable."""
     from data_contracts import validate_landing_zone

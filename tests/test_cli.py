@@ -11,6 +11,13 @@ from pipelines.cli import main
 from synthetic import generate_landing_zone
 
 
+@pytest.fixture(autouse=True)
+def restore_environment(monkeypatch):
+    """The CLI exports its settings to the environment (Dagster reads them); keep them out of other tests."""
+    for name in ("ASSURANCE_HOME", "ASSURANCE_LANDING", "DAGSTER_HOME"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def small_landing(tmp_path_factory):
     landing = tmp_path_factory.mktemp("cli") / "landing"
@@ -58,3 +65,24 @@ def test_run_rejects_a_malformed_month(small_landing, month):
     result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--from", month])
     assert result.exit_code == 2
     assert "YYYY-MM" in result.output
+
+
+def test_demo_never_touches_the_landing_zone_configured_in_the_environment(tmp_path, monkeypatch):
+    """`assurance demo` regenerates its own landing zone; a real one named by ASSURANCE_LANDING must survive."""
+    import pipelines.cli as cli
+
+    real = tmp_path / "real_landing"
+    real.mkdir()
+    (real / "keep.txt").write_text("somebody's data")
+    monkeypatch.setenv("ASSURANCE_LANDING", str(real))
+    generated = []
+
+    def fake_generate(out_dir, **_kwargs):
+        generated.append(out_dir)
+        raise RuntimeError("stop after choosing the folder")
+
+    monkeypatch.setattr("synthetic.generate_landing_zone", fake_generate)
+    result = CliRunner().invoke(cli.main, ["demo", "--home", str(tmp_path / "home")])
+    assert result.exit_code == 1
+    assert generated == [(tmp_path / "home" / "landing").resolve()]
+    assert (real / "keep.txt").exists()
