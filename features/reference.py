@@ -27,7 +27,8 @@ from features.window_aggregates import (
     POST_DELIVERY_REASONS,
     PRE_SHIPMENT_REASONS,
 )
-from features.windows import table_exists, validated_as_of_dates
+from features.sql_engine import duckdb_table_exists
+from features.windows import validated_as_of_dates
 
 INTEGER_DTYPES = {"BIGINT": "Int64", "INTEGER": "Int32"}
 
@@ -35,7 +36,7 @@ INTEGER_DTYPES = {"BIGINT": "Int64", "INTEGER": "Int32"}
 def load_validated_tables(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, pd.DataFrame | None]:
     tables: dict[str, pd.DataFrame | None] = {}
     for name in ("suppliers", "orders", "disputes", "inquiries", "reviews"):
-        tables[name] = con.execute(f"SELECT * FROM {schema}.{name}").df() if table_exists(con, schema, name) else None
+        tables[name] = con.execute(f"SELECT * FROM {schema}.{name}").df() if duckdb_table_exists(con, schema, name) else None
     return tables
 
 

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features import window_aggregates as wa
-from features.windows import as_of_calendar_table, table_exists
+from features.sql_engine import DuckDBFeatureEngine, FeatureEngine
+from features.windows import as_of_calendar_table
 
 # Empirical-Bayes prior strength: a shrunk rate is (k + a * p) / (n + a), with p the
 # population rate over all suppliers at the same T. a = 20 means a supplier needs about
@@ -61,7 +62,7 @@ RATE_BY_NAME = {rate.name: rate for rate in RATES}
 class EventFamily:
     """One group of rolled tables built together from one event table."""
 
-    build: Callable[[duckdb.DuckDBPyConnection, str], None]
+    build: Callable[[FeatureEngine, str], None]
     rolled_tables: tuple[str, ...]
     optional_source: str | None = None  # validated table that may be absent
     needs_dispute_facts: bool = False
@@ -72,7 +73,7 @@ EVENT_FAMILIES: dict[str, EventFamily] = {
                                  needs_dispute_facts=True),
     "promised_shipments": EventFamily(wa.create_rolled_promised_shipments, ("rolled_promised_shipments",)),
     "deliveries": EventFamily(wa.create_rolled_deliveries, ("rolled_deliveries",)),
-    "dispute_resolutions": EventFamily(lambda cur, schema: wa.create_rolled_dispute_resolutions(cur),
+    "dispute_resolutions": EventFamily(lambda engine, schema: wa.create_rolled_dispute_resolutions(engine),
                                        ("rolled_dispute_resolutions", "rolled_refunds"),
                                        optional_source="disputes", needs_dispute_facts=True),
     "buyers": EventFamily(wa.create_rolled_buyers, ("rolled_buyer_concentration", "rolled_first_orders")),
@@ -171,22 +172,22 @@ DISPUTE_COHORT_COLUMNS = frozenset(
 
 
 def build_rolled_tables(
-    cur: duckdb.DuckDBPyConnection, schema: str, families: Iterable[str]
+    engine: FeatureEngine, schema: str, families: Iterable[str]
 ) -> set[str]:
     """Materialise the supplier calendar and the rolled tables of ``families`` whose
     source tables exist; returns the families actually built."""
     wanted = [EVENT_FAMILIES[name] for name in families]
     built = set()
-    wa.create_supplier_calendar(cur, schema)
+    wa.create_supplier_calendar(engine, schema)
     if any(f.needs_dispute_facts for f in wanted):
-        wa.create_dispute_facts(cur, schema)
+        wa.create_dispute_facts(engine, schema)
     for name in families:
         family = EVENT_FAMILIES[name]
-        if family.optional_source is not None and not table_exists(cur, schema, family.optional_source):
+        if family.optional_source is not None and not engine.has_table(schema, family.optional_source):
             continue
-        family.build(cur, schema)
+        family.build(engine, schema)
         built.add(name)
-    if table_exists(cur, schema, "disputes"):
+    if engine.has_table(schema, "disputes"):
         built.add(DISPUTES_RECORDED)
     return built
 
@@ -245,11 +246,22 @@ def run_feature_query(
     it, so nothing leaks into the caller's connection) and return the result."""
     cur = con.cursor()
     try:
-        cur.register("as_of_calendar", as_of_calendar_table(as_of_dates))
-        built = build_rolled_tables(cur, schema, list(families))
-        unordered = cur.execute(feature_select_sql(built, output_columns)).to_arrow_table()
+        return run_feature_query_on(DuckDBFeatureEngine(cur), as_of_dates, schema, families, output_columns)
     finally:
         cur.close()
+
+
+def run_feature_query_on(
+    engine: FeatureEngine,
+    as_of_dates: Sequence[date],
+    schema: str,
+    families: Iterable[str],
+    output_columns: Sequence[str],
+) -> pa.Table:
+    """The feature query on any ``FeatureEngine``: rows sorted by (as_of_date, supplier_id)."""
+    engine.register_arrow("as_of_calendar", as_of_calendar_table(as_of_dates))
+    built = build_rolled_tables(engine, schema, list(families))
+    unordered = engine.fetch_arrow(feature_select_sql(built, output_columns))
     # Sorting the wide rows inside DuckDB costs more than the whole feature computation
     # at small scale; ordering by one precomputed integer in Arrow is a cheap gather.
     ordered = unordered.take(pc.sort_indices(unordered["output_position"]))

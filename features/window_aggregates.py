@@ -16,9 +16,8 @@ keyed by (as_of_m, supplier_key) (see ``features.windows``). ``features.supplier
 
 from __future__ import annotations
 
-import duckdb
-
-from features.windows import SIX_MONTHS, TWELVE_MONTHS, month_index_sql, roll_onto_month_ends, table_exists
+from features.sql_engine import FeatureEngine
+from features.windows import SIX_MONTHS, TWELVE_MONTHS, month_index_sql, roll_onto_month_ends
 
 # Dispute reasons that mean the goods never left on time or never arrived (the
 # pre-shipment cover) versus goods that arrived but were not as agreed (post-delivery).
@@ -48,7 +47,7 @@ NO_DISPUTES_SQL = """(SELECT NULL::VARCHAR AS order_id, NULL::TIMESTAMP AS opene
     NULL::VARCHAR AS outcome, NULL::TIMESTAMP AS resolved_at, NULL::DOUBLE AS refund_usd WHERE false)"""
 
 
-def create_dispute_facts(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+def create_dispute_facts(engine: FeatureEngine, schema: str) -> None:
     """Disputes with their order's supplier and the month each fact became known.
 
     A dispute's outcome is known only from its ``resolved_at`` (and only when the
@@ -57,9 +56,8 @@ def create_dispute_facts(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
     mi = month_index_sql
     # A source that records no disputes has no table: an empty stand-in keeps the order
     # cohorts computable, and the dispute columns are then set NULL (unknown), not 0.
-    disputes = f"{schema}.disputes" if table_exists(cur, schema, "disputes") else NO_DISPUTES_SQL
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE dispute_facts AS
+    disputes = f"{schema}.disputes" if engine.has_table(schema, "disputes") else NO_DISPUTES_SQL
+    engine.create_temp_table("dispute_facts", f"""
         SELECT o.supplier_id, d.order_id,
                {mi('o.created_at')} AS created_m,
                {mi('d.opened_at')} AS opened_m,
@@ -73,7 +71,7 @@ def create_dispute_facts(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
     """)
 
 
-def create_rolled_order_cohorts(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+def create_rolled_order_cohorts(engine: FeatureEngine, schema: str) -> None:
     """Orders created in the six-month window and what was known about them by T.
 
     Bucket key: (supplier, created month, month completed). An order is *completed* once
@@ -110,8 +108,7 @@ def create_rolled_order_cohorts(cur: duckdb.DuckDBPyConnection, schema: str) -> 
         )
         GROUP BY ALL
     """
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_order_cohorts AS
+    engine.create_temp_table("rolled_order_cohorts", f"""
         WITH cohort AS (
             SELECT cal.as_of_m, bucket.supplier_key,
                    sum(orders) AS orders_6m,
@@ -138,7 +135,7 @@ def create_rolled_order_cohorts(cur: duckdb.DuckDBPyConnection, schema: str) -> 
     """)
 
 
-def create_rolled_promised_shipments(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+def create_rolled_promised_shipments(engine: FeatureEngine, schema: str) -> None:
     """Orders whose promised ship day falls in the six-month window (DESIGN §5).
 
     On time means shipped before the end of the promised day. That is settled by the end
@@ -155,8 +152,7 @@ def create_rolled_promised_shipments(cur: duckdb.DuckDBPyConnection, schema: str
         WHERE promised_ship_by IS NOT NULL
         GROUP BY ALL
     """
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_promised_shipments AS
+    engine.create_temp_table("rolled_promised_shipments", f"""
         SELECT cal.as_of_m, bucket.supplier_key,
                sum(promised) AS promised_shipments_6m,
                sum(on_time) AS on_time_shipments_6m
@@ -165,7 +161,7 @@ def create_rolled_promised_shipments(cur: duckdb.DuckDBPyConnection, schema: str
     """)
 
 
-def create_rolled_deliveries(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+def create_rolled_deliveries(engine: FeatureEngine, schema: str) -> None:
     """Deals: orders not cancelled whose ``delivered_at`` falls in the last twelve
     months (DESIGN §5 ``transactions_12m`` / ``deal_value_12m_usd``)."""
     mi = month_index_sql
@@ -179,8 +175,7 @@ def create_rolled_deliveries(cur: duckdb.DuckDBPyConnection, schema: str) -> Non
         WHERE delivered_at IS NOT NULL AND {_not_cancelled('status')}
         GROUP BY ALL
     """
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_deliveries AS
+    engine.create_temp_table("rolled_deliveries", f"""
         SELECT cal.as_of_m, bucket.supplier_key,
                sum(deals) AS deal_count_12m,
                sum(deal_value_usd) AS deal_value_12m_usd,
@@ -190,7 +185,7 @@ def create_rolled_deliveries(cur: duckdb.DuckDBPyConnection, schema: str) -> Non
     """)
 
 
-def create_rolled_dispute_resolutions(cur: duckdb.DuckDBPyConnection) -> None:
+def create_rolled_dispute_resolutions(engine: FeatureEngine) -> None:
     """Disputes resolved in the six-month window, and the refunds on orders created in
     the window that were resolved by T."""
     resolved_bucket_sql = f"""
@@ -201,8 +196,7 @@ def create_rolled_dispute_resolutions(cur: duckdb.DuckDBPyConnection) -> None:
         WHERE resolved_m IS NOT NULL
         GROUP BY ALL
     """
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_dispute_resolutions AS
+    engine.create_temp_table("rolled_dispute_resolutions", f"""
         SELECT cal.as_of_m, bucket.supplier_key,
                sum(resolved) AS resolved_disputes_6m,
                sum(buyer_won) AS buyer_won_disputes_6m
@@ -215,8 +209,7 @@ def create_rolled_dispute_resolutions(cur: duckdb.DuckDBPyConnection) -> None:
         WHERE resolved_m IS NOT NULL AND created_m IS NOT NULL
         GROUP BY ALL
     """
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_refunds AS
+    engine.create_temp_table("rolled_refunds", f"""
         SELECT cal.as_of_m, bucket.supplier_key,
                sum(refund_usd) AS refund_6m_usd
         FROM {roll_onto_month_ends(refund_bucket_sql, 'created_m', SIX_MONTHS)}
@@ -225,7 +218,7 @@ def create_rolled_dispute_resolutions(cur: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def create_rolled_buyers(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+def create_rolled_buyers(engine: FeatureEngine, schema: str) -> None:
     """Buyer concentration and repeat business over the six-month window.
 
     ``buyer_value_sq_6m`` is the sum over buyers of (their deal value in the window)^2,
@@ -235,15 +228,13 @@ def create_rolled_buyers(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
     each (supplier, buyer) pair's first order, not an ordering of all orders.
     """
     mi = month_index_sql
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE buyer_months AS
+    engine.create_temp_table("buyer_months", f"""
         SELECT supplier_id, buyer_id, {mi('created_at')} AS created_m, {money_sum('amount_usd')} AS value_usd
         FROM {schema}.orders
         WHERE created_at IS NOT NULL
         GROUP BY ALL
     """)
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_buyer_concentration AS
+    engine.create_temp_table("rolled_buyer_concentration", f"""
         WITH buyer_window_value AS (
             SELECT cal.as_of_m, bucket.supplier_key, bucket.buyer_id, sum(value_usd) AS value_usd
             FROM {roll_onto_month_ends('SELECT * FROM buyer_months', 'created_m', SIX_MONTHS)}
@@ -260,15 +251,14 @@ def create_rolled_buyers(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
         FROM (SELECT supplier_id, buyer_id, min(created_m) AS first_m FROM buyer_months GROUP BY ALL)
         GROUP BY ALL
     """
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_first_orders AS
+    engine.create_temp_table("rolled_first_orders", f"""
         SELECT cal.as_of_m, bucket.supplier_key, sum(first_orders) AS first_orders_6m
         FROM {roll_onto_month_ends(first_order_bucket_sql, 'first_m', SIX_MONTHS)}
         GROUP BY ALL
     """)
 
 
-def create_rolled_inquiries(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
     """Inquiries received in the six-month window, answered by T, and the response
     times of those answered (DESIGN §5 ``response_rate_6m``,
     ``median_response_hours_6m``).
@@ -287,8 +277,7 @@ def create_rolled_inquiries(cur: duckdb.DuckDBPyConnection, schema: str) -> None
         WHERE received_at IS NOT NULL
         GROUP BY ALL
     """
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_inquiries AS
+    engine.create_temp_table("rolled_inquiries", f"""
         SELECT cal.as_of_m, bucket.supplier_key,
                sum(inquiries) AS inquiries_6m,
                coalesce(sum(inquiries) FILTER (WHERE answered_m <= cal.as_of_m), 0) AS answered_inquiries_6m
@@ -303,8 +292,7 @@ def create_rolled_inquiries(cur: duckdb.DuckDBPyConnection, schema: str) -> None
         FROM {schema}.inquiries
         WHERE received_at IS NOT NULL AND first_response_at IS NOT NULL
     """
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_response_times AS
+    engine.create_temp_table("rolled_response_times", f"""
         SELECT as_of_m, supplier_key,
                response_hours_quantiles[1] AS median_response_hours_6m,
                response_hours_quantiles[2] AS p90_response_hours_6m
@@ -318,7 +306,7 @@ def create_rolled_inquiries(cur: duckdb.DuckDBPyConnection, schema: str) -> None
     """)
 
 
-def create_rolled_reviews(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+def create_rolled_reviews(engine: FeatureEngine, schema: str) -> None:
     """Reviews created in the six-month window (a review counts from its created_at)."""
     mi = month_index_sql
     bucket_sql = f"""
@@ -332,8 +320,7 @@ def create_rolled_reviews(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
         WHERE r.created_at IS NOT NULL AND r.rating IS NOT NULL
         GROUP BY ALL
     """
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE rolled_reviews AS
+    engine.create_temp_table("rolled_reviews", f"""
         SELECT cal.as_of_m, bucket.supplier_key,
                sum(reviews) AS review_count_6m,
                sum(rating_sum) AS review_rating_sum_6m,
@@ -343,21 +330,19 @@ def create_rolled_reviews(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
     """)
 
 
-def create_supplier_calendar(cur: duckdb.DuckDBPyConnection, schema: str) -> None:
+def create_supplier_calendar(engine: FeatureEngine, schema: str) -> None:
     """One row per (as_of_date, supplier) for suppliers whose ``joined_at`` is known by T,
     with the supplier attributes. This is a suppliers x month-ends product (small), the
     spine every feature is joined onto. Also ``supplier_keys``: a dense integer key per
     supplier in supplier_id order, the join key of all rolled tables."""
     mi = month_index_sql
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE supplier_keys AS
+    engine.create_temp_table("supplier_keys", f"""
         SELECT supplier_id, CAST(row_number() OVER (ORDER BY supplier_id) AS INTEGER) AS supplier_key,
                country, membership_tier, category, joined_at, assurance_opt_in_at
         FROM {schema}.suppliers
         WHERE joined_at IS NOT NULL
     """)
-    cur.execute(f"""
-        CREATE OR REPLACE TEMP TABLE supplier_calendar AS
+    engine.create_temp_table("supplier_calendar", f"""
         SELECT cal.as_of_date, cal.as_of_m, s.supplier_key, s.supplier_id,
                -- output position, so the wide result is ordered by one integer at the end
                row_number() OVER (ORDER BY cal.as_of_m, s.supplier_key) AS output_position,

@@ -17,7 +17,6 @@ import calendar
 from collections.abc import Sequence
 from datetime import date
 
-import duckdb
 import pyarrow as pa
 
 SIX_MONTHS = 6
@@ -97,11 +96,3 @@ def roll_onto_month_ends(bucket_sql: str, window_month_column: str, width: int) 
          CROSS JOIN generate_series(0, {width - 1}) AS window_lag(months_back)) AS bucket
         JOIN as_of_calendar AS cal ON cal.as_of_m = bucket.as_of_m
     """
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(found and found[0])

@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 
 from features.window_aggregates import NO_DISPUTES_SQL
-from features.windows import table_exists
+from features.sql_engine import duckdb_table_exists
 
 LABEL_HORIZON_MONTHS = 6
 BREACH_OUTCOME = "buyer_favored"
@@ -136,7 +136,7 @@ def compute_breach_labels(
     post = ", ".join(f"'{r}'" for r in POST_DELIVERY_REASONS)
     # Without a disputes table (a source that records none) an outcome is unknown, not
     # "no breach": labels are NULL and never complete, so nothing is trained on them.
-    recorded = table_exists(con, schema, "disputes")
+    recorded = duckdb_table_exists(con, schema, "disputes")
     disputes = f"{schema}.disputes" if recorded else NO_DISPUTES_SQL
     con.register(view, periods)
     try:
