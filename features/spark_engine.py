@@ -1,0 +1,280 @@
+"""The feature SQL on Spark: the same statements as on DuckDB, transpiled by SQLGlot.
+
+``SparkFeatureEngine`` implements ``features.sql_engine.FeatureEngine`` on a
+``SparkSession``. Each statement the feature code issues (DuckDB dialect) is parsed once
+with SQLGlot, adjusted by the few AST transforms below where SQLGlot's DuckDB -> Spark
+translation is not faithful, and run with ``spark.sql``. Nothing here changes what a
+feature means: ``tests/test_features_spark.py`` checks that both engines give equal
+features on the same validated tables.
+
+Table names. The feature SQL reads ``<schema>.<table>`` (``validated.orders``) and its
+own intermediate tables by bare name (``supplier_keys``). Spark temp views cannot live
+in a database, and two feature runs in one session must not see each other's
+intermediates, so every name is rewritten in the AST to a temp view private to the
+engine (``sa<run>_validated__orders``, ``sa<run>_supplier_keys``). A ``<schema>.<table>``
+the caller did not hand over is left alone, so a cluster whose catalog already has a
+``validated`` database can be read in place.
+
+Intermediate tables are cached temp views: each is read by several later statements,
+and caching also cuts the lineage each later plan recomputes from. ``close()`` (or the
+``with`` block) unpersists them and drops every view.
+
+Timestamps. The validated tables hold naive UTC timestamps (DuckDB ``TIMESTAMP``); the
+Spark equivalent is ``TIMESTAMP_NTZ``. Columns of Spark's default ``TIMESTAMP`` (an
+instant, shown in the session time zone) behave the same only when the session time
+zone is UTC, which the engine therefore requires when it sees one.
+
+pyspark is an optional extra (``uv sync --extra spark``): it is imported lazily, so
+``features`` imports without it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from pyspark.sql import DataFrame, SparkSession
+
+# Validated tables the feature SQL may read; the optional ones may be missing (their
+# features are then NULL, as on DuckDB).
+REQUIRED_SOURCE_TABLES = ("suppliers", "orders")
+OPTIONAL_SOURCE_TABLES = ("disputes", "inquiries", "reviews")
+SOURCE_TABLES = REQUIRED_SOURCE_TABLES + OPTIONAL_SOURCE_TABLES
+
+JAVA_MISSING = (
+    "Spark needs a Java runtime (Java 17 or newer) and none was found: install Java 17 "
+    "(e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME to a JDK/JRE folder."
+)
+
+
+# --- Java and a local session ----------------------------------------------------------
+
+def find_java_home() -> str:
+    """JAVA_HOME if set, else the installation that ``java`` on PATH belongs to.
+
+    pyspark starts the JVM through ``$JAVA_HOME/bin/java`` (or ``java`` on PATH); finding
+    it here turns a missing Java into one clear message instead of a gateway traceback.
+    """
+    configured = os.environ.get("JAVA_HOME")
+    if configured:
+        if not (Path(configured) / "bin" / "java").exists():
+            raise RuntimeError(f"JAVA_HOME={configured} has no bin/java. {JAVA_MISSING}")
+        return configured
+    on_path = shutil.which("java")
+    if on_path is None:
+        raise RuntimeError(JAVA_MISSING)
+    # /usr/bin/java -> /etc/alternatives/java -> <home>/bin/java
+    return str(Path(on_path).resolve().parent.parent)
+
+
+def java_major_version(java_home: str) -> int:
+    """The major version ``java -version`` reports (``17`` for ``17.0.15``)."""
+    shown = subprocess.run(
+        [str(Path(java_home) / "bin" / "java"), "-version"], capture_output=True, text=True, check=False
+    ).stderr
+    for line in shown.splitlines():
+        if "version" in line and '"' in line:
+            number = line.split('"')[1]
+            first = number.split(".")[0]
+            # Java 8 and older report "1.8.0_..."
+            return int(number.split(".")[1]) if first == "1" else int(first)
+    raise RuntimeError(f"Could not read the Java version from {java_home}/bin/java -version. {JAVA_MISSING}")
+
+
+def local_spark_session(app_name: str = "supplier-assurance", cores: int = 2,
+                        driver_memory: str = "1g") -> SparkSession:
+    """A local-mode SparkSession set up for the feature SQL (tests, notebooks).
+
+    On a cluster, build your own session (master URL, resources) and set
+    ``spark.sql.session.timeZone=UTC``; the engine needs nothing else.
+    """
+    java_home = find_java_home()
+    if java_major_version(java_home) < 17:
+        raise RuntimeError(f"{java_home} is older than Java 17. {JAVA_MISSING}")
+    os.environ["JAVA_HOME"] = java_home
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.memory", driver_memory)
+        # a few small partitions: the default 200 makes every tiny shuffle 200 tasks
+        .config("spark.sql.shuffle.partitions", str(2 * cores))
+        .config("spark.default.parallelism", str(cores))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        # loopback only: a test machine's hostname need not resolve
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+
+
+# --- DuckDB -> Spark SQL ----------------------------------------------------------------
+
+def _generate_series_as_subquery(node: exp.Expression) -> exp.Expression:
+    """``generate_series(a, b) AS t(c)`` in FROM/JOIN -> ``(SELECT explode(sequence(a, b))
+    AS c) AS t``.
+
+    SQLGlot writes ``EXPLODE(SEQUENCE(a, b), _u(t))``, which Spark rejects; a generator in
+    a one-row subquery is valid in every Spark version. Both ends are inclusive in both
+    engines.
+    """
+    if not (isinstance(node, exp.Table) and isinstance(node.this, exp.GenerateSeries)):
+        return node
+    series = node.this
+    if series.args.get("step") is not None or series.args.get("is_end_exclusive"):
+        raise NotImplementedError(f"generate_series with a step or an exclusive end: {node.sql('duckdb')}")
+    alias = node.args.get("alias")
+    columns = alias.columns if alias is not None else []
+    if alias is None or len(columns) != 1:
+        raise NotImplementedError(f"generate_series needs an alias with one column: {node.sql('duckdb')}")
+    sequence = exp.Anonymous(this="sequence", expressions=[series.args["start"].copy(), series.args["end"].copy()])
+    select = exp.select(exp.alias_(exp.Explode(this=sequence), columns[0].name))
+    return exp.Subquery(this=select, alias=exp.TableAlias(this=exp.to_identifier(alias.name)))
+
+
+def _quantile_cont_as_percentile(node: exp.Expression) -> exp.Expression:
+    """DuckDB ``quantile_cont(x, q)`` (``q`` a number or a list) -> Spark ``percentile(x,
+    q)``.
+
+    Both interpolate linearly between the closest ranks; SQLGlot writes Spark's
+    ``percentile_cont(x, q)``, which Spark only accepts as ``percentile_cont(q) WITHIN
+    GROUP (ORDER BY x)`` and never with a list of fractions.
+    """
+    if isinstance(node, exp.PercentileCont) and node.args.get("expression") is not None:
+        return exp.Anonymous(this="percentile", expressions=[node.this.copy(), node.expression.copy()])
+    return node
+
+
+def _any_value_without_ignore_nulls(node: exp.Expression) -> exp.Expression:
+    """DuckDB ``any_value`` already skips NULLs; SQLGlot spells that ``any_value(x) IGNORE
+    NULLS``, which Spark's parser rejects. Spark's ``any_value(x, true)`` is the same."""
+    if isinstance(node, exp.IgnoreNulls) and isinstance(node.this, exp.AnyValue):
+        return exp.Anonymous(this="any_value", expressions=[node.this.this.copy(), exp.true()])
+    return node
+
+
+SPARK_TRANSFORMS = (_generate_series_as_subquery, _quantile_cont_as_percentile, _any_value_without_ignore_nulls)
+
+
+def _cte_names(tree: exp.Expression) -> set[str]:
+    return {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+
+
+class SparkFeatureEngine:
+    """Runs the feature SQL on a SparkSession (see the module docstring).
+
+    ``tables`` maps validated table names (``orders``) to Spark DataFrames; they are
+    read where the SQL says ``<schema>.<table>``.
+    """
+
+    def __init__(self, spark: SparkSession, tables: Mapping[str, DataFrame], schema: str = "validated") -> None:
+        self.spark = spark
+        self.schema = schema
+        self.prefix = f"sa{uuid.uuid4().hex[:10]}"
+        self.source_views: dict[str, str] = {}
+        self.temp_views: dict[str, str] = {}  # intermediate name -> temp view
+        self.cached: dict[str, DataFrame] = {}
+        session_time_zone = spark.conf.get("spark.sql.session.timeZone")
+        for table, frame in tables.items():
+            _require_naive_utc_timestamps(table, frame, session_time_zone)
+            view = f"{self.prefix}_{schema}__{table}"
+            frame.createOrReplaceTempView(view)
+            self.source_views[table] = view
+
+    # FeatureEngine ----------------------------------------------------------------------
+
+    def has_table(self, schema: str, table: str) -> bool:
+        if schema == self.schema and table in self.source_views:
+            return True
+        return bool(self.spark.catalog.tableExists(f"{schema}.{table}"))
+
+    def create_temp_table(self, name: str, select_sql: str) -> None:
+        frame = self.spark.sql(self.to_spark_sql(select_sql)).cache()
+        if name in self.cached:  # CREATE OR REPLACE: release the replaced one
+            self.cached.pop(name).unpersist()
+        view = self.temp_views.setdefault(name, f"{self.prefix}_{name}")
+        frame.createOrReplaceTempView(view)
+        self.cached[name] = frame
+
+    def register_arrow(self, name: str, table: pa.Table) -> None:
+        view = self.temp_views.setdefault(name, f"{self.prefix}_{name}")
+        self.spark.createDataFrame(table).createOrReplaceTempView(view)
+
+    def fetch_arrow(self, select_sql: str) -> pa.Table:
+        return _with_standard_arrow_types(self.spark.sql(self.to_spark_sql(select_sql)).toArrow())
+
+    # ------------------------------------------------------------------------------------
+
+    def to_spark_sql(self, duckdb_sql: str) -> str:
+        """One DuckDB statement as Spark SQL over this engine's views."""
+        tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
+        for transform in SPARK_TRANSFORMS:
+            tree = tree.transform(transform)
+        ctes = _cte_names(tree)
+        for table in list(tree.find_all(exp.Table)):
+            if not isinstance(table.this, exp.Identifier):
+                continue
+            if table.db == self.schema and not table.catalog and table.name in self.source_views:
+                view = self.source_views[table.name]
+            elif not table.db and table.name in self.temp_views and table.name not in ctes:
+                view = self.temp_views[table.name]
+            else:
+                continue
+            original_name = table.name
+            table.set("this", exp.to_identifier(view))
+            table.set("db", None)
+            if table.args.get("alias") is None:  # keep `supplier_keys.x` resolvable
+                table.set("alias", exp.TableAlias(this=exp.to_identifier(original_name)))
+        return tree.sql(dialect="spark")
+
+    def close(self) -> None:
+        """Unpersist the cached intermediates and drop every view this engine made."""
+        for frame in self.cached.values():
+            frame.unpersist()
+        self.cached.clear()
+        for view in [*self.temp_views.values(), *self.source_views.values()]:
+            self.spark.catalog.dropTempView(view)
+        self.temp_views.clear()
+        self.source_views.clear()
+
+    def __enter__(self) -> SparkFeatureEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _require_naive_utc_timestamps(table: str, frame: DataFrame, session_time_zone: str | None) -> None:
+    from pyspark.sql.types import TimestampType
+
+    instants = [f.name for f in frame.schema.fields if isinstance(f.dataType, TimestampType)]
+    if instants and session_time_zone not in ("UTC", "Etc/UTC", "GMT", "Z", "+00:00"):
+        raise ValueError(
+            f"{table}: columns {instants} are TIMESTAMP (an instant shown in the session time zone) and the "
+            f"session time zone is {session_time_zone!r}; the features count calendar months in UTC, so set "
+            "spark.sql.session.timeZone=UTC (or give TIMESTAMP_NTZ columns)"
+        )
+
+
+def _with_standard_arrow_types(table: pa.Table) -> pa.Table:
+    """Spark hands strings over as ``large_string``; DuckDB as ``string``. The same
+    features should arrive with the same Arrow schema whichever engine computed them."""
+    fields = [
+        pa.field(f.name, pa.string(), f.nullable) if pa.types.is_large_string(f.type) else f for f in table.schema
+    ]
+    return table.cast(pa.schema(fields))
