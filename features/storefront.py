@@ -29,16 +29,22 @@ STOREFRONT_COLUMNS: dict[str, str] = {
     "review_mean_6m": "review_mean_6m",
 }
 STOREFRONT_EVENT_FAMILIES = ("deliveries", "inquiries", "promised_shipments", "reviews")
+STOREFRONT_FEATURES = list(dict.fromkeys(STOREFRONT_COLUMNS.values()))
+
+
+def storefront_from_features(features: pa.Table) -> pa.Table:
+    """The storefront table from the keys and ``STOREFRONT_FEATURES`` of a feature
+    result, whichever engine computed it."""
+    columns = {"as_of_date": features["as_of_date"], "supplier_id": features["supplier_id"]}
+    for published, feature in STOREFRONT_COLUMNS.items():
+        columns[published] = features[feature]
+    return pa.table(columns)
 
 
 def compute_storefront_metrics(
     con: duckdb.DuckDBPyConnection, as_of_dates: Sequence[date], schema: str = "validated"
 ) -> pa.Table:
     """One row per (as_of_date, supplier_id) joined by T with the storefront figures."""
-    features = run_feature_query(
-        con, as_of_dates, schema, STOREFRONT_EVENT_FAMILIES, list(dict.fromkeys(STOREFRONT_COLUMNS.values()))
+    return storefront_from_features(
+        run_feature_query(con, as_of_dates, schema, STOREFRONT_EVENT_FAMILIES, STOREFRONT_FEATURES)
     )
-    columns = {"as_of_date": features["as_of_date"], "supplier_id": features["supplier_id"]}
-    for published, feature in STOREFRONT_COLUMNS.items():
-        columns[published] = features[feature]
-    return pa.table(columns)
