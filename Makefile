@@ -4,20 +4,26 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: setup demo test test-all bench docs
+.PHONY: install-uv setup setup-spark demo test test-all bench docs
 
-setup:
+install-uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+
+# the light default install: everything but the Spark extra
+setup: install-uv
 	$(UV) sync --locked
+
+# the tests also run the feature SQL on a local Spark (pyspark; Java 17 on the machine)
+setup-spark: install-uv
+	$(UV) sync --locked --extra spark
 
 demo: setup
 	$(UV) run --locked assurance demo
 
-test: setup
-	$(UV) run --locked pytest
+test: setup-spark
+	$(UV) run --locked --extra spark pytest
 
-test-all: setup
-	$(UV) sync --locked --extra spark
+test-all: setup-spark
 	$(UV) run --locked --extra spark pytest -m ""
 
 docs: setup
