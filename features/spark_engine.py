@@ -7,6 +7,18 @@ translation is not faithful, and run with ``spark.sql``. Nothing here changes wh
 feature means: ``tests/test_features_spark.py`` checks that both engines give equal
 features on the same validated tables.
 
+What SQLGlot (30.x) already translates faithfully, checked by the equality test: list
+indexing (DuckDB is 1-based, Spark 0-based), ``date_diff('microsecond', a, b)``,
+``GROUP BY ALL``, aggregate ``FILTER (WHERE ...)``, ``x::TYPE`` casts, ``TIMESTAMP`` (to
+``TIMESTAMP_NTZ``), ``INTERVAL 1 DAY``, DuckDB's NULLS LAST default ordering, and ``/``
+(a double division in both). What it does not, fixed by ``SPARK_TRANSFORMS``:
+``generate_series`` in FROM, ``quantile_cont`` with a list of fractions, and
+``any_value``'s IGNORE NULLS. One difference is left: Spark sums ``DECIMAL(18, 6)`` into
+``DECIMAL(28, 6)`` and, with its default ``spark.sql.decimalOperations.allowPrecisionLoss``,
+rounds the square of a buyer's window value to six decimals where DuckDB keeps twelve
+(``buyer_value_sq_6m``). Amounts in cents square exactly; sub-cent amounts differ by at
+most 0.5e-6 per buyer, relatively under 1e-9 once a buyer's six-month value exceeds $25.
+
 Table names. The feature SQL reads ``<schema>.<table>`` (``validated.orders``) and its
 own intermediate tables by bare name (``supplier_keys``). Spark temp views cannot live
 in a database, and two feature runs in one session must not see each other's
