@@ -122,9 +122,11 @@ def local_spark_session(app_name: str = "supplier-assurance", cores: int = 2, dr
     if java_major_version(java_home) < 17:
         raise RuntimeError(f"{java_home} is older than Java 17. {JAVA_MISSING}")
     os.environ["JAVA_HOME"] = java_home
+    # loopback only: a test machine's hostname need not resolve (silences Spark's warning too)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
-    return (
+    session = (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(app_name)
         .config("spark.sql.session.timeZone", "UTC")
@@ -140,12 +142,15 @@ def local_spark_session(app_name: str = "supplier-assurance", cores: int = 2, dr
         .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        # loopback only: a test machine's hostname need not resolve
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
     )
+    # The feature SQL's global row numbering (one partition, fine at this scale) and an
+    # absent optional table each log a WARN with a stack trace; errors still show.
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 # --- validated tables as Spark DataFrames ------------------------------------------------

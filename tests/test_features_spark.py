@@ -48,7 +48,6 @@ def spark():
     except ImportError:
         pytest.fail("pyspark is not installed: `uv sync --extra spark` (make test does it)")
     session = local_spark_session(app_name="test_features_spark")
-    session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
 
