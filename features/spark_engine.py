@@ -124,7 +124,10 @@ def local_spark_session(app_name: str = "supplier-assurance", cores: int = 2, dr
     os.environ["JAVA_HOME"] = java_home
     # loopback only: a test machine's hostname need not resolve (silences Spark's warning too)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as missing:
+        raise ImportError("pyspark is not installed: it is the `spark` extra (`uv sync --extra spark`)") from missing
 
     session = (
         SparkSession.builder.master(f"local[{cores}]")
