@@ -63,8 +63,8 @@ def test_monotone_constraints_are_honoured(frame, result):
 
 
 def test_categories_are_fixed_in_the_model(frame, result):
-    assert result.model.categories["country"] == sorted(frame["country"].unique())
-    unseen = frame.head(5).assign(country="ZZ")
+    assert result.model.categories["membership_tier"] == sorted(frame["membership_tier"].unique())
+    unseen = frame.head(5).assign(membership_tier="platinum")
     assert np.isfinite(result.model.predict_proba(unseen)).all()
 
 
