@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from features.specs import FEATURES
 from features.storefront import STOREFRONT_COLUMNS
-from features.supplier_features import RATES, SHRINKAGE_PRIOR_STRENGTH
+from features.supplier_features import PER_TRADING_MONTH, RATES, SHRINKAGE_PRIOR_STRENGTH
 from features.window_aggregates import (
     BUYER_WON_OUTCOME,
     LOW_RATING_MAX,
@@ -145,12 +145,39 @@ def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataF
     cols["tt_orders_6m"] = _by_supplier(window_orders[pm == "tt"])
     cols["credit_card_orders_6m"] = _by_supplier(window_orders[pm == "credit_card"])
 
+    # Positions open at the end of day T.
+    unresolved_by_t = ~(
+        disputes["resolved_at"].notna()
+        & (disputes["resolved_at"] < cutoff)
+        & (disputes["outcome"].fillna("open") != "open")
+    )
+    open_at_t = opened[unresolved_by_t.loc[opened.index]].merge(orders[["order_id", "supplier_id"]], on="order_id")
+    cols["open_disputes_at_t"] = _by_supplier(open_at_t)
+    overdue = orders[
+        (orders["created_at"] < cutoff)
+        & (orders["promised_ship_by"] < cutoff)
+        & not_cancelled
+        & ~(orders["shipped_at"] < cutoff)
+    ]
+    cols["overdue_unshipped_orders_at_t"] = _by_supplier(overdue)
+
     count_columns = list(cols)
     for column in count_columns:
         out[column] = cols[column].reindex(out.index).fillna(0)
     if tables["disputes"] is None:
-        for column in DISPUTE_COUNT_COLUMNS:
+        for column in (*DISPUTE_COUNT_COLUMNS, "open_disputes_at_t"):
             out[column] = np.nan
+
+    # Months of each window from which the supplier's orders can be in the data: on or
+    # after its joining month and the month of the first order known by T.
+    known_orders = orders[orders["created_at"] < cutoff]["created_at"]
+    as_of_month = as_of.year * 12 + as_of.month - 1
+    first_month = (
+        known_orders.min().year * 12 + known_orders.min().month - 1 if len(known_orders) else as_of_month + 1
+    )
+    for column, width in (("trading_months_6m", 6), ("trading_months_12m", 12)):
+        months = np.minimum(np.minimum(width, out["tenure_months"] + 1), as_of_month - first_month + 1)
+        out[column] = np.maximum(months, 0)
 
     inquiries = tables["inquiries"]
     inquiry_columns = ["inquiries_6m", "answered_inquiries_6m", "median_response_hours_6m", "p90_response_hours_6m"]
@@ -192,6 +219,9 @@ def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataF
             out[f"{rate.name}_shrunk"] = (k + a * population) / (n + a)
     this, previous = out["orders_this_month"].astype(float), out["orders_previous_month"].astype(float)
     out["order_growth_mom"] = ((this - previous) / previous).where(previous > 0)
+    for name, (volume, months) in PER_TRADING_MONTH.items():
+        denominator = out[months].astype(float)
+        out[name] = (out[volume].astype(float) / denominator).where(denominator > 0)
     value = out["order_value_6m_usd"]
     out["buyer_hhi_6m"] = (buyer_value_sq.reindex(out.index) / value**2).where(value > 0)
 

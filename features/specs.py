@@ -29,6 +29,7 @@ class FeatureSpec:
 NEVER_NULL = "never null"
 NO_INQUIRIES = "no inquiries table in the landing zone"
 NO_REVIEWS = "no reviews table in the landing zone"
+NO_DISPUTES = "no disputes table in the landing zone"
 
 
 def _shrunk(rate: FeatureSpec) -> FeatureSpec:
@@ -112,13 +113,17 @@ _repeat_buyer = _rate(
 
 FEATURES: list[FeatureSpec] = [
     # --- attributes -------------------------------------------------------------------
+    # Country and category are not model inputs: on the synthetic worlds the booster used
+    # them to memorise noise (out-of-time AUC -0.006 with them, rolling origins before the
+    # evaluation window), and a country new to the programme must not be scored by a
+    # category the model never saw. Segment metrics still report every country.
     FeatureSpec("country", "static", "VARCHAR", "Supplier's country (ISO 3166-1 alpha-2).",
-                "not given by the supplier", 0, True),
+                "not given by the supplier", 0, False),
     FeatureSpec("membership_tier", "static", "VARCHAR",
                 "Supplier's membership tier (free, gold, verified, unknown, ...).",
                 "not given by the supplier", 0, True),
     FeatureSpec("category", "static", "VARCHAR", "Supplier's main product category.",
-                "not given by the supplier", 0, True),
+                "not given by the supplier", 0, False),
     FeatureSpec("tenure_months", "all", "INTEGER",
                 "Calendar months from the month of joined_at to T's month (0 in the joining month).",
                 NEVER_NULL, -1, True),
@@ -126,9 +131,9 @@ FEATURES: list[FeatureSpec] = [
                 "Whether assurance_opt_in_at is known by T (the supplier volunteered for assurance).",
                 NEVER_NULL, 0, False),
     # --- order cohort of the six-month window ---------------------------------------------
-    _count("orders_6m", "6m", "Orders created in the six-month window.", model_input=True),
+    _count("orders_6m", "6m", "Orders created in the six-month window."),
     _count("order_value_6m_usd", "6m", "Sum of amount_usd over the orders created in the six-month window.",
-           dtype="DOUBLE", model_input=True),
+           dtype="DOUBLE"),
     _count("completed_orders_6m", "6m",
            "Orders created in the six-month window that were delivered by T and are not cancelled."),
     _completion, _shrunk(_completion),
@@ -173,7 +178,7 @@ FEATURES: list[FeatureSpec] = [
           f"no inquiry in the window answered by T, or {NO_INQUIRIES}", +1),
     # --- reviews ----------------------------------------------------------------------------
     _count("review_count_6m", "6m",
-           "Reviews created in the six-month window on the supplier's orders.", NO_REVIEWS, model_input=True),
+           "Reviews created in the six-month window on the supplier's orders.", NO_REVIEWS),
     _count("review_rating_sum_6m", "6m", "Sum of their ratings (the numerator of review_mean_6m).", NO_REVIEWS),
     _review_mean, _shrunk(_review_mean),
     _count("low_rating_reviews_6m", "6m", "Of those reviews, the ones rated 1 or 2 stars.", NO_REVIEWS),
@@ -181,23 +186,23 @@ FEATURES: list[FeatureSpec] = [
     # --- deals over twelve months (storefront) ------------------------------------------------
     _count("deal_count_12m", "12m",
            "Orders not cancelled whose delivered_at falls in the twelve-month window by T "
-           "(the storefront's transactions_12m).", model_input=True),
-    _count("deal_value_12m_usd", "12m", "Sum of amount_usd over those orders.", dtype="DOUBLE",
-           model_input=True),
+           "(the storefront's transactions_12m)."),
+    _count("deal_value_12m_usd", "12m", "Sum of amount_usd over those orders.", dtype="DOUBLE"),
     _count("assured_deal_value_12m_usd", "12m", "Sum of amount_usd over those orders that were assured.",
-           dtype="DOUBLE", model_input=True),
+           dtype="DOUBLE"),
     _rate("assured_deal_share_12m", "12m",
           "assured_deal_value_12m_usd divided by deal_value_12m_usd.",
           "no deals in the twelve-month window", 0),
     # --- momentum -----------------------------------------------------------------------------
-    _count("orders_this_month", "1m", "Orders created in T's calendar month."),
-    _count("orders_previous_month", "1m", "Orders created in the calendar month before T's."),
+    # Orders of the last two months are the ones whose disputes resolve in the next months.
+    _count("orders_this_month", "1m", "Orders created in T's calendar month.", model_input=True),
+    _count("orders_previous_month", "1m", "Orders created in the calendar month before T's.",
+           model_input=True),
     _rate("order_growth_mom", "1m",
           "(orders_this_month − orders_previous_month) / orders_previous_month.",
           "no orders in the month before T's", 0),
     # --- buyers ---------------------------------------------------------------------------------
-    _count("buyers_6m", "6m", "Distinct buyers of the orders created in the six-month window.",
-           model_input=True),
+    _count("buyers_6m", "6m", "Distinct buyers of the orders created in the six-month window."),
     _rate("buyer_hhi_6m", "6m",
           "Herfindahl index of order value across buyers over the orders created in the six-month "
           "window: sum over buyers of (buyer's value / total value)^2.",
@@ -214,6 +219,31 @@ FEATURES: list[FeatureSpec] = [
           "no order in the window has a payment method", 0),
     _rate("credit_card_share_6m", "6m", "credit_card_orders_6m divided by payment_method_known_orders_6m.",
           "no order in the window has a payment method", 0),
+    # --- open at T ----------------------------------------------------------------------------
+    _count("open_disputes_at_t", "all",
+           "Disputes on the supplier's orders opened by T whose outcome is not known by T (not "
+           "resolved by T, or still open).", NO_DISPUTES, risk_direction=+1, model_input=True),
+    _count("overdue_unshipped_orders_at_t", "all",
+           "Orders created by T, not cancelled, whose promised_ship_by is by T and that were not "
+           "shipped by T (shipped_at null or after T).", risk_direction=+1, model_input=True),
+    # --- volume per trading month ---------------------------------------------------------------
+    _count("trading_months_6m", "6m",
+           "Months of the six-month window on or after both the supplier's joining month and the "
+           "month of the first order (any supplier's) created by T; 0 when no order is known by T."),
+    _count("trading_months_12m", "12m", "The same for the twelve-month window."),
+    *(
+        _rate(name, window, f"{volume} divided by {months}.",
+              "no month of the window is a trading month (trading_months = 0)", 0)
+        for name, volume, months, window in (
+            ("orders_per_month_6m", "orders_6m", "trading_months_6m", "6m"),
+            ("order_value_per_month_6m_usd", "order_value_6m_usd", "trading_months_6m", "6m"),
+            ("buyers_per_month_6m", "buyers_6m", "trading_months_6m", "6m"),
+            ("reviews_per_month_6m", "review_count_6m", "trading_months_6m", "6m"),
+            ("deals_per_month_12m", "deal_count_12m", "trading_months_12m", "12m"),
+            ("deal_value_per_month_12m_usd", "deal_value_12m_usd", "trading_months_12m", "12m"),
+            ("assured_deal_value_per_month_12m_usd", "assured_deal_value_12m_usd", "trading_months_12m", "12m"),
+        )
+    ),
 ]
 FEATURES_BY_NAME = {spec.name: spec for spec in FEATURES}
 

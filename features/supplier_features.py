@@ -80,6 +80,10 @@ EVENT_FAMILIES: dict[str, EventFamily] = {
     "inquiries": EventFamily(wa.create_rolled_inquiries, ("rolled_inquiries", "rolled_response_times"),
                              optional_source="inquiries"),
     "reviews": EventFamily(wa.create_rolled_reviews, ("rolled_reviews",), optional_source="reviews"),
+    "open_disputes": EventFamily(lambda engine, schema: wa.create_open_disputes(engine), ("open_disputes",),
+                                 optional_source="disputes", needs_dispute_facts=True),
+    "overdue_orders": EventFamily(wa.create_overdue_orders, ("overdue_orders",)),
+    "trading_months": EventFamily(wa.create_trading_months, ("trading_months",)),
 }
 
 # Columns read from the rolled tables: name -> (event family, SQL type, is a count).
@@ -116,6 +120,22 @@ ROLLED_COLUMNS: dict[str, tuple[str, str, bool]] = {
     "review_count_6m": ("reviews", "BIGINT", True),
     "review_rating_sum_6m": ("reviews", "BIGINT", True),
     "low_rating_reviews_6m": ("reviews", "BIGINT", True),
+    "open_disputes_at_t": ("open_disputes", "BIGINT", True),
+    "overdue_unshipped_orders_at_t": ("overdue_orders", "BIGINT", True),
+    "trading_months_6m": ("trading_months", "BIGINT", True),
+    "trading_months_12m": ("trading_months", "BIGINT", True),
+}
+
+# Volumes per month the supplier could trade in the window (``trading_months_*``): a
+# capacity that means the same in an extract's first months as later on.
+PER_TRADING_MONTH: dict[str, tuple[str, str]] = {
+    "orders_per_month_6m": ("orders_6m", "trading_months_6m"),
+    "order_value_per_month_6m_usd": ("order_value_6m_usd", "trading_months_6m"),
+    "buyers_per_month_6m": ("buyers_6m", "trading_months_6m"),
+    "reviews_per_month_6m": ("review_count_6m", "trading_months_6m"),
+    "deals_per_month_12m": ("deal_count_12m", "trading_months_12m"),
+    "deal_value_per_month_12m_usd": ("deal_value_12m_usd", "trading_months_12m"),
+    "assured_deal_value_per_month_12m_usd": ("assured_deal_value_12m_usd", "trading_months_12m"),
 }
 
 ATTRIBUTE_COLUMNS = ("country", "membership_tier", "category", "tenure_months", "opted_in")
@@ -160,6 +180,8 @@ def derived_column_sql() -> dict[str, str]:
         "(CAST(orders_this_month AS DOUBLE) - orders_previous_month) / NULLIF(orders_previous_month, 0)"
     )
     derived["buyer_hhi_6m"] = "buyer_value_sq_6m / NULLIF(order_value_6m_usd * order_value_6m_usd, 0)"
+    for name, (volume, months) in PER_TRADING_MONTH.items():
+        derived[name] = _ratio(volume, months)
     return derived
 
 

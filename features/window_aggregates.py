@@ -352,3 +352,88 @@ def create_supplier_calendar(engine: FeatureEngine, schema: str) -> None:
         FROM supplier_keys AS s
         JOIN as_of_calendar AS cal ON {mi('s.joined_at')} <= cal.as_of_m
     """)
+
+
+# --- positions open at T ------------------------------------------------------------------
+# Stocks rather than windows: what is still pending at the end of day T. A breach is a
+# dispute *resolved* for the buyer, so disputes open at T and orders already overdue at T
+# are the breaches most likely to land in the next months.
+
+
+def pending_at_month_ends(bucket_sql: str, from_column: str, until_column: str, count: str, output: str) -> str:
+    """SELECT summing ``count`` of the buckets pending at each requested month end: from
+    the month ``from_column`` up to, not including, the month ``until_column`` (NULL: still
+    pending). A range join, so only for buckets of the few events that stay pending
+    across a month end."""
+    return f"""
+        SELECT cal.as_of_m, keys.supplier_key, sum(bucket.{count}) AS {output}
+        FROM ({bucket_sql}) AS bucket
+        JOIN supplier_keys AS keys ON keys.supplier_id = bucket.supplier_id
+        JOIN as_of_calendar AS cal
+          ON bucket.{from_column} <= cal.as_of_m
+         AND (bucket.{until_column} IS NULL OR bucket.{until_column} > cal.as_of_m)
+        GROUP BY cal.as_of_m, keys.supplier_key
+    """
+
+
+def create_open_disputes(engine: FeatureEngine) -> None:
+    """Disputes opened by T whose outcome is not known by T (``open_disputes``).
+
+    Bucket key: (supplier, month opened, month resolved). A dispute is open at every
+    month end from the month it was opened up to, not including, the month it was resolved.
+    """
+    bucket_sql = """
+        SELECT supplier_id, opened_m, resolved_m, count(*) AS disputes
+        FROM dispute_facts
+        WHERE opened_m IS NOT NULL AND (resolved_m IS NULL OR resolved_m > opened_m)
+        GROUP BY supplier_id, opened_m, resolved_m
+    """
+    engine.create_temp_table(
+        "open_disputes", pending_at_month_ends(bucket_sql, "opened_m", "resolved_m", "disputes", "open_disputes_at_t")
+    )
+
+
+def create_overdue_orders(engine: FeatureEngine, schema: str) -> None:
+    """Orders created by T, not cancelled, whose promised ship day has passed by T and
+    that were not shipped by T (``overdue_unshipped_orders_at_t``).
+
+    Only orders shipped in a later month than promised (or never) can be overdue at a
+    month end, so the bucket holds few rows; each is overdue from its promised month up
+    to, not including, its shipping month. Cancellation has no timestamp in the landing
+    contract, so the latest status is attributed to the order's creation (as everywhere).
+    """
+    mi = month_index_sql
+    bucket_sql = f"""
+        SELECT supplier_id,
+               greatest({mi('created_at')}, {mi('promised_ship_by')}) AS overdue_from_m,
+               {mi('shipped_at')} AS shipped_m,
+               count(*) AS orders
+        FROM {schema}.orders
+        WHERE promised_ship_by IS NOT NULL AND created_at IS NOT NULL AND {_not_cancelled('status')}
+          AND (shipped_at IS NULL OR {mi('shipped_at')} > {mi('promised_ship_by')})
+        GROUP BY ALL
+    """
+    engine.create_temp_table(
+        "overdue_orders",
+        pending_at_month_ends(bucket_sql, "overdue_from_m", "shipped_m", "orders", "overdue_unshipped_orders_at_t"),
+    )
+
+
+def create_trading_months(engine: FeatureEngine, schema: str) -> None:
+    """How many months of each window the supplier's orders could appear in the data:
+    months on or after both its joining month and the month of the first order known by
+    T (the start of the extract). Without this a supplier joined long ago looks small in
+    the first months of an extract, when its windows are still mostly before the data."""
+    mi = month_index_sql
+    engine.create_temp_table("trading_months", f"""
+        WITH first_order AS (SELECT min({mi('created_at')}) AS first_m FROM {schema}.orders)
+        SELECT cal.as_of_m, cal.supplier_key,
+               CAST(greatest(0, least({SIX_MONTHS}, cal.tenure_months + 1,
+                                      cal.as_of_m - coalesce(f.first_m, cal.as_of_m + 1) + 1)) AS BIGINT)
+                   AS trading_months_6m,
+               CAST(greatest(0, least({TWELVE_MONTHS}, cal.tenure_months + 1,
+                                      cal.as_of_m - coalesce(f.first_m, cal.as_of_m + 1) + 1)) AS BIGINT)
+                   AS trading_months_12m
+        FROM supplier_calendar AS cal
+        CROSS JOIN first_order AS f
+    """)

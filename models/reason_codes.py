@@ -66,6 +66,16 @@ REASON_STEMS: dict[str, str] = {
     "repeat_buyer_share_6m": "REPEAT_BUYER_SHARE",
     "tt_share_6m": "TT_PAYMENT_SHARE",
     "credit_card_share_6m": "CARD_PAYMENT_SHARE",
+    "open_disputes_at_t": "OPEN_DISPUTES",
+    "overdue_unshipped_orders_at_t": "OVERDUE_SHIPMENTS",
+    # Volumes per trading month read as the same reasons as the raw volumes.
+    "orders_per_month_6m": "ORDER_VOLUME",
+    "order_value_per_month_6m_usd": "ORDER_VALUE",
+    "buyers_per_month_6m": "BUYER_COUNT",
+    "reviews_per_month_6m": "REVIEW_COUNT",
+    "deals_per_month_12m": "DEAL_COUNT",
+    "deal_value_per_month_12m_usd": "DEAL_VALUE",
+    "assured_deal_value_per_month_12m_usd": "ASSURED_VALUE",
 }
 CATEGORICAL_REASON_CODES: dict[str, str] = {
     "country": "COUNTRY_RISK",

@@ -160,6 +160,50 @@ def test_delivery_counts_from_the_month_it_was_recorded():
         date(2024, 1, 31): False, date(2024, 2, 29): False, date(2024, 3, 31): True}
 
 
+def test_open_disputes_and_overdue_orders_are_counted_while_pending_at_t():
+    orders = orders_frame([
+        # promised 15 January, shipped 2 March: overdue at 31 January and 29 February only
+        {"order_id": "o1", "created_at": "2024-01-05", "promised_ship_by": "2024-01-15",
+         "shipped_at": "2024-03-02", "status": "shipped"},
+        # promised 31 January, never shipped, cancelled: never overdue
+        {"order_id": "o2", "created_at": "2024-01-05", "promised_ship_by": "2024-01-31",
+         "status": "cancelled", "cancelled_by": "supplier"},
+        # shipped on the first second after its promised day ended, in the same month: never overdue
+        {"order_id": "o3", "created_at": "2024-01-05", "promised_ship_by": "2024-01-20",
+         "shipped_at": "2024-01-21 00:00:00"},
+    ])
+    disputes = disputes_frame([
+        # opened in January, resolved the first second of March: open at January's and February's ends
+        ("d1", "o1", "2024-01-31 23:59:59", "late_shipment", "buyer_favored", "2024-03-01 00:00:00", 10.0),
+        # opened and resolved within February: never open at a month end
+        ("d2", "o3", "2024-02-02", "quality", "supplier_favored", "2024-02-20", 0.0),
+    ])
+    months = month_ends(date(2023, 12, 1), date(2024, 3, 31))
+    con = connection_with({"suppliers": one_supplier(), "orders": orders, "disputes": disputes})
+    features = compute_supplier_features(con, months)
+    assert by_month(features, "open_disputes_at_t") == {
+        date(2023, 12, 31): 0, date(2024, 1, 31): 1, date(2024, 2, 29): 1, date(2024, 3, 31): 0}
+    assert by_month(features, "overdue_unshipped_orders_at_t") == {
+        date(2023, 12, 31): 0, date(2024, 1, 31): 1, date(2024, 2, 29): 1, date(2024, 3, 31): 0}
+    # The extract starts in January: a supplier joined in 2023 could trade one month of
+    # the window at January's end, three at March's end.
+    assert by_month(features, "trading_months_6m") == {
+        date(2023, 12, 31): 0, date(2024, 1, 31): 1, date(2024, 2, 29): 2, date(2024, 3, 31): 3}
+    assert by_month(features, "orders_per_month_6m")[date(2024, 3, 31)] == 1.0
+    assert by_month(features, "orders_per_month_6m")[date(2023, 12, 31)] is None
+
+    # Appending events after T (a new order, a dispute opened on 1 April) changes nothing at T.
+    later_orders = pd.concat([orders, orders_frame([
+        {"order_id": "o4", "created_at": "2024-04-01", "promised_ship_by": "2024-04-10"}])])
+    later_disputes = pd.concat([disputes, disputes_frame([
+        ("d3", "o3", "2024-04-01", "quality", "open", None, 0.0)])])
+    con_later = connection_with({"suppliers": one_supplier(), "orders": later_orders, "disputes": later_disputes})
+    assert_frames_match(
+        as_comparable_frame(compute_supplier_features(con_later, months)),
+        as_comparable_frame(features),
+    )
+
+
 INQUIRY_FEATURES = ["inquiries_6m", "answered_inquiries_6m", "response_rate_6m", "response_rate_6m_shrunk",
                     "median_response_hours_6m", "p90_response_hours_6m"]
 REVIEW_FEATURES = ["review_count_6m", "review_rating_sum_6m", "review_mean_6m", "review_mean_6m_shrunk",

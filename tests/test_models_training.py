@@ -63,8 +63,8 @@ def test_monotone_constraints_are_honoured(frame, result):
 
 
 def test_categories_are_fixed_in_the_model(frame, result):
-    assert result.model.categories["country"] == sorted(frame["country"].unique())
-    unseen = frame.head(5).assign(country="ZZ")
+    assert result.model.categories["membership_tier"] == sorted(frame["membership_tier"].unique())
+    unseen = frame.head(5).assign(membership_tier="platinum")
     assert np.isfinite(result.model.predict_proba(unseen)).all()
 
 
@@ -113,3 +113,13 @@ def test_isotonic_calibration_keeps_the_ranking():
     assert (np.diff(calibrator.x_thresholds) > 0).all() and (np.diff(calibrator.y_thresholds) > 0).all()
     held_out = calibrator.transform(raw[3000:])
     assert roc_auc_score(y[3000:], held_out) == pytest.approx(roc_auc_score(y[3000:], raw[3000:]), abs=1e-3)
+
+
+def test_a_country_new_to_the_programme_scores_like_any_other(frame, result):
+    # Country is not a model input (features/specs.py): a supplier from a country the
+    # model never saw gets the probability its trading history earns, not a guess.
+    assert "country" not in result.model.feature_columns
+    rows = frame.head(50)
+    np.testing.assert_array_equal(
+        result.model.predict_proba(rows.assign(country="ZZ")), result.model.predict_proba(rows)
+    )
