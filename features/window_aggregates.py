@@ -17,7 +17,13 @@ keyed by (as_of_m, supplier_key) (see ``features.windows``). ``features.supplier
 from __future__ import annotations
 
 from features.sql_engine import FeatureEngine
-from features.windows import SIX_MONTHS, TWELVE_MONTHS, month_index_sql, roll_onto_month_ends
+from features.windows import (
+    SIX_MONTHS,
+    TWELVE_MONTHS,
+    keyed_facts_sql,
+    month_index_sql,
+    roll_onto_month_ends,
+)
 
 # Dispute reasons that mean the goods never left on time or never arrived (the
 # pre-shipment cover) versus goods that arrived but were not as agreed (post-delivery).
@@ -265,33 +271,30 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
 
     Quantiles need the individual response times: each answered inquiry is placed on
     the at most six month ends whose window holds its received month and that are not
-    before its answer month, a bounded linear fan-out.
+    before its answer month, a bounded linear fan-out. The inquiries are read and keyed
+    once (``inquiry_facts``) for both the counts and the fan-out.
     """
     mi = month_index_sql
-    bucket_sql = f"""
-        SELECT supplier_id,
-               {mi('received_at')} AS received_m,
-               {mi('first_response_at')} AS answered_m,
-               count(*) AS inquiries
-        FROM {schema}.inquiries
-        WHERE received_at IS NOT NULL
+    engine.create_temp_table("inquiry_facts", keyed_facts_sql(
+        f"""{mi('received_at')} AS received_m,
+            {mi('first_response_at')} AS answered_m,
+            date_diff('microsecond', received_at, first_response_at) / 3600e6 AS response_hours""",
+        f"{schema}.inquiries",
+        "received_at IS NOT NULL",
+    ))
+    bucket_sql = """
+        SELECT supplier_key, received_m, answered_m, count(*) AS inquiries
+        FROM inquiry_facts
         GROUP BY ALL
     """
     engine.create_temp_table("rolled_inquiries", f"""
         SELECT cal.as_of_m, bucket.supplier_key,
                sum(inquiries) AS inquiries_6m,
                coalesce(sum(inquiries) FILTER (WHERE answered_m <= cal.as_of_m), 0) AS answered_inquiries_6m
-        FROM {roll_onto_month_ends(bucket_sql, 'received_m', SIX_MONTHS)}
+        FROM {roll_onto_month_ends(bucket_sql, 'received_m', SIX_MONTHS, keyed=True)}
         GROUP BY ALL
     """)
-    response_sql = f"""
-        SELECT supplier_id,
-               {mi('received_at')} AS received_m,
-               {mi('first_response_at')} AS answered_m,
-               date_diff('microsecond', received_at, first_response_at) / 3600e6 AS response_hours
-        FROM {schema}.inquiries
-        WHERE received_at IS NOT NULL AND first_response_at IS NOT NULL
-    """
+    response_sql = "SELECT * FROM inquiry_facts WHERE answered_m IS NOT NULL"
     engine.create_temp_table("rolled_response_times", f"""
         SELECT as_of_m, supplier_key,
                response_hours_quantiles[1] AS median_response_hours_6m,
@@ -299,7 +302,7 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
         FROM (
             SELECT cal.as_of_m, bucket.supplier_key,
                    quantile_cont(response_hours, [0.5, 0.9]) AS response_hours_quantiles
-            FROM {roll_onto_month_ends(response_sql, 'received_m', SIX_MONTHS)}
+            FROM {roll_onto_month_ends(response_sql, 'received_m', SIX_MONTHS, keyed=True)}
             WHERE answered_m <= cal.as_of_m
             GROUP BY ALL
         )
