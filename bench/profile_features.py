@@ -51,6 +51,7 @@ def main() -> None:
     engine.register_arrow("as_of_calendar", as_of_calendar_table(as_of))
     timed("calendar", lambda: wa.create_supplier_calendar(engine, "validated"))
     timed("dispute facts", lambda: wa.create_dispute_facts(engine, "validated"))
+    timed("order facts", lambda: wa.create_order_facts(engine, "validated"))
     built = {"disputes_recorded"}
     for name in families:
         timed(name, lambda name=name: EVENT_FAMILIES[name].build(engine, "validated"))

@@ -103,7 +103,7 @@ def roll_onto_month_ends(bucket_sql: str, window_month_column: str, width: int, 
     """
 
 
-def keyed_facts_sql(select_list: str, source_sql: str, where_sql: str) -> str:
+def keyed_facts_sql(select_list: str, source_sql: str, where_sql: str = "true") -> str:
     """SELECT of one row per event with the integer ``supplier_key`` in front, for
     facts that several statements read: the VARCHAR supplier join is paid once.
 
