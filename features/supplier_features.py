@@ -66,17 +66,21 @@ class EventFamily:
     rolled_tables: tuple[str, ...]
     optional_source: str | None = None  # validated table that may be absent
     needs_dispute_facts: bool = False
+    needs_order_facts: bool = False
 
 
 EVENT_FAMILIES: dict[str, EventFamily] = {
-    "order_cohorts": EventFamily(wa.create_rolled_order_cohorts, ("rolled_order_cohorts",),
-                                 needs_dispute_facts=True),
-    "promised_shipments": EventFamily(wa.create_rolled_promised_shipments, ("rolled_promised_shipments",)),
-    "deliveries": EventFamily(wa.create_rolled_deliveries, ("rolled_deliveries",)),
+    "order_cohorts": EventFamily(lambda engine, schema: wa.create_rolled_order_cohorts(engine),
+                                 ("rolled_order_cohorts",), needs_dispute_facts=True, needs_order_facts=True),
+    "promised_shipments": EventFamily(lambda engine, schema: wa.create_rolled_promised_shipments(engine),
+                                      ("rolled_promised_shipments",), needs_order_facts=True),
+    "deliveries": EventFamily(lambda engine, schema: wa.create_rolled_deliveries(engine),
+                              ("rolled_deliveries",), needs_order_facts=True),
     "dispute_resolutions": EventFamily(lambda engine, schema: wa.create_rolled_dispute_resolutions(engine),
                                        ("rolled_dispute_resolutions", "rolled_refunds"),
                                        optional_source="disputes", needs_dispute_facts=True),
-    "buyers": EventFamily(wa.create_rolled_buyers, ("rolled_buyer_concentration", "rolled_first_orders")),
+    "buyers": EventFamily(lambda engine, schema: wa.create_rolled_buyers(engine), ("rolled_buyers",),
+                          needs_order_facts=True),
     "inquiries": EventFamily(wa.create_rolled_inquiries, ("rolled_inquiries", "rolled_response_times"),
                              optional_source="inquiries"),
     "reviews": EventFamily(wa.create_rolled_reviews, ("rolled_reviews",), optional_source="reviews"),
@@ -203,6 +207,8 @@ def build_rolled_tables(
     wa.create_supplier_calendar(engine, schema)
     if any(f.needs_dispute_facts for f in wanted):
         wa.create_dispute_facts(engine, schema)
+    if any(f.needs_order_facts for f in wanted):
+        wa.create_order_facts(engine, schema)
     for name in families:
         family = EVENT_FAMILIES[name]
         if family.optional_source is not None and not engine.has_table(schema, family.optional_source):

@@ -17,7 +17,13 @@ keyed by (as_of_m, supplier_key) (see ``features.windows``). ``features.supplier
 from __future__ import annotations
 
 from features.sql_engine import FeatureEngine
-from features.windows import SIX_MONTHS, TWELVE_MONTHS, month_index_sql, roll_onto_month_ends
+from features.windows import (
+    SIX_MONTHS,
+    TWELVE_MONTHS,
+    keyed_facts_sql,
+    month_index_sql,
+    roll_onto_month_ends,
+)
 
 # Dispute reasons that mean the goods never left on time or never arrived (the
 # pre-shipment cover) versus goods that arrived but were not as agreed (post-delivery).
@@ -71,7 +77,32 @@ def create_dispute_facts(engine: FeatureEngine, schema: str) -> None:
     """)
 
 
-def create_rolled_order_cohorts(engine: FeatureEngine, schema: str) -> None:
+def create_order_facts(engine: FeatureEngine, schema: str) -> None:
+    """The order columns the order families read, keyed once (``order_facts``): the
+    order cohorts, promised shipments, deliveries and buyers then group on integers
+    instead of each scanning the orders and joining the VARCHAR supplier id.
+
+    ``completed_m`` is the month an order not cancelled was delivered (its delivery
+    counts as a deal from then on); ``shipped_on_time`` whether it shipped before the
+    end of its promised day (NULL, like false, when it never shipped).
+    """
+    mi = month_index_sql
+    engine.create_temp_table("order_facts", keyed_facts_sql(
+        f"""buyer_id,
+            CAST({mi('created_at')} AS INTEGER) AS created_m,
+            CAST(CASE WHEN {_not_cancelled('status')} THEN {mi('delivered_at')} END AS INTEGER) AS completed_m,
+            CAST({mi('promised_ship_by')} AS INTEGER) AS promised_m,
+            shipped_at < date_trunc('day', promised_ship_by) + INTERVAL 1 DAY AS shipped_on_time,
+            status = 'cancelled' AND cancelled_by = 'supplier' AS supplier_cancelled,
+            payment_method IS NOT NULL AS payment_method_known,
+            coalesce(payment_method = 'tt', false) AS paid_tt,
+            coalesce(payment_method = 'credit_card', false) AS paid_credit_card,
+            amount_usd, assured""",
+        f"{schema}.orders",
+    ))
+
+
+def create_rolled_order_cohorts(engine: FeatureEngine) -> None:
     """Orders created in the six-month window and what was known about them by T.
 
     Bucket key: (supplier, created month, month completed). An order is *completed* once
@@ -79,19 +110,16 @@ def create_rolled_order_cohorts(engine: FeatureEngine, schema: str) -> None:
     disputes alone (few rows): an order without a dispute adds nothing to it, so the
     orders never need joining to the disputes.
     """
-    mi = month_index_sql
     bucket_sql = f"""
-        SELECT supplier_id,
-               {mi('created_at')} AS created_m,
-               CASE WHEN {_not_cancelled('status')} THEN {mi('delivered_at')} END AS completed_m,
+        SELECT supplier_key, created_m, completed_m,
                count(*) AS orders,
                {money_sum('amount_usd')} AS order_value_usd,
-               count(*) FILTER (WHERE status = 'cancelled' AND cancelled_by = 'supplier') AS supplier_cancelled,
-               count(*) FILTER (WHERE payment_method IS NOT NULL) AS payment_method_known,
-               count(*) FILTER (WHERE payment_method = 'tt') AS tt,
-               count(*) FILTER (WHERE payment_method = 'credit_card') AS credit_card
-        FROM {schema}.orders
-        WHERE created_at IS NOT NULL
+               count(*) FILTER (WHERE supplier_cancelled) AS supplier_cancelled,
+               count(*) FILTER (WHERE payment_method_known) AS payment_method_known,
+               count(*) FILTER (WHERE paid_tt) AS tt,
+               count(*) FILTER (WHERE paid_credit_card) AS credit_card
+        FROM order_facts
+        WHERE created_m IS NOT NULL
         GROUP BY ALL
     """
     disputed_bucket_sql = f"""
@@ -120,7 +148,7 @@ def create_rolled_order_cohorts(engine: FeatureEngine, schema: str) -> None:
                    sum(credit_card) AS credit_card_orders_6m,
                    coalesce(sum(orders) FILTER (WHERE created_m = cal.as_of_m), 0) AS orders_this_month,
                    coalesce(sum(orders) FILTER (WHERE created_m = cal.as_of_m - 1), 0) AS orders_previous_month
-            FROM {roll_onto_month_ends(bucket_sql, 'created_m', SIX_MONTHS)}
+            FROM {roll_onto_month_ends(bucket_sql, 'created_m', SIX_MONTHS, keyed=True)}
             GROUP BY ALL
         ),
         disputed AS (
@@ -135,44 +163,40 @@ def create_rolled_order_cohorts(engine: FeatureEngine, schema: str) -> None:
     """)
 
 
-def create_rolled_promised_shipments(engine: FeatureEngine, schema: str) -> None:
+def create_rolled_promised_shipments(engine: FeatureEngine) -> None:
     """Orders whose promised ship day falls in the six-month window (DESIGN §5).
 
     On time means shipped before the end of the promised day. That is settled by the end
     of the promised day, which is never after T, so an order unshipped on its promised
     day is late at T even if it shipped later.
     """
-    mi = month_index_sql
     bucket_sql = f"""
-        SELECT supplier_id,
-               {mi('promised_ship_by')} AS promised_m,
+        SELECT supplier_key, promised_m,
                count(*) AS promised,
-               count(*) FILTER (WHERE shipped_at < date_trunc('day', promised_ship_by) + INTERVAL 1 DAY) AS on_time
-        FROM {schema}.orders
-        WHERE promised_ship_by IS NOT NULL
+               count(*) FILTER (WHERE shipped_on_time) AS on_time
+        FROM order_facts
+        WHERE promised_m IS NOT NULL
         GROUP BY ALL
     """
     engine.create_temp_table("rolled_promised_shipments", f"""
         SELECT cal.as_of_m, bucket.supplier_key,
                sum(promised) AS promised_shipments_6m,
                sum(on_time) AS on_time_shipments_6m
-        FROM {roll_onto_month_ends(bucket_sql, 'promised_m', SIX_MONTHS)}
+        FROM {roll_onto_month_ends(bucket_sql, 'promised_m', SIX_MONTHS, keyed=True)}
         GROUP BY ALL
     """)
 
 
-def create_rolled_deliveries(engine: FeatureEngine, schema: str) -> None:
+def create_rolled_deliveries(engine: FeatureEngine) -> None:
     """Deals: orders not cancelled whose ``delivered_at`` falls in the last twelve
     months (DESIGN §5 ``transactions_12m`` / ``deal_value_12m_usd``)."""
-    mi = month_index_sql
     bucket_sql = f"""
-        SELECT supplier_id,
-               {mi('delivered_at')} AS delivered_m,
+        SELECT supplier_key, completed_m AS delivered_m,
                count(*) AS deals,
                {money_sum('amount_usd')} AS deal_value_usd,
                coalesce({money_sum('amount_usd')} FILTER (WHERE assured), 0) AS assured_deal_value_usd
-        FROM {schema}.orders
-        WHERE delivered_at IS NOT NULL AND {_not_cancelled('status')}
+        FROM order_facts
+        WHERE completed_m IS NOT NULL
         GROUP BY ALL
     """
     engine.create_temp_table("rolled_deliveries", f"""
@@ -180,7 +204,7 @@ def create_rolled_deliveries(engine: FeatureEngine, schema: str) -> None:
                sum(deals) AS deal_count_12m,
                sum(deal_value_usd) AS deal_value_12m_usd,
                sum(assured_deal_value_usd) AS assured_deal_value_12m_usd
-        FROM {roll_onto_month_ends(bucket_sql, 'delivered_m', TWELVE_MONTHS)}
+        FROM {roll_onto_month_ends(bucket_sql, 'delivered_m', TWELVE_MONTHS, keyed=True)}
         GROUP BY ALL
     """)
 
@@ -218,42 +242,75 @@ def create_rolled_dispute_resolutions(engine: FeatureEngine) -> None:
     """)
 
 
-def create_rolled_buyers(engine: FeatureEngine, schema: str) -> None:
-    """Buyer concentration and repeat business over the six-month window.
+def create_rolled_buyers(engine: FeatureEngine) -> None:
+    """Distinct buyers, buyer concentration and first orders over the six-month window,
+    from one ordered pass over each (supplier, buyer)'s monthly order values; nothing
+    is kept per buyer after the buckets.
 
-    ``buyer_value_sq_6m`` is the sum over buyers of (their deal value in the window)^2,
-    which with the window's total value gives the Herfindahl index. An order is a
+    ``buyer_value_sq_6m`` is the sum over buyers of (their order value in the window)^2,
+    which with the window's total value gives the Herfindahl index. The square of a sum
+    over the window's months is the sum of the monthly squares plus twice the product
+    of each pair of months: a pair k months apart is in the window of T when its
+    earlier month is (the roll) and its later month is not after T. So each buyer-month
+    carries its products with the same buyer's value k = 1..5 months later (found among
+    the next five buyer-months, the months being distinct), and the buckets need no
+    buyer key.
+
+    A buyer is counted at T by its earliest month in the window of T: a buyer-month
+    counts from its own month, or from six months after the buyer's previous month when
+    that is later (until then the previous month is in the window). An order is a
     *first order* when it is the buyer's earliest with this supplier; the window's
     repeat orders are its orders minus its first orders, which needs only the month of
     each (supplier, buyer) pair's first order, not an ordering of all orders.
     """
-    mi = month_index_sql
-    engine.create_temp_table("buyer_months", f"""
-        SELECT supplier_id, buyer_id, {mi('created_at')} AS created_m, {money_sum('amount_usd')} AS value_usd
-        FROM {schema}.orders
-        WHERE created_at IS NOT NULL
-        GROUP BY ALL
-    """)
-    engine.create_temp_table("rolled_buyer_concentration", f"""
-        WITH buyer_window_value AS (
-            SELECT cal.as_of_m, bucket.supplier_key, bucket.buyer_id, sum(value_usd) AS value_usd
-            FROM {roll_onto_month_ends('SELECT * FROM buyer_months', 'created_m', SIX_MONTHS)}
+    later_months = range(1, SIX_MONTHS)
+    value_later = ",\n".join(
+        "CASE "
+        + " ".join(
+            f"WHEN lead(created_m, {j}) OVER buyer_history = created_m + {k} "
+            f"THEN lead(value_usd, {j}) OVER buyer_history"
+            for j in range(1, k + 1)
+        )
+        + f" END AS value_{k}m_later_usd"
+        for k in later_months
+    )
+    buyer_months_sql = f"""
+        SELECT supplier_key, created_m, value_usd,
+               lag(created_m) OVER buyer_history AS previous_m,
+               {value_later}
+        FROM (
+            SELECT supplier_key, buyer_id, created_m, {money_sum('amount_usd')} AS value_usd
+            FROM order_facts
+            WHERE created_m IS NOT NULL
             GROUP BY ALL
         )
-        SELECT as_of_m, supplier_key,
-               count(*) AS buyers_6m,
-               sum(value_usd * value_usd) AS buyer_value_sq_6m  -- DECIMAL(38, 12): exact
-        FROM buyer_window_value
-        GROUP BY ALL
-    """)
-    first_order_bucket_sql = """
-        SELECT supplier_id, first_m, count(*) AS first_orders
-        FROM (SELECT supplier_id, buyer_id, min(created_m) AS first_m FROM buyer_months GROUP BY ALL)
+        WINDOW buyer_history AS (PARTITION BY supplier_key, buyer_id ORDER BY created_m)
+    """
+    pair_sums = ",\n".join(
+        f"sum(value_usd * value_{k}m_later_usd) AS pair_value_{k}m_usd" for k in later_months
+    )
+    bucket_sql = f"""
+        SELECT supplier_key, created_m,
+               CASE WHEN previous_m + {SIX_MONTHS} > created_m THEN previous_m + {SIX_MONTHS}
+                    ELSE created_m END AS buyer_counted_from_m,
+               count(*) AS buyer_months,
+               count(*) FILTER (WHERE previous_m IS NULL) AS first_buyer_months,
+               sum(value_usd * value_usd) AS value_sq_usd,
+               {pair_sums}
+        FROM ({buyer_months_sql})
         GROUP BY ALL
     """
-    engine.create_temp_table("rolled_first_orders", f"""
-        SELECT cal.as_of_m, bucket.supplier_key, sum(first_orders) AS first_orders_6m
-        FROM {roll_onto_month_ends(first_order_bucket_sql, 'first_m', SIX_MONTHS)}
+    # DECIMAL(38, 12) throughout: exact, so the sum does not depend on the addition order.
+    pairs_in_window = " + ".join(
+        f"coalesce(sum(pair_value_{k}m_usd) FILTER (WHERE created_m + {k} <= cal.as_of_m), 0)"
+        for k in later_months
+    )
+    engine.create_temp_table("rolled_buyers", f"""
+        SELECT cal.as_of_m, bucket.supplier_key,
+               coalesce(sum(buyer_months) FILTER (WHERE buyer_counted_from_m <= cal.as_of_m), 0) AS buyers_6m,
+               sum(first_buyer_months) AS first_orders_6m,
+               sum(value_sq_usd) + 2 * ({pairs_in_window}) AS buyer_value_sq_6m
+        FROM {roll_onto_month_ends(bucket_sql, 'created_m', SIX_MONTHS, keyed=True)}
         GROUP BY ALL
     """)
 
@@ -265,33 +322,30 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
 
     Quantiles need the individual response times: each answered inquiry is placed on
     the at most six month ends whose window holds its received month and that are not
-    before its answer month, a bounded linear fan-out.
+    before its answer month, a bounded linear fan-out. The inquiries are read and keyed
+    once (``inquiry_facts``) for both the counts and the fan-out.
     """
     mi = month_index_sql
-    bucket_sql = f"""
-        SELECT supplier_id,
-               {mi('received_at')} AS received_m,
-               {mi('first_response_at')} AS answered_m,
-               count(*) AS inquiries
-        FROM {schema}.inquiries
-        WHERE received_at IS NOT NULL
+    engine.create_temp_table("inquiry_facts", keyed_facts_sql(
+        f"""CAST({mi('received_at')} AS INTEGER) AS received_m,
+            CAST({mi('first_response_at')} AS INTEGER) AS answered_m,
+            date_diff('microsecond', received_at, first_response_at) / 3600e6 AS response_hours""",
+        f"{schema}.inquiries",
+        "received_at IS NOT NULL",
+    ))
+    bucket_sql = """
+        SELECT supplier_key, received_m, answered_m, count(*) AS inquiries
+        FROM inquiry_facts
         GROUP BY ALL
     """
     engine.create_temp_table("rolled_inquiries", f"""
         SELECT cal.as_of_m, bucket.supplier_key,
                sum(inquiries) AS inquiries_6m,
                coalesce(sum(inquiries) FILTER (WHERE answered_m <= cal.as_of_m), 0) AS answered_inquiries_6m
-        FROM {roll_onto_month_ends(bucket_sql, 'received_m', SIX_MONTHS)}
+        FROM {roll_onto_month_ends(bucket_sql, 'received_m', SIX_MONTHS, keyed=True)}
         GROUP BY ALL
     """)
-    response_sql = f"""
-        SELECT supplier_id,
-               {mi('received_at')} AS received_m,
-               {mi('first_response_at')} AS answered_m,
-               date_diff('microsecond', received_at, first_response_at) / 3600e6 AS response_hours
-        FROM {schema}.inquiries
-        WHERE received_at IS NOT NULL AND first_response_at IS NOT NULL
-    """
+    response_sql = "SELECT * FROM inquiry_facts WHERE answered_m IS NOT NULL"
     engine.create_temp_table("rolled_response_times", f"""
         SELECT as_of_m, supplier_key,
                response_hours_quantiles[1] AS median_response_hours_6m,
@@ -299,7 +353,7 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
         FROM (
             SELECT cal.as_of_m, bucket.supplier_key,
                    quantile_cont(response_hours, [0.5, 0.9]) AS response_hours_quantiles
-            FROM {roll_onto_month_ends(response_sql, 'received_m', SIX_MONTHS)}
+            FROM {roll_onto_month_ends(response_sql, 'received_m', SIX_MONTHS, keyed=True)}
             WHERE answered_m <= cal.as_of_m
             GROUP BY ALL
         )

@@ -71,7 +71,7 @@ def as_of_calendar_table(as_of_dates: Sequence[date]) -> pa.Table:
     )
 
 
-def roll_onto_month_ends(bucket_sql: str, window_month_column: str, width: int) -> str:
+def roll_onto_month_ends(bucket_sql: str, window_month_column: str, width: int, keyed: bool = False) -> str:
     """FROM-clause SQL that puts each bucket row on every requested month end whose
     ``width``-month window contains the bucket's ``window_month_column``.
 
@@ -80,19 +80,42 @@ def roll_onto_month_ends(bucket_sql: str, window_month_column: str, width: int) 
     add their own ``known_m <= as_of_m`` conditions for facts that become known later
     than the month that places the event in the window (a delivery, a resolution).
 
-    Buckets carry the VARCHAR ``supplier_id``; rolled rows carry the integer
-    ``supplier_key`` of ``supplier_keys`` instead, so everything after the buckets joins
-    and groups on two integers (as_of_m, supplier_key). Events of suppliers not in the
-    suppliers table drop out here.
+    Buckets carry the VARCHAR ``supplier_id``, or with ``keyed`` already the integer
+    ``supplier_key`` of ``supplier_keys`` (facts keyed once, see ``keyed_facts_sql``);
+    rolled rows carry ``supplier_key``, so everything after the buckets joins and groups
+    on two integers (as_of_m, supplier_key). Events of suppliers not in the suppliers
+    table drop out here (or when keyed).
     """
+    key_join = "" if keyed else (
+        "JOIN supplier_keys AS keys ON keys.supplier_id = bucket_rows.supplier_id"
+    )
+    key_column = "" if keyed else ", keys.supplier_key"
     # as_of_m is computed inside the derived table so that the join to the calendar is a
     # plain equi-join (hash join); written as an expression over both sides, DuckDB may
     # plan a range join on the callers' inequality conditions instead.
     return f"""
-        (SELECT bucket_rows.*, keys.supplier_key,
+        (SELECT bucket_rows.*{key_column},
                 bucket_rows.{window_month_column} + window_lag.months_back AS as_of_m
          FROM ({bucket_sql}) AS bucket_rows
-         JOIN supplier_keys AS keys ON keys.supplier_id = bucket_rows.supplier_id
+         {key_join}
          CROSS JOIN generate_series(0, {width - 1}) AS window_lag(months_back)) AS bucket
         JOIN as_of_calendar AS cal ON cal.as_of_m = bucket.as_of_m
+    """
+
+
+def keyed_facts_sql(select_list: str, source_sql: str, where_sql: str = "true") -> str:
+    """SELECT of one row per event with the integer ``supplier_key`` in front, for
+    facts that several statements read: the VARCHAR supplier join is paid once.
+
+    Rows come ordered by supplier_key. That changes no result; it keeps each
+    supplier's rows together, so the hash aggregates over the rolled copies touch
+    one supplier's groups at a time (measured: the exact quantiles over the six-fold
+    response-time fan-out took half the CPU time on ordered input).
+    """
+    return f"""
+        SELECT keys.supplier_key, {select_list}
+        FROM {source_sql} AS facts
+        JOIN supplier_keys AS keys ON keys.supplier_id = facts.supplier_id
+        WHERE {where_sql}
+        ORDER BY keys.supplier_key
     """
