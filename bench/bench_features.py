@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def database_path(n_orders: int) -> Path:
-    return DATA_DIR / f"features_{n_orders // 1000}k.duckdb"
+    # v2: orders carry cancelled_at; a cached v1 file would lack the column
+    return DATA_DIR / f"features_v2_{n_orders // 1000}k.duckdb"
 
 
 def generation_sql(n_orders: int, n_inquiries: int) -> list[str]:
@@ -87,7 +88,8 @@ def generation_sql(n_orders: int, n_inquiries: int) -> list[str]:
                    CASE WHEN u_ship < 0.85 THEN created_at + to_seconds(CAST(86400 * (10 + random() * 30) AS BIGINT)) END AS delivered_at,
                    CASE WHEN u_status < 0.05 THEN 'cancelled' WHEN u_ship < 0.85 THEN 'completed'
                         WHEN u_ship < 0.92 THEN 'shipped' ELSE 'placed' END AS status,
-                   CASE WHEN u_status < 0.05 THEN ['buyer', 'supplier', 'platform'][1 + CAST(u_status * 60 AS INT) % 3] END AS cancelled_by
+                   CASE WHEN u_status < 0.05 THEN ['buyer', 'supplier', 'platform'][1 + CAST(u_status * 60 AS INT) % 3] END AS cancelled_by,
+                   CASE WHEN u_status < 0.05 THEN created_at + to_seconds(CAST(86400 * (u_status * 200) AS BIGINT)) END AS cancelled_at
             FROM base""",
         """CREATE OR REPLACE TABLE validated.disputes AS
             SELECT 'd' || row_number() OVER () AS dispute_id, order_id,
@@ -178,7 +180,8 @@ BARE_SCAN_SQL = [
     # without NULLs into count(*), leaving the scanned values unused.
     """SELECT supplier_id, date_trunc('month', created_at) AS m, count(*), max(buyer_id),
               max(order_id), sum(amount_usd), max(payment_method), count(*) FILTER (WHERE assured),
-              max(promised_ship_by), max(shipped_at), max(delivered_at), max(status), max(cancelled_by)
+              max(promised_ship_by), max(shipped_at), max(delivered_at), max(status), max(cancelled_by),
+              max(cancelled_at)
        FROM validated.orders GROUP BY ALL""",
     """SELECT supplier_id, date_trunc('month', received_at) AS m, count(*), max(first_response_at)
        FROM validated.inquiries GROUP BY ALL""",

@@ -12,7 +12,8 @@ deterministic and a row's reason is its most basic defect):
  5. range rules: `non_positive_amount`, `negative_refund`, `rating_out_of_range` (the column's
     `range_rule`, default `out_of_range`; ratings must also be whole numbers);
  6. the table's row rules, in contract order: `shipped_before_created`,
-    `delivered_before_shipped`, `resolved_before_opened`, `response_before_received`;
+    `delivered_before_shipped`, `cancelled_before_created`, `cancelled_at_without_cancellation`,
+    `resolved_before_opened`, `response_before_received`;
  7. `after_horizon`: a timestamp (other than `promised_ship_by`) after the data horizon;
  8. `duplicate_row` / `duplicate_id`: among rows that passed 1-7, several rows share an id.
     Identical copies (every contract column equal): the first (lowest file, row) is kept and
@@ -53,6 +54,8 @@ RULE_ORDER: tuple[str, ...] = (
     "out_of_range",
     "shipped_before_created",
     "delivered_before_shipped",
+    "cancelled_before_created",
+    "cancelled_at_without_cancellation",
     "resolved_before_opened",
     "response_before_received",
     "after_horizon",
@@ -82,6 +85,8 @@ RULE_DESCRIPTIONS: dict[str, str] = {
     "out_of_range": "outside the column's declared range",
     "shipped_before_created": "orders.shipped_at < created_at",
     "delivered_before_shipped": "orders.delivered_at < shipped_at",
+    "cancelled_before_created": "orders.cancelled_at < created_at",
+    "cancelled_at_without_cancellation": "orders.cancelled_at set on an order whose status is not cancelled",
     "resolved_before_opened": "disputes.resolved_at < opened_at",
     "response_before_received": "inquiries.first_response_at < received_at",
     "after_horizon": "a timestamp (other than promised_ship_by) after the data horizon",

@@ -88,14 +88,17 @@ def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataF
     cols: dict[str, pd.Series] = {}
 
     orders = tables["orders"]
-    not_cancelled = orders["status"].fillna("") != "cancelled"
+    # Cancelled by T: a cancelled order whose cancelled_at is before the cutoff, or that
+    # has no cancelled_at (then its latest status is all there is).
+    cancelled_at = orders["cancelled_at"] if "cancelled_at" in orders else pd.Series(pd.NaT, index=orders.index)
+    not_cancelled = ~((orders["status"] == "cancelled") & (cancelled_at.isna() | (cancelled_at < cutoff)))
     window_orders = orders[_between(orders["created_at"], six, cutoff)]
     cols["orders_6m"] = _by_supplier(window_orders)
     cols["order_value_6m_usd"] = _by_supplier(window_orders, "amount_usd", "sum")
     completed = window_orders[(window_orders["delivered_at"] < cutoff) & not_cancelled.loc[window_orders.index]]
     cols["completed_orders_6m"] = _by_supplier(completed)
     cols["supplier_cancelled_orders_6m"] = _by_supplier(
-        window_orders[(window_orders["status"] == "cancelled") & (window_orders["cancelled_by"] == "supplier")]
+        window_orders[~not_cancelled.loc[window_orders.index] & (window_orders["cancelled_by"] == "supplier")]
     )
     promised = orders[_between(orders["promised_ship_by"], six, cutoff)]
     cols["promised_shipments_6m"] = _by_supplier(promised)

@@ -61,13 +61,13 @@ def _rate(name: str, window: str, definition: str, null_meaning: str, risk_direc
 
 _completion = _rate(
     "completion_rate_6m", "6m",
-    "Of the orders created in the six-month window, the share delivered by T and not cancelled.",
+    "Of the orders created in the six-month window, the share delivered by T and not cancelled by T.",
     "no orders created in the window", -1)
 _supplier_cancellation = _rate(
     "supplier_cancellation_rate_6m", "6m",
-    "Of the orders created in the six-month window, the share with status cancelled and "
-    "cancelled_by supplier (the contract has no cancellation time, so the latest status is "
-    "attributed to the order's creation).",
+    "Of the orders created in the six-month window, the share cancelled by the supplier by T "
+    "(status cancelled, cancelled_by supplier, cancelled_at by T; a cancellation without "
+    "cancelled_at counts from the order's creation).",
     "no orders created in the window", +1)
 _on_time = _rate(
     "on_time_shipment_rate_6m", "6m",
@@ -135,10 +135,11 @@ FEATURES: list[FeatureSpec] = [
     _count("order_value_6m_usd", "6m", "Sum of amount_usd over the orders created in the six-month window.",
            dtype="DOUBLE"),
     _count("completed_orders_6m", "6m",
-           "Orders created in the six-month window that were delivered by T and are not cancelled."),
+           "Orders created in the six-month window that were delivered by T and not cancelled by T "
+           "(cancelled_at by T; a cancellation without cancelled_at counts from the order's creation)."),
     _completion, _shrunk(_completion),
     _count("supplier_cancelled_orders_6m", "6m",
-           "Orders created in the six-month window cancelled by the supplier."),
+           "Orders created in the six-month window cancelled by the supplier by T."),
     _supplier_cancellation, _shrunk(_supplier_cancellation),
     _count("promised_shipments_6m", "6m",
            "Orders whose promised_ship_by falls in the six-month window by T."),
@@ -185,7 +186,7 @@ FEATURES: list[FeatureSpec] = [
     _low_rating, _shrunk(_low_rating),
     # --- deals over twelve months (storefront) ------------------------------------------------
     _count("deal_count_12m", "12m",
-           "Orders not cancelled whose delivered_at falls in the twelve-month window by T "
+           "Orders not cancelled by T whose delivered_at falls in the twelve-month window by T "
            "(the storefront's transactions_12m)."),
     _count("deal_value_12m_usd", "12m", "Sum of amount_usd over those orders.", dtype="DOUBLE"),
     _count("assured_deal_value_12m_usd", "12m", "Sum of amount_usd over those orders that were assured.",
@@ -224,7 +225,7 @@ FEATURES: list[FeatureSpec] = [
            "Disputes on the supplier's orders opened by T whose outcome is not known by T (not "
            "resolved by T, or still open).", NO_DISPUTES, risk_direction=+1, model_input=True),
     _count("overdue_unshipped_orders_at_t", "all",
-           "Orders created by T, not cancelled, whose promised_ship_by is by T and that were not "
+           "Orders created by T, not cancelled by T, whose promised_ship_by is by T and that were not "
            "shipped by T (shipped_at null or after T).", risk_direction=+1, model_input=True),
     # --- volume per trading month ---------------------------------------------------------------
     _count("trading_months_6m", "6m",

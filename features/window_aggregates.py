@@ -44,9 +44,20 @@ def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def _not_cancelled(status: str) -> str:
-    # status is the order's latest state; NULL is treated as not cancelled.
-    return f"coalesce({status}, '') <> 'cancelled'"
+def cancelled_month_sql() -> str:
+    """The month an order's cancellation became known (NULL: not cancelled).
+
+    ``cancelled_at`` (optional in the landing contract) dates it, so a cancellation after
+    T is not known at T. A cancelled order without one (a source that does not record the
+    time) is taken as cancelled from its creation: its latest status is all there is.
+    A NULL status is not a cancellation.
+    """
+    mi = month_index_sql
+    return f"CASE WHEN status = 'cancelled' THEN coalesce({mi('cancelled_at')}, {mi('created_at')}) END"
+
+
+def not_cancelled_by(cancelled_m: str, as_of_m: str) -> str:
+    return f"({cancelled_m} IS NULL OR {cancelled_m} > {as_of_m})"
 
 
 NO_DISPUTES_SQL = """(SELECT NULL::VARCHAR AS order_id, NULL::TIMESTAMP AS opened_at, NULL::VARCHAR AS reason,
@@ -82,15 +93,18 @@ def create_order_facts(engine: FeatureEngine, schema: str) -> None:
     order cohorts, promised shipments, deliveries and buyers then group on integers
     instead of each scanning the orders and joining the VARCHAR supplier id.
 
-    ``completed_m`` is the month an order not cancelled was delivered (its delivery
-    counts as a deal from then on); ``shipped_on_time`` whether it shipped before the
-    end of its promised day (NULL, like false, when it never shipped).
+    ``delivered_m`` is the month an order was delivered and ``cancelled_m`` the month its
+    cancellation became known (``cancelled_month_sql``): a delivered order counts as
+    completed, and as a deal, at the month ends from its delivery until its cancellation.
+    ``shipped_on_time`` is whether it shipped before the end of its promised day (NULL,
+    like false, when it never shipped).
     """
     mi = month_index_sql
     engine.create_temp_table("order_facts", keyed_facts_sql(
         f"""buyer_id,
             CAST({mi('created_at')} AS INTEGER) AS created_m,
-            CAST(CASE WHEN {_not_cancelled('status')} THEN {mi('delivered_at')} END AS INTEGER) AS completed_m,
+            CAST({mi('delivered_at')} AS INTEGER) AS delivered_m,
+            CAST({cancelled_month_sql()} AS INTEGER) AS cancelled_m,
             CAST({mi('promised_ship_by')} AS INTEGER) AS promised_m,
             shipped_at < date_trunc('day', promised_ship_by) + INTERVAL 1 DAY AS shipped_on_time,
             status = 'cancelled' AND cancelled_by = 'supplier' AS supplier_cancelled,
@@ -105,13 +119,14 @@ def create_order_facts(engine: FeatureEngine, schema: str) -> None:
 def create_rolled_order_cohorts(engine: FeatureEngine) -> None:
     """Orders created in the six-month window and what was known about them by T.
 
-    Bucket key: (supplier, created month, month completed). An order is *completed* once
-    delivered (and not cancelled). The disputed share of the same cohort comes from the
+    Bucket key: (supplier, created month, month delivered, month cancelled). An order is
+    *completed* at T when delivered by T and not cancelled by T; a supplier's cancellation
+    counts from the month it became known. The disputed share of the same cohort comes from the
     disputes alone (few rows): an order without a dispute adds nothing to it, so the
     orders never need joining to the disputes.
     """
     bucket_sql = f"""
-        SELECT supplier_key, created_m, completed_m,
+        SELECT supplier_key, created_m, delivered_m, cancelled_m,
                count(*) AS orders,
                {money_sum('amount_usd')} AS order_value_usd,
                count(*) FILTER (WHERE supplier_cancelled) AS supplier_cancelled,
@@ -141,8 +156,11 @@ def create_rolled_order_cohorts(engine: FeatureEngine) -> None:
             SELECT cal.as_of_m, bucket.supplier_key,
                    sum(orders) AS orders_6m,
                    sum(order_value_usd) AS order_value_6m_usd,
-                   coalesce(sum(orders) FILTER (WHERE completed_m <= cal.as_of_m), 0) AS completed_orders_6m,
-                   sum(supplier_cancelled) AS supplier_cancelled_orders_6m,
+                   coalesce(sum(orders) FILTER (WHERE delivered_m <= cal.as_of_m
+                                                AND {not_cancelled_by('cancelled_m', 'cal.as_of_m')}), 0)
+                       AS completed_orders_6m,
+                   coalesce(sum(supplier_cancelled) FILTER (WHERE cancelled_m <= cal.as_of_m), 0)
+                       AS supplier_cancelled_orders_6m,
                    sum(payment_method_known) AS payment_method_known_orders_6m,
                    sum(tt) AS tt_orders_6m,
                    sum(credit_card) AS credit_card_orders_6m,
@@ -188,15 +206,15 @@ def create_rolled_promised_shipments(engine: FeatureEngine) -> None:
 
 
 def create_rolled_deliveries(engine: FeatureEngine) -> None:
-    """Deals: orders not cancelled whose ``delivered_at`` falls in the last twelve
+    """Deals: orders not cancelled by T whose ``delivered_at`` falls in the last twelve
     months (DESIGN §5 ``transactions_12m`` / ``deal_value_12m_usd``)."""
     bucket_sql = f"""
-        SELECT supplier_key, completed_m AS delivered_m,
+        SELECT supplier_key, delivered_m, cancelled_m,
                count(*) AS deals,
                {money_sum('amount_usd')} AS deal_value_usd,
                coalesce({money_sum('amount_usd')} FILTER (WHERE assured), 0) AS assured_deal_value_usd
         FROM order_facts
-        WHERE completed_m IS NOT NULL
+        WHERE delivered_m IS NOT NULL
         GROUP BY ALL
     """
     engine.create_temp_table("rolled_deliveries", f"""
@@ -205,6 +223,7 @@ def create_rolled_deliveries(engine: FeatureEngine) -> None:
                sum(deal_value_usd) AS deal_value_12m_usd,
                sum(assured_deal_value_usd) AS assured_deal_value_12m_usd
         FROM {roll_onto_month_ends(bucket_sql, 'delivered_m', TWELVE_MONTHS, keyed=True)}
+        WHERE {not_cancelled_by('bucket.cancelled_m', 'cal.as_of_m')}
         GROUP BY ALL
     """)
 
@@ -448,28 +467,36 @@ def create_open_disputes(engine: FeatureEngine) -> None:
 
 
 def create_overdue_orders(engine: FeatureEngine, schema: str) -> None:
-    """Orders created by T, not cancelled, whose promised ship day has passed by T and
-    that were not shipped by T (``overdue_unshipped_orders_at_t``).
+    """Orders created by T, not cancelled by T, whose promised ship day has passed by T
+    and that were not shipped by T (``overdue_unshipped_orders_at_t``).
 
     Only orders shipped in a later month than promised (or never) can be overdue at a
     month end, so the bucket holds few rows; each is overdue from its promised month up
-    to, not including, its shipping month. Cancellation has no timestamp in the landing
-    contract, so the latest status is attributed to the order's creation (as everywhere).
+    to, not including, the month it shipped or its cancellation became known
+    (``cancelled_month_sql``), whichever came first.
     """
     mi = month_index_sql
-    bucket_sql = f"""
+    settled_sql = f"""
         SELECT supplier_id,
                greatest({mi('created_at')}, {mi('promised_ship_by')}) AS overdue_from_m,
                {mi('shipped_at')} AS shipped_m,
-               count(*) AS orders
+               {cancelled_month_sql()} AS cancelled_m
         FROM {schema}.orders
-        WHERE promised_ship_by IS NOT NULL AND created_at IS NOT NULL AND {_not_cancelled('status')}
+        WHERE promised_ship_by IS NOT NULL AND created_at IS NOT NULL
           AND (shipped_at IS NULL OR {mi('shipped_at')} > {mi('promised_ship_by')})
+    """
+    bucket_sql = f"""
+        SELECT supplier_id, overdue_from_m,
+               CASE WHEN shipped_m IS NULL THEN cancelled_m
+                    WHEN cancelled_m IS NULL OR shipped_m < cancelled_m THEN shipped_m
+                    ELSE cancelled_m END AS settled_m,
+               count(*) AS orders
+        FROM ({settled_sql})
         GROUP BY ALL
     """
     engine.create_temp_table(
         "overdue_orders",
-        pending_at_month_ends(bucket_sql, "overdue_from_m", "shipped_m", "orders", "overdue_unshipped_orders_at_t"),
+        pending_at_month_ends(bucket_sql, "overdue_from_m", "settled_m", "orders", "overdue_unshipped_orders_at_t"),
     )
 
 

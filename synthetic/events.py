@@ -152,6 +152,7 @@ def sample_month(
             "delivered_at": timestamps(delivered_us, missing=~delivered_seen),
             "status": labels(ORDER_STATUSES, status),
             "cancelled_by": labels(CANCELLED_BY, np.where(cancelled_seen, path, 0), missing=~cancelled_seen),
+            "cancelled_at": timestamps(cancel_us, missing=~cancelled_seen),
         }
     )
 

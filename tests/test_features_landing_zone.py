@@ -21,7 +21,7 @@ VALIDATED_DDL = {
     "orders": "order_id VARCHAR, supplier_id VARCHAR, buyer_id VARCHAR, buyer_country VARCHAR, "
     "created_at TIMESTAMP, amount_usd DOUBLE, payment_method VARCHAR, assured BOOLEAN, "
     "promised_ship_by TIMESTAMP, shipped_at TIMESTAMP, delivered_at TIMESTAMP, status VARCHAR, "
-    "cancelled_by VARCHAR",
+    "cancelled_by VARCHAR, cancelled_at TIMESTAMP",
     "inquiries": "inquiry_id VARCHAR, supplier_id VARCHAR, buyer_id VARCHAR, received_at TIMESTAMP, "
     "first_response_at TIMESTAMP",
     "disputes": "dispute_id VARCHAR, order_id VARCHAR, opened_at TIMESTAMP, reason VARCHAR, outcome VARCHAR, "
@@ -161,6 +161,11 @@ def random_landing_zone(
         )
     else:
         frames["reviews"] = None
+    # Drawn last so the other tables' random streams stay as they were. Some cancelled
+    # orders carry no time (a source without the column), some were cancelled months after
+    # creation (even after delivery): a cancellation must count only from when it happened.
+    cancelled_at = _later(rng, orders["created_at"], 120, 0.3)
+    orders["cancelled_at"] = cancelled_at.where(orders["status"].eq("cancelled").to_numpy())
     return frames
 
 

@@ -35,6 +35,14 @@ def as_known_at(zone: dict[str, pd.DataFrame | None], as_of: date) -> dict[str, 
     orders = before(zone["orders"], "created_at")
     unknown_after(orders, "shipped_at")
     unknown_after(orders, "delivered_at")
+    # A cancellation dated after T had not happened at T: the order then had the status
+    # its other facts known by T give it.
+    cancelled_later = orders["status"].eq("cancelled") & (orders["cancelled_at"] >= cutoff)
+    status_at_t = orders["delivered_at"].notna().map({True: "completed", False: "placed"})
+    status_at_t = status_at_t.where(orders["delivered_at"].notna() | orders["shipped_at"].isna(), "shipped")
+    orders.loc[cancelled_later, "status"] = status_at_t[cancelled_later]
+    orders.loc[cancelled_later, "cancelled_by"] = None
+    unknown_after(orders, "cancelled_at")
     disputes = before(zone["disputes"], "opened_at")
     unresolved = ~(disputes["resolved_at"] < cutoff)
     disputes.loc[unresolved, "outcome"] = "open"
@@ -81,9 +89,9 @@ def one_supplier(joined_at: str = "2023-01-01") -> pd.DataFrame:
 def orders_frame(rows: list[dict]) -> pd.DataFrame:
     defaults = {"supplier_id": "s1", "buyer_id": "b1", "buyer_country": "US", "amount_usd": 100.0,
                 "payment_method": "tt", "assured": True, "promised_ship_by": None, "shipped_at": None,
-                "delivered_at": None, "status": "completed", "cancelled_by": None}
+                "delivered_at": None, "status": "completed", "cancelled_by": None, "cancelled_at": None}
     frame = pd.DataFrame([{**defaults, **row} for row in rows])
-    for column in ("created_at", "promised_ship_by", "shipped_at", "delivered_at"):
+    for column in ("created_at", "promised_ship_by", "shipped_at", "delivered_at", "cancelled_at"):
         frame[column] = pd.to_datetime(frame[column], format="ISO8601")
     return frame
 
@@ -202,6 +210,36 @@ def test_open_disputes_and_overdue_orders_are_counted_while_pending_at_t():
         as_comparable_frame(compute_supplier_features(con_later, months)),
         as_comparable_frame(features),
     )
+
+
+def test_cancellation_counts_from_when_it_happened():
+    orders = orders_frame([
+        # delivered in January, cancelled by the supplier on 5 March (a return): a completed
+        # order and a deal at January's and February's ends, a supplier cancellation from March
+        {"order_id": "o1", "created_at": "2024-01-10", "shipped_at": "2024-01-12", "delivered_at": "2024-01-20",
+         "status": "cancelled", "cancelled_by": "supplier", "cancelled_at": "2024-03-05"},
+        # promised 15 January, never shipped, cancelled on 2 April: overdue until March's end
+        {"order_id": "o2", "created_at": "2024-01-10", "promised_ship_by": "2024-01-15",
+         "status": "cancelled", "cancelled_by": "buyer", "cancelled_at": "2024-04-02"},
+    ])
+    months = month_ends(date(2024, 1, 1), date(2024, 4, 30))
+    con = connection_with({"suppliers": one_supplier(), "orders": orders, "disputes": disputes_frame([])})
+    features = compute_supplier_features(con, months)
+    jan, feb, mar, apr = months
+    assert by_month(features, "completed_orders_6m") == {jan: 1, feb: 1, mar: 0, apr: 0}
+    assert by_month(features, "deal_count_12m") == {jan: 1, feb: 1, mar: 0, apr: 0}
+    assert by_month(compute_storefront_metrics(con, months), "transactions_12m") == {jan: 1, feb: 1, mar: 0, apr: 0}
+    assert by_month(features, "supplier_cancelled_orders_6m") == {jan: 0, feb: 0, mar: 1, apr: 1}
+    assert by_month(features, "overdue_unshipped_orders_at_t") == {jan: 1, feb: 1, mar: 1, apr: 0}
+
+    # A source without cancellation times: the latest status is all there is, so the
+    # cancellations count from the orders' creation.
+    undated = orders.assign(cancelled_at=pd.NaT)
+    con = connection_with({"suppliers": one_supplier(), "orders": undated, "disputes": disputes_frame([])})
+    features = compute_supplier_features(con, months)
+    assert by_month(features, "completed_orders_6m") == {jan: 0, feb: 0, mar: 0, apr: 0}
+    assert by_month(features, "supplier_cancelled_orders_6m") == {jan: 1, feb: 1, mar: 1, apr: 1}
+    assert by_month(features, "overdue_unshipped_orders_at_t") == {jan: 0, feb: 0, mar: 0, apr: 0}
 
 
 INQUIRY_FEATURES = ["inquiries_6m", "answered_inquiries_6m", "response_rate_6m", "response_rate_6m_shrunk",

@@ -24,6 +24,7 @@ EXPECTED_COLUMNS = {
         "buyer_country": pa.string(), "created_at": TS, "amount_usd": pa.float64(),
         "payment_method": pa.string(), "assured": pa.bool_(), "promised_ship_by": TS,
         "shipped_at": TS, "delivered_at": TS, "status": pa.string(), "cancelled_by": pa.string(),
+        "cancelled_at": TS,
     },
     "inquiries": {
         "inquiry_id": pa.string(), "supplier_id": pa.string(), "buyer_id": pa.string(),
@@ -127,6 +128,10 @@ def test_order_timestamps_and_status_are_consistent(con):
     assert scalar(con, "SELECT count(*) FROM orders WHERE delivered_at < shipped_at OR (delivered_at IS NOT NULL AND shipped_at IS NULL)") == 0
     assert scalar(con, "SELECT count(*) FROM orders WHERE promised_ship_by <= created_at") == 0
     assert scalar(con, "SELECT count(*) FROM orders WHERE (status = 'cancelled') <> (cancelled_by IS NOT NULL)") == 0
+    assert scalar(con, "SELECT count(*) FROM orders WHERE (status = 'cancelled') <> (cancelled_at IS NOT NULL)") == 0
+    # cancelled after it was placed and by the end of its promised ship day
+    assert scalar(con, "SELECT count(*) FROM orders WHERE cancelled_at < created_at "
+                       "OR cancelled_at >= promised_ship_by + INTERVAL 1 DAY") == 0
     assert scalar(con, "SELECT count(*) FROM orders WHERE status = 'cancelled' AND shipped_at IS NOT NULL") == 0
     assert scalar(con, "SELECT count(*) FROM orders WHERE status = 'completed' AND delivered_at IS NULL") == 0
     assert scalar(con, "SELECT count(*) FROM orders WHERE status = 'shipped' AND (shipped_at IS NULL OR delivered_at IS NOT NULL)") == 0
