@@ -86,7 +86,8 @@ EVENT_FAMILIES: dict[str, EventFamily] = {
     "reviews": EventFamily(wa.create_rolled_reviews, ("rolled_reviews",), optional_source="reviews"),
     "open_disputes": EventFamily(lambda engine, schema: wa.create_open_disputes(engine), ("open_disputes",),
                                  optional_source="disputes", needs_dispute_facts=True),
-    "overdue_orders": EventFamily(wa.create_overdue_orders, ("overdue_orders",)),
+    "overdue_orders": EventFamily(lambda engine, schema: wa.create_overdue_orders(engine), ("overdue_orders",),
+                                  needs_order_facts=True),
     "trading_months": EventFamily(wa.create_trading_months, ("trading_months",)),
 }
 

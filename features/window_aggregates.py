@@ -106,6 +106,7 @@ def create_order_facts(engine: FeatureEngine, schema: str) -> None:
             CAST({mi('delivered_at')} AS INTEGER) AS delivered_m,
             CAST({cancelled_month_sql()} AS INTEGER) AS cancelled_m,
             CAST({mi('promised_ship_by')} AS INTEGER) AS promised_m,
+            CAST({mi('shipped_at')} AS INTEGER) AS shipped_m,
             shipped_at < date_trunc('day', promised_ship_by) + INTERVAL 1 DAY AS shipped_on_time,
             status = 'cancelled' AND cancelled_by = 'supplier' AS supplier_cancelled,
             payment_method IS NOT NULL AS payment_method_known,
@@ -433,19 +434,22 @@ def create_supplier_calendar(engine: FeatureEngine, schema: str) -> None:
 # are the breaches most likely to land in the next months.
 
 
-def pending_at_month_ends(bucket_sql: str, from_column: str, until_column: str, count: str, output: str) -> str:
+def pending_at_month_ends(bucket_sql: str, from_column: str, until_column: str, count: str, output: str,
+                          keyed: bool = False) -> str:
     """SELECT summing ``count`` of the buckets pending at each requested month end: from
     the month ``from_column`` up to, not including, the month ``until_column`` (NULL: still
     pending). A range join, so only for buckets of the few events that stay pending
-    across a month end."""
+    across a month end. ``keyed``: the buckets already carry ``supplier_key``."""
+    key_join = "" if keyed else "JOIN supplier_keys AS keys ON keys.supplier_id = bucket.supplier_id"
+    supplier_key = "bucket.supplier_key" if keyed else "keys.supplier_key"
     return f"""
-        SELECT cal.as_of_m, keys.supplier_key, sum(bucket.{count}) AS {output}
+        SELECT cal.as_of_m, {supplier_key} AS supplier_key, sum(bucket.{count}) AS {output}
         FROM ({bucket_sql}) AS bucket
-        JOIN supplier_keys AS keys ON keys.supplier_id = bucket.supplier_id
+        {key_join}
         JOIN as_of_calendar AS cal
           ON bucket.{from_column} <= cal.as_of_m
          AND (bucket.{until_column} IS NULL OR bucket.{until_column} > cal.as_of_m)
-        GROUP BY cal.as_of_m, keys.supplier_key
+        GROUP BY cal.as_of_m, {supplier_key}
     """
 
 
@@ -466,7 +470,7 @@ def create_open_disputes(engine: FeatureEngine) -> None:
     )
 
 
-def create_overdue_orders(engine: FeatureEngine, schema: str) -> None:
+def create_overdue_orders(engine: FeatureEngine) -> None:
     """Orders created by T, not cancelled by T, whose promised ship day has passed by T
     and that were not shipped by T (``overdue_unshipped_orders_at_t``).
 
@@ -475,28 +479,22 @@ def create_overdue_orders(engine: FeatureEngine, schema: str) -> None:
     to, not including, the month it shipped or its cancellation became known
     (``cancelled_month_sql``), whichever came first.
     """
-    mi = month_index_sql
-    settled_sql = f"""
-        SELECT supplier_id,
-               greatest({mi('created_at')}, {mi('promised_ship_by')}) AS overdue_from_m,
-               {mi('shipped_at')} AS shipped_m,
-               {cancelled_month_sql()} AS cancelled_m
-        FROM {schema}.orders
-        WHERE promised_ship_by IS NOT NULL AND created_at IS NOT NULL
-          AND (shipped_at IS NULL OR {mi('shipped_at')} > {mi('promised_ship_by')})
-    """
-    bucket_sql = f"""
-        SELECT supplier_id, overdue_from_m,
+    bucket_sql = """
+        SELECT supplier_key,
+               greatest(created_m, promised_m) AS overdue_from_m,
                CASE WHEN shipped_m IS NULL THEN cancelled_m
                     WHEN cancelled_m IS NULL OR shipped_m < cancelled_m THEN shipped_m
                     ELSE cancelled_m END AS settled_m,
                count(*) AS orders
-        FROM ({settled_sql})
+        FROM order_facts
+        WHERE promised_m IS NOT NULL AND created_m IS NOT NULL
+          AND (shipped_m IS NULL OR shipped_m > promised_m)
         GROUP BY ALL
     """
     engine.create_temp_table(
         "overdue_orders",
-        pending_at_month_ends(bucket_sql, "overdue_from_m", "settled_m", "orders", "overdue_unshipped_orders_at_t"),
+        pending_at_month_ends(bucket_sql, "overdue_from_m", "settled_m", "orders", "overdue_unshipped_orders_at_t",
+                              keyed=True),
     )
 
 
