@@ -282,6 +282,8 @@ class SparkFeatureEngine:
     read where the SQL says ``<schema>.<table>``.
     """
 
+    in_process = False  # every step stays in Spark SQL; nothing large reaches the driver
+
     def __init__(self, spark: SparkSession, tables: Mapping[str, DataFrame], schema: str = "validated") -> None:
         self.spark = spark
         self.schema = schema

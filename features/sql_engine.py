@@ -17,7 +17,15 @@ import pyarrow as pa
 
 
 class FeatureEngine(Protocol):
-    """What the feature SQL needs from an engine (see the module docstring)."""
+    """What the feature SQL needs from an engine (see the module docstring).
+
+    ``in_process``: fetched rows are already in this process (an embedded engine), so a
+    step may fetch its input and run a numpy kernel where that beats the engine's own
+    aggregate (``features.window_quantiles``). A distributed engine says False and keeps
+    every step in SQL, so nothing large is collected to its driver.
+    """
+
+    in_process: bool
 
     def has_table(self, schema: str, table: str) -> bool: ...
 
@@ -38,6 +46,8 @@ def duckdb_table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str)
 
 class DuckDBFeatureEngine:
     """Runs the feature SQL on a DuckDB cursor; its temp tables die with the cursor."""
+
+    in_process = True
 
     def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         self.cursor = cursor

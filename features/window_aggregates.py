@@ -16,7 +16,10 @@ keyed by (as_of_m, supplier_key) (see ``features.windows``). ``features.supplier
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from features.sql_engine import FeatureEngine
+from features.window_quantiles import windowed_quantiles_table
 from features.windows import (
     SIX_MONTHS,
     TWELVE_MONTHS,
@@ -340,10 +343,8 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
     times of those answered (DESIGN §5 ``response_rate_6m``,
     ``median_response_hours_6m``).
 
-    Quantiles need the individual response times: each answered inquiry is placed on
-    the at most six month ends whose window holds its received month and that are not
-    before its answer month, a bounded linear fan-out. The inquiries are read and keyed
-    once (``inquiry_facts``) for both the counts and the fan-out.
+    Quantiles need the individual response times (``rolled_response_times``, below).
+    The inquiries are read and keyed once (``inquiry_facts``) for both.
     """
     mi = month_index_sql
     engine.create_temp_table("inquiry_facts", keyed_facts_sql(
@@ -365,19 +366,90 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
         FROM {roll_onto_month_ends(bucket_sql, 'received_m', SIX_MONTHS, keyed=True)}
         GROUP BY ALL
     """)
+    if engine.in_process:
+        create_rolled_response_times_in_process(engine)
+    else:
+        create_rolled_response_times_sql(engine)
+
+
+# The response-time quantiles: median and 90th percentile of the hours to the first answer,
+# over the inquiries received in the six-month window and answered by T.
+RESPONSE_TIME_QUANTILES = {"median_response_hours_6m": 0.5, "p90_response_hours_6m": 0.9}
+# Answered inquiries fetched per kernel call: bounds the fetched copy (about 20 bytes a row).
+RESPONSE_TIME_CHUNK_ROWS = 8_000_000
+
+
+def create_rolled_response_times_sql(engine: FeatureEngine) -> None:
+    """The definition in SQL: each answered inquiry is placed on the at most six month
+    ends whose window holds its received month and that are not before its answer month
+    (a bounded linear fan-out), and the engine's exact ``quantile_cont`` collects them.
+    Used by engines that are not in process (Spark)."""
     response_sql = "SELECT * FROM inquiry_facts WHERE answered_m IS NOT NULL"
+    fractions = ", ".join(str(q) for q in RESPONSE_TIME_QUANTILES.values())
+    picks = ",\n".join(f"response_hours_quantiles[{slot + 1}] AS {name}"
+                        for slot, name in enumerate(RESPONSE_TIME_QUANTILES))
     engine.create_temp_table("rolled_response_times", f"""
         SELECT as_of_m, supplier_key,
-               response_hours_quantiles[1] AS median_response_hours_6m,
-               response_hours_quantiles[2] AS p90_response_hours_6m
+               {picks}
         FROM (
             SELECT cal.as_of_m, bucket.supplier_key,
-                   quantile_cont(response_hours, [0.5, 0.9]) AS response_hours_quantiles
+                   quantile_cont(response_hours, [{fractions}]) AS response_hours_quantiles
             FROM {roll_onto_month_ends(response_sql, 'received_m', SIX_MONTHS, keyed=True)}
             WHERE answered_m <= cal.as_of_m
             GROUP BY ALL
         )
     """)
+
+
+def create_rolled_response_times_in_process(engine: FeatureEngine) -> None:
+    """The same quantiles, to the last bit, from one sorted copy of the response times
+    (``features.window_quantiles``) instead of six: an answered inquiry is in the window of
+    every month end from the later of its received and answered months to five months
+    after its received month. Fetched in supplier ranges of at most
+    ``RESPONSE_TIME_CHUNK_ROWS`` rows, so memory stays bounded."""
+    as_of_ms = engine.fetch_arrow("SELECT as_of_m FROM as_of_calendar").column("as_of_m").to_pylist()
+    names = list(RESPONSE_TIME_QUANTILES)
+    schema = pa.schema([("as_of_m", pa.int64()), ("supplier_key", pa.int32())]
+                       + [(name, pa.float64()) for name in names])
+    parts = [schema.empty_table()]
+    if as_of_ms:
+        in_any_window = (f"answered_m IS NOT NULL AND received_m + {SIX_MONTHS - 1} >= {min(as_of_ms)} "
+                         f"AND greatest(received_m, answered_m) <= {max(as_of_ms)}")
+        per_supplier = engine.fetch_arrow(f"""
+            SELECT supplier_key, count(*) AS answered FROM inquiry_facts
+            WHERE {in_any_window} GROUP BY supplier_key ORDER BY supplier_key
+        """)
+        for first_key, last_key in supplier_key_ranges(per_supplier, RESPONSE_TIME_CHUNK_ROWS):
+            rows = engine.fetch_arrow(f"""
+                SELECT supplier_key, response_hours,
+                       greatest(received_m, answered_m) AS first_m,
+                       received_m + {SIX_MONTHS - 1} AS last_m
+                FROM inquiry_facts
+                WHERE {in_any_window} AND supplier_key BETWEEN {first_key} AND {last_key}
+                ORDER BY supplier_key, response_hours
+            """)
+            parts.append(windowed_quantiles_table(
+                rows, as_of_ms, list(RESPONSE_TIME_QUANTILES.values()), "supplier_key", "response_hours", names,
+            ).cast(schema))
+    engine.register_arrow("rolled_response_times", pa.concat_tables(parts).combine_chunks())
+
+
+def supplier_key_ranges(per_supplier: pa.Table, max_rows: int) -> list[tuple[int, int]]:
+    """Consecutive (first, last) supplier_key ranges of at most ``max_rows`` rows each
+    (a supplier with more rows gets a range of its own), from (supplier_key, row count)
+    rows ordered by supplier_key."""
+    keys = per_supplier.column(0).to_numpy()
+    counts = per_supplier.column(1).to_numpy()
+    ranges: list[tuple[int, int]] = []
+    start, total = 0, 0
+    for i, count in enumerate(counts):
+        if total and total + count > max_rows:
+            ranges.append((int(keys[start]), int(keys[i - 1])))
+            start, total = i, 0
+        total += int(count)
+    if len(keys):
+        ranges.append((int(keys[start]), int(keys[-1])))
+    return ranges
 
 
 def create_rolled_reviews(engine: FeatureEngine, schema: str) -> None:
