@@ -287,27 +287,34 @@ def create_rolled_buyers(engine: FeatureEngine) -> None:
     each (supplier, buyer) pair's first order, not an ordering of all orders.
     """
     later_months = range(1, SIX_MONTHS)
+    # Each lead once (DuckDB evaluates a window expression per occurrence), then matched:
+    # the buyer-month k months later is at most k buyer-months ahead.
+    leads = ",\n".join(
+        f"lead(created_m, {j}) OVER buyer_history AS month_{j}_ahead, "
+        f"lead(value_usd, {j}) OVER buyer_history AS value_{j}_ahead_usd"
+        for j in later_months
+    )
     value_later = ",\n".join(
         "CASE "
-        + " ".join(
-            f"WHEN lead(created_m, {j}) OVER buyer_history = created_m + {k} "
-            f"THEN lead(value_usd, {j}) OVER buyer_history"
-            for j in range(1, k + 1)
-        )
+        + " ".join(f"WHEN month_{j}_ahead = created_m + {k} THEN value_{j}_ahead_usd" for j in range(1, k + 1))
         + f" END AS value_{k}m_later_usd"
         for k in later_months
     )
     buyer_months_sql = f"""
-        SELECT supplier_key, created_m, value_usd,
-               lag(created_m) OVER buyer_history AS previous_m,
+        SELECT supplier_key, created_m, value_usd, previous_m,
                {value_later}
         FROM (
-            SELECT supplier_key, buyer_id, created_m, {money_sum('amount_usd')} AS value_usd
-            FROM order_facts
-            WHERE created_m IS NOT NULL
-            GROUP BY ALL
+            SELECT supplier_key, created_m, value_usd,
+                   lag(created_m) OVER buyer_history AS previous_m,
+                   {leads}
+            FROM (
+                SELECT supplier_key, buyer_id, created_m, {money_sum('amount_usd')} AS value_usd
+                FROM order_facts
+                WHERE created_m IS NOT NULL
+                GROUP BY ALL
+            )
+            WINDOW buyer_history AS (PARTITION BY supplier_key, buyer_id ORDER BY created_m)
         )
-        WINDOW buyer_history AS (PARTITION BY supplier_key, buyer_id ORDER BY created_m)
     """
     pair_sums = ",\n".join(
         f"sum(value_usd * value_{k}m_later_usd) AS pair_value_{k}m_usd" for k in later_months
@@ -353,6 +360,7 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
             date_diff('microsecond', received_at, first_response_at) / 3600e6 AS response_hours""",
         f"{schema}.inquiries",
         "received_at IS NOT NULL",
+        then_by="response_hours",
     ))
     bucket_sql = """
         SELECT supplier_key, received_m, answered_m, count(*) AS inquiries
@@ -426,8 +434,7 @@ def create_rolled_response_times_in_process(engine: FeatureEngine) -> None:
                        received_m + {SIX_MONTHS - 1} AS last_m
                 FROM inquiry_facts
                 WHERE {in_any_window} AND supplier_key BETWEEN {first_key} AND {last_key}
-                ORDER BY supplier_key, response_hours
-            """)
+            """)  # in inquiry_facts' order, (supplier_key, response_hours); sorted here if not
             parts.append(windowed_quantiles_table(
                 rows, as_of_ms, list(RESPONSE_TIME_QUANTILES.values()), "supplier_key", "response_hours", names,
             ).cast(schema))

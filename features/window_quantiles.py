@@ -54,7 +54,7 @@ def windowed_quantiles(
     count_type = np.int32 if n_rows < np.iinfo(np.int32).max else np.int64
     if not (len(values) == len(first_m) == len(last_m) == n_rows):
         raise ValueError("keys, values, first_m and last_m must have the same length")
-    if n_rows and (np.any(keys[1:] < keys[:-1]) or np.any((keys[1:] == keys[:-1]) & (values[1:] < values[:-1]))):
+    if not sorted_by_key_and_value(keys, values):
         raise ValueError("windowed_quantiles needs rows sorted by (key, value)")
     if np.isnan(values).any():
         raise ValueError("windowed_quantiles got NaN values; drop unknown values first")
@@ -102,8 +102,12 @@ def windowed_quantiles(
     return result
 
 
+def sorted_by_key_and_value(keys: np.ndarray, values: np.ndarray) -> bool:
+    return not (np.any(keys[1:] < keys[:-1]) or np.any((keys[1:] == keys[:-1]) & (values[1:] < values[:-1])))
+
+
 def windowed_quantiles_table(
-    sorted_rows: pa.Table,
+    rows: pa.Table,
     as_of_ms: Sequence[int],
     quantiles: Sequence[float],
     key: str,
@@ -111,15 +115,17 @@ def windowed_quantiles_table(
     names: Sequence[str],
 ) -> pa.Table:
     """``windowed_quantiles`` over an Arrow table with columns ``key``, ``value``,
-    ``first_m``, ``last_m`` sorted by (key, value); the quantile columns are named
-    ``names``."""
+    ``first_m`` and ``last_m``; the quantile columns are named ``names``. Rows already
+    sorted by (key, value) are used as they are (checked), others are sorted first."""
     if len(names) != len(quantiles):
         raise ValueError("one name per quantile")
+    if not sorted_by_key_and_value(rows.column(key).to_numpy(), rows.column(value).to_numpy()):
+        rows = rows.sort_by([(key, "ascending"), (value, "ascending")])
     columns = windowed_quantiles(
-        sorted_rows.column(key).to_numpy(),
-        sorted_rows.column(value).to_numpy(),
-        sorted_rows.column("first_m").to_numpy(),
-        sorted_rows.column("last_m").to_numpy(),
+        rows.column(key).to_numpy(),
+        rows.column(value).to_numpy(),
+        rows.column("first_m").to_numpy(),
+        rows.column("last_m").to_numpy(),
         as_of_ms,
         quantiles,
     )

@@ -99,3 +99,12 @@ def test_in_process_response_times_equal_the_sql_definition(seed, monkeypatch):
     sql_only, in_process = features(SqlOnlyDuckDBEngine), features(DuckDBFeatureEngine)
     assert sql_only.column("median_response_hours_6m").null_count < sql_only.num_rows  # quantiles present
     assert as_comparable_frame(in_process).equals(as_comparable_frame(sql_only))
+
+
+def test_table_entry_point_sorts_rows_that_arrive_unsorted():
+    rows = random_rows(seed=5, n_rows=300, n_keys=6, tie_decimals=1)
+    shuffled = rows.take(np.random.default_rng(0).permutation(rows.num_rows))
+    names = ["median", "p90"]
+    want = windowed_quantiles_table(rows, [103, 106, 109], [0.5, 0.9], "key", "value", names)
+    got = windowed_quantiles_table(shuffled, [103, 106, 109], [0.5, 0.9], "key", "value", names)
+    assert got.equals(want)
