@@ -141,3 +141,10 @@ def test_blend_weight_outside_zero_to_one_is_refused(frame):
 
 def test_default_configuration_blends_half_and_half():
     assert TrainingConfig.from_yaml().logistic_blend == 0.5
+
+
+def test_model_card_says_the_model_is_blended(blended, booster_only):
+    from models.model_card import render_model_card
+
+    assert "Blended in log-odds with a logistic regression (0.50 logistic" in render_model_card(blended)
+    assert "Blended" not in render_model_card(booster_only)
