@@ -54,6 +54,16 @@ def render_model_card(result: TrainingResult, title: str = "supplier_breach_risk
     lines += [
         "",
         f"Booster: LightGBM, {result.best_iteration} trees, seed {result.config.seed}, deterministic.",
+        *(
+            [
+                "",
+                f"Blended in log-odds with a logistic regression ({result.model.linear_weight:.2f} "
+                "logistic, coefficients held to the features' risk directions), calibrated as one score;",
+                "reason codes read both models' contributions.",
+            ]
+            if result.model.linear is not None
+            else []
+        ),
         "",
         "## Limits",
         "",
@@ -64,8 +74,8 @@ def render_model_card(result: TrainingResult, title: str = "supplier_breach_risk
         "  breaches to later labels and understates risk in the newest complete months.",
         "- Probabilities are calibrated on one recent window; re-check calibration each retrain",
         "  (ECE in the evaluation row above) before trusting amounts derived from them.",
-        "- Reason codes explain the model (TreeSHAP), not the world: they say which inputs pushed",
-        "  this score up, not what caused a breach.",
+        "- Reason codes explain the model (TreeSHAP, plus the logistic's terms when blended), not",
+        "  the world: they say which inputs pushed this score up, not what caused a breach.",
         "- Not a fraud model: collusion or account takeover is out of scope.",
     ]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from models.calibration import Calibrator
+from models.linear_score import LinearScore
 from models.model_features import ModelFeature
 from models.reason_codes import top_reason_codes
 
@@ -35,6 +36,9 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
         metadata: dict[str, Any] | None = None,
         version: str | None = None,
         num_threads: int = 2,
+        linear: LinearScore | None = None,
+        booster_weight: float = 1.0,
+        linear_weight: float = 1.0,
     ) -> None:
         self.booster_model = booster_model  # LightGBM text format: portable across pickles
         self.features = list(features)
@@ -44,6 +48,11 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
         self.metadata = dict(metadata or {})
         self.version = version
         self.num_threads = num_threads
+        # logistic_blend: raw log-odds = booster_weight * booster + linear_weight * linear
+        # (no linear: the booster alone, exactly as before the blend existed)
+        self.linear = linear
+        self.booster_weight = booster_weight
+        self.linear_weight = linear_weight
         self._booster: lgb.Booster | None = None
 
     # -- pickling: rebuild the booster from its text after loading --------------------
@@ -55,6 +64,9 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["features"] = [ModelFeature(**f) for f in state["features"]]
+        state.setdefault("linear", None)  # models pickled before logistic_blend
+        state.setdefault("booster_weight", 1.0)
+        state.setdefault("linear_weight", 1.0)
         self.__dict__.update(state)
 
     @property
@@ -77,32 +89,55 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
 
     # -- outputs ------------------------------------------------------------------------
     def raw_proba(self, features_df: pd.DataFrame) -> np.ndarray:
-        """Uncalibrated booster probabilities (for diagnostics and calibration)."""
+        """Uncalibrated probabilities of the booster (blended with the logistic, if any)."""
         if len(features_df) == 0:
             return np.empty(0)
-        return self.booster.predict(self.design_matrix(features_df), num_threads=self.num_threads)
+        design = self.design_matrix(features_df)
+        if self.linear is None:
+            return self.booster.predict(design, num_threads=self.num_threads)
+        return _sigmoid(self.raw_score(design))
+
+    def raw_score(self, design: pd.DataFrame) -> np.ndarray:
+        """Log-odds before calibration: the booster's raw score, blended with the logistic's."""
+        score = self.booster.predict(design, raw_score=True, num_threads=self.num_threads)
+        if self.linear is not None:
+            score = self.booster_weight * score + self.linear_weight * self.linear.decision_function(design)
+        return score
 
     def predict_proba(self, features_df: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of a breach in the six months after each row's as-of date."""
         return np.clip(self.calibrator.transform(self.raw_proba(features_df)), 0.0, 1.0)
 
     def contributions(self, features_df: pd.DataFrame) -> np.ndarray:
-        """TreeSHAP contributions in log-odds: rows x (features + bias)."""
-        return self.booster.predict(
-            self.design_matrix(features_df), pred_contrib=True, num_threads=_contribution_threads()
-        )
+        """Contributions in log-odds: rows x (features + bias), summing to the raw score.
+
+        TreeSHAP of the booster; with a logistic blend, both weighted, each feature's
+        TreeSHAP value plus its centred logistic term (biases add in the bias column)."""
+        return self._contributions(self.design_matrix(features_df))
+
+    def _contributions(self, design: pd.DataFrame) -> np.ndarray:
+        contributions = self.booster.predict(design, pred_contrib=True, num_threads=_contribution_threads())
+        if self.linear is not None:
+            contributions = self.booster_weight * np.asarray(contributions, dtype=float)
+            contributions[:, : len(self.features)] += self.linear_weight * self.linear.contributions(design)
+            contributions[:, len(self.features)] += self.linear_weight * self.linear.bias
+        return contributions
 
     def reason_codes(self, features_df: pd.DataFrame, k: int = 3) -> list[list[str]]:
         """Per row, up to ``k`` codes of the features that raise its risk the most."""
         if len(features_df) == 0:
             return []
         design = self.design_matrix(features_df)
-        contributions = self.booster.predict(design, pred_contrib=True, num_threads=_contribution_threads())
+        contributions = self._contributions(design)
         return top_reason_codes(contributions, design, self.features, self.medians, k=k)
 
     # -- MLflow pyfunc entry point ---------------------------------------------------------
     def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
         return self.predict_proba(pd.DataFrame(model_input))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def _contribution_threads() -> int:

@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 
 from models.calibration import CalibrationChoice, fit_calibrator
+from models.linear_score import LinearScore
 from models.metrics import classification_metrics
 from models.model_features import KEY_COLUMNS, LABEL_COLUMN, ModelFeature, resolve_model_features
 from models.scoring import BreachRiskModel, build_design_matrix
@@ -58,6 +59,12 @@ class TrainingConfig:
     # weighs 0.5 ** (a / half_life). None: all months weigh the same. Meant for drifting
     # marketplaces; off by default (a 6-month half-life lowered AUC on synthetic data).
     recency_half_life_months: float | None = None
+    # Blend the booster with a sign-constrained logistic regression fitted on the same
+    # training months (models/linear_score.py): raw log-odds = (1 - w) * booster + w *
+    # logistic, then the one calibrator, fitted on that combined score. 0: booster alone.
+    # Off by default here; training.yaml sets the measured value.
+    logistic_blend: float = 0.0
+    logistic_C: float = 1.0  # inverse L2 strength of the logistic, as scikit-learn's C
     seed: int = 7
     num_threads: int = 1  # see training.yaml: faster than 2 on a shared 2-core machine
     learning_rate: float = 0.03
@@ -244,13 +251,21 @@ def train_breach_model(
     y_train = train_rows[LABEL_COLUMN].astype(int).to_numpy()
     y_calibration = calibration_rows[LABEL_COLUMN].astype(int).to_numpy()
 
+    weights = recency_weights(train_rows["as_of_date"], config.recency_half_life_months)
+    if not 0.0 <= config.logistic_blend < 1.0:
+        raise ValueError(f"logistic_blend must be in [0, 1), got {config.logistic_blend}")
+    linear = None
+    if config.logistic_blend > 0:
+        linear = LinearScore.fit(x_train, y_train, features, categories, C=config.logistic_C, sample_weight=weights)
+    booster_weight, linear_weight = 1.0 - config.logistic_blend, config.logistic_blend
+
     params = config.lightgbm_params([f.risk_direction for f in features])
     # Small worlds (demos, tests): a leaf minimum sized for 100k rows would forbid every
     # split, so it shrinks to 2% of the training rows (never below 10).
     params["min_data_in_leaf"] = min(config.min_data_in_leaf, max(10, len(train_rows) // 50))
     categorical_names = [f.name for f in features if f.categorical]
     train_set = lgb.Dataset(
-        x_train, y_train, weight=recency_weights(train_rows["as_of_date"], config.recency_half_life_months),
+        x_train, y_train, weight=weights,
         categorical_feature=categorical_names or "auto", free_raw_data=False,
     )
     valid_set = lgb.Dataset(x_calibration, y_calibration, reference=train_set)
@@ -273,7 +288,8 @@ def train_breach_model(
     }
     uncalibrated = BreachRiskModel(
         booster_text, features, categories, calibrator=fit_calibrator([], [], "identity").calibrator,
-        medians=medians, num_threads=config.num_threads,
+        medians=medians, num_threads=config.num_threads, linear=linear,
+        booster_weight=booster_weight, linear_weight=linear_weight,
     )
     raw_calibration = uncalibrated.raw_proba(calibration_rows)
     calibration = fit_calibrator(raw_calibration, y_calibration, config.calibration_method, seed=config.seed)
@@ -289,8 +305,11 @@ def train_breach_model(
             "calibration_method": calibration.method,
             "best_iteration": int(best_iteration),
             "data_fingerprint": fingerprint,
+            "logistic_blend": float(config.logistic_blend),
         },
         num_threads=config.num_threads,
+        linear=linear,
+        booster_weight=booster_weight, linear_weight=linear_weight,
     )
 
     metrics: dict[str, float] = {}

@@ -9,10 +9,11 @@ from models.reason_codes import codes_for, top_reason_codes
 from models.training import TrainingConfig, train_breach_model
 
 
-@pytest.fixture(scope="module")
-def trained():
+@pytest.fixture(scope="module", params=[0.0, 0.5], ids=["booster", "logistic_blend"])
+def trained(request):
     frame = example_training_frame(n_suppliers=300, months=10, seed=11)
-    result = train_breach_model(frame, None, TrainingConfig(max_boost_rounds=100, min_data_in_leaf=40))
+    config = TrainingConfig(max_boost_rounds=100, min_data_in_leaf=40, logistic_blend=request.param)
+    result = train_breach_model(frame, None, config)
     return frame, result.model
 
 
