@@ -7,19 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.demo_frames import example_training_frame
 from models.linear_score import LinearScore
 from models.model_features import ModelFeature
 from models.reason_codes import top_reason_codes
 from models.training import TrainingConfig, train_breach_model
 
-FAST = TrainingConfig(max_boost_rounds=120, early_stopping_rounds=30, min_data_in_leaf=50)
+from test_models_training import FAST, frame  # noqa: F401  (the training tests' fixture and config)
+
 BLEND = TrainingConfig(**{**FAST.to_dict(), "logistic_blend": 0.5})
-
-
-@pytest.fixture(scope="module")
-def frame():
-    return example_training_frame(n_suppliers=400, months=12, seed=3, incomplete_months=2)
 
 
 @pytest.fixture(scope="module")
