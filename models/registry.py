@@ -127,9 +127,10 @@ def log_training_run(result: TrainingResult, run_name: str | None = None) -> Non
 
     evaluation = result.evaluation_frame
     y = evaluation[LABEL_COLUMN].astype(int).to_numpy()
+    uncalibrated = "uncalibrated blend" if result.config.logistic_blend > 0 else "uncalibrated booster"
     curves = {
         "calibrated": (y, evaluation["predicted_probability"].to_numpy()),
-        "raw booster": (y, evaluation["raw_probability"].to_numpy()),
+        uncalibrated: (y, evaluation["raw_probability"].to_numpy()),
     }
     for figure, file_name in (
         (roc_figure({"model": curves["calibrated"]}), "plots/roc_evaluation.png"),
