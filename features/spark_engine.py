@@ -13,11 +13,11 @@ indexing (DuckDB is 1-based, Spark 0-based), ``date_diff('microsecond', a, b)``,
 ``TIMESTAMP_NTZ``), ``INTERVAL 1 DAY``, DuckDB's NULLS LAST default ordering, and ``/``
 (a double division in both). What it does not, fixed by ``SPARK_TRANSFORMS``:
 ``generate_series`` in FROM, ``quantile_cont`` with a list of fractions, and
-``any_value``'s IGNORE NULLS. One difference is left: Spark sums ``DECIMAL(18, 6)`` into
-``DECIMAL(28, 6)`` and, with its default ``spark.sql.decimalOperations.allowPrecisionLoss``,
-rounds the square of a buyer's window value to six decimals where DuckDB keeps twelve
-(``buyer_value_sq_6m``). Amounts in cents square exactly; sub-cent amounts differ by at
-most 0.5e-6 per buyer, relatively under 1e-9 once a buyer's six-month value exceeds $25.
+``any_value``'s IGNORE NULLS. Spark sums ``DECIMAL(18, 6)`` into ``DECIMAL(28, 6)``, and
+with its default ``spark.sql.decimalOperations.allowPrecisionLoss`` it would round the
+square of a buyer's window value to six decimals where DuckDB keeps twelve
+(``buyer_value_sq_6m``); the engine turns that off for its own statements (and restores
+the session's setting on ``close``), so sub-cent amounts square exactly as on DuckDB.
 
 Table names. The feature SQL reads ``<schema>.<table>`` (``validated.orders``) and its
 own intermediate tables by bare name (``supplier_keys``). Spark temp views cannot live
@@ -275,6 +275,9 @@ def _cte_names(tree: exp.Expression) -> set[str]:
     return {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
 
 
+PRECISION_LOSS = "spark.sql.decimalOperations.allowPrecisionLoss"
+
+
 class SparkFeatureEngine:
     """Runs the feature SQL on a SparkSession (see the module docstring).
 
@@ -291,6 +294,10 @@ class SparkFeatureEngine:
         self.source_views: dict[str, str] = {}
         self.temp_views: dict[str, str] = {}  # intermediate name -> temp view
         self.cached: dict[str, DataFrame] = {}
+        # Exact decimal products, as DuckDB's (module docstring); analysed per statement,
+        # so the setting holds for this engine's SQL and is handed back on close().
+        self.caller_precision_loss = spark.conf.get(PRECISION_LOSS, None)
+        spark.conf.set(PRECISION_LOSS, "false")
         session_time_zone = spark.conf.get("spark.sql.session.timeZone")
         for table, frame in tables.items():
             _require_naive_utc_timestamps(table, frame, session_time_zone)
@@ -351,6 +358,10 @@ class SparkFeatureEngine:
             self.spark.catalog.dropTempView(view)
         self.temp_views.clear()
         self.source_views.clear()
+        if self.caller_precision_loss is None:
+            self.spark.conf.unset(PRECISION_LOSS)
+        else:
+            self.spark.conf.set(PRECISION_LOSS, self.caller_precision_loss)
 
     def __enter__(self) -> SparkFeatureEngine:
         return self
