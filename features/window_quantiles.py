@@ -40,8 +40,8 @@ def windowed_quantiles(
     """Quantiles of ``values`` per (as_of_m, key) over the rows with ``first_m <= as_of_m
     <= last_m``.
 
-    ``keys`` and ``values`` must be sorted by (key, value), ascending (checked: unsorted
-    input would give wrong answers, not an error). Returns columns ``as_of_m``, ``key``
+    ``keys`` and ``values`` must be sorted by (key, value), ascending; unsorted input is
+    refused with a ValueError, since the search below would silently return wrong values. Returns columns ``as_of_m``, ``key``
     and ``q0``, ``q1``, ... in the order of ``quantiles``, rows ordered by (as_of_m, key).
     """
     keys = np.asarray(keys)
