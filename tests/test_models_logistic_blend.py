@@ -12,7 +12,7 @@ from models.model_features import ModelFeature
 from models.reason_codes import top_reason_codes
 from models.training import TrainingConfig, train_breach_model
 
-from test_models_training import FAST, frame  # noqa: F401  (the training tests' fixture and config)
+from test_models_training import FAST, RISING_RISK_GRIDS, frame  # noqa: F401  (the training tests' fixture)
 
 BLEND = TrainingConfig(**{**FAST.to_dict(), "logistic_blend": 0.5})
 
@@ -94,12 +94,7 @@ def test_combined_contributions_sum_to_the_combined_raw_score(frame, blended):
 def test_logistic_part_and_blend_are_monotone_in_constrained_features(frame, blended):
     model = blended.model
     rows = frame.sample(60, random_state=0)
-    for name, grid in (
-        ("dispute_ratio_6m", np.linspace(0, 0.5, 26)),
-        ("median_response_hours_6m", np.linspace(0, 200, 26)),
-        ("on_time_shipment_rate_6m", np.linspace(1, 0, 26)),  # falling safe feature = rising risk
-        ("tenure_months", np.linspace(60, 0, 26)),
-    ):
+    for name, grid in RISING_RISK_GRIDS:
         variants = [rows.assign(**{name: value}) for value in grid]
         logistic = np.column_stack([model.linear.decision_function(model.design_matrix(v)) for v in variants])
         blended_p = np.column_stack([model.predict_proba(v) for v in variants])

@@ -12,6 +12,15 @@ from models.training import TrainingConfig, split_out_of_time, train_breach_mode
 FAST = TrainingConfig(max_boost_rounds=120, early_stopping_rounds=30, min_data_in_leaf=50, feature_warmup_months=0)
 
 
+# Per constrained feature, values ordered so that risk may only rise along the grid.
+RISING_RISK_GRIDS = (
+    ("dispute_ratio_6m", np.linspace(0, 0.5, 26)),
+    ("median_response_hours_6m", np.linspace(0, 200, 26)),
+    ("on_time_shipment_rate_6m", np.linspace(1, 0, 26)),  # falling safe feature = rising risk
+    ("tenure_months", np.linspace(60, 0, 26)),
+)
+
+
 @pytest.fixture(scope="module")
 def frame():
     return example_training_frame(n_suppliers=400, months=12, seed=3, incomplete_months=2)
@@ -50,12 +59,7 @@ def test_monotone_constraints_are_honoured(frame, result):
     directions = {f.name: f.risk_direction for f in result.features}
     assert directions["dispute_ratio_6m"] == 1 and directions["on_time_shipment_rate_6m"] == -1
     rows = frame.sample(60, random_state=0)
-    for name, grid in (
-        ("dispute_ratio_6m", np.linspace(0, 0.5, 26)),
-        ("median_response_hours_6m", np.linspace(0, 200, 26)),
-        ("on_time_shipment_rate_6m", np.linspace(1, 0, 26)),  # falling safe feature = rising risk
-        ("tenure_months", np.linspace(60, 0, 26)),
-    ):
+    for name, grid in RISING_RISK_GRIDS:
         probabilities = np.column_stack(
             [result.model.predict_proba(rows.assign(**{name: value})) for value in grid]
         )
