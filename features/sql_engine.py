@@ -10,6 +10,7 @@ statements on Spark (transpiled by SQLGlot), for data that outgrows one machine.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 import duckdb
@@ -22,7 +23,8 @@ class FeatureEngine(Protocol):
     ``in_process``: fetched rows are already in this process (an embedded engine), so a
     step may fetch its input and run a numpy kernel where that beats the engine's own
     aggregate (``features.window_quantiles``). A distributed engine says False and keeps
-    every step in SQL, so nothing large is collected to its driver.
+    every step in SQL, so nothing large is collected to its driver. Only an in-process
+    engine needs ``fetch_batches``.
     """
 
     in_process: bool
@@ -34,6 +36,8 @@ class FeatureEngine(Protocol):
     def register_arrow(self, name: str, table: pa.Table) -> None: ...
 
     def fetch_arrow(self, select_sql: str) -> pa.Table: ...
+
+    def fetch_batches(self, select_sql: str, rows_per_batch: int) -> Iterator[pa.RecordBatch]: ...
 
 
 def duckdb_table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -63,3 +67,9 @@ class DuckDBFeatureEngine:
 
     def fetch_arrow(self, select_sql: str) -> pa.Table:
         return self.cursor.execute(select_sql).to_arrow_table()
+
+    def fetch_batches(self, select_sql: str, rows_per_batch: int) -> Iterator[pa.RecordBatch]:
+        """The result streamed in batches: memory stays one batch, however large the
+        result. The cursor runs nothing else until the stream is consumed (the temp
+        tables the query reads live on this cursor, so it cannot use another)."""
+        yield from self.cursor.execute(select_sql).to_arrow_reader(rows_per_batch)

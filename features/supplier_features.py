@@ -17,6 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features import window_aggregates as wa
+from features.event_intervals import (
+    IN_PROCESS_FAMILIES,
+    after_step_columns,
+    after_step_tables,
+    in_process_rolled_table,
+)
 from features.sql_engine import DuckDBFeatureEngine, FeatureEngine
 from features.windows import as_of_calendar_table
 
@@ -198,38 +204,62 @@ DISPUTE_COHORT_COLUMNS = frozenset(
 )
 
 
-def build_rolled_tables(
-    engine: FeatureEngine, schema: str, families: Iterable[str]
-) -> set[str]:
+@dataclass(frozen=True)
+class RolledTables:
+    """What ``build_rolled_tables`` made: the families built (plus ``DISPUTES_RECORDED``)
+    and the tables holding their columns, keyed by (as_of_m, supplier_key)."""
+
+    families: frozenset[str]
+    tables: tuple[str, ...]
+
+
+IN_PROCESS_TABLE = "rolled_in_process"
+
+
+def build_rolled_tables(engine: FeatureEngine, schema: str, families: Iterable[str]) -> RolledTables:
     """Materialise the supplier calendar and the rolled tables of ``families`` whose
-    source tables exist; returns the families actually built."""
-    wanted = [EVENT_FAMILIES[name] for name in families]
-    built = set()
+    source tables exist. An in-process engine computes the families that have an
+    in-process definition (``features.event_intervals``) into one table,
+    ``rolled_in_process``; the rest, and every family on other engines, run the SQL."""
+    available = [
+        name for name in families
+        if EVENT_FAMILIES[name].optional_source is None
+        or engine.has_table(schema, EVENT_FAMILIES[name].optional_source)
+    ]
+    in_process = [name for name in available if engine.in_process and name in IN_PROCESS_FAMILIES]
+    in_sql = [name for name in available if name not in in_process]
     wa.create_supplier_calendar(engine, schema)
-    if any(f.needs_dispute_facts for f in wanted):
+    if any(EVENT_FAMILIES[name].needs_dispute_facts for name in available):
         wa.create_dispute_facts(engine, schema)
-    if any(f.needs_order_facts for f in wanted):
+    if any(EVENT_FAMILIES[name].needs_order_facts for name in in_sql):
         wa.create_order_facts(engine, schema)
-    for name in families:
-        family = EVENT_FAMILIES[name]
-        if family.optional_source is not None and not engine.has_table(schema, family.optional_source):
-            continue
-        family.build(engine, schema)
-        built.add(name)
+    tables: list[str] = []
+    for name in in_sql:
+        EVENT_FAMILIES[name].build(engine, schema)
+        tables.extend(EVENT_FAMILIES[name].rolled_tables)
+    if in_process:
+        engine.register_arrow(IN_PROCESS_TABLE, in_process_rolled_table(
+            engine, schema, in_process, rolled_columns_of(in_process)))
+        tables.append(IN_PROCESS_TABLE)
+        tables.extend(after_step_tables(in_process))
+    built = set(available)
     if engine.has_table(schema, "disputes"):
         built.add(DISPUTES_RECORDED)
-    return built
+    return RolledTables(frozenset(built), tuple(tables))
 
 
-def feature_select_sql(built_families: set[str], output_columns: Sequence[str]) -> str:
+def rolled_columns_of(in_process: list[str]) -> list[str]:
+    """The columns of ``rolled_in_process`` for these in-process families (not those
+    their extra steps put in tables of their own)."""
+    wanted, elsewhere = set(in_process), after_step_columns(in_process)
+    return [name for name, (family, _, _) in ROLLED_COLUMNS.items() if family in wanted and name not in elsewhere]
+
+
+def feature_select_sql(rolled: RolledTables, output_columns: Sequence[str]) -> str:
     """SELECT over the supplier calendar and the built rolled tables giving
     ``output_columns`` (any attribute, rolled or derived column) for every calendar row."""
-    joins = "\n".join(
-        f"LEFT JOIN {table} USING (as_of_m, supplier_key)"
-        for name in EVENT_FAMILIES
-        if name in built_families
-        for table in EVENT_FAMILIES[name].rolled_tables
-    )
+    built_families = rolled.families
+    joins = "\n".join(f"LEFT JOIN {table} USING (as_of_m, supplier_key)" for table in rolled.tables)
     counted = []
     for name, (family, sql_type, is_count) in ROLLED_COLUMNS.items():
         if family not in built_families or (name in DISPUTE_COHORT_COLUMNS and DISPUTES_RECORDED not in built_families):
@@ -289,8 +319,8 @@ def run_feature_query_on(
 ) -> pa.Table:
     """The feature query on any ``FeatureEngine``: rows sorted by (as_of_date, supplier_id)."""
     engine.register_arrow("as_of_calendar", as_of_calendar_table(as_of_dates))
-    built = build_rolled_tables(engine, schema, list(families))
-    unordered = engine.fetch_arrow(feature_select_sql(built, output_columns))
+    rolled = build_rolled_tables(engine, schema, list(families))
+    unordered = engine.fetch_arrow(feature_select_sql(rolled, output_columns))
     # Sorting the wide rows inside DuckDB costs more than the whole feature computation
     # at small scale; ordering by one precomputed integer in Arrow is a cheap gather.
     ordered = unordered.take(pc.sort_indices(unordered["output_position"]))

@@ -102,9 +102,14 @@ def create_order_facts(engine: FeatureEngine, schema: str) -> None:
     ``shipped_on_time`` is whether it shipped before the end of its promised day (NULL,
     like false, when it never shipped).
     """
+    engine.create_temp_table("order_facts", keyed_facts_sql(order_fact_columns_sql() + ", amount_usd", f"{schema}.orders"))
+
+
+def order_fact_columns_sql() -> str:
+    """The select list of ``order_facts`` over ``orders`` (without ``amount_usd``, which
+    the SQL sums as a decimal and the in-process path reads as integer micro-dollars)."""
     mi = month_index_sql
-    engine.create_temp_table("order_facts", keyed_facts_sql(
-        f"""buyer_id,
+    return f"""buyer_id,
             CAST({mi('created_at')} AS INTEGER) AS created_m,
             CAST({mi('delivered_at')} AS INTEGER) AS delivered_m,
             CAST({cancelled_month_sql()} AS INTEGER) AS cancelled_m,
@@ -115,9 +120,12 @@ def create_order_facts(engine: FeatureEngine, schema: str) -> None:
             payment_method IS NOT NULL AS payment_method_known,
             coalesce(payment_method = 'tt', false) AS paid_tt,
             coalesce(payment_method = 'credit_card', false) AS paid_credit_card,
-            amount_usd, assured""",
-        f"{schema}.orders",
-    ))
+            assured"""
+
+
+def micro_usd_sql(expression: str) -> str:
+    """USD as integer micro-dollars: the exact value ``money_sum`` adds, as a BIGINT."""
+    return f"CAST(CAST({expression} AS DECIMAL(18, 6)) * 1000000 AS BIGINT)"
 
 
 def create_rolled_order_cohorts(engine: FeatureEngine) -> None:
@@ -353,15 +361,7 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
     Quantiles need the individual response times (``rolled_response_times``, below).
     The inquiries are read and keyed once (``inquiry_facts``) for both.
     """
-    mi = month_index_sql
-    engine.create_temp_table("inquiry_facts", keyed_facts_sql(
-        f"""CAST({mi('received_at')} AS INTEGER) AS received_m,
-            CAST({mi('first_response_at')} AS INTEGER) AS answered_m,
-            date_diff('microsecond', received_at, first_response_at) / 3600e6 AS response_hours""",
-        f"{schema}.inquiries",
-        "received_at IS NOT NULL",
-        then_by="response_hours",
-    ))
+    create_inquiry_facts(engine, schema)
     bucket_sql = """
         SELECT supplier_key, received_m, answered_m, count(*) AS inquiries
         FROM inquiry_facts
@@ -374,6 +374,25 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
         FROM {roll_onto_month_ends(bucket_sql, 'received_m', SIX_MONTHS, keyed=True)}
         GROUP BY ALL
     """)
+    create_rolled_response_times(engine)
+
+
+def create_inquiry_facts(engine: FeatureEngine, schema: str) -> None:
+    """The inquiries keyed once (``inquiry_facts``), in (supplier_key, response_hours)
+    order for the in-process quantiles."""
+    mi = month_index_sql
+    engine.create_temp_table("inquiry_facts", keyed_facts_sql(
+        f"""CAST({mi('received_at')} AS INTEGER) AS received_m,
+            CAST({mi('first_response_at')} AS INTEGER) AS answered_m,
+            date_diff('microsecond', received_at, first_response_at) / 3600e6 AS response_hours""",
+        f"{schema}.inquiries",
+        "received_at IS NOT NULL",
+        then_by="response_hours",
+    ))
+
+
+def create_rolled_response_times(engine: FeatureEngine) -> None:
+    """``rolled_response_times`` from ``inquiry_facts``: in process where the engine is."""
     if engine.in_process:
         create_rolled_response_times_in_process(engine)
     else:

@@ -103,7 +103,8 @@ def roll_onto_month_ends(bucket_sql: str, window_month_column: str, width: int, 
     """
 
 
-def keyed_facts_sql(select_list: str, source_sql: str, where_sql: str = "true", then_by: str | None = None) -> str:
+def keyed_facts_sql(select_list: str, source_sql: str, where_sql: str = "true", then_by: str | None = None,
+                    ordered: bool = True) -> str:
     """SELECT of one row per event with the integer ``supplier_key`` in front, for
     facts that several statements read: the VARCHAR supplier join is paid once.
 
@@ -113,13 +114,15 @@ def keyed_facts_sql(select_list: str, source_sql: str, where_sql: str = "true", 
     ordered input including the sort, 126 unordered). ``then_by`` orders each
     supplier's rows further (a column of the select list); a scan of the table returns
     rows in that order (DuckDB preserves insertion order), which the response-time
-    quantiles use instead of sorting again.
+    quantiles use instead of sorting again. ``ordered=False`` leaves the rows in any
+    order, for a reader that only sums them.
     """
     order = "keys.supplier_key" + (f", {then_by}" if then_by else "")
+    order_by = f"ORDER BY {order}" if ordered else ""
     return f"""
         SELECT keys.supplier_key, {select_list}
         FROM {source_sql} AS facts
         JOIN supplier_keys AS keys ON keys.supplier_id = facts.supplier_id
         WHERE {where_sql}
-        ORDER BY {order}
+        {order_by}
     """

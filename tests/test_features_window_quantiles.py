@@ -78,29 +78,6 @@ def test_supplier_key_ranges_cover_every_supplier_once_within_the_budget():
     assert wa.supplier_key_ranges(per_supplier.slice(0, 0), max_rows=7) == []
 
 
-class SqlOnlyDuckDBEngine(DuckDBFeatureEngine):
-    """DuckDB taking the path a distributed engine takes: quantiles in SQL."""
-
-    in_process = False
-
-
-@pytest.mark.parametrize("seed", [3, 11, 29])
-def test_in_process_response_times_equal_the_sql_definition(seed, monkeypatch):
-    # A tiny chunk budget forces many supplier ranges, so the chunk seams are exercised.
-    monkeypatch.setattr(wa, "RESPONSE_TIME_CHUNK_ROWS", 5)
-    zone = random_landing_zone(seed=seed, n_suppliers=8, n_orders=120, with_inquiries=True, with_reviews=False)
-    as_of_dates = zone_as_of_dates()
-    con = connection_with(zone)
-
-    def features(engine_type):
-        engine = engine_type(con.cursor())
-        return run_feature_query_on(engine, as_of_dates, "validated", EVENT_FAMILIES, output_feature_columns())
-
-    sql_only, in_process = features(SqlOnlyDuckDBEngine), features(DuckDBFeatureEngine)
-    assert sql_only.column("median_response_hours_6m").null_count < sql_only.num_rows  # quantiles present
-    assert as_comparable_frame(in_process).equals(as_comparable_frame(sql_only))
-
-
 def test_table_entry_point_sorts_rows_that_arrive_unsorted():
     rows = random_rows(seed=5, n_rows=300, n_keys=6, tie_decimals=1)
     shuffled = rows.take(np.random.default_rng(0).permutation(rows.num_rows))

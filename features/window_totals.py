@@ -1,0 +1,188 @@
+"""Windowed totals from activity intervals: every count and sum of the feature catalogue
+as one numpy accumulation instead of a (supplier, month) bucket rolled onto month ends.
+
+Each point-in-time condition of ``features.window_aggregates`` has the same shape. An event
+counts at month end T when T lies in a half-open run of months ``[start_m, end_m)``:
+
+* an order is in the six-month window of T for ``created_m <= T < created_m + 6``;
+* it is *completed* at T from the later of its created and delivered months until the
+  earlier of ``created_m + 6`` and the month its cancellation became known;
+* a dispute is *open* at T from its opened month until its resolved month; and so on.
+
+A month that is not known (NULL) is ``NEVER``: an interval that starts never is empty,
+one that ends never stays open. So a statistic at T is the sum of the values of the
+events whose interval holds T, and for integers that is a cumulative sum over months of
+"+value where an interval starts, -value where it ends": two ``bincount`` calls per
+statistic over the events, no fan-out, no join and no hash aggregate. Integer sums are
+exact (money arrives as integer micro-dollars), so the result never depends on the
+order in which rows arrive. Float values are added at each month end of their interval
+instead (at most the window's width of them), because a running sum that subtracts
+expired floats would leave rounding residue where the exact total is 0; they are summed
+in row order, so the same ordered input gives the same bits.
+
+Plain numpy, so the same code serves notebooks, tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# The month index standing for "not known": later than any month end, so an interval
+# starting then is empty and one ending then never ends.
+NEVER = 2**30
+
+# Integer weights are summed exactly through float64 bincounts in two 26-bit halves. A
+# weight must stay below 2**53 (9e15 micro-dollars: $9 billion on one row) and a call
+# below 2**26 rows, so that no half's partial sum can exceed 2**53.
+_LOW_BITS = 26
+_MAX_EXACT_WEIGHT = 2**53
+MAX_ROWS_PER_CALL = 2**26
+# Float values are added month by month over their interval: only short intervals.
+MAX_FLOAT_SPAN_MONTHS = 24
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Rows' intervals as month-end slots (``WindowTotals.interval``): ``first`` is the
+    first month end inside, ``stop`` the first after (equal when empty); ``flat_*`` index
+    the (key, slot) cells."""
+
+    keys: np.ndarray
+    start_m: np.ndarray
+    end_m: np.ndarray
+    first: np.ndarray
+    stop: np.ndarray
+    flat_first: np.ndarray
+    flat_stop: np.ndarray
+
+
+class WindowTotals:
+    """Per (supplier key, month end) totals of values over activity intervals.
+
+    ``as_of_ms``: the month ends computed (month indices, any order, de-duplicated);
+    ``n_keys``: one more than the largest supplier key. Memory is one
+    ``n_keys x month ends`` array per statistic.
+    """
+
+    def __init__(self, as_of_ms: Sequence[int], n_keys: int) -> None:
+        self.as_of_ms = np.array(sorted(set(int(m) for m in as_of_ms)), dtype=np.int64)
+        self.n_keys = int(n_keys)
+        self._width = len(self.as_of_ms) + 1  # one slot past the last month end: "ended"
+        # slot of a month: the first month end at or after it (len(as_of_ms) if none), as
+        # a lookup over the months the month ends span (a binary search per row costs
+        # several times more); months before the span take slot 0, after it the last
+        first_month = int(self.as_of_ms[0]) if len(self.as_of_ms) else 0
+        span = np.arange(first_month, (int(self.as_of_ms[-1]) if len(self.as_of_ms) else 0) + 2)
+        self._first_month = first_month
+        self._slot_of_month = np.searchsorted(self.as_of_ms, span, side="left").astype(np.int64)
+        self._requested = np.full(max(len(span) - 1, 0), -1, dtype=np.int64)
+        self._requested[self.as_of_ms - first_month] = np.arange(len(self.as_of_ms))
+        self._int_deltas: dict[str, np.ndarray] = {}
+        self._float_totals: dict[str, np.ndarray] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [*self._int_deltas, *self._float_totals]
+
+    def interval(self, keys: np.ndarray, start_m: np.ndarray, end_m: np.ndarray) -> Interval:
+        """Each row's interval ``[start_m, end_m)`` placed on the month ends: computed once
+        and shared by every statistic over the same interval."""
+        keys = np.asarray(keys, dtype=np.int64)
+        if len(keys) > MAX_ROWS_PER_CALL:
+            raise ValueError(f"WindowTotals takes at most {MAX_ROWS_PER_CALL:,} rows at a time; pass batches")
+        if len(keys) and (keys.min() < 0 or keys.max() >= self.n_keys):
+            raise ValueError(f"supplier keys must lie in [0, {self.n_keys}); got {keys.min()}..{keys.max()}")
+        start_m, end_m = np.asarray(start_m, dtype=np.int64), np.asarray(end_m, dtype=np.int64)
+        first, stop = self._slot(start_m), self._slot(end_m)
+        empty = first >= stop
+        # An empty interval starts where it stops: its +w and -w cancel, no mask needed.
+        first[empty] = stop[empty]
+        base = keys * self._width
+        return Interval(keys, start_m, end_m, first, stop, base + first, base + stop)
+
+    def _slot(self, months) -> np.ndarray:
+        """The first month end at or after each month (``len(as_of_ms)``: none)."""
+        offset = np.asarray(months, dtype=np.int64) - self._first_month
+        np.clip(offset, 0, len(self._slot_of_month) - 1, out=offset)
+        return self._slot_of_month[offset]
+
+    def add(self, name: str, interval: Interval, weights: np.ndarray | None = None,
+            where: np.ndarray | None = None) -> None:
+        """Add each row's weight (1 without ``weights``) to ``name`` at every month end of
+        its ``interval``, for the rows where ``where`` holds. Integer weights (and counts)
+        are summed exactly; float weights in row order."""
+        if weights is not None and np.asarray(weights).dtype.kind == "f":
+            self._add_float(name, interval, np.asarray(weights, dtype=np.float64), where)
+            return
+        first, stop = interval.flat_first, interval.flat_stop
+        if where is not None:
+            where = np.asarray(where, dtype=bool)
+            first, stop = first[where], stop[where]
+            if weights is not None:
+                weights = np.asarray(weights)[where]
+        if weights is not None:
+            weights = weights.astype(np.int64, copy=False)
+            if len(weights) and np.abs(weights).max() >= _MAX_EXACT_WEIGHT:
+                raise ValueError(f"{name}: a weight of {np.abs(weights).max():,} is beyond exact summation (2**53)")
+        size = self.n_keys * self._width
+        deltas = self._int_deltas.setdefault(name, np.zeros(size, dtype=np.int64))
+        deltas += _exact_bincount(first, weights, size)
+        deltas -= _exact_bincount(stop, weights, size)
+
+    def _add_float(self, name: str, interval: Interval, weights: np.ndarray, where) -> None:
+        # Walked in calendar months, not month-end slots: a month end then receives its
+        # values in the same order whichever other month ends are computed, so a month
+        # computed alone or in a backfill gets the same bits.
+        live = interval.first < interval.stop
+        if where is not None:
+            live &= np.asarray(where, dtype=bool)
+        keys, start, end, weights = interval.keys[live], interval.start_m[live], interval.end_m[live], weights[live]
+        longest = int((end - start).max()) if len(start) else 0
+        if longest > MAX_FLOAT_SPAN_MONTHS:
+            raise ValueError(f"{name}: float totals need intervals of at most {MAX_FLOAT_SPAN_MONTHS} months")
+        k = len(self.as_of_ms)
+        totals = self._float_totals.setdefault(name, np.zeros(self.n_keys * k, dtype=np.float64))
+        for months_in in range(longest):
+            month = start + months_in
+            slot = self._requested_slot(month)
+            inside = (month < end) & (slot >= 0)
+            totals += np.bincount(keys[inside] * k + slot[inside], weights[inside], minlength=totals.size)
+
+    def _requested_slot(self, months: np.ndarray) -> np.ndarray:
+        """The slot of each month that is a requested month end, else -1."""
+        offset = months - self._first_month
+        inside = (offset >= 0) & (offset < len(self._requested))
+        slots = np.full(len(months), -1, dtype=np.int64)
+        slots[inside] = self._requested[offset[inside]]
+        return slots
+
+    def values_at(self, name: str, as_of_m: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """The totals of ``name`` at the rows (as_of_m, key); 0 where nothing counted.
+        Every ``as_of_m`` must be one of the month ends given at construction."""
+        as_of_m = np.asarray(as_of_m, dtype=np.int64)
+        slot = np.searchsorted(self.as_of_ms, as_of_m)
+        if len(slot) and (slot.max() >= len(self.as_of_ms) or (self.as_of_ms[slot] != as_of_m).any()):
+            raise ValueError("values_at: a requested as_of_m is not among the month ends computed")
+        keys = np.asarray(keys, dtype=np.int64)
+        k = len(self.as_of_ms)
+        if name in self._float_totals:
+            return self._float_totals[name].reshape(self.n_keys, k)[keys, slot]
+        if name in self._int_deltas:
+            running = np.cumsum(self._int_deltas[name].reshape(self.n_keys, self._width), axis=1)
+            return running[keys, slot]
+        raise KeyError(f"no totals named {name!r}; have {self.names}")
+
+
+def _exact_bincount(index: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
+    """``np.bincount`` with exact int64 sums of integer weights (bincount's own weighted
+    sums are float64, exact only below 2**53)."""
+    if weights is None:
+        return np.bincount(index, minlength=size)
+    low = weights & ((1 << _LOW_BITS) - 1)
+    high = weights >> _LOW_BITS  # arithmetic shift: negative weights keep their sign here
+    low_sums = np.bincount(index, low.astype(np.float64), minlength=size).astype(np.int64)
+    high_sums = np.bincount(index, high.astype(np.float64), minlength=size).astype(np.int64)
+    return (high_sums << _LOW_BITS) + low_sums

@@ -1,0 +1,167 @@
+"""The in-process path (``features.window_totals``, ``features.event_intervals``) gives
+the features the SQL definition gives, and its totals are exact."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features import event_intervals as ei
+from features import window_aggregates as wa
+from features.reference import as_comparable_frame
+from features.sql_engine import DuckDBFeatureEngine
+from features.supplier_features import EVENT_FAMILIES, IN_PROCESS_TABLE, output_feature_columns, run_feature_query_on
+from features.window_totals import NEVER, WindowTotals
+from test_features_landing_zone import connection_with, random_landing_zone, zone_as_of_dates
+
+# Summed as floats in a fixed order (not as exact decimals as in SQL): equal within rounding.
+FLOAT_SUMMED = {"buyer_hhi_6m"}
+
+
+class SqlOnlyDuckDBEngine(DuckDBFeatureEngine):
+    """DuckDB taking the path a distributed engine takes: every family in SQL."""
+
+    in_process = False
+
+
+def naive_totals(keys, starts, ends, weights, as_of_ms):
+    out = {}
+    for key, start, end, weight in zip(keys, starts, ends, weights):
+        for m in as_of_ms:
+            if start <= m < end:
+                out[(m, key)] = out.get((m, key), 0) + weight
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_rows=st.integers(0, 300),
+    as_of_ms=st.lists(st.integers(100, 130), min_size=1, max_size=10, unique=True),
+    big=st.booleans(),
+)
+def test_integer_totals_equal_a_loop_over_every_month_end_exactly(seed, n_rows, as_of_ms, big):
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, 7, n_rows)
+    starts = np.where(rng.random(n_rows) < 0.1, NEVER, rng.integers(95, 135, n_rows))
+    ends = np.where(rng.random(n_rows) < 0.1, NEVER, starts + rng.integers(-2, 14, n_rows))
+    # near 2**52: float64 sums of these would lose units; the totals must not
+    high = 2**52 if big else 1000
+    weights = rng.integers(-high, high, n_rows)
+    where = rng.random(n_rows) < 0.7
+    totals = WindowTotals(as_of_ms, 7)
+    interval = totals.interval(keys, starts, ends)
+    totals.add("sum", interval, weights, where=where)
+    totals.add("count", interval)
+    cells = [(m, k) for m in sorted(as_of_ms) for k in range(7)]
+    m_col, k_col = np.array([c[0] for c in cells]), np.array([c[1] for c in cells])
+    want_sum = naive_totals(keys[where], starts[where], ends[where], [int(w) for w in weights[where]], as_of_ms)
+    want_count = naive_totals(keys, starts, ends, [1] * n_rows, as_of_ms)
+    assert [int(v) for v in totals.values_at("sum", m_col, k_col)] == [want_sum.get(c, 0) for c in cells]
+    assert [int(v) for v in totals.values_at("count", m_col, k_col)] == [want_count.get(c, 0) for c in cells]
+
+
+def test_float_totals_are_added_per_month_end_and_leave_no_residue():
+    # +1e16 then -1e16 in a running sum would leave the 1.0 rounded away; per month end it stays.
+    totals = WindowTotals([10, 11, 12], 1)
+    keys = np.array([0, 0])
+    totals.add("x", totals.interval(keys, np.array([10, 10]), np.array([11, 13])), np.array([1e16, 1.0]))
+    assert totals.values_at("x", np.array([10, 11, 12]), np.zeros(3, int)).tolist() == [1e16 + 1.0, 1.0, 1.0]
+
+
+def test_misuse_is_refused_with_a_plain_message():
+    totals = WindowTotals([10, 11], 3)
+    with pytest.raises(ValueError, match="supplier keys"):
+        totals.interval(np.array([3]), np.array([10]), np.array([11]))
+    with pytest.raises(ValueError, match="beyond exact summation"):
+        totals.add("x", totals.interval(np.array([0]), np.array([10]), np.array([11])), np.array([2**53]))
+    totals.add("y", totals.interval(np.array([0]), np.array([10]), np.array([11])))
+    with pytest.raises(ValueError, match="not among the month ends"):
+        totals.values_at("y", np.array([12]), np.array([0]))
+
+
+def assert_same_features(in_process: pa.Table, in_sql: pa.Table) -> None:
+    got, want = as_comparable_frame(in_process), as_comparable_frame(in_sql)
+    assert list(got.columns) == list(want.columns) and len(got) == len(want)
+    for column in want.columns:
+        if column in FLOAT_SUMMED:
+            for a, b in zip(got[column], want[column]):
+                assert (a is None) == (b is None) and (a is None or math.isclose(a, b, rel_tol=1e-12)), column
+        else:
+            assert got[column].equals(want[column]), column
+
+
+@pytest.mark.parametrize(("seed", "with_inquiries", "with_reviews", "with_disputes"),
+                         [(3, True, True, True), (11, True, False, True), (29, False, True, False), (41, True, True, True)])
+def test_in_process_features_equal_the_sql_definition(seed, with_inquiries, with_reviews, with_disputes, monkeypatch):
+    # Tiny batches and chunks: buyer pairs cross batch seams, quantile chunks cross suppliers.
+    monkeypatch.setattr(ei, "STREAM_BATCH_ROWS", 7)
+    monkeypatch.setattr(wa, "RESPONSE_TIME_CHUNK_ROWS", 5)
+    zone = random_landing_zone(seed=seed, n_suppliers=8, n_orders=160, with_inquiries=with_inquiries,
+                               with_reviews=with_reviews)
+    if not with_disputes:
+        zone["disputes"] = None
+    con = connection_with(zone)
+
+    def features(engine_type):
+        engine = engine_type(con.cursor())
+        return run_feature_query_on(engine, zone_as_of_dates(), "validated", EVENT_FAMILIES, output_feature_columns())
+
+    in_process = features(DuckDBFeatureEngine)
+    assert in_process.column("orders_6m").to_pylist().count(0) < in_process.num_rows  # there is something to count
+    assert_same_features(in_process, features(SqlOnlyDuckDBEngine))
+
+
+def test_duckdb_takes_the_in_process_path(monkeypatch):
+    zone = random_landing_zone(seed=5, n_suppliers=4, n_orders=40)
+    con = connection_with(zone)
+    cursor = con.cursor()
+    run_feature_query_on(DuckDBFeatureEngine(cursor), [date(2024, 6, 30)], "validated", EVENT_FAMILIES,
+                         output_feature_columns())
+    registered = cursor.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rolled_order_cohorts'")
+    assert registered.fetchone()[0] == 0  # the SQL family did not run
+    assert cursor.execute(f"SELECT count(*) FROM {IN_PROCESS_TABLE}").fetchone()[0] > 0
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 3, 1000])
+def test_buyer_pairs_read_in_any_batch_size_give_the_same_rows(batch_rows, monkeypatch):
+    zone = random_landing_zone(seed=17, n_suppliers=5, n_orders=150)
+    con = connection_with(zone)
+    engine = DuckDBFeatureEngine(con.cursor())
+    engine.register_arrow("as_of_calendar", pa.table({"as_of_date": [date(2024, 6, 30)], "as_of_m": [2024 * 12 + 5]}))
+    wa.create_supplier_calendar(engine, "validated")
+
+    def rows(size):
+        monkeypatch.setattr(ei, "STREAM_BATCH_ROWS", size)
+        parts = list(ei.buyer_month_rows(engine, "validated"))
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    want, got = rows(10**6), rows(batch_rows)
+    assert want.keys() == got.keys()
+    for name in want:
+        assert np.array_equal(got[name], want[name]), name
+    assert (want["value_1m_later_usd"] != 0).any() and (want["previous_m"] != NEVER).any()
+
+
+@pytest.mark.parametrize("month_ends", [[103], [101, 103], [100, 101, 102, 103, 104, 105]])
+def test_float_totals_of_a_month_end_do_not_depend_on_the_other_month_ends_computed(month_ends):
+    # Values whose float sum depends on the order of addition: a month computed alone
+    # must give the bits it gets inside a backfill.
+    rng = np.random.default_rng(1)
+    n = 2000
+    keys = rng.integers(0, 3, n)
+    starts = rng.integers(96, 104, n)
+    weights = rng.random(n) * 10.0 ** rng.integers(-3, 9, n)
+
+    def at_103(requested):
+        totals = WindowTotals(requested, 3)
+        totals.add("x", totals.interval(keys, starts, starts + 6), weights)
+        return totals.values_at("x", np.full(3, 103), np.arange(3)).tolist()
+
+    assert at_103(month_ends) == at_103(list(range(96, 110)))
