@@ -65,7 +65,7 @@ def main() -> None:
     if in_process:
         table = in_process_rolled_table(engine, "validated", in_process, rolled_columns_of(in_process), step=timed)
         engine.register_arrow(IN_PROCESS_TABLE, table)
-        tables += [IN_PROCESS_TABLE, *[t for n in in_process for t in IN_PROCESS_FAMILIES[n].after_tables]]
+        tables.append(IN_PROCESS_TABLE)
     if any(EVENT_FAMILIES[name].needs_order_facts for name in in_sql):
         timed("order facts", lambda: wa.create_order_facts(engine, "validated"))
     for name in in_sql:

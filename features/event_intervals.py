@@ -90,8 +90,14 @@ def dispute_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]:
 
 
 def inquiry_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]:
-    wa.create_inquiry_facts(engine, schema)
-    return stream(engine, "SELECT supplier_key, received_m, answered_m FROM inquiry_facts")
+    """Every inquiry with a known supplier and a received time, in (supplier, response
+    time) order: the quantiles need each supplier's values sorted, and DuckDB's parallel
+    sort of the stream costs less than sorting in numpy (measured at 40M inquiries: 5.8
+    CPU s against 10 for two argsorts)."""
+    for rows in stream(engine, keyed_facts_sql(wa.inquiry_fact_columns_sql("microseconds"), f"{schema}.inquiries",
+                                               "received_at IS NOT NULL", then_by="response_us")):
+        rows["response_hours"] = rows.pop("response_us") / wa.MICROSECONDS_PER_HOUR
+        yield rows
 
 
 def review_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]:
@@ -260,10 +266,14 @@ def buyer_intervals(b: Columns, t: WindowTotals) -> None:
 
 
 def inquiry_intervals(q: Columns, t: WindowTotals) -> None:
-    """``create_rolled_inquiries``, the counts."""
+    """``create_rolled_inquiries``: the counts, and the response times of the answered
+    inquiries for their quantiles (``create_rolled_response_times_sql``)."""
     key, received = q["supplier_key"], q["received_m"]
     t.add("inquiries_6m", t.interval(key, received, received + SIX_MONTHS))
-    t.add("answered_inquiries_6m", t.interval(key, np.maximum(received, q["answered_m"]), received + SIX_MONTHS))
+    answered = t.interval(key, np.maximum(received, q["answered_m"]), received + SIX_MONTHS)
+    t.add("answered_inquiries_6m", answered)
+    t.add_values("response_hours_6m", answered, q["response_hours"], wa.RESPONSE_TIME_QUANTILES,
+                 where=q["answered_m"] != NEVER)
 
 
 def review_intervals(r: Columns, t: WindowTotals) -> None:
@@ -286,9 +296,6 @@ class FamilyIntervals:
     """A family's in-process definition: which streams feed it, and what each adds."""
 
     parts: tuple[tuple[Callable[[FeatureEngine, str], Iterator[Columns]], Callable[[Columns, WindowTotals], None]], ...]
-    after: Callable[[FeatureEngine], None] | None = None  # an extra step (the quantiles)...
-    after_tables: tuple[str, ...] = ()  # ...the tables it makes...
-    after_columns: tuple[str, ...] = ()  # ...and the columns they hold
 
 
 IN_PROCESS_FAMILIES: dict[str, FamilyIntervals] = {
@@ -300,9 +307,7 @@ IN_PROCESS_FAMILIES: dict[str, FamilyIntervals] = {
     "dispute_resolutions": FamilyIntervals(((dispute_rows, dispute_resolution_intervals),)),
     "open_disputes": FamilyIntervals(((dispute_rows, open_dispute_intervals),)),
     "buyers": FamilyIntervals(((buyer_month_rows, buyer_intervals),)),
-    "inquiries": FamilyIntervals(((inquiry_rows, inquiry_intervals),), after=wa.create_rolled_response_times,
-                                  after_tables=("rolled_response_times",),
-                                  after_columns=tuple(wa.RESPONSE_TIME_QUANTILES)),
+    "inquiries": FamilyIntervals(((inquiry_rows, inquiry_intervals),)),
     "reviews": FamilyIntervals(((review_rows, review_intervals),)),
 }
 
@@ -331,19 +336,15 @@ def window_totals_for(engine: FeatureEngine, schema: str, families: list[str], a
 
     for read, adders in readers.items():
         step(read.__name__, lambda read=read, adders=adders: consume(read, adders))
-    for name in families:
-        after = IN_PROCESS_FAMILIES[name].after
-        if after is not None:
-            step(f"{name}: {after.__name__}", lambda after=after: after(engine))
     return totals
 
 
 def in_process_rolled_table(engine: FeatureEngine, schema: str, families: list[str], columns: list[str],
                             step: Step = _run) -> pa.Table:
     """``rolled_in_process``: the ``families``' ``columns`` at every supplier-calendar
-    row, keyed by (as_of_m, supplier_key) like the SQL's rolled tables (a column nothing
-    was added to is 0). Money comes back from micro-dollars as DOUBLE, as the SQL's
-    decimal sums are cast."""
+    row, keyed by (as_of_m, supplier_key) like the SQL's rolled tables (a total nothing
+    was added to is 0, a quantile over nothing NULL). Money comes back from
+    micro-dollars as DOUBLE, as the SQL's decimal sums are cast."""
     calendar = engine.fetch_arrow("SELECT as_of_m, supplier_key FROM supplier_calendar")
     as_of_ms = engine.fetch_arrow("SELECT as_of_m FROM as_of_calendar").column("as_of_m").to_pylist()
     n_keys = engine.fetch_arrow("SELECT coalesce(max(supplier_key), 0) + 1 AS n FROM supplier_keys").column("n")[0].as_py()
@@ -351,23 +352,21 @@ def in_process_rolled_table(engine: FeatureEngine, schema: str, families: list[s
     as_of_m = calendar.column("as_of_m").to_numpy()
     keys = calendar.column("supplier_key").to_numpy()
     table = {"as_of_m": calendar.column("as_of_m"), "supplier_key": calendar.column("supplier_key")}
+    step("gather at the calendar rows", lambda: _gather(totals, columns, as_of_m, keys, table))
+    return pa.table(table)
+
+
+def _gather(totals: WindowTotals, columns: list[str], as_of_m: np.ndarray, keys: np.ndarray,
+            table: dict[str, pa.Array]) -> None:
     for name in columns:
-        if name not in totals.names:  # nothing in the window of any month end, or no rows at all
-            table[name] = pa.array(np.zeros(len(keys), dtype=np.int64), mask=np.full(len(keys), name in PRESENCE_OF))
+        if name not in totals.names:  # no rows at all
+            null = name in PRESENCE_OF or name in wa.RESPONSE_TIME_QUANTILES
+            table[name] = pa.array(np.zeros(len(keys), dtype=np.int64), mask=np.full(len(keys), null))
             continue
         values = totals.values_at(name, as_of_m, keys)
         if values.dtype.kind == "i" and name.endswith("_usd"):
             values = values / 1e6  # the double of the exact decimal, as DuckDB casts it
-        mask = None
+        mask = np.isnan(values) if name in wa.RESPONSE_TIME_QUANTILES else None
         if name in PRESENCE_OF:
             mask = totals.values_at(PRESENCE_OF[name], as_of_m, keys) == 0
         table[name] = pa.array(values, mask=mask)
-    return pa.table(table)
-
-
-def after_step_tables(families: list[str]) -> list[str]:
-    return [table for name in families for table in IN_PROCESS_FAMILIES[name].after_tables]
-
-
-def after_step_columns(families: list[str]) -> set[str]:
-    return {column for name in families for column in IN_PROCESS_FAMILIES[name].after_columns}

@@ -17,12 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features import window_aggregates as wa
-from features.event_intervals import (
-    IN_PROCESS_FAMILIES,
-    after_step_columns,
-    after_step_tables,
-    in_process_rolled_table,
-)
+from features.event_intervals import IN_PROCESS_FAMILIES, in_process_rolled_table
 from features.sql_engine import DuckDBFeatureEngine, FeatureEngine
 from features.windows import as_of_calendar_table
 
@@ -241,18 +236,15 @@ def build_rolled_tables(engine: FeatureEngine, schema: str, families: Iterable[s
         engine.register_arrow(IN_PROCESS_TABLE, in_process_rolled_table(
             engine, schema, in_process, rolled_columns_of(in_process)))
         tables.append(IN_PROCESS_TABLE)
-        tables.extend(after_step_tables(in_process))
     built = set(available)
     if engine.has_table(schema, "disputes"):
         built.add(DISPUTES_RECORDED)
     return RolledTables(frozenset(built), tuple(tables))
 
 
-def rolled_columns_of(in_process: list[str]) -> list[str]:
-    """The columns of ``rolled_in_process`` for these in-process families (not those
-    their extra steps put in tables of their own)."""
-    wanted, elsewhere = set(in_process), after_step_columns(in_process)
-    return [name for name, (family, _, _) in ROLLED_COLUMNS.items() if family in wanted and name not in elsewhere]
+def rolled_columns_of(families: Iterable[str]) -> list[str]:
+    wanted = set(families)
+    return [name for name, (family, _, _) in ROLLED_COLUMNS.items() if family in wanted]
 
 
 def feature_select_sql(rolled: RolledTables, output_columns: Sequence[str]) -> str:

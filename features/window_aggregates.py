@@ -16,10 +16,7 @@ keyed by (as_of_m, supplier_key) (see ``features.windows``). ``features.supplier
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from features.sql_engine import FeatureEngine
-from features.window_quantiles import windowed_quantiles_table
 from features.windows import (
     SIX_MONTHS,
     TWELVE_MONTHS,
@@ -374,36 +371,35 @@ def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
         FROM {roll_onto_month_ends(bucket_sql, 'received_m', SIX_MONTHS, keyed=True)}
         GROUP BY ALL
     """)
-    create_rolled_response_times(engine)
+    create_rolled_response_times_sql(engine)
 
 
 def create_inquiry_facts(engine: FeatureEngine, schema: str) -> None:
-    """The inquiries keyed once (``inquiry_facts``), in (supplier_key, response_hours)
-    order for the in-process quantiles."""
-    mi = month_index_sql
+    """The inquiries keyed once (``inquiry_facts``)."""
     engine.create_temp_table("inquiry_facts", keyed_facts_sql(
-        f"""CAST({mi('received_at')} AS INTEGER) AS received_m,
+        inquiry_fact_columns_sql(), f"{schema}.inquiries", "received_at IS NOT NULL"))
+
+
+# Response times are whole microseconds (exact, an integer sort key) until divided into
+# hours; the in-process path divides in numpy, the same IEEE division.
+RESPONSE_MICROSECONDS_SQL = "date_diff('microsecond', received_at, first_response_at)"
+MICROSECONDS_PER_HOUR = 3600e6
+
+
+def inquiry_fact_columns_sql(response: str = "hours") -> str:
+    """The inquiry columns the features read; the response time in ``hours`` or, for a
+    reader that sorts on it, exact ``microseconds``."""
+    mi = month_index_sql
+    response_sql = (f"{RESPONSE_MICROSECONDS_SQL} AS response_us" if response == "microseconds"
+                    else f"{RESPONSE_MICROSECONDS_SQL} / {MICROSECONDS_PER_HOUR} AS response_hours")
+    return f"""CAST({mi('received_at')} AS INTEGER) AS received_m,
             CAST({mi('first_response_at')} AS INTEGER) AS answered_m,
-            date_diff('microsecond', received_at, first_response_at) / 3600e6 AS response_hours""",
-        f"{schema}.inquiries",
-        "received_at IS NOT NULL",
-        then_by="response_hours",
-    ))
-
-
-def create_rolled_response_times(engine: FeatureEngine) -> None:
-    """``rolled_response_times`` from ``inquiry_facts``: in process where the engine is."""
-    if engine.in_process:
-        create_rolled_response_times_in_process(engine)
-    else:
-        create_rolled_response_times_sql(engine)
+            {response_sql}"""
 
 
 # The response-time quantiles: median and 90th percentile of the hours to the first answer,
 # over the inquiries received in the six-month window and answered by T.
 RESPONSE_TIME_QUANTILES = {"median_response_hours_6m": 0.5, "p90_response_hours_6m": 0.9}
-# Answered inquiries fetched per kernel call: bounds the fetched copy (about 20 bytes a row).
-RESPONSE_TIME_CHUNK_ROWS = 8_000_000
 
 
 def create_rolled_response_times_sql(engine: FeatureEngine) -> None:
@@ -426,56 +422,6 @@ def create_rolled_response_times_sql(engine: FeatureEngine) -> None:
             GROUP BY ALL
         )
     """)
-
-
-def create_rolled_response_times_in_process(engine: FeatureEngine) -> None:
-    """The same quantiles, to the last bit, from one sorted copy of the response times
-    (``features.window_quantiles``) instead of six: an answered inquiry is in the window of
-    every month end from the later of its received and answered months to five months
-    after its received month. Fetched in supplier ranges of at most
-    ``RESPONSE_TIME_CHUNK_ROWS`` rows, so memory stays bounded."""
-    as_of_ms = engine.fetch_arrow("SELECT as_of_m FROM as_of_calendar").column("as_of_m").to_pylist()
-    names = list(RESPONSE_TIME_QUANTILES)
-    schema = pa.schema([("as_of_m", pa.int64()), ("supplier_key", pa.int32())]
-                       + [(name, pa.float64()) for name in names])
-    parts = [schema.empty_table()]
-    if as_of_ms:
-        in_any_window = (f"answered_m IS NOT NULL AND received_m + {SIX_MONTHS - 1} >= {min(as_of_ms)} "
-                         f"AND greatest(received_m, answered_m) <= {max(as_of_ms)}")
-        per_supplier = engine.fetch_arrow(f"""
-            SELECT supplier_key, count(*) AS answered FROM inquiry_facts
-            WHERE {in_any_window} GROUP BY supplier_key ORDER BY supplier_key
-        """)
-        for first_key, last_key in supplier_key_ranges(per_supplier, RESPONSE_TIME_CHUNK_ROWS):
-            rows = engine.fetch_arrow(f"""
-                SELECT supplier_key, response_hours,
-                       greatest(received_m, answered_m) AS first_m,
-                       received_m + {SIX_MONTHS - 1} AS last_m
-                FROM inquiry_facts
-                WHERE {in_any_window} AND supplier_key BETWEEN {first_key} AND {last_key}
-            """)  # in inquiry_facts' order, (supplier_key, response_hours); sorted here if not
-            parts.append(windowed_quantiles_table(
-                rows, as_of_ms, list(RESPONSE_TIME_QUANTILES.values()), "supplier_key", "response_hours", names,
-            ).cast(schema))
-    engine.register_arrow("rolled_response_times", pa.concat_tables(parts).combine_chunks())
-
-
-def supplier_key_ranges(per_supplier: pa.Table, max_rows: int) -> list[tuple[int, int]]:
-    """Consecutive (first, last) supplier_key ranges of at most ``max_rows`` rows each
-    (a supplier with more rows gets a range of its own), from (supplier_key, row count)
-    rows ordered by supplier_key."""
-    keys = per_supplier.column(0).to_numpy()
-    counts = per_supplier.column(1).to_numpy()
-    ranges: list[tuple[int, int]] = []
-    start, total = 0, 0
-    for i, count in enumerate(counts):
-        if total and total + count > max_rows:
-            ranges.append((int(keys[start]), int(keys[i - 1])))
-            start, total = i, 0
-        total += int(count)
-    if len(keys):
-        ranges.append((int(keys[start]), int(keys[-1])))
-    return ranges
 
 
 def create_rolled_reviews(engine: FeatureEngine, schema: str) -> None:

@@ -1,6 +1,6 @@
 """Exact quantiles over rolling month windows without copying a value per window.
 
-The SQL definition (``features.window_aggregates.create_rolled_inquiries``) places every
+The SQL definition (``features.window_aggregates.create_rolled_response_times_sql``) places every
 answered inquiry on each of the at most six month ends whose window holds it and lets the
 engine's ``quantile_cont`` collect the copies: about six copies of forty million values at
 full scale, the largest single cost of the feature build. This kernel gives the same
@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pyarrow as pa
 
 
 def windowed_quantiles(
@@ -104,32 +103,3 @@ def windowed_quantiles(
 
 def sorted_by_key_and_value(keys: np.ndarray, values: np.ndarray) -> bool:
     return not (np.any(keys[1:] < keys[:-1]) or np.any((keys[1:] == keys[:-1]) & (values[1:] < values[:-1])))
-
-
-def windowed_quantiles_table(
-    rows: pa.Table,
-    as_of_ms: Sequence[int],
-    quantiles: Sequence[float],
-    key: str,
-    value: str,
-    names: Sequence[str],
-) -> pa.Table:
-    """``windowed_quantiles`` over an Arrow table with columns ``key``, ``value``,
-    ``first_m`` and ``last_m``; the quantile columns are named ``names``. Rows already
-    sorted by (key, value) are used as they are (checked), others are sorted first."""
-    if len(names) != len(quantiles):
-        raise ValueError("one name per quantile")
-    if not sorted_by_key_and_value(rows.column(key).to_numpy(), rows.column(value).to_numpy()):
-        rows = rows.sort_by([(key, "ascending"), (value, "ascending")])
-    columns = windowed_quantiles(
-        rows.column(key).to_numpy(),
-        rows.column(value).to_numpy(),
-        rows.column("first_m").to_numpy(),
-        rows.column("last_m").to_numpy(),
-        as_of_ms,
-        quantiles,
-    )
-    return pa.table(
-        {"as_of_m": columns["as_of_m"], key: columns["key"]}
-        | {name: columns[f"q{slot}"] for slot, name in enumerate(names)}
-    )

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from features.window_quantiles import sorted_by_key_and_value, windowed_quantiles
+
 # The month index standing for "not known": later than any month end, so an interval
 # starting then is empty and one ending then never ends.
 NEVER = 2**30
@@ -82,10 +84,14 @@ class WindowTotals:
         self._requested[self.as_of_ms - first_month] = np.arange(len(self.as_of_ms))
         self._int_deltas: dict[str, np.ndarray] = {}
         self._float_totals: dict[str, np.ndarray] = {}
+        # quantile column -> (value set, q); value set -> collected (keys, values, first, last)
+        self._quantile_of: dict[str, tuple[str, float]] = {}
+        self._value_parts: dict[str, list[tuple[np.ndarray, ...]]] = {}
+        self._quantile_results: dict[str, np.ndarray] = {}
 
     @property
     def names(self) -> list[str]:
-        return [*self._int_deltas, *self._float_totals]
+        return [*self._int_deltas, *self._float_totals, *self._quantile_of]
 
     def interval(self, keys: np.ndarray, start_m: np.ndarray, end_m: np.ndarray) -> Interval:
         """Each row's interval ``[start_m, end_m)`` placed on the month ends: computed once
@@ -159,6 +165,47 @@ class WindowTotals:
         slots[inside] = self._requested[offset[inside]]
         return slots
 
+    def add_values(self, value_set: str, interval: Interval, values: np.ndarray, quantiles: dict[str, float],
+                   where: np.ndarray | None = None) -> None:
+        """Keep each row's value for the ``quantiles`` (column name -> q) of the values
+        whose interval holds each month end: DuckDB's ``quantile_cont``, to the last bit
+        (``features.window_quantiles``). NaN values are skipped, as SQL skips NULL. Rows
+        that arrive in (key, value) order across calls are used as they are; any other
+        order is sorted once, when a quantile is first read."""
+        for column, q in quantiles.items():
+            self._quantile_of[column] = (value_set, q)
+        values = np.asarray(values, dtype=np.float64)
+        live = (interval.first < interval.stop) & ~np.isnan(values)
+        if where is not None:
+            live &= np.asarray(where, dtype=bool)
+        self._value_parts.setdefault(value_set, []).append((
+            interval.keys[live].astype(np.int32), values[live],
+            interval.first[live].astype(np.int16), (interval.stop[live] - 1).astype(np.int16),
+        ))
+
+    def _quantiles_of(self, value_set: str) -> None:
+        """Every quantile column of ``value_set`` as an n_keys x month-ends array (NaN:
+        no value in the window)."""
+        parts = self._value_parts.pop(value_set, [])
+        if parts:
+            keys, values, first, last = (np.concatenate(column) for column in zip(*parts))
+        else:
+            keys, values = np.empty(0, np.int32), np.empty(0)
+            first, last = np.empty(0, np.int16), np.empty(0, np.int16)
+        if not sorted_by_key_and_value(keys, values):
+            # sorted by value, then stably by key: (key, value) order without a two-key sort
+            order = np.argsort(values)
+            order = order[np.argsort(keys[order], kind="stable")]
+            keys, values, first, last = keys[order], values[order], first[order], last[order]
+        columns = [c for c, (s, _) in self._quantile_of.items() if s == value_set]
+        qs = [self._quantile_of[c][1] for c in columns]
+        k = len(self.as_of_ms)
+        found = windowed_quantiles(keys, values, first, last, range(k), qs)
+        for slot, column in enumerate(columns):
+            dense = np.full(self.n_keys * k, np.nan)
+            dense[found["key"].astype(np.int64) * k + found["as_of_m"]] = found[f"q{slot}"]
+            self._quantile_results[column] = dense
+
     def values_at(self, name: str, as_of_m: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """The totals of ``name`` at the rows (as_of_m, key); 0 where nothing counted.
         Every ``as_of_m`` must be one of the month ends given at construction."""
@@ -168,6 +215,10 @@ class WindowTotals:
             raise ValueError("values_at: a requested as_of_m is not among the month ends computed")
         keys = np.asarray(keys, dtype=np.int64)
         k = len(self.as_of_ms)
+        if name in self._quantile_of:
+            if name not in self._quantile_results:
+                self._quantiles_of(self._quantile_of[name][0])
+            return self._quantile_results[name].reshape(self.n_keys, k)[keys, slot]
         if name in self._float_totals:
             return self._float_totals[name].reshape(self.n_keys, k)[keys, slot]
         if name in self._int_deltas:

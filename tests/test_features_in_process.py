@@ -100,9 +100,8 @@ def assert_same_features(in_process: pa.Table, in_sql: pa.Table) -> None:
 @pytest.mark.parametrize(("seed", "with_inquiries", "with_reviews", "with_disputes"),
                          [(3, True, True, True), (11, True, False, True), (29, False, True, False), (41, True, True, True)])
 def test_in_process_features_equal_the_sql_definition(seed, with_inquiries, with_reviews, with_disputes, monkeypatch):
-    # Tiny batches and chunks: buyer pairs cross batch seams, quantile chunks cross suppliers.
+    # Tiny batches: buyer pairs cross batch seams, quantile values arrive in many parts.
     monkeypatch.setattr(ei, "STREAM_BATCH_ROWS", 7)
-    monkeypatch.setattr(wa, "RESPONSE_TIME_CHUNK_ROWS", 5)
     zone = random_landing_zone(seed=seed, n_suppliers=8, n_orders=160, with_inquiries=with_inquiries,
                                with_reviews=with_reviews)
     if not with_disputes:

@@ -9,12 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from features import window_aggregates as wa
-from features.reference import as_comparable_frame
-from features.sql_engine import DuckDBFeatureEngine
-from features.supplier_features import EVENT_FAMILIES, output_feature_columns, run_feature_query_on
-from features.window_quantiles import windowed_quantiles, windowed_quantiles_table
-from test_features_landing_zone import connection_with, random_landing_zone, zone_as_of_dates
+from features.window_quantiles import windowed_quantiles
+from features.window_totals import WindowTotals
 
 
 def sql_quantiles(rows: pa.Table, as_of_ms: list[int], quantiles: list[float]) -> pa.Table:
@@ -56,11 +52,12 @@ def random_rows(seed: int, n_rows: int, n_keys: int, tie_decimals: int) -> pa.Ta
 def test_kernel_equals_duckdb_quantile_cont_bit_for_bit(seed, n_rows, n_keys, tie_decimals, as_of_ms, quantiles):
     rows = random_rows(seed, n_rows, n_keys, tie_decimals)
     want = sql_quantiles(rows, as_of_ms, quantiles)
-    got = windowed_quantiles_table(rows, as_of_ms, quantiles, "key", "value", [f"q{i}" for i in range(len(quantiles))])
-    assert got.column("as_of_m").to_pylist() == want.column("as_of_m").to_pylist()
-    assert got.column("key").to_pylist() == want.column("key").to_pylist()
+    got = windowed_quantiles(*(rows.column(c).to_numpy() for c in ("key", "value", "first_m", "last_m")),
+                             as_of_ms, quantiles)
+    assert got["as_of_m"].tolist() == want.column("as_of_m").to_pylist()
+    assert got["key"].tolist() == want.column("key").to_pylist()
     for slot in range(len(quantiles)):
-        assert got.column(f"q{slot}").to_pylist() == want.column(f"q{slot}").to_pylist(), f"quantile {quantiles[slot]}"
+        assert got[f"q{slot}"].tolist() == want.column(f"q{slot}").to_pylist(), f"quantile {quantiles[slot]}"
 
 
 def test_kernel_refuses_unsorted_values():
@@ -70,18 +67,19 @@ def test_kernel_refuses_unsorted_values():
         windowed_quantiles(np.array([2, 1]), np.array([1.0, 2.0]), np.array([0, 0]), np.array([5, 5]), [0], [0.5])
 
 
-def test_supplier_key_ranges_cover_every_supplier_once_within_the_budget():
-    per_supplier = pa.table({"supplier_key": [1, 2, 3, 5, 8, 9], "answered": [3, 4, 10, 1, 1, 2]})
-    ranges = wa.supplier_key_ranges(per_supplier, max_rows=7)
-    # 3+4 fit; 10 is over the budget alone and gets its own range; 1+1+2 fit.
-    assert ranges == [(1, 2), (3, 3), (5, 9)]
-    assert wa.supplier_key_ranges(per_supplier.slice(0, 0), max_rows=7) == []
-
-
-def test_table_entry_point_sorts_rows_that_arrive_unsorted():
+def test_window_totals_quantiles_of_rows_in_any_order_and_batches_equal_duckdb():
+    # WindowTotals collects values batch by batch, in whatever order they stream, and
+    # sorts them itself; intervals are [first_m, last_m + 1).
     rows = random_rows(seed=5, n_rows=300, n_keys=6, tie_decimals=1)
     shuffled = rows.take(np.random.default_rng(0).permutation(rows.num_rows))
-    names = ["median", "p90"]
-    want = windowed_quantiles_table(rows, [103, 106, 109], [0.5, 0.9], "key", "value", names)
-    got = windowed_quantiles_table(shuffled, [103, 106, 109], [0.5, 0.9], "key", "value", names)
-    assert got.equals(want)
+    as_of_ms = [103, 106, 109]
+    totals = WindowTotals(as_of_ms, 7)
+    for batch in shuffled.to_batches(max_chunksize=37):
+        key, value, first, last = (batch.column(c).to_numpy() for c in ("key", "value", "first_m", "last_m"))
+        totals.add_values("v", totals.interval(key, first, last + 1), value, {"median": 0.5, "p90": 0.9})
+    want = sql_quantiles(rows, as_of_ms, [0.5, 0.9])
+    m, k = want.column("as_of_m").to_numpy(), want.column("key").to_numpy()
+    assert totals.values_at("median", m, k).tolist() == want.column("q0").to_pylist()
+    assert totals.values_at("p90", m, k).tolist() == want.column("q1").to_pylist()
+    # a month end with no values in its window is NaN (NULL once published)
+    assert np.isnan(totals.values_at("median", np.array([103]), np.array([0]))).all()
