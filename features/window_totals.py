@@ -139,9 +139,6 @@ class WindowTotals:
         deltas -= _exact_bincount(stop, weights, size)
 
     def _add_float(self, name: str, interval: Interval, weights: np.ndarray, where) -> None:
-        # Walked in calendar months, not month-end slots: a month end then receives its
-        # values in the same order whichever other month ends are computed, so a month
-        # computed alone or in a backfill gets the same bits.
         live = interval.first < interval.stop
         if where is not None:
             live &= np.asarray(where, dtype=bool)
@@ -149,13 +146,26 @@ class WindowTotals:
         longest = int((end - start).max()) if len(start) else 0
         if longest > MAX_FLOAT_SPAN_MONTHS:
             raise ValueError(f"{name}: float totals need intervals of at most {MAX_FLOAT_SPAN_MONTHS} months")
+        self.add_by_month(name, keys, start,
+                          [np.where(start + months_in < end, weights, 0.0) for months_in in range(longest)])
+
+    def add_by_month(self, name: str, keys: np.ndarray, start_m: np.ndarray,
+                     weights_by_month: Sequence[np.ndarray]) -> None:
+        """Add float ``weights_by_month[d]`` of each row at month ``start_m + d`` when that
+        is a month end computed: a value that changes along the window (a running sum).
+
+        Walked in calendar months, not month-end slots: a month end then receives its
+        values in the same order whichever other month ends are computed, so a month
+        computed alone and inside a backfill get the same bits."""
+        keys = np.asarray(keys, dtype=np.int64)
+        start_m = np.asarray(start_m, dtype=np.int64)
         k = len(self.as_of_ms)
         totals = self._float_totals.setdefault(name, np.zeros(self.n_keys * k, dtype=np.float64))
-        for months_in in range(longest):
-            month = start + months_in
-            slot = self._requested_slot(month)
-            inside = (month < end) & (slot >= 0)
-            totals += np.bincount(keys[inside] * k + slot[inside], weights[inside], minlength=totals.size)
+        for months_in, weights in enumerate(weights_by_month):
+            slot = self._requested_slot(start_m + months_in)
+            inside = slot >= 0
+            totals += np.bincount(keys[inside] * k + slot[inside], np.asarray(weights, dtype=np.float64)[inside],
+                                  minlength=totals.size)
 
     def _requested_slot(self, months: np.ndarray) -> np.ndarray:
         """The slot of each month that is a requested month end, else -1."""
