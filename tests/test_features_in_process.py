@@ -138,7 +138,7 @@ def test_buyer_pairs_read_in_any_batch_size_give_the_same_rows(batch_rows, monke
 
     def rows(size):
         monkeypatch.setattr(ei, "STREAM_BATCH_ROWS", size)
-        parts = list(ei.buyer_month_rows(engine, "validated"))
+        parts = [ei.buyer_months(orders) for orders in ei.order_rows_by_buyer(engine, "validated")]
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
     want, got = rows(10**6), rows(batch_rows)
