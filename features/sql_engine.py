@@ -5,12 +5,16 @@ written once, in DuckDB's dialect. It needs only four things from an engine: whe
 source table exists, a named intermediate relation made from a SELECT, a small Arrow
 table registered under a name, and a final SELECT returned as Arrow. ``DuckDBFeatureEngine``
 is the embedded default; ``features.spark_engine.SparkFeatureEngine`` runs the very same
-statements on Spark (transpiled by SQLGlot), for data that outgrows one machine.
+statements on Spark (transpiled by SQLGlot), for data that outgrows one machine. An
+engine in this process also streams results (``fetch_batches``), which the in-process
+path of ``features.event_intervals`` reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 import duckdb
@@ -72,4 +76,48 @@ class DuckDBFeatureEngine:
         """The result streamed in batches: memory stays one batch, however large the
         result. The cursor runs nothing else until the stream is consumed (the temp
         tables the query reads live on this cursor, so it cannot use another)."""
-        yield from self.cursor.execute(select_sql).to_arrow_reader(rows_per_batch)
+        reader = self.cursor.execute(select_sql).to_arrow_reader(rows_per_batch)
+        yield from read_ahead(reader)
+
+
+_END = object()
+
+
+def read_ahead(batches: Iterable[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """``batches``, produced on a thread of their own up to ``depth`` ahead: DuckDB
+    computes the next batch (without the GIL) while the caller works on this one, so a
+    stream's wall time is close to the larger of the two, not their sum. An error in the
+    producer is raised here; a caller that stops early stops the producer."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stopped = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stopped.is_set():
+                    try:
+                        ready.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stopped.is_set():
+                    return
+            ready.put(_END)
+        except BaseException as error:  # handed to the consumer, raised there
+            ready.put(error)
+
+    producer = threading.Thread(target=produce, name="feature-stream", daemon=True)
+    producer.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopped.set()
+        while producer.is_alive():
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        producer.join()

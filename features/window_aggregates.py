@@ -1,6 +1,8 @@
 """Per-(as_of_date, supplier) counts and sums over the six- and twelve-month windows.
 
-This module is the only place that reads the validated event tables. Each event family
+This module and its in-process twin, ``features.event_intervals`` (the same conditions as
+activity intervals, summed in numpy on an embedded engine), are the only places that read
+the validated event tables. Each event family
 is aggregated once into (supplier, month) buckets whose keys are month indices (see
 ``features.windows``): the month that places an event in a window (created, promised,
 delivered, resolved, received) and, where a fact becomes known later, the month it

@@ -164,3 +164,31 @@ def test_float_totals_of_a_month_end_do_not_depend_on_the_other_month_ends_compu
         return totals.values_at("x", np.full(3, 103), np.arange(3)).tolist()
 
     assert at_103(month_ends) == at_103(list(range(96, 110)))
+
+
+def test_read_ahead_keeps_order_raises_the_producers_error_and_stops_when_abandoned():
+    from features.sql_engine import read_ahead
+
+    batches = [pa.record_batch({"x": [i]}) for i in range(10)]
+    assert [b["x"][0].as_py() for b in read_ahead(iter(batches), depth=2)] == list(range(10))
+
+    def failing():
+        yield batches[0]
+        raise RuntimeError("disk gone")
+
+    got = read_ahead(failing())
+    assert next(got)["x"][0].as_py() == 0
+    with pytest.raises(RuntimeError, match="disk gone"):
+        next(got)
+
+    produced = []
+
+    def endless():
+        for i in range(10**6):
+            produced.append(i)
+            yield pa.record_batch({"x": [i]})
+
+    stream = read_ahead(endless(), depth=2)
+    next(stream)
+    stream.close()  # the producer stops instead of running on
+    assert len(produced) < 10
