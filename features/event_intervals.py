@@ -171,16 +171,22 @@ def buyer_months(o: Columns) -> Columns:
     # exact integer sums, then the double of the decimal as DuckDB casts it
     values = np.add.reduceat(o["amount_micro_usd"][known], starts) / 1e6 if len(starts) else np.empty(0)
     columns: Columns = {"supplier_key": o["supplier_key"][known][starts], "created_m": months, "value_usd": values}
-    pair = np.cumsum(new_pair)
     n = len(months)
     columns["previous_m"] = np.where(new_pair, NEVER, np.r_[NEVER, months[:-1]])
+    pair = np.cumsum(new_pair)
+    later = np.zeros((SIX_MONTHS - 1, n))
+    # the buyer-month k months later is j <= k buyer-months ahead: walk j = 1..5 over the
+    # rows still within reach (same pair, fewer than six months on), which thin out fast
+    # because a pair's months strictly increase
+    reach = np.flatnonzero(~new_pair[1:])
+    for j in range(1, SIX_MONTHS):
+        reach = reach[reach + j < n]
+        reach = reach[pair[reach + j] == pair[reach]]
+        gap = months[reach + j] - months[reach]
+        reach = reach[gap < SIX_MONTHS]
+        later[gap[gap < SIX_MONTHS] - 1, reach] = values[reach + j]
     for k in range(1, SIX_MONTHS):
-        later = np.zeros(n)
-        # the buyer-month k months later is at most k buyer-months ahead
-        for j in range(1, min(k, n - 1) + 1):
-            hit = np.flatnonzero((pair[j:] == pair[:-j]) & (months[j:] == months[:-j] + k))
-            later[hit] = values[hit + j]
-        columns[f"value_{k}m_later_usd"] = later
+        columns[f"value_{k}m_later_usd"] = later[k - 1]
     return columns
 
 

@@ -83,6 +83,7 @@ class WindowTotals:
         self._requested = np.full(max(len(span) - 1, 0), -1, dtype=np.int64)
         self._requested[self.as_of_ms - first_month] = np.arange(len(self.as_of_ms))
         self._last_keys: tuple[np.ndarray, np.ndarray] | None = None
+        self._last_rows: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
         self._int_deltas: dict[str, np.ndarray] = {}
         self._float_totals: dict[str, np.ndarray] = {}
         # quantile column -> (value set, q); value set -> collected (keys, values, first, last)
@@ -102,9 +103,10 @@ class WindowTotals:
         first, stop = self._slot(start_m), self._slot(end_m)
         # An empty interval starts where it stops: its +w and -w cancel, no mask needed.
         np.minimum(first, stop, out=first)
-        # cells are slot-major (slot * n_keys + key): the running sum over slots then
-        # adds whole contiguous rows, several times faster than along short rows
-        return Interval(keys, start_m, end_m, first, stop, first * self.n_keys + keys, stop * self.n_keys + keys)
+        # cells are key-major (key * width + slot): streams arrive grouped by supplier,
+        # so a batch's cells lie close together (half the cost of slot-major bincounts)
+        cells = keys * self._width
+        return Interval(keys, start_m, end_m, first, stop, cells + first, cells + stop)
 
     def _checked_keys(self, keys) -> np.ndarray:
         """The keys as int64, checked; remembered for the last keys array seen, since a
@@ -173,7 +175,7 @@ class WindowTotals:
         for months_in, weights in enumerate(weights_by_month):
             slot = self._requested_slot(start_m + months_in)
             inside = slot >= 0
-            totals += np.bincount(slot[inside] * self.n_keys + keys[inside], np.asarray(weights, dtype=np.float64)[inside],
+            totals += np.bincount(keys[inside] * k + slot[inside], np.asarray(weights, dtype=np.float64)[inside],
                                   minlength=totals.size)
 
     def _requested_slot(self, months: np.ndarray) -> np.ndarray:
@@ -222,27 +224,38 @@ class WindowTotals:
         found = windowed_quantiles(keys, values, first, last, range(k), qs)
         for slot, column in enumerate(columns):
             dense = np.full(self.n_keys * k, np.nan)
-            dense[found["as_of_m"] * self.n_keys + found["key"].astype(np.int64)] = found[f"q{slot}"]
+            dense[found["key"].astype(np.int64) * k + found["as_of_m"]] = found[f"q{slot}"]
             self._quantile_results[column] = dense
+
+    def _located(self, as_of_m, keys) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, month-end slots) of the rows, checked; remembered for the last rows
+        asked, since a gather reads every statistic at the same rows."""
+        if self._last_rows is not None and self._last_rows[0] is as_of_m and self._last_rows[1] is keys:
+            return self._last_rows[2]
+        months = np.asarray(as_of_m, dtype=np.int64)
+        slot = self._requested_slot(months)
+        if len(slot) and slot.min() < 0:
+            raise ValueError("values_at: a requested as_of_m is not among the month ends computed")
+        checked = np.asarray(keys, dtype=np.int64)
+        if len(checked) and (checked.min() < 0 or checked.max() >= self.n_keys):
+            raise ValueError(f"values_at: supplier keys must lie in [0, {self.n_keys})")
+        self._last_rows = (as_of_m, keys, (checked, slot))
+        return checked, slot
 
     def values_at(self, name: str, as_of_m: np.ndarray, keys: np.ndarray) -> np.ndarray:
         """The totals of ``name`` at the rows (as_of_m, key); 0 where nothing counted.
         Every ``as_of_m`` must be one of the month ends given at construction."""
-        as_of_m = np.asarray(as_of_m, dtype=np.int64)
-        slot = np.searchsorted(self.as_of_ms, as_of_m)
-        if len(slot) and (slot.max() >= len(self.as_of_ms) or (self.as_of_ms[slot] != as_of_m).any()):
-            raise ValueError("values_at: a requested as_of_m is not among the month ends computed")
-        keys = np.asarray(keys, dtype=np.int64)
+        keys, slot = self._located(as_of_m, keys)
         k = len(self.as_of_ms)
         if name in self._quantile_of:
             if name not in self._quantile_results:
                 self._quantiles_of(self._quantile_of[name][0])
-            return self._quantile_results[name].reshape(k, self.n_keys)[slot, keys]
+            return self._quantile_results[name].take(keys * k + slot)
         if name in self._float_totals:
-            return self._float_totals[name].reshape(k, self.n_keys)[slot, keys]
+            return self._float_totals[name].take(keys * k + slot)
         if name in self._int_deltas:
-            running = np.cumsum(self._int_deltas[name].reshape(self._width, self.n_keys), axis=0)
-            return running[slot, keys]
+            running = np.cumsum(self._int_deltas[name].reshape(self.n_keys, self._width), axis=1)
+            return running.ravel().take(keys * self._width + slot)
         raise KeyError(f"no totals named {name!r}; have {self.names}")
 
 

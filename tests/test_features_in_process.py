@@ -84,6 +84,11 @@ def test_misuse_is_refused_with_a_plain_message():
     totals.add("y", totals.interval(np.array([0]), np.array([10]), np.array([11])))
     with pytest.raises(ValueError, match="not among the month ends"):
         totals.values_at("y", np.array([12]), np.array([0]))
+    with pytest.raises(ValueError, match="not among the month ends"):
+        totals.values_at("y", np.array([9]), np.array([0]))
+    with pytest.raises(ValueError, match="supplier keys"):
+        totals.values_at("y", np.array([10]), np.array([3]))
+    assert totals.values_at("y", np.array([10, 11]), np.array([0, 0])).tolist() == [1, 0]
 
 
 def assert_same_features(in_process: pa.Table, in_sql: pa.Table) -> None:
