@@ -295,8 +295,9 @@ def inquiry_intervals(q: Columns, t: WindowTotals) -> None:
     t.add("inquiries_6m", t.interval(key, received, received + SIX_MONTHS))
     answered = t.interval(key, np.maximum(received, q["answered_m"]), received + SIX_MONTHS)
     t.add("answered_inquiries_6m", answered)
+    # ``inquiry_rows`` comes in (supplier, response time) order
     t.add_values("response_hours_6m", answered, q["response_hours"], wa.RESPONSE_TIME_QUANTILES,
-                 where=q["answered_m"] != NEVER)
+                 where=q["answered_m"] != NEVER, ordered=True)
 
 
 def review_intervals(r: Columns, t: WindowTotals) -> None:

@@ -9,16 +9,18 @@ numbers from one sorted copy:
 * the values arrive sorted by (group key, value), once;
 * a value belongs to the window of month end T when ``first_m <= T <= last_m`` (for the
   response times: answered by T, received in T's six months), a contiguous run of month
-  ends, so for each requested T a running count of the values in T's window, along the
-  sorted order, is a cumulative sum over one boolean mask;
-* the k-th smallest value of group g at T is where that running count, restarted at g's
-  first row, first reaches k: a binary search per group, no per-window copy.
+  ends;
+* per group, one pass over its values counts each month end's window, which fixes the
+  ranks the quantiles interpolate between; a second pass, in value order, numbers each
+  month end's values as they come and keeps the ones at those ranks. Each value is
+  visited once per month end of its window, and no window is copied.
 
 Interpolation is DuckDB's ``quantile_cont``, to the last bit: with n values
 v[0] <= ... <= v[n-1], position r = (n - 1) * q and w = r - floor r, the result is
 v[floor r] * (1 - w) + v[ceil r] * w (numpy's "linear" method is the same quantile but
 rounds differently in the last bit). Windows with no value give no row, as the SQL
-GROUP BY does. Plain numpy, so the same code serves notebooks, tests and benchmarks.
+GROUP BY does. The passes are compiled with numba; the function is plain numpy to its
+callers, so notebooks, tests and benchmarks call the same code.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numba import njit
 
 
 def windowed_quantiles(
@@ -40,65 +43,107 @@ def windowed_quantiles(
     <= last_m``.
 
     ``keys`` and ``values`` must be sorted by (key, value), ascending; unsorted input is
-    refused with a ValueError, since the search below would silently return wrong values. Returns columns ``as_of_m``, ``key``
-    and ``q0``, ``q1``, ... in the order of ``quantiles``, rows ordered by (as_of_m, key).
+    refused with a ValueError, since the ranks counted below would silently pick wrong
+    values. Returns columns ``as_of_m``, ``key`` and ``q0``, ``q1``, ... in the order of
+    ``quantiles``, rows ordered by (as_of_m, key), as the SQL's GROUP BY gives them.
     """
+    months, group_keys, found, present = group_window_quantiles(keys, values, first_m, last_m, as_of_ms, quantiles)
+    month_of, group_of = np.nonzero(present)
+    result = {"as_of_m": months[month_of], "key": group_keys[group_of]}
+    for slot in range(len(quantiles)):
+        result[f"q{slot}"] = found[month_of, group_of, slot]
+    return result
+
+
+def group_window_quantiles(
+    keys: np.ndarray,
+    values: np.ndarray,
+    first_m: np.ndarray,
+    last_m: np.ndarray,
+    as_of_ms: Sequence[int],
+    quantiles: Sequence[float],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``windowed_quantiles`` as dense arrays: the sorted month ends, each group's key,
+    ``found[month, group, quantile]`` (NaN where the window is empty) and
+    ``present[month, group]``."""
     keys = np.asarray(keys)
     values = np.asarray(values, dtype=np.float64)
     first_m = np.asarray(first_m)
     last_m = np.asarray(last_m)
     n_rows = len(keys)
-    # int32 running counts halve the memory traffic of the per-month passes; searchsorted
-    # targets get the same dtype, so numpy never converts (copies) the big array.
-    count_type = np.int32 if n_rows < np.iinfo(np.int32).max else np.int64
     if not (len(values) == len(first_m) == len(last_m) == n_rows):
         raise ValueError("keys, values, first_m and last_m must have the same length")
     if not sorted_by_key_and_value(keys, values):
         raise ValueError("windowed_quantiles needs rows sorted by (key, value)")
     if np.isnan(values).any():
         raise ValueError("windowed_quantiles got NaN values; drop unknown values first")
-
+    months = np.array(sorted(set(int(m) for m in as_of_ms)), dtype=np.int64)
     group_starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if n_rows else np.empty(0, np.int64)
-    group_ends = np.r_[group_starts[1:], n_rows].astype(np.int64)
-    group_keys = keys[group_starts] if n_rows else keys[:0]
+    found = np.full((len(months), len(group_starts), len(quantiles)), np.nan)
+    present = np.zeros((len(months), len(group_starts)), dtype=np.bool_)
+    if len(months) and n_rows:
+        # a row's month ends are the run of ``months`` from the first at or after
+        # first_m to the last at or before last_m: looked up per month of the span
+        span = np.arange(months[0], months[-1] + 1)
+        first_at_or_after = np.searchsorted(months, span, side="left")
+        last_at_or_before = np.searchsorted(months, span, side="right") - 1
+        _group_quantiles(values, first_m, last_m, months[0], first_at_or_after, last_at_or_before,
+                         group_starts, np.r_[group_starts[1:], n_rows], np.asarray(quantiles, dtype=np.float64),
+                         found, present)
+    return months, keys[group_starts], found, present
 
-    out_as_of: list[np.ndarray] = []
-    out_keys: list[np.ndarray] = []
-    out_quantiles: list[list[np.ndarray]] = [[] for _ in quantiles]
-    running = np.empty(n_rows + 1, dtype=count_type)
-    running[0] = 0
-    after_row = running[1:]  # after_row[i]: window values among rows 0..i
-    for as_of_m in sorted(set(int(m) for m in as_of_ms)):
-        in_window = (first_m <= as_of_m) & (last_m >= as_of_m)
-        # running[i] = values of rows < i in the window; per group, the count before its
-        # first row is the base the k-th value is counted from.
-        np.cumsum(in_window, out=after_row)
-        base = running[group_starts]
-        counts = running[group_ends] - base
-        present = counts > 0
-        if not present.any():
-            continue
-        base, counts = base[present], counts[present]
-        out_as_of.append(np.full(len(counts), as_of_m, dtype=np.int64))
-        out_keys.append(group_keys[present])
-        for slot, q in enumerate(quantiles):
-            position = (counts - 1).astype(np.float64) * q
-            lower_rank = np.floor(position)
-            upper_rank = np.ceil(position)
-            # The row holding the group's (rank + 1)-th window value is the first i with
-            # after_row[i] = base + rank + 1.
-            lower = values[np.searchsorted(after_row, (base + lower_rank + 1).astype(count_type))]
-            upper = values[np.searchsorted(after_row, (base + upper_rank + 1).astype(count_type))]
-            weight = position - lower_rank
-            out_quantiles[slot].append(lower * (1.0 - weight) + upper * weight)
 
-    def joined(parts: list[np.ndarray], dtype) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+@njit(cache=True, nogil=True)
+def _month_run(first_m, last_m, first_month, first_at_or_after, last_at_or_before):
+    """The indices (lo, hi) of the month ends in [first_m, last_m]; lo > hi when none."""
+    n_span, n_months = first_at_or_after.shape[0], last_at_or_before[-1] + 1
+    a, b = first_m - first_month, last_m - first_month
+    lo = 0 if a < 0 else (n_months if a >= n_span else first_at_or_after[a])
+    hi = -1 if b < 0 else (n_months - 1 if b >= n_span else last_at_or_before[b])
+    return lo, hi
 
-    result = {"as_of_m": joined(out_as_of, np.int64), "key": joined(out_keys, keys.dtype)}
-    for slot, parts in enumerate(out_quantiles):
-        result[f"q{slot}"] = joined(parts, np.float64)
-    return result
+
+@njit(cache=True, nogil=True)
+def _group_quantiles(values, first_m, last_m, first_month, first_at_or_after, last_at_or_before,
+                     group_starts, group_ends, qs, found, present):
+    n_months, n_qs = found.shape[0], qs.shape[0]
+    counts = np.zeros(n_months, np.int64)
+    seen = np.zeros(n_months, np.int64)
+    lower_rank = np.zeros((n_months, n_qs), np.int64)
+    upper_rank = np.zeros((n_months, n_qs), np.int64)
+    lower = np.zeros((n_months, n_qs))
+    upper = np.zeros((n_months, n_qs))
+    for g in range(group_starts.shape[0]):
+        start, end = group_starts[g], group_ends[g]
+        counts[:] = 0
+        seen[:] = 0
+        for i in range(start, end):
+            lo, hi = _month_run(first_m[i], last_m[i], first_month, first_at_or_after, last_at_or_before)
+            for t in range(lo, hi + 1):
+                counts[t] += 1
+        for t in range(n_months):
+            for j in range(n_qs):
+                position = (counts[t] - 1) * qs[j]
+                lower_rank[t, j] = np.int64(np.floor(position))
+                upper_rank[t, j] = np.int64(np.ceil(position))
+        for i in range(start, end):
+            lo, hi = _month_run(first_m[i], last_m[i], first_month, first_at_or_after, last_at_or_before)
+            for t in range(lo, hi + 1):
+                rank = seen[t]
+                seen[t] += 1
+                for j in range(n_qs):
+                    if rank == lower_rank[t, j]:
+                        lower[t, j] = values[i]
+                    if rank == upper_rank[t, j]:
+                        upper[t, j] = values[i]
+        for t in range(n_months):
+            if counts[t] == 0:
+                continue
+            present[t, g] = True
+            for j in range(n_qs):
+                position = (counts[t] - 1) * qs[j]
+                weight = position - np.floor(position)
+                found[t, g, j] = lower[t, j] * (1.0 - weight) + upper[t, j] * weight
 
 
 def sorted_by_key_and_value(keys: np.ndarray, values: np.ndarray) -> bool:

@@ -12,36 +12,35 @@ counts at month end T when T lies in a half-open run of months ``[start_m, end_m
 A month that is not known (NULL) is ``NEVER``: an interval that starts never is empty,
 one that ends never stays open. So a statistic at T is the sum of the values of the
 events whose interval holds T, and for integers that is a cumulative sum over months of
-"+value where an interval starts, -value where it ends": two ``bincount`` calls per
-statistic over the events, no fan-out, no join and no hash aggregate. Integer sums are
-exact (money arrives as integer micro-dollars), so the result never depends on the
-order in which rows arrive. Float values are added at each month end of their interval
+"+value where an interval starts, -value where it ends": one pass over the events per
+statistic, no fan-out, no join and no hash aggregate. Integer sums are exact int64
+(money arrives as integer micro-dollars), so the result never depends on the order in
+which rows arrive. Float values are added at each month end of their interval
 instead (at most the window's width of them), because a running sum that subtracts
 expired floats would leave rounding residue where the exact total is 0; they are summed
 in row order, so the same ordered input gives the same bits.
 
-Plain numpy, so the same code serves notebooks, tests and benchmarks.
+The per-row passes are small numba kernels (below); the class takes and returns numpy
+arrays, so the same code serves notebooks, tests and benchmarks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
-from features.window_quantiles import sorted_by_key_and_value, windowed_quantiles
+from features.window_quantiles import group_window_quantiles, sorted_by_key_and_value
 
 # The month index standing for "not known": later than any month end, so an interval
 # starting then is empty and one ending then never ends.
 NEVER = 2**30
 
-# Integer weights are summed exactly through float64 bincounts in two 26-bit halves. A
-# weight must stay below 2**53 (9e15 micro-dollars: $9 billion on one row) and a call
-# below 2**26 rows, so that no half's partial sum can exceed 2**53.
-_LOW_BITS = 26
+# Integer weights are summed exactly in int64. A weight must stay below 2**53 (9e15
+# micro-dollars: $9 billion on one row), so that no plausible total can overflow.
 _MAX_EXACT_WEIGHT = 2**53
-MAX_ROWS_PER_CALL = 2**26
 # Float values are added month by month over their interval: only short intervals.
 MAX_FLOAT_SPAN_MONTHS = 24
 
@@ -59,6 +58,17 @@ class Interval:
     stop: np.ndarray
     flat_first: np.ndarray
     flat_stop: np.ndarray
+
+
+@dataclass
+class _ValueStream:
+    """A value set of ``WindowTotals.add_values``: rows waiting (all of them, or with
+    ``ordered`` only the last key's) and the quantiles of the keys already complete."""
+
+    quantiles: dict[str, float]
+    ordered: bool
+    parts: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    found: np.ndarray | None = None  # n_keys x month ends x quantiles
 
 
 class WindowTotals:
@@ -86,9 +96,9 @@ class WindowTotals:
         self._last_rows: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
         self._int_deltas: dict[str, np.ndarray] = {}
         self._float_totals: dict[str, np.ndarray] = {}
-        # quantile column -> (value set, q); value set -> collected (keys, values, first, last)
+        # quantile column -> (value set, q); value set -> its rows and quantiles so far
         self._quantile_of: dict[str, tuple[str, float]] = {}
-        self._value_parts: dict[str, list[tuple[np.ndarray, ...]]] = {}
+        self._value_streams: dict[str, _ValueStream] = {}
         self._quantile_results: dict[str, np.ndarray] = {}
 
     @property
@@ -99,14 +109,13 @@ class WindowTotals:
         """Each row's interval ``[start_m, end_m)`` placed on the month ends: computed once
         and shared by every statistic over the same interval."""
         keys = self._checked_keys(keys)
-        start_m, end_m = np.asarray(start_m, dtype=np.int64), np.asarray(end_m, dtype=np.int64)
-        first, stop = self._slot(start_m), self._slot(end_m)
-        # An empty interval starts where it stops: its +w and -w cancel, no mask needed.
-        np.minimum(first, stop, out=first)
-        # cells are key-major (key * width + slot): streams arrive grouped by supplier,
-        # so a batch's cells lie close together (half the cost of slot-major bincounts)
-        cells = keys * self._width
-        return Interval(keys, start_m, end_m, first, stop, cells + first, cells + stop)
+        start_m, end_m = np.asarray(start_m), np.asarray(end_m)
+        n = len(keys)
+        first, stop = np.empty(n, np.int64), np.empty(n, np.int64)
+        flat_first, flat_stop = np.empty(n, np.int64), np.empty(n, np.int64)
+        _place(keys, start_m, end_m, self._slot_of_month, self._first_month, self._width,
+               first, stop, flat_first, flat_stop)
+        return Interval(keys, start_m, end_m, first, stop, flat_first, flat_stop)
 
     def _checked_keys(self, keys) -> np.ndarray:
         """The keys as int64, checked; remembered for the last keys array seen, since a
@@ -114,17 +123,11 @@ class WindowTotals:
         if self._last_keys is not None and keys is self._last_keys[0]:
             return self._last_keys[1]
         checked = np.asarray(keys, dtype=np.int64)
-        if len(checked) > MAX_ROWS_PER_CALL:
-            raise ValueError(f"WindowTotals takes at most {MAX_ROWS_PER_CALL:,} rows at a time; pass batches")
         if len(checked) and (checked.min() < 0 or checked.max() >= self.n_keys):
             raise ValueError(f"supplier keys must lie in [0, {self.n_keys}); got {checked.min()}..{checked.max()}")
         # holding ``keys`` itself keeps its identity from being reused by another array
         self._last_keys = (keys, checked)
         return checked
-
-    def _slot(self, months: np.ndarray) -> np.ndarray:
-        """The first month end at or after each month (``len(as_of_ms)``: none)."""
-        return self._slot_of_month.take(months - self._first_month, mode="clip")
 
     def add(self, name: str, interval: Interval, weights: np.ndarray | None = None,
             where: np.ndarray | None = None) -> None:
@@ -134,20 +137,15 @@ class WindowTotals:
         if weights is not None and np.asarray(weights).dtype.kind == "f":
             self._add_float(name, interval, np.asarray(weights, dtype=np.float64), where)
             return
-        first, stop = interval.flat_first, interval.flat_stop
-        if where is not None:
-            where = np.asarray(where, dtype=bool)
-            first, stop = first[where], stop[where]
-            if weights is not None:
-                weights = np.asarray(weights)[where]
+        n = len(interval.keys)
         if weights is not None:
-            weights = weights.astype(np.int64, copy=False)
-            if len(weights) and np.abs(weights).max() >= _MAX_EXACT_WEIGHT:
+            weights = np.asarray(weights)
+            if n and (weights.max() >= _MAX_EXACT_WEIGHT or weights.min() <= -_MAX_EXACT_WEIGHT):
                 raise ValueError(f"{name}: a weight of {np.abs(weights).max():,} is beyond exact summation (2**53)")
-        size = self.n_keys * self._width
-        deltas = self._int_deltas.setdefault(name, np.zeros(size, dtype=np.int64))
-        deltas += _exact_bincount(first, weights, size)
-        deltas -= _exact_bincount(stop, weights, size)
+        deltas = self._int_deltas.setdefault(name, np.zeros(self.n_keys * self._width, dtype=np.int64))
+        _scatter(interval.flat_first, interval.flat_stop,
+                 _EMPTY_INT if weights is None else weights.astype(np.int64, copy=False), weights is not None,
+                 _EMPTY_BOOL if where is None else np.asarray(where, dtype=bool), where is not None, deltas)
 
     def _add_float(self, name: str, interval: Interval, weights: np.ndarray, where) -> None:
         live = interval.first < interval.stop
@@ -157,8 +155,9 @@ class WindowTotals:
         longest = int((end - start).max()) if len(start) else 0
         if longest > MAX_FLOAT_SPAN_MONTHS:
             raise ValueError(f"{name}: float totals need intervals of at most {MAX_FLOAT_SPAN_MONTHS} months")
-        self.add_by_month(name, keys, start,
-                          [np.where(start + months_in < end, weights, 0.0) for months_in in range(longest)])
+        totals = self._float_totals_of(name)
+        _add_over_months(keys, start, end, weights, longest, self._requested, self._first_month, len(self.as_of_ms),
+                         totals)
 
     def add_by_month(self, name: str, keys: np.ndarray, start_m: np.ndarray,
                      weights_by_month: Sequence[np.ndarray]) -> None:
@@ -170,13 +169,12 @@ class WindowTotals:
         computed alone and inside a backfill get the same bits."""
         keys = np.asarray(keys, dtype=np.int64)
         start_m = np.asarray(start_m, dtype=np.int64)
-        k = len(self.as_of_ms)
-        totals = self._float_totals.setdefault(name, np.zeros(self.n_keys * k, dtype=np.float64))
-        for months_in, weights in enumerate(weights_by_month):
-            slot = self._requested_slot(start_m + months_in)
-            inside = slot >= 0
-            totals += np.bincount(keys[inside] * k + slot[inside], np.asarray(weights, dtype=np.float64)[inside],
-                                  minlength=totals.size)
+        weights = np.asarray(weights_by_month, dtype=np.float64).reshape(len(weights_by_month), len(keys))
+        _add_by_month(keys, start_m, weights, self._requested, self._first_month, len(self.as_of_ms),
+                      self._float_totals_of(name))
+
+    def _float_totals_of(self, name: str) -> np.ndarray:
+        return self._float_totals.setdefault(name, np.zeros(self.n_keys * len(self.as_of_ms), dtype=np.float64))
 
     def _requested_slot(self, months: np.ndarray) -> np.ndarray:
         """The slot of each month that is a requested month end, else -1."""
@@ -187,45 +185,69 @@ class WindowTotals:
         return slots
 
     def add_values(self, value_set: str, interval: Interval, values: np.ndarray, quantiles: dict[str, float],
-                   where: np.ndarray | None = None) -> None:
+                   where: np.ndarray | None = None, ordered: bool = False) -> None:
         """Keep each row's value for the ``quantiles`` (column name -> q) of the values
         whose interval holds each month end: DuckDB's ``quantile_cont``, to the last bit
-        (``features.window_quantiles``). NaN values are skipped, as SQL skips NULL. Rows
-        that arrive in (key, value) order across calls are used as they are; any other
-        order is sorted once, when a quantile is first read."""
-        for column, q in quantiles.items():
-            self._quantile_of[column] = (value_set, q)
+        (``features.window_quantiles``). NaN values are skipped, as SQL skips NULL.
+
+        ``ordered=True``: the caller sends the rows in (key, value) order across calls
+        (checked). Each key's quantiles are then computed as soon as a later key arrives,
+        and only the last key's rows are held. Otherwise every row is kept and sorted
+        once, when a quantile is first read."""
+        stream = self._value_streams.get(value_set)
+        if stream is None:
+            stream = self._value_streams[value_set] = _ValueStream(dict(quantiles), ordered)
+            for column, q in quantiles.items():
+                self._quantile_of[column] = (value_set, q)
+        elif stream.quantiles != dict(quantiles) or stream.ordered != ordered:
+            raise ValueError(f"{value_set}: every add_values call must pass the same quantiles and ordered flag")
         values = np.asarray(values, dtype=np.float64)
         live = (interval.first < interval.stop) & ~np.isnan(values)
         if where is not None:
             live &= np.asarray(where, dtype=bool)
-        self._value_parts.setdefault(value_set, []).append((
-            interval.keys[live].astype(np.int32), values[live],
-            interval.first[live].astype(np.int16), (interval.stop[live] - 1).astype(np.int16),
-        ))
+        rows = (interval.keys[live], values[live], interval.first[live], interval.stop[live] - 1)
+        if not ordered:
+            stream.parts.append(rows)
+            return
+        if stream.parts:
+            rows = tuple(np.concatenate(pair) for pair in zip(stream.parts[0], rows))
+        keys, values = rows[0], rows[1]
+        if not sorted_by_key_and_value(keys, values):
+            raise ValueError(f"{value_set}: rows added with ordered=True must come in (key, value) order across "
+                             "calls; pass ordered=False to have them sorted")
+        # the last key may go on in the next call: hold its rows back
+        last_key_starts = int(np.searchsorted(keys, keys[-1], side="left")) if len(keys) else 0
+        self._reduce(stream, tuple(column[:last_key_starts] for column in rows))
+        stream.parts = [tuple(column[last_key_starts:] for column in rows)]
+
+    def _reduce(self, stream: "_ValueStream", rows: tuple[np.ndarray, ...]) -> None:
+        """Quantiles of whole keys' rows, sorted by (key, value), into ``stream.found``."""
+        if not len(rows[0]):
+            return
+        if stream.found is None:
+            stream.found = np.full((self.n_keys, len(self.as_of_ms), len(stream.quantiles)), np.nan)
+        _, group_keys, found, present = group_window_quantiles(
+            *rows, range(len(self.as_of_ms)), list(stream.quantiles.values()))
+        slot, group = np.nonzero(present)
+        stream.found[group_keys[group], slot] = found[slot, group]
 
     def _quantiles_of(self, value_set: str) -> None:
         """Every quantile column of ``value_set`` as an n_keys x month-ends array (NaN:
         no value in the window)."""
-        parts = self._value_parts.pop(value_set, [])
-        if parts:
-            keys, values, first, last = (np.concatenate(column) for column in zip(*parts))
-        else:
-            keys, values = np.empty(0, np.int32), np.empty(0)
-            first, last = np.empty(0, np.int16), np.empty(0, np.int16)
-        if not sorted_by_key_and_value(keys, values):
-            # sorted by value, then stably by key: (key, value) order without a two-key sort
-            order = np.argsort(values)
-            order = order[np.argsort(keys[order], kind="stable")]
-            keys, values, first, last = keys[order], values[order], first[order], last[order]
-        columns = [c for c, (s, _) in self._quantile_of.items() if s == value_set]
-        qs = [self._quantile_of[c][1] for c in columns]
-        k = len(self.as_of_ms)
-        found = windowed_quantiles(keys, values, first, last, range(k), qs)
-        for slot, column in enumerate(columns):
-            dense = np.full(self.n_keys * k, np.nan)
-            dense[found["key"].astype(np.int64) * k + found["as_of_m"]] = found[f"q{slot}"]
-            self._quantile_results[column] = dense
+        stream = self._value_streams[value_set]
+        if stream.parts:
+            keys, values, first, last = (np.concatenate(column) for column in zip(*stream.parts))
+            stream.parts = []
+            if not stream.ordered:
+                # sorted by value, then stably by key: (key, value) order without a two-key sort
+                order = np.argsort(values)
+                order = order[np.argsort(keys[order], kind="stable")]
+                keys, values, first, last = keys[order], values[order], first[order], last[order]
+            self._reduce(stream, (keys, values, first, last))
+        for slot, column in enumerate(stream.quantiles):
+            self._quantile_results[column] = (
+                np.full(self.n_keys * len(self.as_of_ms), np.nan) if stream.found is None
+                else np.ascontiguousarray(stream.found[:, :, slot]).ravel())
 
     def _located(self, as_of_m, keys) -> tuple[np.ndarray, np.ndarray]:
         """(keys, month-end slots) of the rows, checked; remembered for the last rows
@@ -259,16 +281,60 @@ class WindowTotals:
         raise KeyError(f"no totals named {name!r}; have {self.names}")
 
 
-def _exact_bincount(index: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
-    """``np.bincount`` with exact int64 sums of integer weights (bincount's own weighted
-    sums are float64, exact only below 2**53)."""
-    if weights is None:
-        return np.bincount(index, minlength=size)
-    if np.abs(weights).sum(dtype=np.float64) < 2**52:
-        # every partial sum is an integer below 2**53: float64 holds it exactly
-        return np.bincount(index, weights.astype(np.float64), minlength=size).astype(np.int64)
-    low = weights & ((1 << _LOW_BITS) - 1)
-    high = weights >> _LOW_BITS  # arithmetic shift: negative weights keep their sign here
-    low_sums = np.bincount(index, low.astype(np.float64), minlength=size).astype(np.int64)
-    high_sums = np.bincount(index, high.astype(np.float64), minlength=size).astype(np.int64)
-    return (high_sums << _LOW_BITS) + low_sums
+# The kernels below are compiled (numba, cached beside this file): each is one pass over
+# a batch's rows doing what several numpy passes (masking, bincounts, adds) did, in
+# int64 for integer weights, so the sums are exact without splitting them into limbs.
+# ``nogil``: a stream's producer thread keeps running while they do.
+_EMPTY_INT = np.empty(0, np.int64)
+_EMPTY_BOOL = np.empty(0, np.bool_)
+
+
+@njit(cache=True, nogil=True)
+def _place(keys, start_m, end_m, slot_of_month, first_month, width, first, stop, flat_first, flat_stop):
+    """Each row's first and stop slot (the first month end at or after its start and end
+    month; an empty interval starts where it stops, so its +w and -w cancel) and their
+    key-major cells ``key * width + slot``: streams arrive grouped by supplier, so a
+    batch's cells lie close together."""
+    last = slot_of_month.shape[0] - 1
+    for i in range(keys.shape[0]):
+        a = min(max(start_m[i] - first_month, 0), last)
+        b = min(max(end_m[i] - first_month, 0), last)
+        stop_slot = slot_of_month[b]
+        first_slot = min(slot_of_month[a], stop_slot)
+        first[i] = first_slot
+        stop[i] = stop_slot
+        flat_first[i] = keys[i] * width + first_slot
+        flat_stop[i] = keys[i] * width + stop_slot
+
+
+@njit(cache=True, nogil=True)
+def _scatter(flat_first, flat_stop, weights, has_weights, where, has_where, deltas):
+    """+weight at each row's first cell, -weight at its stop cell."""
+    for i in range(flat_first.shape[0]):
+        if has_where and not where[i]:
+            continue
+        w = weights[i] if has_weights else 1
+        deltas[flat_first[i]] += w
+        deltas[flat_stop[i]] -= w
+
+
+@njit(cache=True, nogil=True)
+def _add_by_month(keys, start_m, weights, requested, first_month, k, totals):
+    """``weights[d]`` of each row added at month ``start_m + d`` when that is a month end
+    computed (``requested``: its slot, else -1); months in the outer loop, rows in order."""
+    for d in range(weights.shape[0]):
+        for i in range(keys.shape[0]):
+            offset = start_m[i] + d - first_month
+            if 0 <= offset < requested.shape[0] and requested[offset] >= 0:
+                totals[keys[i] * k + requested[offset]] += weights[d, i]
+
+
+@njit(cache=True, nogil=True)
+def _add_over_months(keys, start_m, end_m, weights, longest, requested, first_month, k, totals):
+    """Each row's weight added at every computed month end of ``[start_m, end_m)``, in the
+    order ``_add_by_month`` adds: months into the interval outer, rows in order."""
+    for d in range(longest):
+        for i in range(keys.shape[0]):
+            offset = start_m[i] + d - first_month
+            if start_m[i] + d < end_m[i] and 0 <= offset < requested.shape[0] and requested[offset] >= 0:
+                totals[keys[i] * k + requested[offset]] += weights[i]

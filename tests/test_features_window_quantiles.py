@@ -67,19 +67,40 @@ def test_kernel_refuses_unsorted_values():
         windowed_quantiles(np.array([2, 1]), np.array([1.0, 2.0]), np.array([0, 0]), np.array([5, 5]), [0], [0.5])
 
 
-def test_window_totals_quantiles_of_rows_in_any_order_and_batches_equal_duckdb():
-    # WindowTotals collects values batch by batch, in whatever order they stream, and
-    # sorts them itself; intervals are [first_m, last_m + 1).
+@pytest.mark.parametrize("ordered", [False, True])
+def test_window_totals_quantiles_in_batches_equal_duckdb(ordered):
+    # Unordered, WindowTotals collects values batch by batch, in whatever order they
+    # stream, and sorts them itself; ordered, it reduces each key once a later key
+    # arrives (batches of 37 rows split keys across calls). Intervals are [first_m, last_m + 1).
     rows = random_rows(seed=5, n_rows=300, n_keys=6, tie_decimals=1)
-    shuffled = rows.take(np.random.default_rng(0).permutation(rows.num_rows))
+    sent = rows if ordered else rows.take(np.random.default_rng(0).permutation(rows.num_rows))
     as_of_ms = [103, 106, 109]
     totals = WindowTotals(as_of_ms, 7)
-    for batch in shuffled.to_batches(max_chunksize=37):
+    for batch in sent.to_batches(max_chunksize=37):
         key, value, first, last = (batch.column(c).to_numpy() for c in ("key", "value", "first_m", "last_m"))
-        totals.add_values("v", totals.interval(key, first, last + 1), value, {"median": 0.5, "p90": 0.9})
+        totals.add_values("v", totals.interval(key, first, last + 1), value, {"median": 0.5, "p90": 0.9},
+                          ordered=ordered)
     want = sql_quantiles(rows, as_of_ms, [0.5, 0.9])
     m, k = want.column("as_of_m").to_numpy(), want.column("key").to_numpy()
     assert totals.values_at("median", m, k).tolist() == want.column("q0").to_pylist()
     assert totals.values_at("p90", m, k).tolist() == want.column("q1").to_pylist()
     # a month end with no values in its window is NaN (NULL once published)
     assert np.isnan(totals.values_at("median", np.array([103]), np.array([0]))).all()
+
+
+def test_no_month_ends_or_no_rows_give_no_windows():
+    keys, values, months = np.array([1, 1]), np.array([1.0, 2.0]), np.array([5, 5])
+    for got in (windowed_quantiles(keys, values, months, months + 1, [], [0.5]),
+                windowed_quantiles(keys[:0], values[:0], months[:0], months[:0], [5], [0.5])):
+        assert [len(column) for column in got.values()] == [0, 0, 0]
+
+
+def test_ordered_values_out_of_order_or_mixed_flags_are_refused():
+    totals = WindowTotals([10], 3)
+    window = totals.interval(np.array([1, 2]), np.array([10, 10]), np.array([11, 11]))
+    totals.add_values("v", window, np.array([1.0, 2.0]), {"median": 0.5}, ordered=True)
+    earlier_key = totals.interval(np.array([1]), np.array([10]), np.array([11]))
+    with pytest.raises(ValueError, match=r"\(key, value\) order across calls"):
+        totals.add_values("v", earlier_key, np.array([5.0]), {"median": 0.5}, ordered=True)
+    with pytest.raises(ValueError, match="same quantiles and ordered flag"):
+        totals.add_values("v", earlier_key, np.array([5.0]), {"median": 0.5})
