@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numba import njit
 
 from features import window_aggregates as wa
 from features.sql_engine import FeatureEngine
@@ -161,33 +162,52 @@ def buyer_months(o: Columns) -> Columns:
     """Orders of whole (supplier, buyer) pairs in (supplier, buyer, month) order (from
     ``order_rows_by_buyer``) -> one row per buyer-month with its value, the pair's
     previous month and its values 1..5 months later (the SQL's lag and leads)."""
-    known = o["created_m"] != NEVER
-    pair_of_order = np.cumsum(o["new_pair"])[known]
-    order_months = o["created_m"][known]
-    new_pair = np.r_[True, pair_of_order[1:] != pair_of_order[:-1]] if len(order_months) else np.empty(0, bool)
-    starts = np.flatnonzero(new_pair | np.r_[True, order_months[1:] != order_months[:-1]][:len(new_pair)])
-    new_pair = new_pair[starts]
-    months = order_months[starts]
+    n_orders = len(o["created_m"])
+    key, month = np.empty(n_orders, np.int64), np.empty(n_orders, np.int64)
+    value_micro_usd, new_pair = np.empty(n_orders, np.int64), np.empty(n_orders, np.bool_)
+    n = _sum_buyer_months(o["supplier_key"], o["created_m"], o["amount_micro_usd"], o["new_pair"], NEVER,
+                          key, month, value_micro_usd, new_pair)
+    month, new_pair = month[:n], new_pair[:n]
     # exact integer sums, then the double of the decimal as DuckDB casts it
-    values = np.add.reduceat(o["amount_micro_usd"][known], starts) / 1e6 if len(starts) else np.empty(0)
-    columns: Columns = {"supplier_key": o["supplier_key"][known][starts], "created_m": months, "value_usd": values}
-    n = len(months)
-    columns["previous_m"] = np.where(new_pair, NEVER, np.r_[NEVER, months[:-1]])
-    pair = np.cumsum(new_pair)
-    later = np.zeros((SIX_MONTHS - 1, n))
-    # the buyer-month k months later is j <= k buyer-months ahead: walk j = 1..5 over the
-    # rows still within reach (same pair, fewer than six months on), which thin out fast
-    # because a pair's months strictly increase
-    reach = np.flatnonzero(~new_pair[1:])
-    for j in range(1, SIX_MONTHS):
-        reach = reach[reach + j < n]
-        reach = reach[pair[reach + j] == pair[reach]]
-        gap = months[reach + j] - months[reach]
-        reach = reach[gap < SIX_MONTHS]
-        later[gap[gap < SIX_MONTHS] - 1, reach] = values[reach + j]
+    value = value_micro_usd[:n] / 1e6
+    previous, later = np.empty(n, np.int64), np.zeros((SIX_MONTHS - 1, n))
+    _link_buyer_months(month, value, new_pair, NEVER, SIX_MONTHS, previous, later)
+    columns: Columns = {"supplier_key": key[:n], "created_m": month, "value_usd": value, "previous_m": previous}
     for k in range(1, SIX_MONTHS):
         columns[f"value_{k}m_later_usd"] = later[k - 1]
     return columns
+
+
+@njit(cache=True, nogil=True)
+def _sum_buyer_months(keys, months, amounts, new_pair, never, key, month, value, month_new_pair):
+    """Orders (pairs contiguous, months ascending within a pair; unknown months skipped)
+    summed into buyer-months; returns how many."""
+    n = -1
+    pair_started = False
+    for i in range(keys.shape[0]):
+        if new_pair[i]:
+            pair_started = True
+        if months[i] == never:
+            continue
+        if pair_started or n < 0 or months[i] != month[n]:
+            n += 1
+            key[n], month[n], value[n], month_new_pair[n] = keys[i], months[i], 0, pair_started
+            pair_started = False
+        value[n] += amounts[i]
+    return n + 1
+
+
+@njit(cache=True, nogil=True)
+def _link_buyer_months(month, value, new_pair, never, window, previous, later):
+    """Each buyer-month's previous month in its pair (``never`` for the first) and, in
+    ``later[k - 1]``, the pair's value k months on (0 when it bought nothing then)."""
+    n = month.shape[0]
+    for i in range(n):
+        previous[i] = never if new_pair[i] else month[i - 1]
+        for j in range(1, window):
+            if i + j >= n or new_pair[i + j] or month[i + j] - month[i] >= window:
+                break
+            later[month[i + j] - month[i] - 1, i] = value[i + j]
 
 
 def _sql_list(values: tuple[str, ...]) -> str:
@@ -282,9 +302,10 @@ def buyer_intervals(o: Columns, t: WindowTotals) -> None:
                                   window_end))
     # the buyer-month's share of the pair's squared window value, d months on: its square
     # plus twice its products with the pair's months up to d months later
-    running = [value * value]
+    running = np.empty((SIX_MONTHS, len(value)))
+    running[0] = value * value
     for k in range(1, SIX_MONTHS):
-        running.append(running[-1] + 2.0 * value * b[f"value_{k}m_later_usd"])
+        running[k] = running[k - 1] + 2.0 * value * b[f"value_{k}m_later_usd"]
     t.add_by_month("buyer_value_sq_6m", key, month, running)
 
 

@@ -142,7 +142,9 @@ class WindowTotals:
             weights = np.asarray(weights)
             if n and (weights.max() >= _MAX_EXACT_WEIGHT or weights.min() <= -_MAX_EXACT_WEIGHT):
                 raise ValueError(f"{name}: a weight of {np.abs(weights).max():,} is beyond exact summation (2**53)")
-        deltas = self._int_deltas.setdefault(name, np.zeros(self.n_keys * self._width, dtype=np.int64))
+        deltas = self._int_deltas.get(name)
+        if deltas is None:
+            deltas = self._int_deltas[name] = np.zeros(self.n_keys * self._width, dtype=np.int64)
         _scatter(interval.flat_first, interval.flat_stop,
                  _EMPTY_INT if weights is None else weights.astype(np.int64, copy=False), weights is not None,
                  _EMPTY_BOOL if where is None else np.asarray(where, dtype=bool), where is not None, deltas)
@@ -160,7 +162,7 @@ class WindowTotals:
                          totals)
 
     def add_by_month(self, name: str, keys: np.ndarray, start_m: np.ndarray,
-                     weights_by_month: Sequence[np.ndarray]) -> None:
+                     weights_by_month: Sequence[np.ndarray] | np.ndarray) -> None:
         """Add float ``weights_by_month[d]`` of each row at month ``start_m + d`` when that
         is a month end computed: a value that changes along the window (a running sum).
 
@@ -169,12 +171,15 @@ class WindowTotals:
         computed alone and inside a backfill get the same bits."""
         keys = np.asarray(keys, dtype=np.int64)
         start_m = np.asarray(start_m, dtype=np.int64)
+        # a (months, rows) float array is used as it is; a list of rows' arrays is stacked
         weights = np.asarray(weights_by_month, dtype=np.float64).reshape(len(weights_by_month), len(keys))
         _add_by_month(keys, start_m, weights, self._requested, self._first_month, len(self.as_of_ms),
                       self._float_totals_of(name))
 
     def _float_totals_of(self, name: str) -> np.ndarray:
-        return self._float_totals.setdefault(name, np.zeros(self.n_keys * len(self.as_of_ms), dtype=np.float64))
+        if name not in self._float_totals:
+            self._float_totals[name] = np.zeros(self.n_keys * len(self.as_of_ms), dtype=np.float64)
+        return self._float_totals[name]
 
     def _requested_slot(self, months: np.ndarray) -> np.ndarray:
         """The slot of each month that is a requested month end, else -1."""
