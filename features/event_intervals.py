@@ -40,7 +40,8 @@ def columns_of(batch: pa.RecordBatch | pa.Table) -> Columns:
         if pa.types.is_boolean(column.type):
             out[name] = pc.fill_null(column, False).to_numpy(zero_copy_only=False)
         elif name.endswith("_m"):
-            out[name] = pc.fill_null(column, NEVER).to_numpy(zero_copy_only=False).astype(np.int64)
+            # month indices stay int32 (NEVER and a window past it fit): no widening copy
+            out[name] = pc.fill_null(column, NEVER).to_numpy(zero_copy_only=False)
         elif pa.types.is_integer(column.type):
             out[name] = pc.fill_null(column, 0).to_numpy(zero_copy_only=False).astype(np.int64)
         elif pa.types.is_floating(column.type):
@@ -172,10 +173,9 @@ def buyer_months(o: Columns) -> Columns:
     value = value_micro_usd[:n] / 1e6
     previous, later = np.empty(n, np.int64), np.zeros((SIX_MONTHS - 1, n))
     _link_buyer_months(month, value, new_pair, NEVER, SIX_MONTHS, previous, later)
-    columns: Columns = {"supplier_key": key[:n], "created_m": month, "value_usd": value, "previous_m": previous}
-    for k in range(1, SIX_MONTHS):
-        columns[f"value_{k}m_later_usd"] = later[k - 1]
-    return columns
+    # values_later_usd[k - 1]: the SQL's value_{k}m_later_usd
+    return {"supplier_key": key[:n], "created_m": month, "value_usd": value, "previous_m": previous,
+            "values_later_usd": later}
 
 
 @njit(cache=True, nogil=True)
@@ -195,6 +195,16 @@ def _sum_buyer_months(keys, months, amounts, new_pair, never, key, month, value,
             pair_started = False
         value[n] += amounts[i]
     return n + 1
+
+
+@njit(cache=True, nogil=True)
+def _running_squares(value, later, running):
+    """``running[d]``: the buyer-month's square plus twice its products with the pair's
+    values 1..d months later."""
+    for i in range(value.shape[0]):
+        running[0, i] = value[i] * value[i]
+        for k in range(1, running.shape[0]):
+            running[k, i] = running[k - 1, i] + 2.0 * value[i] * later[k - 1, i]
 
 
 @njit(cache=True, nogil=True)
@@ -303,9 +313,7 @@ def buyer_intervals(o: Columns, t: WindowTotals) -> None:
     # the buyer-month's share of the pair's squared window value, d months on: its square
     # plus twice its products with the pair's months up to d months later
     running = np.empty((SIX_MONTHS, len(value)))
-    running[0] = value * value
-    for k in range(1, SIX_MONTHS):
-        running[k] = running[k - 1] + 2.0 * value * b[f"value_{k}m_later_usd"]
+    _running_squares(value, b["values_later_usd"], running)
     t.add_by_month("buyer_value_sq_6m", key, month, running)
 
 
