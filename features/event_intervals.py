@@ -121,6 +121,8 @@ def dispute_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]:
     return stream(engine, f"""
         SELECT keys.supplier_key, created_m, opened_m, resolved_m,
                outcome = '{wa.BUYER_WON_OUTCOME}' AS buyer_won,
+               reason IN ({_sql_list(wa.PRE_SHIPMENT_REASONS)}) AS pre_shipment,
+               reason IN ({_sql_list(wa.POST_DELIVERY_REASONS)}) AS post_delivery,
                {wa.micro_usd_sql('refund_usd')} AS refund_micro_usd
         FROM dispute_facts
         JOIN supplier_keys AS keys USING (supplier_id)
@@ -281,6 +283,16 @@ def overdue_order_intervals(o: Columns, t: WindowTotals) -> None:
           where=late)
 
 
+def in_transit_order_intervals(o: Columns, t: WindowTotals) -> None:
+    """``create_in_transit_orders``: in transit from the month it shipped (once created)
+    until it was delivered or its cancellation became known; late when it shipped after
+    its promised day (``shipped_on_time`` false, not NULL: a promised day is known)."""
+    in_transit = t.interval(o["supplier_key"], np.maximum(o["created_m"], o["shipped_m"]),
+                            np.minimum(o["delivered_m"], o["cancelled_m"]))
+    t.add("in_transit_orders_at_t", in_transit)
+    t.add("late_in_transit_orders_at_t", in_transit, where=(o["promised_m"] != NEVER) & ~o["shipped_on_time"])
+
+
 def dispute_resolution_intervals(d: Columns, t: WindowTotals) -> None:
     """``create_rolled_dispute_resolutions``: resolutions in the window, and refunds on
     the window's orders once resolved."""
@@ -294,7 +306,10 @@ def dispute_resolution_intervals(d: Columns, t: WindowTotals) -> None:
 
 def open_dispute_intervals(d: Columns, t: WindowTotals) -> None:
     """``create_open_disputes``: open from the month opened until the month resolved."""
-    t.add("open_disputes_at_t", t.interval(d["supplier_key"], d["opened_m"], d["resolved_m"]))
+    pending = t.interval(d["supplier_key"], d["opened_m"], d["resolved_m"])
+    t.add("open_disputes_at_t", pending)
+    t.add("open_pre_shipment_disputes_at_t", pending, where=d["pre_shipment"])
+    t.add("open_post_delivery_disputes_at_t", pending, where=d["post_delivery"])
 
 
 def buyer_intervals(o: Columns, t: WindowTotals) -> None:
@@ -357,6 +372,7 @@ IN_PROCESS_FAMILIES: dict[str, FamilyIntervals] = {
     "promised_shipments": FamilyIntervals(((order_rows, promised_shipment_intervals),)),
     "deliveries": FamilyIntervals(((order_rows, delivery_intervals),)),
     "overdue_orders": FamilyIntervals(((order_rows, overdue_order_intervals),)),
+    "in_transit_orders": FamilyIntervals(((order_rows, in_transit_order_intervals),)),
     "dispute_resolutions": FamilyIntervals(((dispute_rows, dispute_resolution_intervals),)),
     "open_disputes": FamilyIntervals(((dispute_rows, open_dispute_intervals),)),
     "buyers": FamilyIntervals(((order_rows_by_buyer, buyer_intervals),)),

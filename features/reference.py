@@ -53,6 +53,7 @@ DISPUTE_COUNT_COLUMNS = (
     "disputed_orders_6m", "pre_shipment_disputed_orders_6m", "post_delivery_disputed_orders_6m",
     "resolved_disputes_6m", "buyer_won_disputes_6m", "refund_6m_usd",
 )
+OPEN_DISPUTE_COLUMNS = ("open_disputes_at_t", "open_pre_shipment_disputes_at_t", "open_post_delivery_disputes_at_t")
 _NO_DISPUTES = pd.DataFrame(
     {"order_id": pd.Series(dtype=object), "opened_at": pd.Series(dtype="datetime64[us]"),
      "reason": pd.Series(dtype=object), "outcome": pd.Series(dtype=object),
@@ -156,6 +157,9 @@ def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataF
     )
     open_at_t = opened[unresolved_by_t.loc[opened.index]].merge(orders[["order_id", "supplier_id"]], on="order_id")
     cols["open_disputes_at_t"] = _by_supplier(open_at_t)
+    cols["open_pre_shipment_disputes_at_t"] = _by_supplier(open_at_t[open_at_t["reason"].isin(PRE_SHIPMENT_REASONS)])
+    cols["open_post_delivery_disputes_at_t"] = _by_supplier(
+        open_at_t[open_at_t["reason"].isin(POST_DELIVERY_REASONS)])
     overdue = orders[
         (orders["created_at"] < cutoff)
         & (orders["promised_ship_by"] < cutoff)
@@ -163,12 +167,22 @@ def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataF
         & ~(orders["shipped_at"] < cutoff)
     ]
     cols["overdue_unshipped_orders_at_t"] = _by_supplier(overdue)
+    in_transit = orders[
+        (orders["created_at"] < cutoff)
+        & (orders["shipped_at"] < cutoff)
+        & ~(orders["delivered_at"] < cutoff)
+        & not_cancelled
+    ]
+    cols["in_transit_orders_at_t"] = _by_supplier(in_transit)
+    # late: shipped at or after the midnight ending the promised day (no promised day: not late)
+    promised_day_over = in_transit["promised_ship_by"].dt.floor("D") + pd.Timedelta(days=1)
+    cols["late_in_transit_orders_at_t"] = _by_supplier(in_transit[in_transit["shipped_at"] >= promised_day_over])
 
     count_columns = list(cols)
     for column in count_columns:
         out[column] = cols[column].reindex(out.index).fillna(0)
     if tables["disputes"] is None:
-        for column in (*DISPUTE_COUNT_COLUMNS, "open_disputes_at_t"):
+        for column in (*DISPUTE_COUNT_COLUMNS, *OPEN_DISPUTE_COLUMNS):
             out[column] = np.nan
 
     # Months of each window from which the supplier's orders can be in the data: on or

@@ -224,9 +224,22 @@ FEATURES: list[FeatureSpec] = [
     _count("open_disputes_at_t", "all",
            "Disputes on the supplier's orders opened by T whose outcome is not known by T (not "
            "resolved by T, or still open).", NO_DISPUTES, risk_direction=+1, model_input=True),
+    _count("open_pre_shipment_disputes_at_t", "all",
+           "Of those open disputes, the ones whose reason is late_shipment or not_received.",
+           NO_DISPUTES, risk_direction=+1, model_input=True),
+    _count("open_post_delivery_disputes_at_t", "all",
+           "Of those open disputes, the ones whose reason is quality.",
+           NO_DISPUTES, risk_direction=+1, model_input=True),
     _count("overdue_unshipped_orders_at_t", "all",
            "Orders created by T, not cancelled by T, whose promised_ship_by is by T and that were not "
            "shipped by T (shipped_at null or after T).", risk_direction=+1, model_input=True),
+    _count("in_transit_orders_at_t", "all",
+           "Orders created and shipped by T, not delivered by T (delivered_at null or after T) and "
+           "not cancelled by T: goods on their way at T.", model_input=True),
+    _count("late_in_transit_orders_at_t", "all",
+           "Of those orders in transit, the ones shipped after their promised day had ended (shipped_at "
+           "at or after the midnight following promised_ship_by); an order without promised_ship_by is not late.",
+           risk_direction=+1, model_input=True),
     # --- volume per trading month ---------------------------------------------------------------
     _count("trading_months_6m", "6m",
            "Months of the six-month window on or after both the supplier's joining month and the "

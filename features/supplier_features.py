@@ -89,6 +89,8 @@ EVENT_FAMILIES: dict[str, EventFamily] = {
                                  optional_source="disputes", needs_dispute_facts=True),
     "overdue_orders": EventFamily(lambda engine, schema: wa.create_overdue_orders(engine), ("overdue_orders",),
                                   needs_order_facts=True),
+    "in_transit_orders": EventFamily(lambda engine, schema: wa.create_in_transit_orders(engine),
+                                     ("in_transit_orders",), needs_order_facts=True),
     "trading_months": EventFamily(wa.create_trading_months, ("trading_months",)),
 }
 
@@ -127,7 +129,11 @@ ROLLED_COLUMNS: dict[str, tuple[str, str, bool]] = {
     "review_rating_sum_6m": ("reviews", "BIGINT", True),
     "low_rating_reviews_6m": ("reviews", "BIGINT", True),
     "open_disputes_at_t": ("open_disputes", "BIGINT", True),
+    "open_pre_shipment_disputes_at_t": ("open_disputes", "BIGINT", True),
+    "open_post_delivery_disputes_at_t": ("open_disputes", "BIGINT", True),
     "overdue_unshipped_orders_at_t": ("overdue_orders", "BIGINT", True),
+    "in_transit_orders_at_t": ("in_transit_orders", "BIGINT", True),
+    "late_in_transit_orders_at_t": ("in_transit_orders", "BIGINT", True),
     "trading_months_6m": ("trading_months", "BIGINT", True),
     "trading_months_12m": ("trading_months", "BIGINT", True),
 }

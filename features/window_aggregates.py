@@ -480,16 +480,18 @@ def create_supplier_calendar(engine: FeatureEngine, schema: str) -> None:
 # are the breaches most likely to land in the next months.
 
 
-def pending_at_month_ends(bucket_sql: str, from_column: str, until_column: str, count: str, output: str,
+def pending_at_month_ends(bucket_sql: str, from_column: str, until_column: str, sums: dict[str, str],
                           keyed: bool = False) -> str:
-    """SELECT summing ``count`` of the buckets pending at each requested month end: from
-    the month ``from_column`` up to, not including, the month ``until_column`` (NULL: still
-    pending). A range join, so only for buckets of the few events that stay pending
-    across a month end. ``keyed``: the buckets already carry ``supplier_key``."""
+    """SELECT summing the bucket columns of ``sums`` (output column -> bucket column) over
+    the buckets pending at each requested month end: from the month ``from_column`` up
+    to, not including, the month ``until_column`` (NULL: still pending). A range join, so
+    only for buckets of the few events that stay pending across a month end. ``keyed``:
+    the buckets already carry ``supplier_key``."""
     key_join = "" if keyed else "JOIN supplier_keys AS keys ON keys.supplier_id = bucket.supplier_id"
     supplier_key = "bucket.supplier_key" if keyed else "keys.supplier_key"
+    totals = ", ".join(f"sum(bucket.{column}) AS {output}" for output, column in sums.items())
     return f"""
-        SELECT cal.as_of_m, {supplier_key} AS supplier_key, sum(bucket.{count}) AS {output}
+        SELECT cal.as_of_m, {supplier_key} AS supplier_key, {totals}
         FROM ({bucket_sql}) AS bucket
         {key_join}
         JOIN as_of_calendar AS cal
@@ -500,20 +502,25 @@ def pending_at_month_ends(bucket_sql: str, from_column: str, until_column: str, 
 
 
 def create_open_disputes(engine: FeatureEngine) -> None:
-    """Disputes opened by T whose outcome is not known by T (``open_disputes``).
+    """Disputes opened by T whose outcome is not known by T (``open_disputes``): all of
+    them, and those whose reason is a pre-shipment or a post-delivery one.
 
     Bucket key: (supplier, month opened, month resolved). A dispute is open at every
     month end from the month it was opened up to, not including, the month it was resolved.
     """
-    bucket_sql = """
-        SELECT supplier_id, opened_m, resolved_m, count(*) AS disputes
+    bucket_sql = f"""
+        SELECT supplier_id, opened_m, resolved_m, count(*) AS disputes,
+               count(*) FILTER (WHERE reason IN ({_sql_list(PRE_SHIPMENT_REASONS)})) AS pre_shipment_disputes,
+               count(*) FILTER (WHERE reason IN ({_sql_list(POST_DELIVERY_REASONS)})) AS post_delivery_disputes
         FROM dispute_facts
         WHERE opened_m IS NOT NULL AND (resolved_m IS NULL OR resolved_m > opened_m)
         GROUP BY supplier_id, opened_m, resolved_m
     """
-    engine.create_temp_table(
-        "open_disputes", pending_at_month_ends(bucket_sql, "opened_m", "resolved_m", "disputes", "open_disputes_at_t")
-    )
+    engine.create_temp_table("open_disputes", pending_at_month_ends(bucket_sql, "opened_m", "resolved_m", {
+        "open_disputes_at_t": "disputes",
+        "open_pre_shipment_disputes_at_t": "pre_shipment_disputes",
+        "open_post_delivery_disputes_at_t": "post_delivery_disputes",
+    }))
 
 
 def create_overdue_orders(engine: FeatureEngine) -> None:
@@ -539,7 +546,41 @@ def create_overdue_orders(engine: FeatureEngine) -> None:
     """
     engine.create_temp_table(
         "overdue_orders",
-        pending_at_month_ends(bucket_sql, "overdue_from_m", "settled_m", "orders", "overdue_unshipped_orders_at_t",
+        pending_at_month_ends(bucket_sql, "overdue_from_m", "settled_m", {"overdue_unshipped_orders_at_t": "orders"},
+                              keyed=True),
+    )
+
+
+def create_in_transit_orders(engine: FeatureEngine) -> None:
+    """Orders created and shipped by T, not delivered by T and whose cancellation is not
+    known by T (``in_transit_orders_at_t``), and those of them that shipped late, after
+    the end of their promised day (``late_in_transit_orders_at_t``: ``shipped_on_time``
+    false; an order without a promised day is never late).
+
+    Each is in transit from the month it shipped (once created) up to, not including, the
+    month it was delivered or its cancellation became known (``cancelled_month_sql``),
+    whichever came first. Only orders still in transit at a month end are bucketed.
+    """
+    bucket_sql = """
+        SELECT supplier_key, in_transit_from_m, in_transit_until_m,
+               count(*) AS orders,
+               count(*) FILTER (WHERE NOT shipped_on_time) AS late_orders
+        FROM (
+            SELECT supplier_key, shipped_on_time,
+                   greatest(created_m, shipped_m) AS in_transit_from_m,
+                   CASE WHEN delivered_m IS NULL THEN cancelled_m
+                        WHEN cancelled_m IS NULL OR delivered_m < cancelled_m THEN delivered_m
+                        ELSE cancelled_m END AS in_transit_until_m
+            FROM order_facts
+            WHERE shipped_m IS NOT NULL AND created_m IS NOT NULL
+        )
+        WHERE in_transit_until_m IS NULL OR in_transit_until_m > in_transit_from_m
+        GROUP BY ALL
+    """
+    engine.create_temp_table(
+        "in_transit_orders",
+        pending_at_month_ends(bucket_sql, "in_transit_from_m", "in_transit_until_m",
+                              {"in_transit_orders_at_t": "orders", "late_in_transit_orders_at_t": "late_orders"},
                               keyed=True),
     )
 

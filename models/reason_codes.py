@@ -67,7 +67,11 @@ REASON_STEMS: dict[str, str] = {
     "tt_share_6m": "TT_PAYMENT_SHARE",
     "credit_card_share_6m": "CARD_PAYMENT_SHARE",
     "open_disputes_at_t": "OPEN_DISPUTES",
+    "open_pre_shipment_disputes_at_t": "OPEN_PRE_SHIPMENT_DISPUTES",
+    "open_post_delivery_disputes_at_t": "OPEN_QUALITY_DISPUTES",
     "overdue_unshipped_orders_at_t": "OVERDUE_SHIPMENTS",
+    "in_transit_orders_at_t": "ORDERS_IN_TRANSIT",
+    "late_in_transit_orders_at_t": "LATE_SHIPMENTS_IN_TRANSIT",
     # Volumes per trading month read as the same reasons as the raw volumes.
     "orders_per_month_6m": "ORDER_VOLUME",
     "order_value_per_month_6m_usd": "ORDER_VALUE",

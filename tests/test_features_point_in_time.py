@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -210,6 +212,62 @@ def test_open_disputes_and_overdue_orders_are_counted_while_pending_at_t():
         as_comparable_frame(compute_supplier_features(con_later, months)),
         as_comparable_frame(features),
     )
+
+
+def test_open_disputes_by_reason_and_orders_in_transit_appear_from_the_month_they_became_known():
+    orders = orders_frame([
+        # late (promised 15 January, shipped the 20th), delivered at March's first instant:
+        # in transit, and late, at January's and February's ends only
+        {"order_id": "o1", "created_at": "2024-01-05", "promised_ship_by": "2024-01-15",
+         "shipped_at": "2024-01-20", "delivered_at": "2024-03-01 00:00:00"},
+        # shipped in the last second of January, on time, never delivered: in transit from January on
+        {"order_id": "o2", "created_at": "2024-01-05", "promised_ship_by": "2024-02-28",
+         "shipped_at": "2024-01-31 23:59:59", "status": "shipped"},
+        # shipped and delivered within February: never in transit at a month end
+        {"order_id": "o3", "created_at": "2024-01-05", "promised_ship_by": "2024-01-06",
+         "shipped_at": "2024-02-10", "delivered_at": "2024-02-25"},
+        # no promised day (never late), shipped 1 February, cancelled on 15 March: in transit in February
+        {"order_id": "o4", "created_at": "2024-01-05", "shipped_at": "2024-02-01",
+         "status": "cancelled", "cancelled_by": "buyer", "cancelled_at": "2024-03-15"},
+        # shipped the first second after its promised day ended, delivered 2 April: late in transit
+        # at February's and March's ends
+        {"order_id": "o5", "created_at": "2024-02-01", "promised_ship_by": "2024-02-01 09:00",
+         "shipped_at": "2024-02-02 00:00:00", "delivered_at": "2024-04-02"},
+        # cancelled without a time: cancelled from its creation, never in transit
+        {"order_id": "o6", "created_at": "2024-01-05", "promised_ship_by": "2024-01-06",
+         "shipped_at": "2024-01-10", "status": "cancelled", "cancelled_by": "supplier"},
+    ])
+    disputes = disputes_frame([
+        # pre-shipment, opened in January's last second, resolved at March's first instant
+        ("d1", "o1", "2024-01-31 23:59:59", "not_received", "buyer_favored", "2024-03-01 00:00:00", 10.0),
+        # post-delivery (quality), opened in February, resolved only on 1 April: open until March's end
+        ("d2", "o3", "2024-02-26", "quality", "supplier_favored", "2024-04-01", 0.0),
+        # another reason, never resolved: open, but neither pre-shipment nor post-delivery
+        ("d3", "o2", "2024-02-02", "other", "open", None, 0.0),
+        # pre-shipment, opened and resolved within February: never open at a month end
+        ("d4", "o5", "2024-02-10", "late_shipment", "settled", "2024-02-20", 5.0),
+    ])
+    months = month_ends(date(2023, 12, 1), date(2024, 4, 30))
+    dec, jan, feb, mar, apr = months
+    zone = {"suppliers": one_supplier(), "orders": orders, "disputes": disputes, "inquiries": None, "reviews": None}
+    features = compute_supplier_features(connection_with(zone), months)
+    assert by_month(features, "open_disputes_at_t") == {dec: 0, jan: 1, feb: 3, mar: 2, apr: 1}
+    assert by_month(features, "open_pre_shipment_disputes_at_t") == {dec: 0, jan: 1, feb: 1, mar: 0, apr: 0}
+    assert by_month(features, "open_post_delivery_disputes_at_t") == {dec: 0, jan: 0, feb: 1, mar: 1, apr: 0}
+    assert by_month(features, "in_transit_orders_at_t") == {dec: 0, jan: 2, feb: 4, mar: 2, apr: 1}
+    assert by_month(features, "late_in_transit_orders_at_t") == {dec: 0, jan: 1, feb: 2, mar: 1, apr: 0}
+
+    # Each month end sees only what an extract taken that day held: the same values.
+    for as_of in months:
+        known = compute_supplier_features(connection_with(as_known_at(zone, as_of)), [as_of])
+        assert_frames_match(as_comparable_frame(known), as_comparable_frame(features.filter(
+            pc.equal(features["as_of_date"], pa.scalar(as_of, pa.date32())))))
+
+    # Without a disputes table the open-dispute counts are unknown, the orders in transit are not.
+    features = compute_supplier_features(connection_with({**zone, "disputes": None}), months)
+    for column in ("open_disputes_at_t", "open_pre_shipment_disputes_at_t", "open_post_delivery_disputes_at_t"):
+        assert features[column].null_count == features.num_rows, column
+    assert by_month(features, "in_transit_orders_at_t") == {dec: 0, jan: 2, feb: 4, mar: 2, apr: 1}
 
 
 def test_cancellation_counts_from_when_it_happened():
