@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 
 import duckdb
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from features import window_aggregates as wa
 from features.event_intervals import IN_PROCESS_FAMILIES, in_process_rolled_table
@@ -320,9 +320,24 @@ def run_feature_query_on(
     rolled = build_rolled_tables(engine, schema, list(families))
     unordered = engine.fetch_arrow(feature_select_sql(rolled, output_columns))
     # Sorting the wide rows inside DuckDB costs more than the whole feature computation
-    # at small scale; ordering by one precomputed integer in Arrow is a cheap gather.
-    ordered = unordered.take(pc.sort_indices(unordered["output_position"]))
-    return ordered.drop_columns(["output_position"]).combine_chunks()
+    # at small scale; ordering by one precomputed integer in Arrow is cheaper.
+    return rows_in_order(unordered, "output_position").drop_columns(["output_position"]).combine_chunks()
+
+
+def rows_in_order(table: pa.Table, position: str) -> pa.Table:
+    """``table``'s rows sorted by the distinct integers of column ``position``. Engines
+    return joined rows in a few long ascending runs (a parallel scan's morsels), so the
+    runs are put in order as zero-copy slices; a gather of every row (``take``, about 20
+    ms per column per million rows however ordered the rows are) only when the rows are
+    scattered."""
+    order = np.argsort(table[position].to_numpy(), kind="stable")
+    if not len(order):
+        return table
+    run_starts = np.flatnonzero(np.r_[True, np.diff(order) != 1])
+    if len(run_starts) > max(1, len(order) // 1000):
+        return table.take(order)
+    run_ends = np.r_[run_starts[1:], len(order)]
+    return pa.concat_tables([table.slice(order[start], end - start) for start, end in zip(run_starts, run_ends)])
 
 
 def output_feature_columns() -> list[str]:

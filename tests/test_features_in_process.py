@@ -197,3 +197,20 @@ def test_read_ahead_keeps_order_raises_the_producers_error_and_stops_when_abando
     next(stream)
     stream.close()  # the producer stops instead of running on
     assert len(produced) < 10
+
+
+@pytest.mark.parametrize("shape", ["runs", "scattered", "sorted", "empty"])
+def test_rows_in_order_sorts_by_position_whether_rows_come_in_runs_or_scattered(shape):
+    from features.supplier_features import rows_in_order
+
+    n = {"empty": 0}.get(shape, 5000)
+    positions = np.arange(n)
+    if shape == "runs":  # a parallel scan's morsels: a few ascending runs, out of order
+        positions = np.concatenate([positions[3000:], positions[1000:3000], positions[:1000]])
+    elif shape == "scattered":
+        positions = np.random.default_rng(0).permutation(n)
+    table = pa.table({"pos": positions, "value": positions * 10, "name": [f"s{p}" for p in positions]})
+    ordered = rows_in_order(table, "pos")
+    assert ordered["pos"].to_pylist() == list(range(n))
+    assert ordered["value"].to_pylist() == [p * 10 for p in range(n)]
+    assert ordered["name"].to_pylist() == [f"s{p}" for p in range(n)]
