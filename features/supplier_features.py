@@ -320,8 +320,9 @@ def run_feature_query_on(
     rolled = build_rolled_tables(engine, schema, list(families))
     unordered = engine.fetch_arrow(feature_select_sql(rolled, output_columns))
     # Sorting the wide rows inside DuckDB costs more than the whole feature computation
-    # at small scale; ordering by one precomputed integer in Arrow is cheaper.
-    return rows_in_order(unordered, "output_position").drop_columns(["output_position"]).combine_chunks()
+    # at small scale; ordering by one precomputed integer in Arrow is cheaper. The result
+    # stays in the engine's chunks (a copy into one would cost ~1 s at 964k x 79).
+    return rows_in_order(unordered, "output_position").drop_columns(["output_position"])
 
 
 def rows_in_order(table: pa.Table, position: str) -> pa.Table:
