@@ -73,6 +73,8 @@ def group_window_quantiles(
     n_rows = len(keys)
     if not (len(values) == len(first_m) == len(last_m) == n_rows):
         raise ValueError("keys, values, first_m and last_m must have the same length")
+    if n_rows and (first_m.dtype.kind not in "iu" or last_m.dtype.kind not in "iu"):
+        raise ValueError("first_m and last_m must be integer month indices")
     if not sorted_by_key_and_value(keys, values):
         raise ValueError("windowed_quantiles needs rows sorted by (key, value)")
     if np.isnan(values).any():

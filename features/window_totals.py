@@ -112,6 +112,9 @@ class WindowTotals:
         keys = self._checked_keys(keys)
         start_m, end_m = np.asarray(start_m), np.asarray(end_m)
         n = len(keys)
+        # the compiled loops below do not check bounds or types: refuse here what they would misread
+        if start_m.shape != (n,) or end_m.shape != (n,) or start_m.dtype.kind not in "iu" or end_m.dtype.kind not in "iu":
+            raise ValueError(f"interval: start_m and end_m must be integer month indices, one per key ({n})")
         # int32 where the cells fit: half the memory written and read per statistic
         first, stop = np.empty(n, np.int32), np.empty(n, np.int32)
         flat_first, flat_stop = np.empty(n, self._cell_type), np.empty(n, self._cell_type)
@@ -140,6 +143,8 @@ class WindowTotals:
             self._add_float(name, interval, np.asarray(weights, dtype=np.float64), where)
             return
         n = len(interval.keys)
+        if (weights is not None and np.shape(weights) != (n,)) or (where is not None and np.shape(where) != (n,)):
+            raise ValueError(f"{name}: weights and where must have one value per row of the interval ({n})")
         if weights is not None:
             weights = np.asarray(weights)
             if n and (weights.max() >= _MAX_EXACT_WEIGHT or weights.min() <= -_MAX_EXACT_WEIGHT):
@@ -209,6 +214,8 @@ class WindowTotals:
         elif stream.quantiles != dict(quantiles) or stream.ordered != ordered:
             raise ValueError(f"{value_set}: every add_values call must pass the same quantiles and ordered flag")
         values = np.asarray(values, dtype=np.float64)
+        if values.shape != interval.keys.shape or (where is not None and np.shape(where) != values.shape):
+            raise ValueError(f"{value_set}: values and where must have one value per row of the interval")
         live = (interval.first < interval.stop) & ~np.isnan(values)
         if where is not None:
             live &= np.asarray(where, dtype=bool)

@@ -79,6 +79,15 @@ def test_misuse_is_refused_with_a_plain_message():
     totals = WindowTotals([10, 11], 3)
     with pytest.raises(ValueError, match="supplier keys"):
         totals.interval(np.array([3]), np.array([10]), np.array([11]))
+    with pytest.raises(ValueError, match="one per key"):
+        totals.interval(np.array([0, 1]), np.array([10]), np.array([11, 11]))
+    with pytest.raises(ValueError, match="integer month indices"):
+        totals.interval(np.array([0]), np.array([10.0]), np.array([11]))
+    window = totals.interval(np.array([0, 1]), np.array([10, 10]), np.array([11, 11]))
+    with pytest.raises(ValueError, match="one value per row"):
+        totals.add("x", window, np.array([5]))
+    with pytest.raises(ValueError, match="one value per row"):
+        totals.add("x", window, where=np.array([True]))
     with pytest.raises(ValueError, match="beyond exact summation"):
         totals.add("x", totals.interval(np.array([0]), np.array([10]), np.array([11])), np.array([2**53]))
     totals.add("y", totals.interval(np.array([0]), np.array([10]), np.array([11])))

@@ -95,6 +95,15 @@ def test_no_month_ends_or_no_rows_give_no_windows():
         assert [len(column) for column in got.values()] == [0, 0, 0]
 
 
+def test_misshapen_or_non_integer_inputs_are_refused_before_the_compiled_loops():
+    with pytest.raises(ValueError, match="integer month indices"):
+        windowed_quantiles(np.array([1]), np.array([1.0]), np.array([5.0]), np.array([6]), [5], [0.5])
+    totals = WindowTotals([10], 3)
+    window = totals.interval(np.array([1, 2]), np.array([10, 10]), np.array([11, 11]))
+    with pytest.raises(ValueError, match="one value per row"):
+        totals.add_values("v", window, np.array([1.0]), {"median": 0.5})
+
+
 def test_ordered_values_out_of_order_or_mixed_flags_are_refused():
     totals = WindowTotals([10], 3)
     window = totals.interval(np.array([1, 2]), np.array([10, 10]), np.array([11, 11]))
