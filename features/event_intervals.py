@@ -108,8 +108,8 @@ def disputed_order_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]
     return stream(engine, f"""
         SELECT keys.supplier_key, any_value(created_m) AS created_m,
                min(opened_m) AS any_dispute_m,
-               min(opened_m) FILTER (WHERE reason IN ({_sql_list(wa.PRE_SHIPMENT_REASONS)})) AS pre_shipment_dispute_m,
-               min(opened_m) FILTER (WHERE reason IN ({_sql_list(wa.POST_DELIVERY_REASONS)})) AS post_delivery_dispute_m
+               min(opened_m) FILTER (WHERE reason IN ({wa.sql_list(wa.PRE_SHIPMENT_REASONS)})) AS pre_shipment_dispute_m,
+               min(opened_m) FILTER (WHERE reason IN ({wa.sql_list(wa.POST_DELIVERY_REASONS)})) AS post_delivery_dispute_m
         FROM dispute_facts
         JOIN supplier_keys AS keys USING (supplier_id)
         WHERE created_m IS NOT NULL
@@ -121,8 +121,8 @@ def dispute_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]:
     return stream(engine, f"""
         SELECT keys.supplier_key, created_m, opened_m, resolved_m,
                outcome = '{wa.BUYER_WON_OUTCOME}' AS buyer_won,
-               reason IN ({_sql_list(wa.PRE_SHIPMENT_REASONS)}) AS pre_shipment,
-               reason IN ({_sql_list(wa.POST_DELIVERY_REASONS)}) AS post_delivery,
+               reason IN ({wa.sql_list(wa.PRE_SHIPMENT_REASONS)}) AS pre_shipment,
+               reason IN ({wa.sql_list(wa.POST_DELIVERY_REASONS)}) AS post_delivery,
                {wa.micro_usd_sql('refund_usd')} AS refund_micro_usd
         FROM dispute_facts
         JOIN supplier_keys AS keys USING (supplier_id)
@@ -220,10 +220,6 @@ def _link_buyer_months(month, value, new_pair, never, window, previous, later):
             if i + j >= n or new_pair[i + j] or month[i + j] - month[i] >= window:
                 break
             later[month[i + j] - month[i] - 1, i] = value[i + j]
-
-
-def _sql_list(values: tuple[str, ...]) -> str:
-    return ", ".join(f"'{v}'" for v in values)
 
 
 # --- the families' intervals (each the SQL condition of its window_aggregates twin) --------

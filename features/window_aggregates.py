@@ -42,7 +42,7 @@ def money_sum(expression: str) -> str:
     return f"sum(CAST({expression} AS DECIMAL(18, 6)))"
 
 
-def _sql_list(values: tuple[str, ...]) -> str:
+def sql_list(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
@@ -154,8 +154,8 @@ def create_rolled_order_cohorts(engine: FeatureEngine) -> None:
         FROM (
             SELECT supplier_id, order_id, any_value(created_m) AS created_m,
                    min(opened_m) AS any_dispute_m,
-                   min(opened_m) FILTER (WHERE reason IN ({_sql_list(PRE_SHIPMENT_REASONS)})) AS pre_shipment_dispute_m,
-                   min(opened_m) FILTER (WHERE reason IN ({_sql_list(POST_DELIVERY_REASONS)})) AS post_delivery_dispute_m
+                   min(opened_m) FILTER (WHERE reason IN ({sql_list(PRE_SHIPMENT_REASONS)})) AS pre_shipment_dispute_m,
+                   min(opened_m) FILTER (WHERE reason IN ({sql_list(POST_DELIVERY_REASONS)})) AS post_delivery_dispute_m
             FROM dispute_facts
             WHERE created_m IS NOT NULL
             GROUP BY supplier_id, order_id
@@ -510,8 +510,8 @@ def create_open_disputes(engine: FeatureEngine) -> None:
     """
     bucket_sql = f"""
         SELECT supplier_id, opened_m, resolved_m, count(*) AS disputes,
-               count(*) FILTER (WHERE reason IN ({_sql_list(PRE_SHIPMENT_REASONS)})) AS pre_shipment_disputes,
-               count(*) FILTER (WHERE reason IN ({_sql_list(POST_DELIVERY_REASONS)})) AS post_delivery_disputes
+               count(*) FILTER (WHERE reason IN ({sql_list(PRE_SHIPMENT_REASONS)})) AS pre_shipment_disputes,
+               count(*) FILTER (WHERE reason IN ({sql_list(POST_DELIVERY_REASONS)})) AS post_delivery_disputes
         FROM dispute_facts
         WHERE opened_m IS NOT NULL AND (resolved_m IS NULL OR resolved_m > opened_m)
         GROUP BY supplier_id, opened_m, resolved_m

@@ -164,9 +164,8 @@ class WindowTotals:
         longest = int((end - start).max()) if len(start) else 0
         if longest > MAX_FLOAT_SPAN_MONTHS:
             raise ValueError(f"{name}: float totals need intervals of at most {MAX_FLOAT_SPAN_MONTHS} months")
-        totals = self._float_totals_of(name)
-        _add_over_months(keys, start, end, weights, longest, self._requested, self._first_month, len(self.as_of_ms),
-                         totals)
+        self.add_by_month(name, keys, start,
+                          [np.where(start + months_in < end, weights, 0.0) for months_in in range(longest)])
 
     def add_by_month(self, name: str, keys: np.ndarray, start_m: np.ndarray,
                      weights_by_month: Sequence[np.ndarray] | np.ndarray) -> None:
@@ -341,14 +340,3 @@ def _add_by_month(keys, start_m, weights, requested, first_month, k, totals):
             offset = start_m[i] + d - first_month
             if 0 <= offset < requested.shape[0] and requested[offset] >= 0:
                 totals[keys[i] * k + requested[offset]] += weights[d, i]
-
-
-@njit(cache=True, nogil=True)
-def _add_over_months(keys, start_m, end_m, weights, longest, requested, first_month, k, totals):
-    """Each row's weight added at every computed month end of ``[start_m, end_m)``, in the
-    order ``_add_by_month`` adds: months into the interval outer, rows in order."""
-    for d in range(longest):
-        for i in range(keys.shape[0]):
-            offset = start_m[i] + d - first_month
-            if start_m[i] + d < end_m[i] and 0 <= offset < requested.shape[0] and requested[offset] >= 0:
-                totals[keys[i] * k + requested[offset]] += weights[i]
