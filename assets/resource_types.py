@@ -30,8 +30,10 @@ class LandingZone(Protocol):
 
 class ModelRegistry(Protocol):
     tracking_uri: str
-    registered_model_name: str
+    registered_model_name: str  # the breach model
     experiment_name: str
+    loss_rate_model_name: str
+    default_model_name: str
 
 
 class PublishedStore(Protocol):

@@ -9,15 +9,24 @@ import duckdb
 import pyarrow as pa
 
 from assets.features import SUPPLIER_FEATURES_TABLE, supplier_features
-from assets.modeling import breach_model
+from assets.modeling import breach_model, default_model, loss_rate_model
 from assets.partitions import as_of_dates_in_run, month_end_partitions, single_run
 from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, PolicySourceParam, WarehouseParam
 from models.policy import Policy
 from models.registry import load_model_by_alias
-from models.supplier_decisions import decide_month
+from models.supplier_decisions import RiskModels, decide_month
 from warehouse import replace_months
 
 SCORES_TABLE = "models.scores"
+
+
+def load_risk_models(model_registry: ModelRegistryParam) -> RiskModels:
+    """The champions of the three registered risk models."""
+    uri = model_registry.tracking_uri
+    breach, breach_version = load_model_by_alias(uri, "champion", registered_model_name=model_registry.registered_model_name)
+    loss, loss_version = load_model_by_alias(uri, "champion", registered_model_name=model_registry.loss_rate_model_name)
+    default, default_version = load_model_by_alias(uri, "champion", registered_model_name=model_registry.default_model_name)
+    return RiskModels(breach, breach_version, loss, loss_version, default, default_version)
 
 
 def load_policy(source: PolicySourceParam) -> Policy:
@@ -37,7 +46,7 @@ def _previous_amounts(con, as_of_date):
 
 
 @dg.asset(
-    deps=[supplier_features, breach_model],
+    deps=[supplier_features, breach_model, loss_rate_model, default_model],
     partitions_def=month_end_partitions,
     backfill_policy=single_run,
     group_name="scores",
@@ -47,12 +56,11 @@ def _previous_amounts(con, as_of_date):
 def supplier_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseParam, model_registry: ModelRegistryParam, policy: PolicySourceParam
 ) -> dg.MaterializeResult:
-    """Each supplier's calibrated six-month breach probability from the champion model, its
-    reason codes, and the limit policy's eligibility, risk grade and Trade Assurance Amount.
+    """Each supplier's six-month loss rate (per coverage), default probability and breach
+    probability from the champion models, reason codes from the first two, and the limit
+    policy's eligibility, risk grade and Trade Assurance Amount.
     Months run oldest first because each month's amount may rise only so far above the last."""
-    model, model_version = load_model_by_alias(
-        model_registry.tracking_uri, "champion", registered_model_name=model_registry.registered_model_name
-    )
+    models = load_risk_models(model_registry)
     limit_policy = load_policy(policy)
     as_of_dates = as_of_dates_in_run(context)
     summary = {}
@@ -61,7 +69,7 @@ def supplier_scores(
             features = con.execute(
                 f"SELECT * FROM {SUPPLIER_FEATURES_TABLE} WHERE as_of_date = ? ORDER BY supplier_id", [as_of_date]
             ).df()
-            decided = decide_month(features, model, model_version, limit_policy, _previous_amounts(con, as_of_date))
+            decided = decide_month(features, models, limit_policy, _previous_amounts(con, as_of_date))
             con.execute("BEGIN TRANSACTION")
             replace_months(con, SCORES_TABLE, [as_of_date], decided)
             con.execute("COMMIT")
@@ -71,7 +79,9 @@ def supplier_scores(
             context.log.info(f"scored {as_of_date}: {decided.num_rows:,} suppliers, {eligible:,} eligible, ${amount:,.0f} covered")
     return dg.MaterializeResult(
         metadata={
-            "model_version": model_version,
+            "model_version": models.breach_version,
+            "loss_rate_model_version": models.loss_rate_version,
+            "default_model_version": models.default_version,
             "policy_version": limit_policy.version,
             "months": len(as_of_dates),
             "per_month": dg.MetadataValue.json(summary),

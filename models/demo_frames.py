@@ -34,8 +34,15 @@ def example_training_frame(
     incomplete_months: int = 0,
 ) -> pd.DataFrame:
     """One row per (month end, supplier) with features, ``breach_6m``, ``label_complete``
-    (false for the last ``incomplete_months``) and ``breach_probability_6m`` (the truth)."""
+    (false for the last ``incomplete_months``) and ``breach_probability_6m`` (the truth).
+
+    It also carries the loss-rate and default labels of ``models.labels`` (the window's order
+    value, refunds per coverage, ``default_6m``) with their truths ``true_loss_rate_6m`` and
+    ``true_default_probability_6m``: both depend on quality and not on size, as the
+    programme assumes, while the breach probability grows with orders. They are drawn from
+    a separate random stream, so the other columns are the same as without them."""
     rng = np.random.default_rng(seed)
+    forward_rng = np.random.default_rng([seed, 1])
     quality = rng.normal(0, 1, n_suppliers)  # latent: higher is safer
     country = rng.choice(COUNTRIES, n_suppliers)
     tier = rng.choice(TIERS, n_suppliers, p=[0.4, 0.3, 0.2, 0.1])
@@ -72,6 +79,17 @@ def example_training_frame(
             + np.vectorize(tier_effect.get)(tier)
         )
         probability = 1 / (1 + np.exp(-logit))
+        # Forward labels per dollar: ~6 months of orders, refunds ~ Poisson claims x ticket.
+        ticket = np.exp(7.0)
+        window_orders = forward_rng.poisson(size * 6)
+        exposure = window_orders * ticket * forward_rng.lognormal(0, 0.2, n_suppliers)
+        true_pre = 0.004 * np.exp(-0.8 * quality)
+        true_post = 0.003 * np.exp(-0.6 * quality)
+        claims_pre = forward_rng.poisson(window_orders * true_pre / 0.825)
+        claims_post = forward_rng.poisson(window_orders * true_post / 0.825)
+        refund_pre = claims_pre * ticket * 0.825
+        refund_post = claims_post * ticket * 0.825
+        default_probability = 1 / (1 + np.exp(-(-4.0 - 1.2 * quality + np.vectorize(tier_effect.get)(tier))))
         frames.append(
             pd.DataFrame(
                 {
@@ -96,6 +114,13 @@ def example_training_frame(
                     "breach_6m": rng.random(n_suppliers) < probability,
                     "label_complete": index < months - incomplete_months,
                     "breach_probability_6m": probability,
+                    "order_value_next_6m_usd": exposure,
+                    "pre_shipment_refund_usd_6m": refund_pre,
+                    "post_delivery_refund_usd_6m": refund_post,
+                    "breach_refund_usd_6m": refund_pre + refund_post,
+                    "default_6m": forward_rng.random(n_suppliers) < default_probability,
+                    "true_loss_rate_6m": true_pre + true_post,
+                    "true_default_probability_6m": default_probability,
                 }
             )
         )

@@ -64,3 +64,87 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "mean_predicted": float(p.mean()) if len(y) else float("nan"),
         "rows": float(len(y)),
     }
+
+
+def loss_rate_calibration_table(
+    refund: np.ndarray, exposure: np.ndarray, predicted_rate: np.ndarray, n_bins: int = ECE_BINS
+) -> pd.DataFrame:
+    """Per equal-mass bin of the predicted loss rate: rows, exposure, predicted and realised rate.
+
+    Rates are exposure-weighted (refund dollars over order dollars in the bin), the quantity
+    the fee has to cover; ``relative_error`` is predicted / realised - 1."""
+    refund = np.asarray(refund, dtype=float)
+    exposure = np.asarray(exposure, dtype=float)
+    predicted_rate = np.asarray(predicted_rate, dtype=float)
+    frame = pd.DataFrame(
+        {
+            "bin": _equal_mass_bins(predicted_rate, min(n_bins, max(len(predicted_rate), 1))),
+            "exposure": exposure,
+            "refund": refund,
+            "predicted_refund": predicted_rate * exposure,
+        }
+    )
+    table = frame.groupby("bin").agg(
+        rows=("refund", "size"), exposure_usd=("exposure", "sum"),
+        refund_usd=("refund", "sum"), predicted_refund_usd=("predicted_refund", "sum"),
+    ).reset_index()
+    table["predicted_rate"] = table["predicted_refund_usd"] / table["exposure_usd"]
+    table["realised_rate"] = table["refund_usd"] / table["exposure_usd"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["relative_error"] = table["predicted_rate"] / table["realised_rate"] - 1.0
+    return table
+
+
+def weighted_gini(refund: np.ndarray, exposure: np.ndarray, predicted_rate: np.ndarray) -> float:
+    """Normalised Gini of the loss ranking: how much refund concentrates in the exposure the
+    model calls riskiest (1 = perfect ordering, 0 = random). NaN without any refund."""
+    refund = np.asarray(refund, dtype=float)
+    exposure = np.asarray(exposure, dtype=float)
+    predicted_rate = np.asarray(predicted_rate, dtype=float)
+    if refund.sum() <= 0 or exposure.sum() <= 0:
+        return float("nan")
+
+    def gini(order_by: np.ndarray) -> float:
+        order = np.lexsort((np.arange(len(order_by)), -order_by))
+        cum_exposure = np.cumsum(exposure[order]) / exposure.sum()
+        cum_refund = np.cumsum(refund[order]) / refund.sum()
+        return float(np.trapezoid(cum_refund, cum_exposure) - 0.5)
+
+    perfect = gini(np.divide(refund, exposure, out=np.zeros_like(refund), where=exposure > 0))
+    return gini(predicted_rate) / perfect if perfect > 0 else float("nan")
+
+
+def tweedie_deviance(refund: np.ndarray, exposure: np.ndarray, predicted_rate: np.ndarray, power: float) -> float:
+    """Mean exposure-weighted Tweedie deviance of the realised rate against the predicted."""
+    exposure = np.asarray(exposure, dtype=float)
+    keep = exposure > 0
+    if not keep.any():
+        return float("nan")
+    y = np.asarray(refund, dtype=float)[keep] / exposure[keep]
+    mu = np.maximum(np.asarray(predicted_rate, dtype=float)[keep], 1e-12)
+    w = exposure[keep] / exposure[keep].mean()
+    deviance = 2 * (
+        np.power(y, 2 - power) / ((1 - power) * (2 - power))
+        - y * np.power(mu, 1 - power) / (1 - power)
+        + np.power(mu, 2 - power) / (2 - power)
+    )
+    return float(np.sum(w * deviance) / np.sum(w))
+
+
+def loss_rate_metrics(
+    refund: np.ndarray, exposure: np.ndarray, predicted_rate: np.ndarray, power: float = 1.5
+) -> dict[str, float]:
+    """Calibration in the large and by decile, ranking (Gini) and deviance of a loss-rate forecast."""
+    table = loss_rate_calibration_table(refund, exposure, predicted_rate)
+    usable = table[table["refund_usd"] > 0]
+    total_exposure = float(np.sum(exposure))
+    return {
+        "predicted_to_realised": float(np.sum(np.asarray(predicted_rate) * exposure) / max(np.sum(refund), 1e-12)),
+        "realised_rate": float(np.sum(refund) / total_exposure) if total_exposure > 0 else float("nan"),
+        "predicted_rate": float(np.sum(np.asarray(predicted_rate) * exposure) / total_exposure)
+        if total_exposure > 0 else float("nan"),
+        "decile_max_abs_relative_error": float(usable["relative_error"].abs().max()) if len(usable) else float("nan"),
+        "gini": weighted_gini(refund, exposure, predicted_rate),
+        "tweedie_deviance": tweedie_deviance(refund, exposure, predicted_rate, power),
+        "rows": float(len(exposure)),
+    }

@@ -15,14 +15,31 @@ def _fmt(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.4f}"
 
 
+# What each binary model predicts, by the label it learns (models/labels.py).
+PREDICTS = {
+    "breach_6m": [
+        "**Predicts** the probability that a supplier has a *breach* (a dispute resolved in the",
+        "buyer's favour on its orders) in the six months after a month end T, from features",
+        "known by the end of day T (DESIGN §4). Published as information: it grows with the",
+        "number of orders a supplier takes, so the amount does not rest on it.",
+    ],
+    "default_6m": [
+        "**Predicts** the probability that a supplier *defaults* in the six months after a month",
+        "end T: it stops fulfilling, so most orders falling due go unshipped, are cancelled by",
+        "the supplier or platform, or are never received (`models/labels.py` defines the event),",
+        "from features known by the end of day T. In that event everything outstanding under",
+        "the supplier's amount is lost, so it prices the amount itself (DESIGN §4, §7). How",
+        "much a supplier trades is held non-increasing: size is never read as risk.",
+    ],
+}
+
+
 def render_model_card(result: TrainingResult, title: str = "supplier_breach_risk") -> str:
     split = result.split.describe()
     lines = [
         f"# Model card: {title}",
         "",
-        "**Predicts** the probability that a supplier has a *breach* (a dispute resolved in the",
-        "buyer's favour on its orders) in the six months after a month end T, from features",
-        "known by the end of day T (DESIGN §4).",
+        *PREDICTS.get(result.label_column, [f"**Predicts** the probability of `{result.label_column}`."]),
         "",
         "## Data",
         "",
@@ -77,5 +94,56 @@ def render_model_card(result: TrainingResult, title: str = "supplier_breach_risk
         "- Reason codes explain the model (TreeSHAP, plus the logistic's terms when blended), not",
         "  the world: they say which inputs pushed this score up, not what caused a breach.",
         "- Not a fraud model: collusion or account takeover is out of scope.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_loss_rate_card(result, title: str = "supplier_loss_rate") -> str:
+    """The model card of a ``models.loss_rate.LossRateTrainingResult``."""
+    split = result.split.describe()
+    lines = [
+        f"# Model card: {title}",
+        "",
+        "**Predicts** the six-month *loss rate*: buyer-won refunds resolved in the six months after",
+        "a month end T per dollar of the supplier's order value in that window, from features",
+        "known by the end of day T (DESIGN §4). One Tweedie booster per coverage (pre-shipment:",
+        "late shipment, not received; post-delivery: quality; other), weighted by the window's",
+        "order value (the exposure); the published `loss_rate_6m` is their sum. It is what the",
+        "programme's fee must cover per covered dollar, and does not grow with a supplier's size:",
+        "size features are held non-increasing.",
+        "",
+        "## Data",
+        "",
+        f"- training data fingerprint (sha256): `{result.data_fingerprint}`",
+        f"- boosters trained on: {split['train']} ({result.row_counts['train']:,} rows)",
+        f"- scaled and early-stopped on: {split['calibration']} ({result.row_counts['calibration']:,} rows)",
+        f"- evaluated on (untouched): {split['evaluation']} ({result.row_counts['evaluation']:,} rows)",
+        f"- rows dropped (incomplete window or no order value in it): "
+        f"{result.row_counts.get('dropped_no_exposure_or_incomplete', 0):,}",
+        f"- calibration factors per coverage: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in result.model.scales.items()),
+        "",
+        "## Metrics (rates are refund dollars per order dollar)",
+        "",
+        "| window | cover | realised rate | predicted rate | predicted / realised | worst decile error | Gini | rows |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for window in ("train", "calibration", "evaluation"):
+        for cover in ("total", "pre_shipment", "post_delivery"):
+            m = {k: result.metrics.get(f"{window}_{cover}_{k}", float("nan")) for k in (
+                "realised_rate", "predicted_rate", "predicted_to_realised", "decile_max_abs_relative_error", "gini", "rows")}
+            lines.append(
+                f"| {window} | {cover} | {m['realised_rate']:.5f} | {m['predicted_rate']:.5f} | "
+                f"{_fmt(m['predicted_to_realised'])} | {_fmt(m['decile_max_abs_relative_error'])} | "
+                f"{_fmt(m['gini'])} | {_fmt(m['rows'])} |"
+            )
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- The realised rate of one supplier-month is noisy (most have no refund at all): judge the",
+        "  model by exposure-weighted deciles, not by single rows.",
+        "- Refunds count when resolved; slow resolution moves them to later windows.",
+        "- The coverage split follows the dispute's reason as recorded.",
     ]
     return "\n".join(lines) + "\n"

@@ -30,7 +30,23 @@ NON_FEATURE_COLUMNS = frozenset(
         "post_delivery_breach_6m",
         "label_window_end",
         "label_complete",
+        # the loss-rate and default labels (models/labels.py) and the published estimates
+        "order_value_next_6m_usd",
+        "pre_shipment_refund_usd_6m",
+        "post_delivery_refund_usd_6m",
+        "realised_loss_rate_6m",
+        "realised_loss_rate_pre_shipment_6m",
+        "realised_loss_rate_post_delivery_6m",
+        "default_6m",
+        "orders_due_6m",
+        "failed_orders_due_6m",
         "breach_probability_6m",
+        "loss_rate_6m",
+        "loss_rate_pre_shipment_6m",
+        "loss_rate_post_delivery_6m",
+        "default_probability_6m",
+        "true_loss_rate_6m",  # truths carried by models.demo_frames, never inputs
+        "true_default_probability_6m",
         "run_id",
         "computed_at",
         "joined_at",
@@ -38,6 +54,40 @@ NON_FEATURE_COLUMNS = frozenset(
     }
 )
 CATEGORICAL_COLUMNS = ("country", "membership_tier", "category")
+
+# How much a supplier trades: counts and values of orders, deals, buyers and reviews.
+# The chance of *any* dispute grows with them, but the per-dollar loss rate and the
+# default probability must not read size as risk (DESIGN §7: trading a lot is never a
+# reason), so the models of those two hold each of these non-increasing
+# (``per_dollar_features``): more trade can only lower them, never raise them, and a
+# size feature is never cited as raising a supplier's risk.
+SIZE_FEATURES = frozenset(
+    {
+        "orders_6m",
+        "order_value_6m_usd",
+        "completed_orders_6m",
+        "promised_shipments_6m",
+        "deal_count_12m",
+        "deal_value_12m_usd",
+        "assured_deal_value_12m_usd",
+        "orders_this_month",
+        "orders_previous_month",
+        "buyers_6m",
+        "repeat_orders_6m",
+        "review_count_6m",
+        "inquiries_6m",
+        "in_transit_orders_at_t",
+        "trading_months_6m",
+        "trading_months_12m",
+        "orders_per_month_6m",
+        "order_value_per_month_6m_usd",
+        "buyers_per_month_6m",
+        "reviews_per_month_6m",
+        "deals_per_month_12m",
+        "deal_value_per_month_12m_usd",
+        "assured_deal_value_per_month_12m_usd",
+    }
+)
 
 FALLBACK_RISK_DIRECTIONS: dict[str, int] = {
     "tenure_months": -1,
@@ -60,6 +110,17 @@ class ModelFeature:
     name: str
     risk_direction: int  # +1, -1 or 0; categorical features are always 0
     categorical: bool
+
+
+def per_dollar_features(features: Sequence[ModelFeature]) -> list[ModelFeature]:
+    """``features`` with every size feature constrained non-increasing (risk direction -1).
+
+    For the loss-rate and default models: their targets are per dollar or per supplier,
+    so more trade must never raise them (see ``SIZE_FEATURES``)."""
+    return [
+        ModelFeature(f.name, -1, f.categorical) if f.name in SIZE_FEATURES and not f.categorical else f
+        for f in features
+    ]
 
 
 def catalogue_specs() -> list | None:

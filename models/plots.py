@@ -53,3 +53,21 @@ def feature_importance_figure(importance: pd.DataFrame, top: int = 20) -> Figure
     ax.set(xlabel="total gain", title="Feature importance (gain)")
     fig.tight_layout()
     return fig
+
+
+def loss_rate_calibration_figure(tables: dict[str, pd.DataFrame]) -> Figure:
+    """Realised against predicted loss rate per equal-mass decile, one line per coverage
+    (tables of ``models.metrics.loss_rate_calibration_table``); rates in basis points."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    upper = 0.0
+    for name, table in tables.items():
+        predicted, realised = table["predicted_rate"] * 1e4, table["realised_rate"] * 1e4
+        ax.plot(predicted, realised, marker="o", label=name)
+        upper = max(upper, predicted.max(), realised.max())
+    upper = upper * 1.1 + 1e-3
+    ax.plot([0, upper], [0, upper], color="grey", linestyle=":", linewidth=1)
+    ax.set(xlabel="predicted loss rate (bp of order value)", ylabel="realised loss rate (bp)",
+           title="Loss rate by decile, out of time")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -89,10 +89,13 @@ CATEGORICAL_REASON_CODES: dict[str, str] = {
 
 
 def codes_for(feature: ModelFeature) -> FeatureReasonCodes:
+    # "<model>:<feature>" names one model's input when several models' contributions are
+    # ranked together (models.supplier_decisions): the code is the feature's own.
+    name = feature.name.rpartition(":")[2]
     if feature.categorical:
-        code = CATEGORICAL_REASON_CODES.get(feature.name, f"{feature.name.upper()}_RISK")
+        code = CATEGORICAL_REASON_CODES.get(name, f"{name.upper()}_RISK")
         return FeatureReasonCodes(code, code, code)
-    base = feature.name.removesuffix("_shrunk")
+    base = name.removesuffix("_shrunk")
     if base in REASON_CODES:
         return REASON_CODES[base]
     stem = REASON_STEMS.get(base, base.upper())

@@ -36,9 +36,11 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from models.metrics import classification_metrics
-from models.model_card import render_model_card
+from models.loss_rate import EXPOSURE_COLUMN, LOSS_RATE_COLUMN, LossRateModel, LossRateTrainingResult, coverage_refunds, exposure_rows
+from models.metrics import loss_rate_metrics
+from models.model_card import render_loss_rate_card, render_model_card
 from models.model_features import LABEL_COLUMN
-from models.plots import feature_importance_figure, reliability_figure, roc_figure
+from models.plots import feature_importance_figure, loss_rate_calibration_figure, reliability_figure, roc_figure
 from models.scoring import BreachRiskModel
 from models.training import TrainingResult, complete_label_rows, training_data_fingerprint
 
@@ -111,8 +113,44 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
-def log_training_run(result: TrainingResult, run_name: str | None = None) -> None:
+def model_card(result: TrainingResult | LossRateTrainingResult, title: str) -> str:
+    if isinstance(result, LossRateTrainingResult):
+        return render_loss_rate_card(result, title)
+    return render_model_card(result, title)
+
+
+def log_loss_rate_run(result: LossRateTrainingResult, title: str) -> None:
+    """Params, metrics, calibration plots and model card of a loss-rate model into the active run."""
+    params = {f"config.{k}": v for k, v in result.config.to_dict().items()}
+    params.update({f"window.{k}": v for k, v in result.split.describe().items()})
+    params["features"] = ",".join(f.name for f in result.features)
+    params["monotone_constraints"] = ",".join(str(f.risk_direction) for f in result.features)
+    params["data_fingerprint_sha256"] = result.data_fingerprint
+    mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+    mlflow.log_metrics(_finite(result.metrics))
+    mlflow.log_metrics({f"rows_{k}": float(v) for k, v in result.row_counts.items()})
+    mlflow.set_tags({"data_fingerprint_sha256": result.data_fingerprint, "model_family": "lightgbm-tweedie"})
+    for figure, file_name in (
+        (loss_rate_calibration_figure(result.calibration_tables), "plots/loss_rate_calibration_evaluation.png"),
+        (feature_importance_figure(result.feature_importance), "plots/feature_importance.png"),
+    ):
+        mlflow.log_figure(figure, file_name)
+        plt.close(figure)
+    for cover, table in result.calibration_tables.items():
+        mlflow.log_text(table.to_csv(index=False), f"calibration_by_decile_{cover}.csv")
+    mlflow.log_text(render_loss_rate_card(result, title), "model_card.md")
+    mlflow.log_dict(
+        {"data_fingerprint_sha256": result.data_fingerprint, "row_counts": result.row_counts,
+         "split": result.split.describe()},
+        "training_data.json",
+    )
+
+
+def log_training_run(result: TrainingResult, run_name: str | None = None, title: str = REGISTERED_MODEL_NAME) -> None:
     """Params, metrics, figures, model card and data fingerprint into the active run."""
+    if isinstance(result, LossRateTrainingResult):
+        log_loss_rate_run(result, title)
+        return
     params = {f"config.{k}": v for k, v in result.config.to_dict().items() if k != "lightgbm_overrides"}
     params.update({f"window.{k}": v for k, v in result.split.describe().items()})
     params["features"] = ",".join(f.name for f in result.features)
@@ -126,7 +164,7 @@ def log_training_run(result: TrainingResult, run_name: str | None = None) -> Non
     mlflow.set_tags({"data_fingerprint_sha256": result.data_fingerprint, "model_family": "lightgbm"})
 
     evaluation = result.evaluation_frame
-    y = evaluation[LABEL_COLUMN].astype(int).to_numpy()
+    y = evaluation[result.label_column].astype(int).to_numpy()
     uncalibrated = "uncalibrated blend" if result.config.logistic_blend > 0 else "uncalibrated booster"
     curves = {
         "calibrated": (y, evaluation["predicted_probability"].to_numpy()),
@@ -139,7 +177,7 @@ def log_training_run(result: TrainingResult, run_name: str | None = None) -> Non
     ):
         mlflow.log_figure(figure, file_name)
         plt.close(figure)
-    mlflow.log_text(render_model_card(result), "model_card.md")
+    mlflow.log_text(render_model_card(result, title), "model_card.md")
     mlflow.log_text(result.feature_importance.to_csv(index=False), "feature_importance.csv")
     mlflow.log_dict(
         {"data_fingerprint_sha256": result.data_fingerprint, "row_counts": result.row_counts,
@@ -168,7 +206,7 @@ def log_and_register(
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name or "train") as run:
             if tags:
                 mlflow.set_tags(tags)
-            log_training_run(result)
+            log_training_run(result, title=registered_model_name)
             model_info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=result.model,
@@ -182,7 +220,7 @@ def log_and_register(
         )
         client.set_model_version_tag(registered_model_name, model_version.version, "initial_alias", alias)
         client.update_model_version(
-            registered_model_name, model_version.version, description=render_model_card(result)
+            registered_model_name, model_version.version, description=model_card(result, registered_model_name)
         )
     version = version_string(registered_model_name, model_version.version)
     result.model.version = version
@@ -234,6 +272,9 @@ class PromotionGates:
     max_auc_drop: float = 0.005
     max_ece_increase: float = 0.005
     max_brier_relative_increase: float = 0.01
+    # loss-rate models: ranking (exposure-weighted Gini) and fit (Tweedie deviance)
+    max_gini_drop: float = 0.01
+    max_deviance_relative_increase: float = 0.01
 
 
 @dataclass
@@ -251,10 +292,44 @@ class PromotionDecision:
         return asdict(self)
 
 
+def compare_loss_rate_on_rows(
+    champion_metrics: dict[str, float], challenger_metrics: dict[str, float], gates: PromotionGates
+) -> tuple[bool, list[str]]:
+    """The loss-rate gates: Gini not worse by more than its margin, deviance likewise."""
+    reasons = []
+    passed = True
+    gini_delta = challenger_metrics["gini"] - champion_metrics["gini"]
+    if math.isfinite(gini_delta) and gini_delta < -gates.max_gini_drop:
+        passed = False
+        reasons.append(f"Gini worse by {-gini_delta:.4f} > {gates.max_gini_drop}")
+    else:
+        reasons.append(f"Gini {challenger_metrics['gini']:.4f} vs {champion_metrics['gini']:.4f} ok")
+    ratio = challenger_metrics["tweedie_deviance"] / max(champion_metrics["tweedie_deviance"], 1e-12) - 1
+    if ratio > gates.max_deviance_relative_increase:
+        passed = False
+        reasons.append(f"Tweedie deviance worse by {ratio:.2%} > {gates.max_deviance_relative_increase:.2%}")
+    else:
+        reasons.append(
+            f"Tweedie deviance {challenger_metrics['tweedie_deviance']:.6f} vs {champion_metrics['tweedie_deviance']:.6f} ok"
+        )
+    return passed, reasons
+
+
+def validation_metrics(model, rows: pd.DataFrame, label_column: str) -> dict[str, float]:
+    """The metrics the gates compare, for either kind of model, on the same rows."""
+    if isinstance(model, LossRateModel):
+        refund = sum(coverage_refunds(rows).values())
+        return loss_rate_metrics(refund, rows[EXPOSURE_COLUMN].to_numpy(float), model.predict_loss_rate(rows),
+                                 float(model.metadata.get("tweedie_variance_power", 1.5)))
+    return classification_metrics(rows[label_column].astype(int).to_numpy(), model.predict_proba(rows))
+
+
 def compare_on_rows(
     champion_metrics: dict[str, float], challenger_metrics: dict[str, float], gates: PromotionGates
 ) -> tuple[bool, list[str]]:
     """Apply the gates; every gate yields a reason, passed or failed."""
+    if "gini" in challenger_metrics:
+        return compare_loss_rate_on_rows(champion_metrics, challenger_metrics, gates)
     reasons = []
     passed = True
     auc_delta = challenger_metrics["auc"] - champion_metrics["auc"]
@@ -288,6 +363,7 @@ def promote_if_better(
     gates: PromotionGates | None = None,
     registered_model_name: str = REGISTERED_MODEL_NAME,
     experiment_name: str = EXPERIMENT_NAME,
+    label_column: str = LABEL_COLUMN,
 ) -> PromotionDecision:
     """Promote ``challenger`` to ``champion`` if it passes ``gates`` on ``validation``.
 
@@ -297,7 +373,8 @@ def promote_if_better(
     alias is removed. The decision is returned and logged either way.
     """
     gates = gates or PromotionGates()
-    rows = complete_label_rows(validation)
+    loss_rate = label_column == LOSS_RATE_COLUMN
+    rows = exposure_rows(validation) if loss_rate else complete_label_rows(validation, label_column)
     with _tracking(tracking_uri) as client:
         champion_number = _alias_version(client, registered_model_name, CHAMPION)
         challenger_number = _alias_version(client, registered_model_name, CHALLENGER)
@@ -318,24 +395,23 @@ def promote_if_better(
         decision.reasons.append("challenger is already the champion")
         return decision
 
-    y = rows[LABEL_COLUMN].astype(int).to_numpy()
     challenger, _ = load_model_by_alias(tracking_uri, CHALLENGER, registered_model_name=registered_model_name)
-    decision.challenger_metrics = classification_metrics(y, challenger.predict_proba(rows))
+    decision.challenger_metrics = validation_metrics(challenger, rows, label_column)
     if champion_number is None:
         decision.promoted = True
         decision.reasons.append("no champion registered: the challenger becomes champion")
     else:
         champion, _ = load_model_by_alias(tracking_uri, CHAMPION, registered_model_name=registered_model_name)
         try:
-            champion_p = champion.predict_proba(rows)
+            champion_metrics = validation_metrics(champion, rows, label_column)
         except KeyError as missing:
             # The feature set moved on: a champion that cannot score today's features
             # cannot serve the pipeline either, so the challenger takes over.
-            champion_p = None
+            champion_metrics = None
             decision.promoted = True
             decision.reasons.append(f"champion cannot score the validation rows ({missing}): challenger takes over")
-        if champion_p is not None:
-            decision.champion_metrics = classification_metrics(y, champion_p)
+        if champion_metrics is not None:
+            decision.champion_metrics = champion_metrics
             decision.promoted, decision.reasons = compare_on_rows(
                 decision.champion_metrics, decision.challenger_metrics, gates
             )

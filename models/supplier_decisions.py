@@ -1,21 +1,38 @@
-"""One month's decision per supplier: breach probability, reasons, eligibility and amount.
+"""One month's decision per supplier: risk quantities, reasons, eligibility and amount.
 
-Joins the two separate decisions of DESIGN §7 (risk from the model, amount from the
-policy) into the rows of `published.supplier_scores` (without the run metadata).
+Joins the two separate decisions of DESIGN §7 (risk from the models, amount from the
+policy) into the rows of `published.supplier_scores` (without the run metadata). Three
+models score each supplier (``RiskModels``):
+
+* the **loss rate** (refunds per dollar of order value, per coverage) and the **default
+  probability** (the supplier stops fulfilling): the quantities the amount rests on;
+* the **breach probability** (any buyer-won dispute), published as information only.
+
+Reason codes come from the models that drive the decision: the features that raise the
+loss rate or the default probability the most, ranked together by their contribution
+(both in log units: log rate and log-odds, which for small probabilities is the log too,
+so a contribution c multiplies the quantity by about e^c). Size features can only lower
+those two models' outputs (``models.model_features.SIZE_FEATURES``), so trading a lot is
+never a reason.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from models.loss_rate import COVERAGE_RATE_COLUMNS, LOSS_RATE_COLUMN, LossRateModel
+from models.model_features import ModelFeature
 from models.policy import Policy, apply_policy
+from models.reason_codes import top_reason_codes
 from models.scoring import BreachRiskModel
 
 RISK_REASON_COUNT = 3
+DEFAULT_PROBABILITY_COLUMN = "default_probability_6m"
 
 SCORE_SCHEMA = pa.schema(
     [
@@ -30,21 +47,75 @@ SCORE_SCHEMA = pa.schema(
         ("amount_drivers", pa.list_(pa.string())),
         ("model_version", pa.string()),
         ("policy_version", pa.string()),
+        (LOSS_RATE_COLUMN, pa.float64()),
+        (COVERAGE_RATE_COLUMNS["pre_shipment"], pa.float64()),
+        (COVERAGE_RATE_COLUMNS["post_delivery"], pa.float64()),
+        (DEFAULT_PROBABILITY_COLUMN, pa.float64()),
+        ("loss_rate_model_version", pa.string()),
+        ("default_model_version", pa.string()),
     ]
 )
 
 
+@dataclass(frozen=True)
+class RiskModels:
+    """The three registered models a month is scored with, and their version strings."""
+
+    breach: BreachRiskModel
+    breach_version: str
+    loss_rate: LossRateModel
+    loss_rate_version: str
+    default: BreachRiskModel
+    default_version: str
+
+    def score(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The published risk columns, one row per row of ``features`` (same index)."""
+        scored = self.loss_rate.predict_rates(features)
+        scored[DEFAULT_PROBABILITY_COLUMN] = self.default.predict_proba(features)
+        scored["breach_probability_6m"] = self.breach.predict_proba(features)
+        return scored
+
+    def reason_codes(self, features: pd.DataFrame, k: int = RISK_REASON_COUNT) -> list[list[str]]:
+        """Per row, up to ``k`` codes of what raises the loss rate or the default probability most."""
+        if len(features) == 0:
+            return []
+        loss_design = self.loss_rate.design_matrix(features)
+        default_design = self.default.design_matrix(features)
+        n_loss, n_default = len(self.loss_rate.features), len(self.default.features)
+        contributions = np.hstack([
+            self.loss_rate.contributions(features)[:, :n_loss],
+            np.asarray(self.default.contributions(features))[:, :n_default],
+        ])
+        design = pd.concat(
+            [loss_design.add_prefix("loss:"), default_design.add_prefix("default:")], axis=1
+        )
+        features_list = [
+            *[_prefixed(f, "loss:") for f in self.loss_rate.features],
+            *[_prefixed(f, "default:") for f in self.default.features],
+        ]
+        medians = {f"loss:{k_}": v for k_, v in self.loss_rate.medians.items()} | {
+            f"default:{k_}": v for k_, v in self.default.medians.items()
+        }
+        return top_reason_codes(contributions, design, features_list, medians, k=k)
+
+
+def _prefixed(feature: ModelFeature, prefix: str) -> ModelFeature:
+    """The feature under a prefixed column name (two models' inputs side by side)."""
+    return ModelFeature(name=f"{prefix}{feature.name}", risk_direction=feature.risk_direction,
+                        categorical=feature.categorical)
+
+
 def decide_month(
     features: pd.DataFrame,
-    model: BreachRiskModel,
-    model_version: str,
+    models: RiskModels,
     policy: Policy,
     previous_amounts: pd.Series | None = None,
 ) -> pa.Table:
     """Score one month of suppliers and apply the limit policy.
 
-    `reason_codes` lists the factors that raise the supplier's risk most, then every
-    eligibility rule it fails, so one column answers "why this amount?".
+    `reason_codes` lists the factors that raise the supplier's loss rate or default
+    probability most, then every eligibility rule it fails, so one column answers "why
+    this amount?".
     """
     months = features["as_of_date"].unique()
     if len(months) > 1:
@@ -52,24 +123,31 @@ def decide_month(
     if features.empty:
         return SCORE_SCHEMA.empty_table()
     features = features.sort_values("supplier_id", kind="mergesort").reset_index(drop=True)
-    probability = model.predict_proba(features)
-    risk_codes = model.reason_codes(features, k=RISK_REASON_COUNT)
-    decided = apply_policy(features.assign(breach_probability_6m=probability), policy, previous_amounts)
+    risk = models.score(features)
+    risk_codes = models.reason_codes(features)
+    decided = apply_policy(pd.concat([features, risk], axis=1), policy, previous_amounts)
     reason_codes = [
-        list(dict.fromkeys([*risk, *ineligible])) for risk, ineligible in zip(risk_codes, decided["ineligible_reasons"], strict=True)
+        list(dict.fromkeys([*codes, *ineligible]))
+        for codes, ineligible in zip(risk_codes, decided["ineligible_reasons"], strict=True)
     ]
     as_of_date: date = pd.Timestamp(months[0]).date()
+    n = len(decided)
     columns = {
-        "as_of_date": [as_of_date] * len(decided),
+        "as_of_date": [as_of_date] * n,
         "supplier_id": decided["supplier_id"].astype(str).tolist(),
         "eligible": decided["eligible"].astype(bool).tolist(),
         "ineligible_reasons": [list(reasons) for reasons in decided["ineligible_reasons"]],
-        "breach_probability_6m": np.asarray(probability, dtype=float).tolist(),
+        "breach_probability_6m": risk["breach_probability_6m"].astype(float).tolist(),
         "risk_grade": decided["risk_grade"].astype(str).tolist(),
         "trade_assurance_amount_usd": decided["trade_assurance_amount_usd"].astype(float).tolist(),
         "reason_codes": reason_codes,
         "amount_drivers": [list(drivers) for drivers in decided["amount_drivers"]],
-        "model_version": [model_version] * len(decided),
-        "policy_version": [policy.version] * len(decided),
+        "model_version": [models.breach_version] * n,
+        "policy_version": [policy.version] * n,
+        LOSS_RATE_COLUMN: risk[LOSS_RATE_COLUMN].astype(float).tolist(),
+        **{column: risk[column].astype(float).tolist() for column in COVERAGE_RATE_COLUMNS.values()},
+        DEFAULT_PROBABILITY_COLUMN: risk[DEFAULT_PROBABILITY_COLUMN].astype(float).tolist(),
+        "loss_rate_model_version": [models.loss_rate_version] * n,
+        "default_model_version": [models.default_version] * n,
     }
     return pa.table(columns, schema=SCORE_SCHEMA)

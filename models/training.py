@@ -34,7 +34,7 @@ import yaml
 from models.calibration import CalibrationChoice, fit_calibrator
 from models.linear_score import LinearScore
 from models.metrics import classification_metrics
-from models.model_features import KEY_COLUMNS, LABEL_COLUMN, ModelFeature, resolve_model_features
+from models.model_features import KEY_COLUMNS, LABEL_COLUMN, ModelFeature, per_dollar_features, resolve_model_features
 from models.scoring import BreachRiskModel, build_design_matrix
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("training.yaml")
@@ -160,6 +160,7 @@ class TrainingResult:
     data_fingerprint: str
     best_iteration: int
     row_counts: dict[str, int]
+    label_column: str = LABEL_COLUMN  # the binary outcome learned (breach_6m, default_6m)
 
 
 def complete_label_rows(training: pd.DataFrame, label_column: str = LABEL_COLUMN) -> pd.DataFrame:
@@ -229,15 +230,22 @@ def train_breach_model(
     training: pd.DataFrame,
     feature_specs_or_columns: Iterable | None = None,
     config: TrainingConfig | None = None,
+    label_column: str = LABEL_COLUMN,
+    size_non_increasing: bool = False,
 ) -> TrainingResult:
-    """Fit, calibrate and evaluate a breach model on a features-joined-with-labels frame.
+    """Fit, calibrate and evaluate a binary risk model on a features-joined-with-labels frame.
 
-    ``training`` holds ``as_of_date``, ``supplier_id``, ``breach_6m``, optionally
-    ``label_complete`` (incomplete rows are dropped) and the feature columns.
+    ``training`` holds ``as_of_date``, ``supplier_id``, the ``label_column`` (``breach_6m``
+    by default; ``default_6m`` for the default model), optionally ``label_complete``
+    (incomplete rows are dropped) and the feature columns. ``size_non_increasing`` holds
+    every size feature non-increasing (``models.model_features.per_dollar_features``), as the
+    default model does: how much a supplier trades must never read as its risk.
     """
     config = config or TrainingConfig()
-    rows = complete_label_rows(training)
+    rows = complete_label_rows(training, label_column)
     features = resolve_model_features(feature_specs_or_columns, rows)
+    if size_non_increasing:
+        features = per_dollar_features(features)
     split = split_out_of_time(rows["as_of_date"].unique(), config)
     in_window = {name: rows["as_of_date"].isin(set(months)) for name, months in asdict(split).items()}
     row_counts_warmup = int((rows["as_of_date"] < min(split.train)).sum())
@@ -248,8 +256,8 @@ def train_breach_model(
     categories = category_levels(train_rows, features)
     x_train = build_design_matrix(train_rows, features, categories)
     x_calibration = build_design_matrix(calibration_rows, features, categories)
-    y_train = train_rows[LABEL_COLUMN].astype(int).to_numpy()
-    y_calibration = calibration_rows[LABEL_COLUMN].astype(int).to_numpy()
+    y_train = train_rows[label_column].astype(int).to_numpy()
+    y_calibration = calibration_rows[label_column].astype(int).to_numpy()
 
     weights = recency_weights(train_rows["as_of_date"], config.recency_half_life_months)
     if not 0.0 <= config.logistic_blend < 1.0:
@@ -321,7 +329,7 @@ def train_breach_model(
     ):
         raw = model.raw_proba(window_rows)
         calibrated = model.calibrator.transform(raw)
-        y = window_rows[LABEL_COLUMN].astype(int).to_numpy()
+        y = window_rows[label_column].astype(int).to_numpy()
         for name, value in classification_metrics(y, calibrated).items():
             metrics[f"{window}_{name}"] = value
         metrics[f"{window}_uncalibrated_ece"] = classification_metrics(y, raw)["ece"]
@@ -358,4 +366,5 @@ def train_breach_model(
             "dropped_incomplete": len(training) - len(rows),
             "dropped_warmup": row_counts_warmup,
         },
+        label_column=label_column,
     )

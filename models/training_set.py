@@ -64,29 +64,40 @@ def build_training_set(con: duckdb.DuckDBPyConnection, data_horizon: datetime, s
         con.unregister("_training_labels")
 
 
-# Fewer breaches than this leave too little signal to learn from or to calibrate on.
+# Fewer events than this leave too little signal to learn from or to calibrate on.
 MIN_BREACHES_TO_TRAIN = 20
 MIN_MONTHS_TO_TRAIN = 3
+DEFAULT_LABEL_COLUMN = "default_6m"
 
 
-def untrainable_reason(training) -> str | None:
-    """Why this training set cannot give an honest model, or None when it can.
+def untrainable_reason(training, label_column: str = "breach_6m", event: str = "breach") -> str | None:
+    """Why this training set cannot give an honest model of ``label_column``, or None when it can.
 
     Real data may lack what labels need (Olist has no disputes, so every label is negative):
     a model fitted on one class would publish invented risk, so the pipeline says so instead.
     """
     complete = training[training["label_complete"]] if "label_complete" in training else training
+    if label_column in complete:
+        complete = complete[complete[label_column].notna()]
     if complete.empty:
-        return "no supplier-month has a known six-month outcome (does the landing zone record disputes?)"
+        return f"no supplier-month has a known six-month {event} outcome (does the landing zone record disputes?)"
     months = complete["as_of_date"].nunique()
-    breaches = int(complete["breach_6m"].astype(bool).sum())
+    events = int(complete[label_column].astype(bool).sum())
     if months < MIN_MONTHS_TO_TRAIN:
         return f"only {months} month(s) with a complete six-month outcome window (need {MIN_MONTHS_TO_TRAIN})"
-    if breaches < MIN_BREACHES_TO_TRAIN:
+    if events < MIN_BREACHES_TO_TRAIN:
         return (
-            f"only {breaches} breach(es) in {len(complete):,} supplier-months with complete labels "
+            f"only {events} {event}(es) in {len(complete):,} supplier-months with complete labels "
             f"(need {MIN_BREACHES_TO_TRAIN}); the landing zone may have no disputes"
+            if event == "breach" else
+            f"only {events} {event}(s) in {len(complete):,} supplier-months with complete labels "
+            f"(need {MIN_BREACHES_TO_TRAIN})"
         )
-    if breaches == len(complete):
-        return "every supplier-month is a breach: labels carry no signal"
+    if events == len(complete):
+        return f"every supplier-month is a {event}: labels carry no signal"
     return None
+
+
+def untrainable_default_reason(training) -> str | None:
+    """``untrainable_reason`` for the default label."""
+    return untrainable_reason(training, DEFAULT_LABEL_COLUMN, "default")

@@ -39,6 +39,9 @@ class MLflowResource(dg.ConfigurableResource):
     tracking_uri: str
     registered_model_name: str
     experiment_name: str = "supplier_breach_risk"
+    # The models the amount rests on (DESIGN §4); the breach model above is information.
+    loss_rate_model_name: str = "supplier_loss_rate"
+    default_model_name: str = "supplier_default_risk"
 
 
 class PublishedStoreResource(dg.ConfigurableResource):

@@ -1,0 +1,303 @@
+"""The six-month loss rate: buyer-won refunds per dollar of a supplier's order value.
+
+What the programme's fee (3% + $1) has to cover is refunds per covered dollar, not the
+chance of any refund: the latter grows with the number of orders a supplier takes, the
+former does not (DESIGN §4). This module learns the loss rate of each coverage Trade
+Assurance sells, out of time, from the labels of `models/labels.py`:
+
+* ``pre_shipment``: late shipment and goods not received;
+* ``post_delivery``: quality;
+* ``other``: buyer-won disputes of any other reason (small; part of the total only).
+
+One LightGBM booster per coverage with a **Tweedie** objective (a point mass at zero plus a
+continuous positive part, the shape of a refund total) and the window's order value as
+**exposure**: the target is refunds / exposure and the row weight is the exposure, so a
+supplier counts in proportion to the dollars it trades, and the fitted mean is refunds per
+dollar. The published loss rate is the sum of the three.
+
+Like the breach model, the boosters are fitted on the earlier complete-label months, early-
+stopped on the calibration months, and evaluated on the newest ones, untouched. Each
+coverage is then scaled by one factor fitted on the calibration months (refund dollars over
+predicted refund dollars), which absorbs the level drift a log link leaves. Size features
+(`models.model_features.SIZE_FEATURES`) are held non-increasing, so volume is never read as
+per-dollar risk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from models.metrics import loss_rate_calibration_table, loss_rate_metrics
+from models.model_features import ModelFeature, per_dollar_features, resolve_model_features
+from models.reason_codes import top_reason_codes
+from models.scoring import build_design_matrix
+from models.training import (
+    OutOfTimeSplit,
+    TrainingConfig,
+    category_levels,
+    split_out_of_time,
+    training_data_fingerprint,
+)
+
+DEFAULT_LOSS_CONFIG_PATH = Path(__file__).with_name("loss_rate.yaml")
+
+# The label columns of models/labels.py this model learns from.
+EXPOSURE_COLUMN = "order_value_next_6m_usd"
+TOTAL_REFUND_COLUMN = "breach_refund_usd_6m"
+COVERAGE_REFUND_COLUMNS = {
+    "pre_shipment": "pre_shipment_refund_usd_6m",
+    "post_delivery": "post_delivery_refund_usd_6m",
+}
+COVERAGES = ("pre_shipment", "post_delivery", "other")
+
+# The published estimates (published.supplier_scores).
+LOSS_RATE_COLUMN = "loss_rate_6m"
+COVERAGE_RATE_COLUMNS = {
+    "pre_shipment": "loss_rate_pre_shipment_6m",
+    "post_delivery": "loss_rate_post_delivery_6m",
+}
+
+
+def coverage_refunds(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Refund dollars per coverage; ``other`` is what the total holds beyond the two covers."""
+    total = pd.to_numeric(frame[TOTAL_REFUND_COLUMN], errors="coerce").fillna(0.0).to_numpy(float)
+    refunds = {
+        coverage: pd.to_numeric(frame[column], errors="coerce").fillna(0.0).to_numpy(float)
+        for coverage, column in COVERAGE_REFUND_COLUMNS.items()
+    }
+    refunds["other"] = np.maximum(total - refunds["pre_shipment"] - refunds["post_delivery"], 0.0)
+    return refunds
+
+
+def exposure_rows(training: pd.DataFrame) -> pd.DataFrame:
+    """Complete-label rows with order value in the window: the rows a loss rate is defined on."""
+    rows = training
+    if "label_complete" in rows.columns:
+        rows = rows[rows["label_complete"].fillna(False).astype(bool)]
+    rows = rows[rows[TOTAL_REFUND_COLUMN].notna()]
+    exposure = pd.to_numeric(rows[EXPOSURE_COLUMN], errors="coerce")
+    rows = rows[exposure > 0].copy()
+    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
+    return rows.sort_values(["as_of_date", "supplier_id"], kind="mergesort").reset_index(drop=True)
+
+
+class LossRateModel(mlflow.pyfunc.PythonModel):
+    """Per-coverage Tweedie boosters, each with its calibration factor, and the input recipe."""
+
+    def __init__(
+        self,
+        booster_models: dict[str, str],
+        scales: dict[str, float],
+        features: list[ModelFeature],
+        categories: dict[str, list[str]],
+        medians: dict[str, float],
+        metadata: dict[str, Any] | None = None,
+        version: str | None = None,
+        num_threads: int = 1,
+    ) -> None:
+        self.booster_models = dict(booster_models)  # LightGBM text format per coverage
+        self.scales = {k: float(v) for k, v in scales.items()}
+        self.features = list(features)
+        self.categories = {name: list(values) for name, values in categories.items()}
+        self.medians = dict(medians)
+        self.metadata = dict(metadata or {})
+        self.version = version
+        self.num_threads = num_threads
+        self._boosters: dict[str, lgb.Booster] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_boosters"] = {}
+        state["features"] = [asdict(f) for f in self.features]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["features"] = [ModelFeature(**f) for f in state["features"]]
+        self.__dict__.update(state)
+
+    def booster(self, coverage: str) -> lgb.Booster:
+        if coverage not in self._boosters:
+            self._boosters[coverage] = lgb.Booster(model_str=self.booster_models[coverage])
+        return self._boosters[coverage]
+
+    def design_matrix(self, features_df: pd.DataFrame) -> pd.DataFrame:
+        missing = [f.name for f in self.features if f.name not in features_df.columns]
+        if missing:
+            raise KeyError(f"features frame lacks model input columns: {missing}")
+        return build_design_matrix(features_df, self.features, self.categories)
+
+    def predict_rates(self, features_df: pd.DataFrame) -> pd.DataFrame:
+        """Per row: the loss rate of each coverage and their sum (``loss_rate_6m``)."""
+        out = pd.DataFrame(index=features_df.index)
+        total = np.zeros(len(features_df))
+        if len(features_df):
+            design = self.design_matrix(features_df)
+            for coverage in COVERAGES:
+                rate = self.scales[coverage] * self.booster(coverage).predict(design, num_threads=self.num_threads)
+                total = total + rate
+                if coverage in COVERAGE_RATE_COLUMNS:
+                    out[COVERAGE_RATE_COLUMNS[coverage]] = rate
+        for column in COVERAGE_RATE_COLUMNS.values():
+            if column not in out:
+                out[column] = np.empty(0)
+        out[LOSS_RATE_COLUMN] = total
+        return out
+
+    def predict_loss_rate(self, features_df: pd.DataFrame) -> np.ndarray:
+        return self.predict_rates(features_df)[LOSS_RATE_COLUMN].to_numpy()
+
+    def contributions(self, features_df: pd.DataFrame) -> np.ndarray:
+        """TreeSHAP contributions to the log of the total loss rate, rows x (features + bias).
+
+        Each coverage's booster explains its own log rate; the total's log is approximated by
+        weighting each coverage's contributions by its share of the row's total rate (exact
+        when one coverage dominates), which keeps "what raises the loss rate" one ranking."""
+        design = self.design_matrix(features_df)
+        rates = self.predict_rates(features_df)
+        total = np.maximum(rates[LOSS_RATE_COLUMN].to_numpy(), 1e-300)
+        combined = np.zeros((len(design), len(self.features) + 1))
+        threads = os.cpu_count() or 1
+        for coverage in COVERAGES:
+            if coverage in COVERAGE_RATE_COLUMNS:
+                share = rates[COVERAGE_RATE_COLUMNS[coverage]].to_numpy() / total
+            else:
+                share = np.clip(1.0 - sum(rates[c].to_numpy() for c in COVERAGE_RATE_COLUMNS.values()) / total, 0, 1)
+            contributions = np.asarray(self.booster(coverage).predict(design, pred_contrib=True, num_threads=threads))
+            combined += share[:, None] * contributions
+        return combined
+
+    def reason_codes(self, features_df: pd.DataFrame, k: int = 3) -> list[list[str]]:
+        """Per row, up to ``k`` codes of the features that raise its loss rate the most."""
+        if len(features_df) == 0:
+            return []
+        return top_reason_codes(
+            self.contributions(features_df), self.design_matrix(features_df), self.features, self.medians, k=k
+        )
+
+    def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
+        return self.predict_rates(pd.DataFrame(model_input))
+
+
+@dataclass
+class LossRateTrainingResult:
+    model: LossRateModel
+    config: TrainingConfig
+    split: OutOfTimeSplit
+    features: list[ModelFeature]
+    metrics: dict[str, float]  # "<window>_<coverage>_<metric>", e.g. evaluation_total_gini
+    evaluation_frame: pd.DataFrame  # evaluation rows: keys, labels, exposure, predicted rates
+    calibration_tables: dict[str, pd.DataFrame]  # evaluation window, per coverage and total
+    feature_importance: pd.DataFrame
+    data_fingerprint: str
+    best_iteration: int
+    row_counts: dict[str, int] = field(default_factory=dict)
+    label_column: str = LOSS_RATE_COLUMN
+
+
+def loss_config_from_yaml(path: str | Path = DEFAULT_LOSS_CONFIG_PATH) -> TrainingConfig:
+    return TrainingConfig.from_yaml(path)
+
+
+def train_loss_rate_model(
+    training: pd.DataFrame,
+    feature_specs_or_columns=None,
+    config: TrainingConfig | None = None,
+) -> LossRateTrainingResult:
+    """Fit, calibrate and evaluate the per-coverage loss-rate boosters out of time."""
+    config = config or loss_config_from_yaml()
+    rows = exposure_rows(training)
+    if rows.empty:
+        raise ValueError("no complete-label supplier-month with order value in its window: no loss rate to learn")
+    features = per_dollar_features(resolve_model_features(feature_specs_or_columns, rows))
+    split = split_out_of_time(rows["as_of_date"].unique(), config)
+    windows = {name: rows[rows["as_of_date"].isin(set(months))] for name, months in asdict(split).items()}
+    categories = category_levels(windows["train"], features)
+    designs = {name: build_design_matrix(frame, features, categories) for name, frame in windows.items()}
+    refunds = {name: coverage_refunds(frame) for name, frame in windows.items()}
+    exposure = {name: frame[EXPOSURE_COLUMN].to_numpy(float) for name, frame in windows.items()}
+
+    params = config.lightgbm_params([f.risk_direction for f in features])
+    params["min_data_in_leaf"] = min(config.min_data_in_leaf, max(10, len(windows["train"]) // 50))
+    power = float(params.get("tweedie_variance_power", 1.5))
+    categorical = [f.name for f in features if f.categorical] or "auto"
+    boosters: dict[str, str] = {}
+    scales: dict[str, float] = {}
+    best: dict[str, int] = {}
+    importance = []
+    for coverage in COVERAGES:
+        # Weights normalised to mean 1: the fit is the same, leaf sizes keep their meaning.
+        def dataset(window: str, reference=None) -> lgb.Dataset:
+            weight = exposure[window] / exposure["train"].mean()
+            return lgb.Dataset(
+                designs[window], refunds[window][coverage] / exposure[window], weight=weight,
+                categorical_feature=categorical, free_raw_data=False, reference=reference,
+            )
+
+        train_set = dataset("train")
+        has_refunds = refunds["calibration"][coverage].sum() > 0
+        booster = lgb.train(
+            params, train_set, num_boost_round=config.max_boost_rounds,
+            valid_sets=[dataset("calibration", train_set)],
+            callbacks=[lgb.early_stopping(config.early_stopping_rounds, verbose=False)] if has_refunds else [],
+        )
+        best[coverage] = booster.best_iteration or booster.current_iteration()
+        boosters[coverage] = booster.model_to_string(num_iteration=best[coverage])
+        predicted = booster.predict(designs["calibration"], num_iteration=best[coverage])
+        predicted_refund = float(np.sum(predicted * exposure["calibration"]))
+        scales[coverage] = float(refunds["calibration"][coverage].sum() / predicted_refund) if predicted_refund > 0 else 1.0
+        importance.append(
+            pd.DataFrame({
+                "coverage": coverage, "feature": booster.feature_name(),
+                "gain": booster.feature_importance("gain", iteration=best[coverage]),
+            })
+        )
+
+    medians = {
+        f.name: float(np.nanmedian(designs["train"][f.name].to_numpy()))
+        if not f.categorical and designs["train"][f.name].notna().any() else 0.0
+        for f in features
+    }
+    fingerprint = training_data_fingerprint(rows)
+    model = LossRateModel(
+        boosters, scales, features, categories, medians,
+        metadata={"split": split.describe(), "best_iteration": best, "scales": scales,
+                  "data_fingerprint": fingerprint, "tweedie_variance_power": power},
+        num_threads=config.num_threads,
+    )
+
+    metrics: dict[str, float] = {}
+    tables: dict[str, pd.DataFrame] = {}
+    evaluation_frame = pd.DataFrame()
+    for window, frame in windows.items():
+        rates = model.predict_rates(frame)
+        total_refund = sum(refunds[window].values())
+        per_coverage = {**{c: (refunds[window][c], rates[COVERAGE_RATE_COLUMNS[c]].to_numpy())
+                           for c in COVERAGE_RATE_COLUMNS},
+                        "total": (total_refund, rates[LOSS_RATE_COLUMN].to_numpy())}
+        for name, (refund, predicted) in per_coverage.items():
+            for metric, value in loss_rate_metrics(refund, exposure[window], predicted, power).items():
+                metrics[f"{window}_{name}_{metric}"] = value
+            if window == "evaluation":
+                tables[name] = loss_rate_calibration_table(refund, exposure[window], predicted)
+        if window == "evaluation":
+            evaluation_frame = pd.concat([frame.reset_index(drop=True), rates.reset_index(drop=True)], axis=1)
+
+    importance_frame = (
+        pd.concat(importance).groupby("feature", as_index=False)["gain"].sum()
+        .sort_values(["gain", "feature"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
+    )
+    return LossRateTrainingResult(
+        model=model, config=config, split=split, features=features, metrics=metrics,
+        evaluation_frame=evaluation_frame, calibration_tables=tables, feature_importance=importance_frame,
+        data_fingerprint=fingerprint, best_iteration=int(max(best.values())),
+        row_counts={name: len(frame) for name, frame in windows.items()}
+        | {"dropped_no_exposure_or_incomplete": len(training) - len(rows)},
+    )
