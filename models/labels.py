@@ -1,4 +1,4 @@
-"""Forward-looking breach labels: did a supplier suffer a breach in the six months after T?
+"""Forward-looking labels: breaches, loss rate and default in the six months after T.
 
 DESIGN §4: a *breach* is a dispute on the supplier's orders that was resolved in the
 buyer's favour (``outcome = 'buyer_favored'``), counted with its refund, whose resolution
@@ -20,6 +20,50 @@ Exact boundaries (timestamps are naive UTC, as everywhere in the warehouse):
 
 The population is every supplier that had joined by the end of day T, matching the rows
 of ``features.compute_supplier_features``.
+
+Loss rate (DESIGN §4)
+---------------------
+* ``forward_order_value_6m_usd``, the exposure: the sum of ``amount_usd`` of the supplier's
+  orders *created* in the window (``created_at`` in ``[T + 1 day, window end + 1 day)``,
+  the same boundaries as the breach label), whatever their status. Known from the orders
+  alone, so never NULL (0 when the supplier took no order). Not ``order_value_6m_usd``:
+  that name is the feature over the six months *before* T, and a label must never share
+  a feature's name in the training set.
+* ``breach_refund_usd_6m`` (all reasons, 'other' included), ``pre_shipment_refund_usd_6m``
+  (late_shipment, not_received) and ``post_delivery_refund_usd_6m`` (quality): the
+  refunds of buyer-won disputes *resolved* in the window, on any of the supplier's orders
+  (also orders created before T).
+* ``loss_rate_6m`` = breach_refund_usd_6m / forward_order_value_6m_usd, and
+  ``loss_rate_pre_shipment_6m`` / ``loss_rate_post_delivery_6m`` likewise: refund dollars
+  per dollar of order value taken in the same window. NULL when the exposure is 0.
+
+Default ("stops fulfilling", DESIGN §4)
+--------------------------------------
+An order's *promised day* is the day of ``promised_ship_by`` or, when the source has no
+promise, of ``created_at + DEFAULT_PROMISE_LEAD_DAYS``. Its *deadline* is the end of
+``promised day + DEFAULT_GRACE_DAYS``.
+
+* ``orders_due_6m``: the supplier's orders whose promised day lies in
+  ``(T, window end - DEFAULT_GRACE_DAYS]``, i.e. orders falling due in the window whose
+  whole grace period also ends inside it (orders promised in the window's last
+  ``DEFAULT_GRACE_DAYS`` days fall due in later windows). Orders cancelled by the buyer
+  are not counted: the buyer withdrew, the supplier had nothing to fulfil.
+* ``failed_orders_due_6m``: of those, the orders that
+  - were cancelled by the supplier or the platform (``cancelled_by``), or
+  - have no ``shipped_at`` before their deadline (never shipped, shipped after it, or
+    cancelled with no recorded canceller), or
+  - have a buyer-won ``not_received`` dispute resolved by the end of the window.
+* ``default_6m``: ``orders_due_6m >= DEFAULT_MIN_ORDERS_DUE`` and
+  ``failed_orders_due_6m >= DEFAULT_FAILED_SHARE * orders_due_6m``.
+
+Every part is decided by the end of the window, so ``label_complete`` means the same as
+for the breach label: the deadline of every counted order is on or before the window
+end, and disputes count only when resolved by then. Cancellations count as recorded
+(``cancelled_by``, whatever ``cancelled_at``, an optional column, says): in practice an
+order is cancelled before it ships, so a cancellation after the deadline only confirms a
+failure already counted. Without a disputes table the default is computed from the
+orders alone (the ``not_received`` part is skipped) and is not NULL; the refunds and loss
+rates are NULL, and ``label_complete`` is false as for the breach label.
 """
 
 from __future__ import annotations
@@ -41,6 +85,14 @@ BREACH_OUTCOME = "buyer_favored"
 # the goods received is post-delivery. 'other' counts as a breach but as neither kind.
 PRE_SHIPMENT_REASONS = ("late_shipment", "not_received")
 POST_DELIVERY_REASONS = ("quality",)
+# The default label (module docstring). The generator's truth mirrors these values.
+DEFAULT_GRACE_DAYS = 14
+DEFAULT_PROMISE_LEAD_DAYS = 14  # assumed promise when promised_ship_by is NULL
+DEFAULT_MIN_ORDERS_DUE = 3
+DEFAULT_FAILED_SHARE = 0.5
+# A failed delivery recorded as a claim: counts as a failure of the order falling due.
+NOT_RECEIVED_REASON = "not_received"
+SUPPLIER_SIDE_CANCELLERS = ("supplier", "platform")
 
 LABEL_SCHEMA = pa.schema(
     [
@@ -51,6 +103,15 @@ LABEL_SCHEMA = pa.schema(
         ("breach_refund_usd_6m", pa.float64()),
         ("pre_shipment_breach_6m", pa.bool_()),
         ("post_delivery_breach_6m", pa.bool_()),
+        ("forward_order_value_6m_usd", pa.float64()),
+        ("pre_shipment_refund_usd_6m", pa.float64()),
+        ("post_delivery_refund_usd_6m", pa.float64()),
+        ("loss_rate_6m", pa.float64()),
+        ("loss_rate_pre_shipment_6m", pa.float64()),
+        ("loss_rate_post_delivery_6m", pa.float64()),
+        ("orders_due_6m", pa.int64()),
+        ("failed_orders_due_6m", pa.int64()),
+        ("default_6m", pa.bool_()),
         ("label_window_end", pa.date32()),
         ("label_complete", pa.bool_()),
     ]
@@ -124,6 +185,15 @@ def compute_breach_labels(
                 ],
                 pa.timestamp("us"),
             ),
+            "due_end_exclusive": pa.array(
+                [
+                    datetime.combine(
+                        label_window_end(d) + timedelta(days=1 - DEFAULT_GRACE_DAYS), datetime.min.time()
+                    )
+                    for d in as_of_dates
+                ],
+                pa.timestamp("us"),
+            ),
             "label_window_end": pa.array([label_window_end(d) for d in as_of_dates], pa.date32()),
             "label_complete": pa.array(
                 [data_horizon is not None and is_label_complete(d, data_horizon) for d in as_of_dates],
@@ -134,6 +204,7 @@ def compute_breach_labels(
     view = f"_label_periods_{next(_label_view_counter)}"
     pre = ", ".join(f"'{r}'" for r in PRE_SHIPMENT_REASONS)
     post = ", ".join(f"'{r}'" for r in POST_DELIVERY_REASONS)
+    suppliers_side = ", ".join(f"'{c}'" for c in SUPPLIER_SIDE_CANCELLERS)
     # Without a disputes table (a source that records none) an outcome is unknown, not
     # "no breach": labels are NULL and never complete, so nothing is trained on them.
     recorded = duckdb_table_exists(con, schema, "disputes")
@@ -146,6 +217,8 @@ def compute_breach_labels(
                 SELECT p.as_of_date, o.supplier_id,
                        count(*) AS breach_count,
                        sum(d.refund_usd) AS refund_usd,
+                       sum(d.refund_usd) FILTER (WHERE d.reason IN ({pre})) AS pre_refund_usd,
+                       sum(d.refund_usd) FILTER (WHERE d.reason IN ({post})) AS post_refund_usd,
                        bool_or(d.reason IN ({pre})) AS pre_shipment,
                        bool_or(d.reason IN ({post})) AS post_delivery
                 FROM {disputes} AS d
@@ -155,6 +228,45 @@ def compute_breach_labels(
                  AND d.resolved_at < p.window_end_exclusive
                 WHERE d.outcome = '{BREACH_OUTCOME}'
                 GROUP BY p.as_of_date, o.supplier_id
+            ),
+            exposure AS (
+                SELECT p.as_of_date, o.supplier_id, sum(o.amount_usd) AS order_value_usd
+                FROM {schema}.orders AS o
+                JOIN {view} AS p
+                  ON o.created_at >= p.window_start
+                 AND o.created_at < p.window_end_exclusive
+                GROUP BY p.as_of_date, o.supplier_id
+            ),
+            not_received AS (
+                -- the first buyer-won not_received claim of each order
+                SELECT order_id, min(resolved_at) AS won_at
+                FROM {disputes}
+                WHERE outcome = '{BREACH_OUTCOME}' AND reason = '{NOT_RECEIVED_REASON}'
+                GROUP BY order_id
+            ),
+            promised AS (
+                SELECT order_id, supplier_id, shipped_at, cancelled_by,
+                       date_trunc('day', coalesce(
+                           promised_ship_by, created_at + INTERVAL {DEFAULT_PROMISE_LEAD_DAYS} DAY
+                       ))::TIMESTAMP AS promised_day
+                FROM {schema}.orders
+                WHERE cancelled_by IS DISTINCT FROM 'buyer'
+            ),
+            due AS (
+                SELECT p.as_of_date, o.supplier_id,
+                       count(*) AS orders_due,
+                       count(*) FILTER (
+                           WHERE o.cancelled_by IN ({suppliers_side})
+                              OR o.shipped_at IS NULL
+                              OR o.shipped_at >= o.promised_day + INTERVAL {DEFAULT_GRACE_DAYS + 1} DAY
+                              OR coalesce(n.won_at < p.window_end_exclusive, false)
+                       ) AS failed
+                FROM promised AS o
+                JOIN {view} AS p
+                  ON o.promised_day >= p.window_start
+                 AND o.promised_day < p.due_end_exclusive
+                LEFT JOIN not_received AS n USING (order_id)
+                GROUP BY p.as_of_date, o.supplier_id
             )
             SELECT p.as_of_date,
                    s.supplier_id,
@@ -163,12 +275,26 @@ def compute_breach_labels(
                    CASE WHEN {recorded} THEN coalesce(b.refund_usd, 0.0) END::DOUBLE AS breach_refund_usd_6m,
                    CASE WHEN {recorded} THEN coalesce(b.pre_shipment, false) END AS pre_shipment_breach_6m,
                    CASE WHEN {recorded} THEN coalesce(b.post_delivery, false) END AS post_delivery_breach_6m,
+                   coalesce(e.order_value_usd, 0.0)::DOUBLE AS forward_order_value_6m_usd,
+                   CASE WHEN {recorded} THEN coalesce(b.pre_refund_usd, 0.0) END::DOUBLE AS pre_shipment_refund_usd_6m,
+                   CASE WHEN {recorded} THEN coalesce(b.post_refund_usd, 0.0) END::DOUBLE AS post_delivery_refund_usd_6m,
+                   breach_refund_usd_6m / nullif(forward_order_value_6m_usd, 0.0) AS loss_rate_6m,
+                   pre_shipment_refund_usd_6m / nullif(forward_order_value_6m_usd, 0.0) AS loss_rate_pre_shipment_6m,
+                   post_delivery_refund_usd_6m / nullif(forward_order_value_6m_usd, 0.0) AS loss_rate_post_delivery_6m,
+                   coalesce(u.orders_due, 0)::BIGINT AS orders_due_6m,
+                   coalesce(u.failed, 0)::BIGINT AS failed_orders_due_6m,
+                   orders_due_6m >= {DEFAULT_MIN_ORDERS_DUE}
+                       AND failed_orders_due_6m >= {DEFAULT_FAILED_SHARE} * orders_due_6m AS default_6m,
                    p.label_window_end,
                    {recorded} AND p.label_complete AS label_complete
             FROM {view} AS p
             JOIN {schema}.suppliers AS s ON s.joined_at < p.window_start
             LEFT JOIN breaches AS b
               ON b.as_of_date = p.as_of_date AND b.supplier_id = s.supplier_id
+            LEFT JOIN exposure AS e
+              ON e.as_of_date = p.as_of_date AND e.supplier_id = s.supplier_id
+            LEFT JOIN due AS u
+              ON u.as_of_date = p.as_of_date AND u.supplier_id = s.supplier_id
             ORDER BY p.as_of_date, s.supplier_id
             """
         ).fetch_arrow_table()

@@ -1,4 +1,4 @@
-"""The training set: features at each month end joined with the breach label that followed it.
+"""The training set: features at each month end joined with the labels that followed it.
 
 Only month ends whose whole six-month outcome window lies before the data horizon get a
 label that can be trained on (DESIGN §4); the rest are scored, never trained on.
@@ -15,7 +15,13 @@ from features import compute_supplier_features, month_ends
 from features.windows import month_end
 from models.labels import compute_breach_labels, is_label_complete
 
-LABEL_COLUMNS = ("breach_6m", "breach_count_6m", "breach_refund_usd_6m", "pre_shipment_breach_6m", "post_delivery_breach_6m")
+LABEL_COLUMNS = (
+    "breach_6m", "breach_count_6m", "breach_refund_usd_6m", "pre_shipment_breach_6m", "post_delivery_breach_6m",
+    # loss rate (refunds per dollar of order value in the window) and default (models.labels)
+    "forward_order_value_6m_usd", "pre_shipment_refund_usd_6m", "post_delivery_refund_usd_6m",
+    "loss_rate_6m", "loss_rate_pre_shipment_6m", "loss_rate_post_delivery_6m",
+    "orders_due_6m", "failed_orders_due_6m", "default_6m",
+)
 
 
 class NotEnoughHistoryError(RuntimeError):

@@ -242,6 +242,25 @@ BREACH_ROUTES: tuple[tuple[int, int], ...] = tuple(
 )
 
 
+def routes_with_reasons(reasons: tuple[int, ...]) -> np.ndarray:
+    """1.0 for the breach routes whose reason is one of `reasons`, else 0.0."""
+    return np.array([1.0 if r in reasons else 0.0 for _, r in BREACH_ROUTES])
+
+
+# The two covers Trade Assurance sells (DESIGN §4); 'other' belongs to neither.
+PRE_SHIPMENT_REASONS = (R_LATE_SHIPMENT, R_NOT_RECEIVED)
+POST_DELIVERY_REASONS = (R_QUALITY,)
+
+# A buyer-won dispute refunds the whole order with this probability, else a share drawn
+# uniformly from REFUND_PARTIAL_SHARE; a settled one a share from SETTLED_REFUND_SHARE.
+REFUND_FULL_PROBABILITY = 0.5
+REFUND_PARTIAL_SHARE = (0.3, 1.0)
+SETTLED_REFUND_SHARE = (0.1, 0.6)
+MEAN_BUYER_FAVORED_REFUND_SHARE = (
+    REFUND_FULL_PROBABILITY + (1 - REFUND_FULL_PROBABILITY) * sum(REFUND_PARTIAL_SHARE) / 2
+)
+
+
 def breach_route_probabilities(state: SupplierState) -> np.ndarray:
     """P(an order takes route (path, reason) and ends buyer_favored), last axis = routes."""
     paths = path_probabilities(state)
@@ -289,6 +308,12 @@ def window_breach_probability(state: SupplierState, route_window: np.ndarray) ->
     lean for the truth's Monte Carlo (millions of states per month end): sigmoids that
     share their z-dependence share one exp, since sigmoid(a - t) = 1 / (1 + e^-a e^t).
     """
+    return window_breach_probabilities(state, [route_window])[0]
+
+
+def window_breach_probabilities(state: SupplierState, route_windows: list[np.ndarray]) -> list[np.ndarray]:
+    """`window_breach_probability` for several route weightings at once (the state's
+    sigmoids are computed once): e.g. the window probability masked by a reason group."""
     dz = state.z - Z_REF
     paths = shipped_path_probabilities(state)
     dispute_exp = np.exp(DISPUTE_Z_SLOPE * dz - state.dispute_offset)
@@ -296,12 +321,18 @@ def window_breach_probability(state: SupplierState, route_window: np.ndarray) ->
     buyer_wins = {
         r: 1.0 / (1.0 + np.exp(-BUYER_FAVORED_BASE_LOGIT[r]) * buyer_exp) for r in range(len(REASONS))
     }
-    total = 0.0
+    totals = [0.0] * len(route_windows)
     for p in SHIPPED_PATHS:
         routes = [(k, r) for k, (route_path, r) in enumerate(BREACH_ROUTES) if route_path == p]
         disputed = paths[p] / (1.0 + np.exp(-DISPUTE_BASE_LOGIT[p]) * dispute_exp)
-        total = total + disputed * sum(REASON_GIVEN_PATH[p, r] * route_window[k] * buyer_wins[r] for k, r in routes)
-    return np.where(state.fraud, fraud_window_breach_probability(route_window), total)
+        for i, route_window in enumerate(route_windows):
+            totals[i] = totals[i] + disputed * sum(
+                REASON_GIVEN_PATH[p, r] * route_window[k] * buyer_wins[r] for k, r in routes
+            )
+    return [
+        np.where(state.fraud, fraud_window_breach_probability(route_window), total)
+        for route_window, total in zip(route_windows, totals)
+    ]
 
 
 def fraud_window_breach_probability(route_window: np.ndarray) -> float:

@@ -184,8 +184,9 @@ def sample_month(
     d_amount = amount[disputed]
     refund_share = np.select(
         [outcome == bh.O_BUYER_FAVORED, outcome == bh.O_SETTLED],
-        [np.where(rng.random(len(disputed)) < 0.5, 1.0, rng.uniform(0.3, 1.0, len(disputed))),
-         rng.uniform(0.1, 0.6, len(disputed))],
+        [np.where(rng.random(len(disputed)) < bh.REFUND_FULL_PROBABILITY, 1.0,
+                  rng.uniform(*bh.REFUND_PARTIAL_SHARE, len(disputed))),
+         rng.uniform(*bh.SETTLED_REFUND_SHARE, len(disputed))],
         default=0.0,
     )
     refund = np.minimum(d_amount, np.round(d_amount * refund_share, 2))

@@ -1,4 +1,5 @@
-r"""Ground truth: each supplier's true six-month breach probability at every month end.
+r"""Ground truth: each supplier's true six-month breach probability, loss rate and default
+probability at every month end.
 
 Definition (DESIGN §4): at month end T (end of month m), a *breach* is a dispute on one
 of the supplier's orders with outcome ``buyer_favored`` whose ``resolved_at`` falls in
@@ -53,6 +54,32 @@ because the walk moves little in six months and the survival is a smooth functio
 (rare events such as fraud onset are deliberately not left to sampling: with a handful
 of paths they would bias the truth of the safest suppliers downwards).
 
+Loss rate
+---------
+``loss_rate_6m`` is defined as a ratio of expectations given the same information:
+
+    loss_rate = E[refunds of buyer-won disputes resolved in (T, T + 6 months]]
+                / E[amount_usd of the orders created in (T, T + 6 months]],
+
+and ``loss_rate_pre_shipment_6m`` / ``loss_rate_post_delivery_6m`` restrict the
+numerator to the routes whose reason is late_shipment or not_received / quality (the
+total also holds 'other'). An order's amount is drawn i.i.d. per supplier, independently
+of its fate, and a buyer-won refund is the amount times a share independent of both
+(1 with probability 1/2, else uniform in [0.3, 1]: mean
+``behaviour.MEAN_BUYER_FAVORED_REFUND_SHARE`` = 0.825; rounding to cents moves it by
+less than half a cent either way and ``min(amount, ...)`` never binds, the amount being
+rounded already), so the mean amount cancels:
+
+    loss_rate = 0.825 * E[# buyer-won resolutions in the window] / E[# orders created in it].
+
+Both expectations come from the pieces above, as sums instead of survivals: past orders
+contribute n_c * sum_k w_k(x_c) W_k[c, m]; future month m+j contributes
+lambda(x_{m+j}) (orders) and lambda(x_{m+j}) b(x_{m+j}, m+j, m) (won resolutions), with
+fraud onset summed exactly and the walk averaged over the same continuations
+(`onset_mixture` with the identity). The window's orders are exactly those of months
+m+1..m+6. It can exceed 1: a fraudster's past orders are refunded while it takes few new
+ones.
+
 Checked against labels computed from the written files in
 `tests/test_synthetic_truth.py`; `bench/results/generate.md` reports calibration per
 decile and the oracle AUC.
@@ -83,27 +110,52 @@ def future_survival(
     Lists run over the future months j = 0..5 (months m+1..m+6). An honest supplier's
     month-j orders breach as Poisson(breaches_if_honest[j]); a fraudster's as
     Poisson(breaches_if_fraud_onset[j] * DECAY^age), its volume shrinking with the months
-    since onset. Fraud starts in month j with probability hazard_j prod_{i<j}(1 - hazard_i)
-    and then lasts; summing over the onset month is exact, where sampling it would leave
-    the rare onsets to Monte Carlo luck and bias the lowest-risk suppliers' truth down.
+    since onset. See `onset_mixture` for how the onset month is summed over.
+    """
+    return onset_mixture(
+        breaches_if_honest, breaches_if_fraud_onset, onset_hazard, fraud_age_at_t, outcome=lambda total: np.exp(-total)
+    )
+
+
+def onset_mixture(
+    if_honest: list[np.ndarray],
+    if_fraud_onset: list[np.ndarray],
+    onset_hazard: list[np.ndarray],
+    fraud_age_at_t: np.ndarray,
+    outcome,
+    offset: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """E[outcome(window totals) | one continuation of the reliability walk], exact over
+    the month of fraud onset.
+
+    Lists run over the future months j = 0..5 (months m+1..m+6); each entry holds the
+    Poisson means a month adds to the window's totals, shape (..., suppliers,
+    continuations), leading axes for several totals at once: `if_honest[j]` for an
+    honest supplier, `if_fraud_onset[j]` for a supplier whose fraud starts that month
+    (volume boosted); a fraudster's later months shrink by DECAY a month. Fraud starts in
+    month j with probability hazard_j prod_{i<j}(1 - hazard_i) and then lasts; summing
+    over the onset month is exact, where sampling it would leave the rare onsets to Monte
+    Carlo luck and bias the lowest-risk suppliers' truth down. `outcome` maps the totals
+    (plus `offset`, a part known not to depend on the future path) to the quantity
+    averaged: exp(-total) for a survival, the identity for an expectation.
     `fraud_age_at_t` is the months since onset at T (-1: honest at T).
     """
-    n_future = len(breaches_if_honest)
-    # fraud_from[j]: expected breaches in months j.. after an onset in month j.
-    fraud_from = [np.zeros_like(breaches_if_honest[0])] * (n_future + 1)
+    n_future = len(if_honest)
+    # fraud_from[j]: what months j.. add after an onset in month j.
+    fraud_from = [np.zeros_like(if_honest[0])] * (n_future + 1)
     for j in range(n_future - 1, -1, -1):
-        fraud_from[j] = breaches_if_fraud_onset[j] + FRAUD_ACTIVITY_DECAY * fraud_from[j + 1]
+        fraud_from[j] = if_fraud_onset[j] + FRAUD_ACTIVITY_DECAY * fraud_from[j + 1]
     honest_so_far = np.zeros_like(fraud_from[0])
-    survival = np.zeros_like(fraud_from[0])
-    still_honest = np.ones_like(fraud_from[0])
+    mixture = 0.0
+    still_honest = np.ones_like(onset_hazard[0])
     for j, hazard in enumerate(onset_hazard):
-        survival += still_honest * hazard * np.exp(-(honest_so_far + fraud_from[j]))
-        honest_so_far = honest_so_far + breaches_if_honest[j]
+        mixture = mixture + still_honest * hazard * outcome(offset + honest_so_far + fraud_from[j])
+        honest_so_far = honest_so_far + if_honest[j]
         still_honest = still_honest * (1.0 - hazard)
-    survival += still_honest * np.exp(-honest_so_far)
+    mixture = mixture + still_honest * outcome(offset + honest_so_far)
     age = fraud_age_at_t[:, None]
-    already_fraudulent = np.exp(-(FRAUD_ACTIVITY_DECAY ** (np.maximum(age, 0) + 1)) * fraud_from[0])
-    return np.where(age >= 0, already_fraudulent, survival)
+    already_fraudulent = outcome(offset + FRAUD_ACTIVITY_DECAY ** (np.maximum(age, 0) + 1) * fraud_from[0])
+    return np.where(age >= 0, already_fraudulent, mixture)
 
 
 def breach_probability_table(
@@ -123,19 +175,27 @@ def breach_probability_table(
 
     past_routes = [bh.breach_route_probabilities(world.state(c)) for c in range(n_months)]
     column = lambda a: a[:, None]  # noqa: E731  static per-supplier arrays against continuations
+    # Route weights of the two coverage groups (the total is every route).
+    group_masks = np.stack([bh.routes_with_reasons(bh.PRE_SHIPMENT_REASONS), bh.routes_with_reasons(bh.POST_DELIVERY_REASONS)])
 
     frames = []
     for m in range(n_months):
         # Orders already created: their count is known, each breaches independently.
         log_survival_past = np.zeros(n_suppliers)
+        # Expected buyer-won resolutions in the window from them: all, pre, post.
+        won_past = np.zeros((1 + len(group_masks), n_suppliers))
         for c in range(m + 1):
             b = past_routes[c] @ window[:, c, m]
             log_survival_past += orders_per_supplier_month[:, c] * np.log1p(-b)
+            by_group = past_routes[c] @ (group_masks * window[:, c, m]).T
+            won_past += orders_per_supplier_month[:, c] * np.vstack([b, by_group.T])
 
         # Future orders: Monte Carlo over continuations of the latent walk; fraud onset
         # along each continuation is integrated exactly (see module docstring).
         z = np.repeat(column(world.z[:, m]), 2 * half, axis=1)
         breaches_if_honest, breaches_if_fraud_onset, onset_hazard = [], [], []
+        # Expected (orders created, won resolutions all / pre / post) per future month.
+        volume_if_honest, volume_if_fraud_onset = [], []
         for j in range(1, HORIZON_MONTHS + 1):
             f = m + j
             noise = rng.standard_normal((n_suppliers, half))
@@ -147,16 +207,32 @@ def breach_probability_table(
                 transit_offset=column(world.transit_offset), dispute_offset=column(world.dispute_offset),
             )
             orders_if_honest = world.expected_orders(f, z, -1)
-            breaches_if_honest.append(orders_if_honest * bh.window_breach_probability(honest, window[:, f, m]))
+            route_windows = [window[:, f, m], *(group_masks * window[:, f, m])]
+            won_if_honest = bh.window_breach_probabilities(honest, route_windows)
+            breaches_if_honest.append(orders_if_honest * won_if_honest[0])
             # In the month of onset the volume is boosted; later months decay from it.
             breaches_if_fraud_onset.append(
                 orders_if_honest * FRAUD_ACTIVITY_BOOST * bh.fraud_window_breach_probability(window[:, f, m])
+            )
+            volume_if_honest.append(orders_if_honest * np.stack([np.ones_like(z), *won_if_honest]))
+            volume_if_fraud_onset.append(
+                orders_if_honest * FRAUD_ACTIVITY_BOOST
+                * np.array([1.0, *(bh.fraud_window_breach_probability(w) for w in route_windows)])[:, None, None]
             )
             onset_hazard.append(np.where(column(f >= first_active), fraud_hazard(z), 0.0))
         survival_future = future_survival(
             breaches_if_honest, breaches_if_fraud_onset, onset_hazard, fraud_age_at_t=world.fraud_age(m)
         ).mean(axis=1)
         probability = 1.0 - np.exp(log_survival_past) * survival_future
+        # Loss rate: expectations are linear, so the same mixture with the identity.
+        expected = onset_mixture(
+            volume_if_honest, volume_if_fraud_onset, onset_hazard, world.fraud_age(m), outcome=lambda total: total
+        ).mean(axis=-1)
+        expected_orders, expected_won = expected[0], won_past + expected[1:]
+        # (suppliers not yet joined expect no orders; their rows are not written)
+        loss_rate = bh.MEAN_BUYER_FAVORED_REFUND_SHARE * np.divide(
+            expected_won, expected_orders, out=np.full_like(expected_won, np.nan), where=expected_orders > 0
+        )
 
         joined = np.flatnonzero(world.join_month <= m)
         frames.append(
@@ -165,6 +241,9 @@ def breach_probability_table(
                     "supplier_id": id_strings("S", joined + 1, SUPPLIER_ID_WIDTH),
                     "as_of_date": pa.array([grid.month_end(m)] * len(joined), type=pa.date32()),
                     "breach_probability_6m": pa.array(probability[joined], type=pa.float64()),
+                    "loss_rate_6m": pa.array(loss_rate[0, joined], type=pa.float64()),
+                    "loss_rate_pre_shipment_6m": pa.array(loss_rate[1, joined], type=pa.float64()),
+                    "loss_rate_post_delivery_6m": pa.array(loss_rate[2, joined], type=pa.float64()),
                     "latent_reliability": pa.array(world.z[joined, m], type=pa.float64()),
                     "reliability_drift": pa.array(world.drift[joined], type=pa.float64()),
                     "is_fraudulent": pa.array(world.fraud_age(m)[joined] >= 0, type=pa.bool_()),

@@ -1,9 +1,11 @@
 """The generator's ground truth against what actually happened in the written data.
 
-Realised breach labels are computed here straight from the written Parquet files with
-DuckDB (independently of the generator's code): a supplier breaches at month end T when
-one of its orders has a dispute with outcome buyer_favored resolved in (T, T + 6 months].
-Only month ends whose six-month window ends by the data horizon are labelled.
+Realised labels are computed here straight from the written Parquet files with DuckDB
+(independently of the generator's code, and of `models.labels`, which is then checked
+against them): a supplier breaches at month end T when one of its orders has a dispute
+with outcome buyer_favored resolved in (T, T + 6 months]; its loss in the window is the
+refunds of those disputes, by reason group, against the value of the orders it took in
+the window. Only month ends whose six-month window ends by the data horizon are labelled.
 
 Labels of one supplier in consecutive months are strongly correlated (one breach labels
 up to six month ends), so every test statistic uses supplier-clustered standard errors.
@@ -24,30 +26,55 @@ from synthetic import generate_landing_zone
 from synthetic.world import MonthGrid
 
 
-def realised_breach_labels(landing: Path) -> pd.DataFrame:
-    """Truth rows joined with realised labels, for month ends whose window is complete."""
+def realised_labels(landing: Path) -> pd.DataFrame:
+    """Truth rows joined with realised labels, for month ends whose window is complete.
+
+    Per (supplier, T), over the window (T, T + 6 months]: `breach` (any buyer-won dispute
+    resolved in it), the buyer-won refunds and their count by reason group (`refund`,
+    `refund_pre`, `refund_post`, `won`, `won_pre`, `won_post`) and the orders created in
+    it (`order_value`, `orders`).
+    """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    in_window = """{ts} >= (t.as_of_date + INTERVAL 1 DAY)::TIMESTAMPTZ
+             AND {ts} < (t.as_of_date + INTERVAL 1 DAY + INTERVAL 6 MONTH)::TIMESTAMPTZ"""
     return con.execute(
         f"""
-        WITH truth AS (SELECT * FROM read_parquet('{landing}/_truth/*.parquet')),
-        breaches AS (
-            SELECT o.supplier_id, d.resolved_at
+        WITH truth AS (
+            SELECT * FROM read_parquet('{landing}/_truth/*.parquet')
+            WHERE as_of_date + INTERVAL 6 MONTH <= (SELECT max(as_of_date) FROM read_parquet('{landing}/_truth/*.parquet'))
+        ),
+        orders AS (SELECT * FROM read_parquet('{landing}/orders/*.parquet')),
+        won AS (
+            SELECT o.supplier_id, d.resolved_at, d.refund_usd,
+                   d.reason IN ('late_shipment', 'not_received') AS pre, d.reason = 'quality' AS post
             FROM read_parquet('{landing}/disputes/*.parquet') d
-            JOIN read_parquet('{landing}/orders/*.parquet') o USING (order_id)
+            JOIN orders o USING (order_id)
             WHERE d.outcome = 'buyer_favored'
         ),
-        labelled AS (
+        refunds AS (
             SELECT t.supplier_id, t.as_of_date,
-                   bool_or(b.resolved_at IS NOT NULL) AS breach
-            FROM truth t LEFT JOIN breaches b
-              ON b.supplier_id = t.supplier_id
-             AND b.resolved_at >= (t.as_of_date + INTERVAL 1 DAY)::TIMESTAMPTZ
-             AND b.resolved_at < (t.as_of_date + INTERVAL 1 DAY + INTERVAL 6 MONTH)::TIMESTAMPTZ
-            WHERE t.as_of_date + INTERVAL 6 MONTH <= (SELECT max(as_of_date) FROM truth)
+                   count(*) AS won, count(*) FILTER (WHERE pre) AS won_pre, count(*) FILTER (WHERE post) AS won_post,
+                   sum(refund_usd) AS refund,
+                   sum(refund_usd) FILTER (WHERE pre) AS refund_pre,
+                   sum(refund_usd) FILTER (WHERE post) AS refund_post
+            FROM truth t JOIN won w ON w.supplier_id = t.supplier_id AND {in_window.format(ts="w.resolved_at")}
+            GROUP BY ALL
+        ),
+        created AS (
+            SELECT t.supplier_id, t.as_of_date, count(*) AS orders, sum(o.amount_usd) AS order_value
+            FROM truth t JOIN orders o ON o.supplier_id = t.supplier_id AND {in_window.format(ts="o.created_at")}
             GROUP BY ALL
         )
-        SELECT t.*, l.breach FROM truth t JOIN labelled l USING (supplier_id, as_of_date)
+        SELECT t.*, coalesce(r.won, 0) > 0 AS breach,
+               coalesce(r.won, 0) AS won, coalesce(r.won_pre, 0) AS won_pre, coalesce(r.won_post, 0) AS won_post,
+               coalesce(r.refund, 0) AS refund, coalesce(r.refund_pre, 0) AS refund_pre,
+               coalesce(r.refund_post, 0) AS refund_post,
+               coalesce(c.orders, 0) AS orders, coalesce(c.order_value, 0) AS order_value
+        FROM truth t
+        LEFT JOIN refunds r USING (supplier_id, as_of_date)
+        LEFT JOIN created c USING (supplier_id, as_of_date)
+        ORDER BY as_of_date, supplier_id
         """
     ).df()
 
@@ -75,11 +102,72 @@ def calibration_failures(frame: pd.DataFrame, probability: np.ndarray, bins: int
     return failures
 
 
+LOSS_COLUMNS = {  # truth column -> realised refunds, buyer-won count
+    "loss_rate_6m": ("refund", "won"),
+    "loss_rate_pre_shipment_6m": ("refund_pre", "won_pre"),
+    "loss_rate_post_delivery_6m": ("refund_post", "won_post"),
+}
+
+
+def loss_calibration(frame: pd.DataFrame, rate: np.ndarray, realised: str, exposure: str, bins: int):
+    """Realised loss against the truth's expectation, per bin of the truth.
+
+    Given the information at T the truth's loss rate r is E[refunds] / E[order value], so
+    E[refunds - r * order value] = 0: the sum of r * realised value is an unbiased
+    expectation of the realised refunds (the same holds for counts: won disputes against
+    r / MEAN_SHARE * orders). Bins are cut along the sorted truth so that each expects the
+    same loss (equal-count bins would leave the safest ones a handful of events).
+    Returns per bin (realised / expected, supplier-clustered z), overall first.
+    """
+    expected = rate * frame[exposure].to_numpy()
+    y = frame[realised].to_numpy(dtype=float)
+    clusters = frame.supplier_id.to_numpy()
+    order = np.argsort(rate, kind="stable")
+    mass = np.cumsum(expected[order]) / expected.sum()
+    bin_of = np.empty(len(rate), dtype=int)
+    bin_of[order] = np.minimum((mass * bins).astype(int), bins - 1)
+    out = [(y.sum() / expected.sum(), clustered_z(y, expected, clusters))]
+    for b in range(bins):
+        rows = bin_of == b
+        out.append((y[rows].sum() / expected[rows].sum(), clustered_z(y[rows], expected[rows], clusters[rows])))
+    return out
+
+
+def loss_failures(
+    frame: pd.DataFrame, column: str, rate: np.ndarray, *, count_bins: int, count_tolerance: float,
+    dollar_bins: int, dollar_tolerance: float, overall_dollar_tolerance: float, z_limit: float = 3.5,
+) -> list[str]:
+    """What fails. Counts (won disputes vs rate / mean share x orders) test the truth's
+    probabilities: per bin within `count_tolerance` of 1 and `z_limit`. Dollars (refunds
+    vs rate x order value) add the refund share and the order amounts, whose heavy tail
+    makes a clustered z meaningless in a bin with few large refunds: ratios only."""
+    refund, won = LOSS_COLUMNS[column]
+    failures = []
+    counts = loss_calibration(frame, rate / bh.MEAN_BUYER_FAVORED_REFUND_SHARE, won, "orders", count_bins)
+    for b, (ratio, z) in enumerate(counts):
+        if abs(ratio - 1) > count_tolerance or abs(z) > z_limit:
+            failures.append(f"{column} counts {'overall' if b == 0 else f'bin {b - 1}'}: {ratio:.3f} (z={z:.1f})")
+    dollars = loss_calibration(frame, rate, refund, "order_value", dollar_bins)
+    for b, (ratio, _) in enumerate(dollars):
+        if abs(ratio - 1) > (overall_dollar_tolerance if b == 0 else dollar_tolerance):
+            failures.append(f"{column} dollars {'overall' if b == 0 else f'bin {b - 1}'}: {ratio:.3f}")
+    return failures
+
+
+FAST_LOSS_CHECK = dict(count_bins=4, count_tolerance=0.3, dollar_bins=4, dollar_tolerance=0.5,
+                       overall_dollar_tolerance=0.2)
+
+
 @pytest.fixture(scope="module")
-def labelled(tmp_path_factory) -> pd.DataFrame:
+def truth_world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("truth_world")
     generate_landing_zone(out, n_suppliers=800, months=24, seed=5, include_inquiries=False, include_reviews=False)
-    return realised_breach_labels(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def labelled(truth_world) -> pd.DataFrame:
+    return realised_labels(truth_world)
 
 
 def test_truth_matches_realised_breaches_overall_and_per_quintile(labelled):
@@ -107,6 +195,49 @@ def test_fraudulent_suppliers_are_near_certain_breaches(labelled):
     fraud = labelled[labelled.is_fraudulent & (labelled.orders_in_month > 3)]
     if len(fraud):
         assert fraud.breach_probability_6m.mean() > 0.8
+
+
+@pytest.mark.parametrize("column", list(LOSS_COLUMNS))
+def test_loss_rate_truth_matches_realised_refunds_per_dollar(labelled, column):
+    assert loss_failures(labelled, column, labelled[column].to_numpy(), **FAST_LOSS_CHECK) == []
+
+
+def test_the_loss_calibration_check_has_power_against_a_wrong_truth(labelled):
+    """Off by a half or a third, or half ignoring who the supplier is, must fail."""
+    rate = labelled.loss_rate_6m.to_numpy()
+    for wrong in (1.5 * rate, rate / 1.5, 0.5 * rate + 0.5 * np.average(rate, weights=labelled.order_value + 1)):
+        assert loss_failures(labelled, "loss_rate_6m", wrong, **FAST_LOSS_CHECK)
+
+
+def test_buyer_won_refunds_average_the_mean_share_of_the_order(truth_world):
+    # the truth's loss rate is MEAN_SHARE x (expected won disputes / expected orders):
+    # the order amount cancels because it does not depend on the order's fate
+    share = duckdb.sql(
+        f"""SELECT avg(d.refund_usd / o.amount_usd) FROM read_parquet('{truth_world}/disputes/*.parquet') d
+            JOIN read_parquet('{truth_world}/orders/*.parquet') o USING (order_id)
+            WHERE d.outcome = 'buyer_favored'"""
+    ).fetchone()[0]
+    assert share == pytest.approx(bh.MEAN_BUYER_FAVORED_REFUND_SHARE, abs=0.03)
+
+
+def test_loss_rates_split_by_coverage_and_the_mean_refund_share():
+    # 'other' is in the total only; a buyer-won refund is the whole order half the time,
+    # else a uniform share in [0.3, 1]
+    assert bh.MEAN_BUYER_FAVORED_REFUND_SHARE == pytest.approx(0.825)
+    pre, post = bh.routes_with_reasons(bh.PRE_SHIPMENT_REASONS), bh.routes_with_reasons(bh.POST_DELIVERY_REASONS)
+    other = bh.routes_with_reasons((bh.R_OTHER,))
+    np.testing.assert_array_equal(pre + post + other, np.ones(len(bh.BREACH_ROUTES)))
+
+
+def test_loss_rate_truth_columns_add_up_and_rank_suppliers(labelled):
+    total = labelled.loss_rate_6m
+    parts = labelled.loss_rate_pre_shipment_6m + labelled.loss_rate_post_delivery_6m
+    assert (parts <= total + 1e-12).all() and (labelled[list(LOSS_COLUMNS)] >= 0).all().all()
+    # fraudsters lose most of what they take (pre-shipment), and the truth knows it
+    fraud = labelled[labelled.is_fraudulent]
+    if len(fraud):
+        assert fraud.loss_rate_pre_shipment_6m.median() > 0.3
+    assert labelled.loss_rate_6m.corr(labelled.latent_reliability, method="spearman") < -0.5
 
 
 def test_fast_window_probability_equals_the_route_by_route_sum():
@@ -144,7 +275,41 @@ def test_route_windows_follow_the_calendar():
 @pytest.mark.slow
 def test_truth_calibration_on_a_larger_world(tmp_path):
     generate_landing_zone(tmp_path, n_suppliers=4000, months=30, seed=9, include_inquiries=False, include_reviews=False)
-    frame = realised_breach_labels(tmp_path)
+    frame = realised_labels(tmp_path)
     p = frame.breach_probability_6m.to_numpy()
     assert calibration_failures(frame, p, bins=10, z_limit=3.5) == []
     assert roc_auc_score(frame.breach, p) > 0.8
+    for column in LOSS_COLUMNS:
+        assert loss_failures(
+            frame, column, frame[column].to_numpy(), count_bins=10, count_tolerance=0.25,
+            dollar_bins=5, dollar_tolerance=0.35, overall_dollar_tolerance=0.12,
+        ) == []
+
+
+@pytest.fixture(scope="module")
+def pipeline_labels(truth_world, labelled) -> pd.DataFrame:
+    """models.labels on the same world, through the pipeline's ingest."""
+    from data_contracts import ingest_landing_zone
+    from models.labels import compute_breach_labels
+
+    con = duckdb.connect()
+    report = ingest_landing_zone(truth_world, con)
+    months = sorted(pd.to_datetime(labelled.as_of_date).dt.date.unique())
+    table = compute_breach_labels(con, months, data_horizon=report.data_horizon).to_pandas()
+    table["as_of_date"] = pd.to_datetime(table.as_of_date)
+    return table
+
+
+def test_pipeline_labels_agree_with_the_labels_computed_here(labelled, pipeline_labels):
+    here = labelled.assign(as_of_date=pd.to_datetime(labelled.as_of_date)).set_index(["as_of_date", "supplier_id"])
+    there = pipeline_labels.set_index(["as_of_date", "supplier_id"]).loc[here.index]
+    assert there.label_complete.all()
+    np.testing.assert_array_equal(there.breach_6m.to_numpy(), here.breach.to_numpy())
+    for mine, theirs in (("refund", "breach_refund_usd_6m"), ("refund_pre", "pre_shipment_refund_usd_6m"),
+                         ("refund_post", "post_delivery_refund_usd_6m"), ("order_value", "forward_order_value_6m_usd")):
+        np.testing.assert_allclose(there[theirs].to_numpy(), here[mine].to_numpy(), rtol=1e-9, atol=1e-6)
+    with_value = here.order_value > 0
+    np.testing.assert_allclose(
+        there.loss_rate_6m[with_value].to_numpy(), (here.refund / here.order_value)[with_value].to_numpy(), rtol=1e-9
+    )
+    assert there.loss_rate_6m[~with_value].isna().all()
