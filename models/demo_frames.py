@@ -114,7 +114,7 @@ def example_training_frame(
                     "breach_6m": rng.random(n_suppliers) < probability,
                     "label_complete": index < months - incomplete_months,
                     "breach_probability_6m": probability,
-                    "order_value_next_6m_usd": exposure,
+                    "forward_order_value_6m_usd": exposure,
                     "pre_shipment_refund_usd_6m": refund_pre,
                     "post_delivery_refund_usd_6m": refund_post,
                     "breach_refund_usd_6m": refund_pre + refund_post,

@@ -1,4 +1,4 @@
-"""Measure the breach model against the generator's truth and both baselines.
+"""Measure the risk models against the generator's truth (and the breach model against baselines).
 
     uv run assurance generate --out /tmp/lz          # a default-size world with _truth/
     uv run python -m models.evaluate_synthetic --landing /tmp/lz
@@ -7,7 +7,9 @@ Ingests the landing zone into an in-memory DuckDB, builds the training set with 
 pipeline's own code (features joined with complete labels), trains with the default
 ``training.yaml``, and prints Markdown tables: model vs oracle vs rule and logistic
 baselines on the evaluation window, segment metrics, rolling-origin validation and
-reason-code throughput. This reads ``_truth/``, so it is evaluation tooling, never part
+reason-code throughput; then the loss-rate model (calibration by decile against the true
+loss rate, rank correlation, per coverage and segment) and the default model (AUC and
+Brier against the true default probability's). This reads ``_truth/``, so it is evaluation tooling, never part
 of the pipeline.
 """
 
@@ -20,10 +22,22 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from models.evaluation import evaluate_against_oracle, read_truth, rolling_origin_validation
+from models.evaluation import (
+    ORACLE_DEFAULT_COLUMN,
+    ORACLE_LOSS_RATE_COLUMNS,
+    default_against_oracle,
+    evaluate_against_oracle,
+    loss_rate_against_oracle,
+    read_truth,
+    rolling_origin_validation,
+)
+from models.loss_rate import train_loss_rate_model
 from models.training import TrainingConfig, train_breach_model
+from models.training_set import DEFAULT_LABEL_COLUMN
 
 QUALITY_BAR = {"max_auc_gap_to_oracle": 0.02, "max_ece": 0.01, "max_brier_vs_oracle": 0.05}
+# Issue 12's bars for the quantities the amount rests on.
+RISK_BAR = {"max_decile_gap_to_oracle": 0.10, "max_default_auc_gap_to_oracle": 0.03}
 
 
 def training_frame_from_landing(landing_dir: Path) -> pd.DataFrame:
@@ -94,9 +108,43 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nreason codes: {len(rows):,} rows in {seconds:.2f} s = {len(rows) / seconds:,.0f} rows/s "
           f"(num_threads={result.model.num_threads})")
 
+    report_risk_models(training, read_truth(args.landing, [*ORACLE_LOSS_RATE_COLUMNS.values(), ORACLE_DEFAULT_COLUMN]))
+
     if args.origins:
         print("\n## Rolling-origin validation\n")
         print(rolling_origin_validation(training, FEATURES, config, n_origins=args.origins).round(4).to_markdown(index=False))
+
+
+def report_risk_models(training: pd.DataFrame, truth: pd.DataFrame) -> None:
+    """Train the loss-rate and default models as the pipeline does; print them against the truth."""
+    from features import FEATURES  # noqa: PLC0415
+
+    started = time.perf_counter()
+    loss = train_loss_rate_model(training, FEATURES)
+    print(f"\n## Loss rate (refunds per order dollar), evaluation window {loss.split.describe()['evaluation']}\n")
+    print(f"trained in {time.perf_counter() - started:.1f} s, scales {loss.model.scales}\n")
+    tables = loss_rate_against_oracle(loss, truth)
+    print(tables["summary"].round(5).to_markdown(index=False))
+    print()
+    print(tables["deciles"][tables["deciles"]["cover"] == "total"].round(5).to_markdown(index=False))
+    print("\nSegments (total loss rate):\n")
+    print(tables["segments"].round(5).to_markdown(index=False))
+    worst = float(tables["summary"].set_index("cover").loc["total", "worst_decile_gap_to_oracle"])
+    print(f"\n- worst decile gap to the oracle {worst:.1%} (bar {RISK_BAR['max_decile_gap_to_oracle']:.0%}): "
+          + ("met" if worst <= RISK_BAR["max_decile_gap_to_oracle"] else "NOT met"))
+
+    started = time.perf_counter()
+    default = train_breach_model(training, FEATURES, TrainingConfig.from_yaml(), label_column=DEFAULT_LABEL_COLUMN,
+                                 size_non_increasing=True)
+    print(f"\n## Default probability, evaluation window {default.split.describe()['evaluation']}\n")
+    print(f"trained in {time.perf_counter() - started:.1f} s\n")
+    tables = default_against_oracle(default, truth)
+    print(tables["metrics"].round(4).to_markdown())
+    gap = float(tables["metrics"].loc["model", "auc_gap_to_oracle"])
+    print(f"\n- AUC gap to the oracle {gap:.4f} (bar {RISK_BAR['max_default_auc_gap_to_oracle']}): "
+          + ("met" if gap <= RISK_BAR["max_default_auc_gap_to_oracle"] else "NOT met"))
+    print("\nSegments:\n")
+    print(tables["segments"].round(4).to_markdown(index=False))
 
 
 if __name__ == "__main__":

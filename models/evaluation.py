@@ -27,13 +27,13 @@ TENURE_BANDS = [(-np.inf, 6, "0-5m"), (6, 12, "6-11m"), (12, 24, "12-23m"), (24,
 VOLUME_BANDS = [(-np.inf, 1, "no orders"), (1, 6, "1-5"), (6, 21, "6-20"), (21, np.inf, "21+")]
 
 
-def read_truth(landing_dir: str | Path) -> pd.DataFrame:
-    """The generator's ``_truth/breach_probability*.parquet`` (file or folder)."""
+def read_truth(landing_dir: str | Path, columns: Iterable[str] = (TRUTH_COLUMN,)) -> pd.DataFrame:
+    """The generator's ``_truth/breach_probability*.parquet`` (file or folder): keys and ``columns``."""
     truth_dir = Path(landing_dir) / "_truth"
     candidates = sorted(truth_dir.glob("breach_probability*"))
     if not candidates:
         raise FileNotFoundError(f"no _truth/breach_probability* under {landing_dir}")
-    truth = pd.read_parquet(candidates[0], columns=["supplier_id", "as_of_date", TRUTH_COLUMN])
+    truth = pd.read_parquet(candidates[0], columns=["supplier_id", "as_of_date", *columns])
     truth["as_of_date"] = pd.to_datetime(truth["as_of_date"]).dt.date
     truth["supplier_id"] = truth["supplier_id"].astype(str)
     return truth
@@ -139,7 +139,7 @@ def _band(values: pd.Series, bands: list[tuple[float, float, str]]) -> pd.Series
     return result
 
 
-def segment_metrics(predictions: pd.DataFrame, forecasters: list[str]) -> pd.DataFrame:
+def segment_metrics(predictions: pd.DataFrame, forecasters: list[str], label_column: str = LABEL_COLUMN) -> pd.DataFrame:
     """Per segment (country, tenure band, volume band) and forecaster: calibration-in-the-
     large (mean predicted vs observed), AUC, Brier and ECE (5 bins: segments are small)."""
     segments = {
@@ -147,7 +147,7 @@ def segment_metrics(predictions: pd.DataFrame, forecasters: list[str]) -> pd.Dat
         "tenure_band": _band(predictions["tenure_months"], TENURE_BANDS) if "tenure_months" in predictions else None,
         "volume_band": _band(predictions["orders_6m"], VOLUME_BANDS) if "orders_6m" in predictions else None,
     }
-    y_all = predictions[LABEL_COLUMN].astype(int).to_numpy()
+    y_all = predictions[label_column].astype(int).to_numpy()
     rows = []
     for segment, labels in segments.items():
         if labels is None:
@@ -172,3 +172,99 @@ def segment_metrics(predictions: pd.DataFrame, forecasters: list[str]) -> pd.Dat
                     }
                 )
     return pd.DataFrame(rows)
+
+
+# The generator's truths of the two quantities the amount rests on (DESIGN §3, §4).
+ORACLE_LOSS_RATE_COLUMNS = {
+    "total": "loss_rate_6m",
+    "pre_shipment": "loss_rate_pre_shipment_6m",
+    "post_delivery": "loss_rate_post_delivery_6m",
+}
+ORACLE_DEFAULT_COLUMN = "default_probability_6m"
+
+
+def _with_oracle(frame: pd.DataFrame, truth: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """``frame`` joined with the truth columns renamed ``oracle_<key>`` (rows the truth covers)."""
+    renamed = truth[["supplier_id", "as_of_date", *columns.values()]].rename(
+        columns={column: f"oracle_{key}" for key, column in columns.items()}
+    )
+    return frame.merge(renamed, on=["supplier_id", "as_of_date"], how="inner", validate="one_to_one")
+
+
+def loss_rate_against_oracle(result, truth: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The loss-rate model against the generator's true loss rate on its evaluation rows.
+
+    ``deciles``: per equal-count decile of the model's rate, exposure-weighted mean of the
+    model, the oracle and the realised rate, and model / oracle - 1 (the calibration gap).
+    ``summary``: per coverage, Spearman rank correlation of model and oracle, the worst
+    decile gap, and predicted / oracle / realised refund dollars. ``segments``: the same
+    per tenure and volume band, so no segment hides behind the average."""
+    from scipy.stats import spearmanr  # noqa: PLC0415 (evaluation tooling only)
+
+    from models.loss_rate import COVERAGE_RATE_COLUMNS, EXPOSURE_COLUMN, LOSS_RATE_COLUMN, coverage_refunds  # noqa: PLC0415
+
+    rows = _with_oracle(result.evaluation_frame, truth, ORACLE_LOSS_RATE_COLUMNS)
+    exposure = rows[EXPOSURE_COLUMN].to_numpy(float)
+    refunds = coverage_refunds(rows)
+    realised = {"total": sum(refunds.values()), **{c: refunds[c] for c in COVERAGE_RATE_COLUMNS}}
+    predicted = {"total": rows[LOSS_RATE_COLUMN].to_numpy(float),
+                 **{c: rows[column].to_numpy(float) for c, column in COVERAGE_RATE_COLUMNS.items()}}
+
+    def weighted(values: np.ndarray, mask: np.ndarray) -> float:
+        return float(np.sum(values[mask] * exposure[mask]) / np.sum(exposure[mask]))
+
+    decile_rows, summary_rows, segment_rows = [], [], []
+    for cover in ("total", "pre_shipment", "post_delivery"):
+        model, oracle = predicted[cover], rows[f"oracle_{cover}"].to_numpy(float)
+        order = np.argsort(model, kind="mergesort")
+        decile = np.empty(len(model), dtype=int)
+        decile[order] = (np.arange(len(model)) * 10) // max(len(model), 1)
+        gaps = []
+        for d in range(10):
+            mask = decile == d
+            if not mask.any():
+                continue
+            m, o = weighted(model, mask), weighted(oracle, mask)
+            gaps.append(m / o - 1 if o > 0 else np.nan)
+            decile_rows.append({"cover": cover, "decile": d + 1, "rows": int(mask.sum()), "model": m, "oracle": o,
+                                "realised": float(realised[cover][mask].sum() / exposure[mask].sum()),
+                                "model_vs_oracle": gaps[-1]})
+        summary_rows.append({
+            "cover": cover, "rows": len(model),
+            "spearman_model_oracle": float(spearmanr(model, oracle).statistic),
+            "worst_decile_gap_to_oracle": float(np.nanmax(np.abs(gaps))),
+            "model_rate": weighted(model, np.ones(len(model), bool)),
+            "oracle_rate": weighted(oracle, np.ones(len(model), bool)),
+            "realised_rate": float(realised[cover].sum() / exposure.sum()),
+        })
+    bands = {"tenure_band": _band(rows["tenure_months"], TENURE_BANDS) if "tenure_months" in rows else None,
+             "volume_band": _band(rows["orders_6m"], VOLUME_BANDS) if "orders_6m" in rows else None}
+    for segment, labels in bands.items():
+        if labels is None:
+            continue
+        for value in sorted(labels.unique()):
+            mask = (labels == value).to_numpy()
+            segment_rows.append({
+                "segment": segment, "value": value, "rows": int(mask.sum()),
+                "model_rate": weighted(predicted["total"], mask), "oracle_rate": weighted(rows["oracle_total"].to_numpy(float), mask),
+                "realised_rate": float(realised["total"][mask].sum() / exposure[mask].sum()),
+                "spearman_model_oracle": float(spearmanr(predicted["total"][mask], rows["oracle_total"][mask]).statistic)
+                if mask.sum() > 2 else float("nan"),
+            })
+    return {"deciles": pd.DataFrame(decile_rows), "summary": pd.DataFrame(summary_rows),
+            "segments": pd.DataFrame(segment_rows)}
+
+
+def default_against_oracle(result: TrainingResult, truth: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The default model against the generator's true default probability on its evaluation
+    rows: AUC, Brier and ECE of both against the realised ``default_6m``, overall and per
+    tenure and volume band."""
+    rows = _with_oracle(result.evaluation_frame, truth, {"default": ORACLE_DEFAULT_COLUMN})
+    y = rows[result.label_column].astype(int).to_numpy()
+    forecasts = {"model": rows["predicted_probability"].to_numpy(), "oracle": rows["oracle_default"].to_numpy()}
+    metrics = pd.DataFrame(
+        [{"forecaster": name, **classification_metrics(y, p)} for name, p in forecasts.items()]
+    ).set_index("forecaster")
+    metrics["auc_gap_to_oracle"] = metrics.loc["oracle", "auc"] - metrics["auc"]
+    predictions = rows.assign(p_model=forecasts["model"], p_oracle=forecasts["oracle"])
+    return {"metrics": metrics, "segments": segment_metrics(predictions, list(forecasts), result.label_column)}

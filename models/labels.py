@@ -33,8 +33,8 @@ Loss rate (DESIGN §4)
   (late_shipment, not_received) and ``post_delivery_refund_usd_6m`` (quality): the
   refunds of buyer-won disputes *resolved* in the window, on any of the supplier's orders
   (also orders created before T).
-* ``loss_rate_6m`` = breach_refund_usd_6m / forward_order_value_6m_usd, and
-  ``loss_rate_pre_shipment_6m`` / ``loss_rate_post_delivery_6m`` likewise: refund dollars
+* ``realised_loss_rate_6m`` = breach_refund_usd_6m / forward_order_value_6m_usd, and
+  ``realised_loss_rate_pre_shipment_6m`` / ``realised_loss_rate_post_delivery_6m`` likewise: refund dollars
   per dollar of order value taken in the same window. NULL when the exposure is 0.
 
 Default ("stops fulfilling", DESIGN §4)
@@ -106,9 +106,9 @@ LABEL_SCHEMA = pa.schema(
         ("forward_order_value_6m_usd", pa.float64()),
         ("pre_shipment_refund_usd_6m", pa.float64()),
         ("post_delivery_refund_usd_6m", pa.float64()),
-        ("loss_rate_6m", pa.float64()),
-        ("loss_rate_pre_shipment_6m", pa.float64()),
-        ("loss_rate_post_delivery_6m", pa.float64()),
+        ("realised_loss_rate_6m", pa.float64()),
+        ("realised_loss_rate_pre_shipment_6m", pa.float64()),
+        ("realised_loss_rate_post_delivery_6m", pa.float64()),
         ("orders_due_6m", pa.int64()),
         ("failed_orders_due_6m", pa.int64()),
         ("default_6m", pa.bool_()),
@@ -278,9 +278,9 @@ def compute_breach_labels(
                    coalesce(e.order_value_usd, 0.0)::DOUBLE AS forward_order_value_6m_usd,
                    CASE WHEN {recorded} THEN coalesce(b.pre_refund_usd, 0.0) END::DOUBLE AS pre_shipment_refund_usd_6m,
                    CASE WHEN {recorded} THEN coalesce(b.post_refund_usd, 0.0) END::DOUBLE AS post_delivery_refund_usd_6m,
-                   breach_refund_usd_6m / nullif(forward_order_value_6m_usd, 0.0) AS loss_rate_6m,
-                   pre_shipment_refund_usd_6m / nullif(forward_order_value_6m_usd, 0.0) AS loss_rate_pre_shipment_6m,
-                   post_delivery_refund_usd_6m / nullif(forward_order_value_6m_usd, 0.0) AS loss_rate_post_delivery_6m,
+                   breach_refund_usd_6m / nullif(forward_order_value_6m_usd, 0.0) AS realised_loss_rate_6m,
+                   pre_shipment_refund_usd_6m / nullif(forward_order_value_6m_usd, 0.0) AS realised_loss_rate_pre_shipment_6m,
+                   post_delivery_refund_usd_6m / nullif(forward_order_value_6m_usd, 0.0) AS realised_loss_rate_post_delivery_6m,
                    coalesce(u.orders_due, 0)::BIGINT AS orders_due_6m,
                    coalesce(u.failed, 0)::BIGINT AS failed_orders_due_6m,
                    orders_due_6m >= {DEFAULT_MIN_ORDERS_DUE}

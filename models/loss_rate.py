@@ -50,7 +50,7 @@ from models.training import (
 DEFAULT_LOSS_CONFIG_PATH = Path(__file__).with_name("loss_rate.yaml")
 
 # The label columns of models/labels.py this model learns from.
-EXPOSURE_COLUMN = "order_value_next_6m_usd"
+EXPOSURE_COLUMN = "forward_order_value_6m_usd"
 TOTAL_REFUND_COLUMN = "breach_refund_usd_6m"
 COVERAGE_REFUND_COLUMNS = {
     "pre_shipment": "pre_shipment_refund_usd_6m",

@@ -31,7 +31,7 @@ NON_FEATURE_COLUMNS = frozenset(
         "label_window_end",
         "label_complete",
         # the loss-rate and default labels (models/labels.py) and the published estimates
-        "order_value_next_6m_usd",
+        "forward_order_value_6m_usd",
         "pre_shipment_refund_usd_6m",
         "post_delivery_refund_usd_6m",
         "realised_loss_rate_6m",

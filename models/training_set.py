@@ -19,7 +19,7 @@ LABEL_COLUMNS = (
     "breach_6m", "breach_count_6m", "breach_refund_usd_6m", "pre_shipment_breach_6m", "post_delivery_breach_6m",
     # loss rate (refunds per dollar of order value in the window) and default (models.labels)
     "forward_order_value_6m_usd", "pre_shipment_refund_usd_6m", "post_delivery_refund_usd_6m",
-    "loss_rate_6m", "loss_rate_pre_shipment_6m", "loss_rate_post_delivery_6m",
+    "realised_loss_rate_6m", "realised_loss_rate_pre_shipment_6m", "realised_loss_rate_post_delivery_6m",
     "orders_due_6m", "failed_orders_due_6m", "default_6m",
 )
 

@@ -22,6 +22,8 @@ def test_definitions_load_and_hold_the_whole_graph(tmp_path):
         "storefront_metrics",
         "training_set",
         "breach_model",
+        "loss_rate_model",
+        "default_model",
         "supplier_scores",
         "published/supplier_scores",
         "published/supplier_features",

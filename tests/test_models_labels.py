@@ -182,7 +182,7 @@ def _labels_for(orders, disputes=(), with_disputes=True):
 EXPOSURE_AND_LOSS_CASES = [
     pytest.param(  # created exactly at T + 1 day 00:00 is in the window; T 23:59:59 is not
         [_order("2024-02-01 00:00:00", 100.0), _order("2024-01-31 23:59:59", 1000.0)], [],
-        {"forward_order_value_6m_usd": 100.0, "loss_rate_6m": 0.0}, id="exposure-opens-at-T-plus-1-day",
+        {"forward_order_value_6m_usd": 100.0, "realised_loss_rate_6m": 0.0}, id="exposure-opens-at-T-plus-1-day",
     ),
     pytest.param(  # the window's last instant counts, the next day's first does not
         [_order("2024-07-31 23:59:59", 200.0), _order("2024-08-01 00:00:00", 500.0)], [],
@@ -205,8 +205,8 @@ EXPOSURE_AND_LOSS_CASES = [
             (1, "quality", "settled", "2024-04-13", 30.0),
         ],
         {"forward_order_value_6m_usd": 1000.0, "breach_refund_usd_6m": 75.0, "pre_shipment_refund_usd_6m": 30.0,
-         "post_delivery_refund_usd_6m": 40.0, "loss_rate_6m": 0.075, "loss_rate_pre_shipment_6m": 0.03,
-         "loss_rate_post_delivery_6m": 0.04},
+         "post_delivery_refund_usd_6m": 40.0, "realised_loss_rate_6m": 0.075, "realised_loss_rate_pre_shipment_6m": 0.03,
+         "realised_loss_rate_post_delivery_6m": 0.04},
         id="refunds-by-reason-group",
     ),
     pytest.param(  # refunds resolved outside the window (T 23:59:59, window end + 1 day) are not losses
@@ -218,8 +218,8 @@ EXPOSURE_AND_LOSS_CASES = [
     ),
     pytest.param(  # no order in the window: a refund with no exposure has no rate (NULL)
         [_order("2023-12-01", 100.0)], [(0, "quality", "buyer_favored", "2024-02-10", 60.0)],
-        {"forward_order_value_6m_usd": 0.0, "breach_refund_usd_6m": 60.0, "loss_rate_6m": None,
-         "loss_rate_pre_shipment_6m": None, "loss_rate_post_delivery_6m": None},
+        {"forward_order_value_6m_usd": 0.0, "breach_refund_usd_6m": 60.0, "realised_loss_rate_6m": None,
+         "realised_loss_rate_pre_shipment_6m": None, "realised_loss_rate_post_delivery_6m": None},
         id="zero-exposure-null-rate",
     ),
 ]
@@ -298,7 +298,7 @@ def test_without_disputes_default_and_exposure_come_from_orders_and_loss_is_unkn
     assert (row["orders_due_6m"], row["failed_orders_due_6m"], row["default_6m"]) == (3, 2, True)
     assert row["forward_order_value_6m_usd"] == 500.0
     for column in ("breach_refund_usd_6m", "pre_shipment_refund_usd_6m", "post_delivery_refund_usd_6m",
-                   "loss_rate_6m", "loss_rate_pre_shipment_6m", "loss_rate_post_delivery_6m", "breach_6m"):
+                   "realised_loss_rate_6m", "realised_loss_rate_pre_shipment_6m", "realised_loss_rate_post_delivery_6m", "breach_6m"):
         assert row[column] is None, column
     assert row["label_complete"] is False
 
@@ -314,7 +314,7 @@ def test_training_set_carries_every_label_column(tmp_path):
     report = ingest_landing_zone(tmp_path, con)
     training = build_training_set(con, report.data_horizon).to_pandas()
     for column in ("forward_order_value_6m_usd", "pre_shipment_refund_usd_6m", "post_delivery_refund_usd_6m",
-                   "loss_rate_6m", "loss_rate_pre_shipment_6m", "loss_rate_post_delivery_6m",
+                   "realised_loss_rate_6m", "realised_loss_rate_pre_shipment_6m", "realised_loss_rate_post_delivery_6m",
                    "orders_due_6m", "failed_orders_due_6m", "default_6m"):
         assert column in LABEL_COLUMNS and column in training.columns, column
     labels = compute_breach_labels(con, sorted(training.as_of_date.unique()), data_horizon=report.data_horizon)

@@ -310,6 +310,6 @@ def test_pipeline_labels_agree_with_the_labels_computed_here(labelled, pipeline_
         np.testing.assert_allclose(there[theirs].to_numpy(), here[mine].to_numpy(), rtol=1e-9, atol=1e-6)
     with_value = here.order_value > 0
     np.testing.assert_allclose(
-        there.loss_rate_6m[with_value].to_numpy(), (here.refund / here.order_value)[with_value].to_numpy(), rtol=1e-9
+        there.realised_loss_rate_6m[with_value].to_numpy(), (here.refund / here.order_value)[with_value].to_numpy(), rtol=1e-9
     )
-    assert there.loss_rate_6m[~with_value].isna().all()
+    assert there.realised_loss_rate_6m[~with_value].isna().all()
