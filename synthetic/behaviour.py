@@ -342,3 +342,80 @@ def fraud_window_breach_probability(route_window: np.ndarray) -> float:
         FRAUD_PATH_PROBABILITIES[p] * UNSHIPPED_DISPUTE_PROBABILITY * UNSHIPPED_BUYER_FAVORED_PROBABILITY
         * sum(REASON_GIVEN_PATH[p, r] * route_window[k] for k, (q, r) in enumerate(BREACH_ROUTES) if q == p)
     )
+
+
+# --------------------------------------------------------------------------- default
+# The default label (models/labels.py, mirrored here: synthetic/ never imports models/;
+# tests/test_synthetic_truth.py checks they agree). An order *falls due* in T's window
+# when its promised day lies in (T, window end - DEFAULT_GRACE_DAYS]; it *fails* when
+# cancelled by the supplier or the platform, not shipped by the end of its promised day
+# + DEFAULT_GRACE_DAYS, or refunded on a not_received claim resolved by the window end;
+# buyer-cancelled orders do not count. Default: at least DEFAULT_MIN_ORDERS_DUE orders
+# due and at least DEFAULT_FAILED_SHARE of them failed.
+DEFAULT_GRACE_DAYS = 14
+DEFAULT_MIN_ORDERS_DUE = 3
+DEFAULT_FAILED_SHARE = 0.5
+
+
+def late_beyond_grace_probability(grace_days: int = DEFAULT_GRACE_DAYS) -> float:
+    """P(a late order ships after its promised day + grace): LATE_EXTRA_DAYS > grace."""
+    return float(LATE_EXTRA_DAYS[grace_days + 1 :].sum())
+
+
+def due_window_probabilities(
+    month_start_days: np.ndarray, n_created: int, n_asof: int, grace_days: int = DEFAULT_GRACE_DAYS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timing of the default label, per created month c and as-of month m, shape
+    (n_created, n_asof), for an order created uniformly in month c:
+
+    * ``due[c, m]``: P(its promised day lies in (T_m, window end - grace]);
+    * ``claim[c, m]``: P(that, and a not_received claim on it, opened and resolved with
+      the generator's delays counted from the promised day, is resolved by the window end).
+    """
+    lead = PROMISE_LEAD_DAYS
+    claim_cdf = np.cumsum(add_lags(OPEN_DAYS[R_NOT_RECEIVED], RESOLVE_DAYS))  # P(open + resolve <= x)
+    due = np.zeros((n_created, n_asof))
+    claim = np.zeros((n_created, n_asof))
+    for m in range(n_asof):
+        first, after_due, window_end = month_start_days[m + 1], month_start_days[m + 7] - grace_days, month_start_days[m + 7]
+        for c in range(max(0, m - 1), min(n_created, m + 7)):
+            promised = np.arange(month_start_days[c], month_start_days[c + 1])[:, None] + np.arange(len(lead))[None, :]
+            weight = lead[None, :] * ((promised >= first) & (promised < after_due))
+            slack = window_end - 1 - promised  # days a claim may take and still resolve in the window
+            resolved = np.where(slack >= 0, claim_cdf[np.clip(slack, 0, len(claim_cdf) - 1)], 0.0)
+            due[c, m] = weight.sum(axis=1).mean()
+            claim[c, m] = (weight * resolved).sum(axis=1).mean()
+    return due, claim
+
+
+def due_order_probabilities(state: SupplierState, due: float, claim: float) -> tuple[np.ndarray, np.ndarray]:
+    """(P(falls due and fails), P(falls due and does not fail)) for one order of a
+    supplier in `state`, given the timing probabilities of `due_window_probabilities`.
+
+    Honest: cancelled by the supplier or the platform (fails if due); late beyond the
+    grace (a late path's extra days are independent of the rest); otherwise a buyer-won
+    not_received claim resolved in the window (its timing runs from the promised day, so
+    it is independent of the late delay). Fraudulent: every order that is not cancelled
+    by its buyer goes unshipped or is cancelled by the platform: all fail.
+    """
+    dz = state.z - Z_REF
+    paths = shipped_path_probabilities(state)
+    beyond_grace = late_beyond_grace_probability()
+    wins = sigmoid(BUYER_FAVORED_BASE_LOGIT[R_NOT_RECEIVED] - BUYER_FAVORED_Z_SLOPE * dz)
+    claim_won = 0.0
+    for p in SHIPPED_PATHS:
+        if REASON_GIVEN_PATH[p, R_NOT_RECEIVED] > 0:
+            disputed = paths[p] * sigmoid(DISPUTE_BASE_LOGIT[p] - DISPUTE_Z_SLOPE * dz + state.dispute_offset)
+            in_time = 1.0 - beyond_grace if p in LATE_PATHS else 1.0
+            claim_won = claim_won + disputed * REASON_GIVEN_PATH[p, R_NOT_RECEIVED] * wins * in_time
+    cancelled = paths[P_CANCELLED_SUPPLIER] + CANCEL_BY_PLATFORM_PROBABILITY
+    late = (paths[P_LATE] + paths[P_LATE_SLOW]) * beyond_grace
+    failed = due * (cancelled + late) + claim * claim_won
+    ok = due * (1.0 - CANCEL_BY_BUYER_PROBABILITY) - failed
+    return np.where(state.fraud, fraud_due_failed_probability(due), failed), np.where(state.fraud, 0.0, ok)
+
+
+def fraud_due_failed_probability(due: float) -> float:
+    """P(falls due and fails) for an order of a fraudulent supplier (none falls due and
+    succeeds: the rest are cancelled by their buyers)."""
+    return due * (FRAUD_PATH_PROBABILITIES[P_CANCELLED_PLATFORM] + FRAUD_PATH_PROBABILITIES[P_UNSHIPPED])

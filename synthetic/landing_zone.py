@@ -8,7 +8,8 @@ Layout under `out_dir`::
     reviews/reviews-YYYY-MM.parquet      idem (optional table)
     inquiries/inquiries-YYYY-MM.parquet  by month received (optional table)
     _truth/breach_probability.parquet    supplier_id, as_of_date, breach_probability_6m, loss_rate_6m,
-                                         loss_rate_pre_shipment_6m, loss_rate_post_delivery_6m, ...
+                                         loss_rate_pre_shipment_6m, loss_rate_post_delivery_6m,
+                                         default_probability_6m, ...
 
 Each month's events are written as soon as they are drawn, so memory stays bounded by
 one month of events plus the (suppliers x months) latent arrays. Randomness comes from

@@ -80,6 +80,28 @@ fraud onset summed exactly and the walk averaged over the same continuations
 m+1..m+6. It can exceed 1: a fraudster's past orders are refunded while it takes few new
 ones.
 
+Default probability
+-------------------
+``default_probability_6m`` is P(default_6m | the latent path up to T), the event of
+`models.labels` (mirrored in `behaviour.py`: at least DEFAULT_MIN_ORDERS_DUE orders
+falling due in the window and at least half of them failed). Only orders created in
+months m..m+6 can fall due in (T, window end - grace] (a promise is 3..21 days out), and
+each one independently (given its month's state) falls due and fails, falls due and
+succeeds, or neither, with probabilities from `behaviour.due_order_probabilities` (exact
+timing convolutions in `behaviour.due_window_probabilities`). Month m's orders are
+counted as Poisson given the state at m: this truth does not condition on month m's
+realised count (a coarser information set, still exactly calibrated). By Poisson
+thinning, given the path and the fraud onset, the failed and the successful orders due
+are independent Poisson(F), Poisson(O), so
+
+    P(default | path, onset) = P(Skellam(F, O) >= 0) - P(F >= O, F + O < MIN)
+
+(`default_probability_given_means`), mixed exactly over the onset month and averaged
+over the walk's continuations (`onset_mixture`). A fraudster fails every order due; an
+honest supplier defaults by chance (supplier or platform cancellations, shipments later
+than the grace, lost parcels refunded), mostly when it has few orders due; a fraudster
+whose volume has withered has too few orders due to default.
+
 Checked against labels computed from the written files in
 `tests/test_synthetic_truth.py`; `bench/results/generate.md` reports calibration per
 decile and the oracle AUC.
@@ -87,8 +109,11 @@ decile and the oracle AUC.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
+from scipy import special
 
 from synthetic import behaviour as bh
 from synthetic.arrow_columns import id_strings
@@ -158,6 +183,27 @@ def onset_mixture(
     return np.where(age >= 0, already_fraudulent, mixture)
 
 
+def default_probability_given_means(means: np.ndarray) -> np.ndarray:
+    """P(default) when the orders falling due that fail and that do not are independent
+    Poisson(means[0]) and Poisson(means[1]): P(F >= O and F + O >= MIN), i.e. a failed
+    share of at least one half among at least MIN orders due.
+
+    P(F - O >= 0) is a Skellam tail; the pairs with fewer than MIN orders are subtracted.
+    """
+    if bh.DEFAULT_FAILED_SHARE != 0.5:  # the Skellam form is F >= O; another share needs another form
+        raise ValueError(f"default_probability_given_means handles a failed share of 0.5, not {bh.DEFAULT_FAILED_SHARE}")
+    failed, ok = means[0], means[1]
+    # P(F - O <= -1) = chndtr(2 O, 2, 2 F), the Skellam cdf as scipy computes it
+    # (called directly: the generic distribution machinery costs more than the truth).
+    at_least_half = 1.0 - special.chndtr(2.0 * ok, 2.0, 2.0 * failed)
+    too_few = 0.0
+    for n_failed in range(bh.DEFAULT_MIN_ORDERS_DUE):
+        for n_ok in range(min(n_failed, bh.DEFAULT_MIN_ORDERS_DUE - 1 - n_failed) + 1):
+            too_few = too_few + failed**n_failed * ok**n_ok / (math.factorial(n_failed) * math.factorial(n_ok))
+    too_few = too_few * np.exp(-(failed + ok))
+    return np.clip(at_least_half - too_few, 0.0, 1.0)
+
+
 def breach_probability_table(
     world: SupplierWorld,
     orders_per_supplier_month: np.ndarray,
@@ -176,6 +222,7 @@ def breach_probability_table(
     past_routes = [bh.breach_route_probabilities(world.state(c)) for c in range(n_months)]
     column = lambda a: a[:, None]  # noqa: E731  static per-supplier arrays against continuations
     # Route weights of the two coverage groups (the total is every route).
+    due, claim = bh.due_window_probabilities(grid.start_days, n_months + HORIZON_MONTHS, n_months)
     group_masks = np.stack([bh.routes_with_reasons(bh.PRE_SHIPMENT_REASONS), bh.routes_with_reasons(bh.POST_DELIVERY_REASONS)])
 
     frames = []
@@ -196,6 +243,12 @@ def breach_probability_table(
         breaches_if_honest, breaches_if_fraud_onset, onset_hazard = [], [], []
         # Expected (orders created, won resolutions all / pre / post) per future month.
         volume_if_honest, volume_if_fraud_onset = [], []
+        # Default: Poisson means of the orders falling due that fail / do not, per month.
+        # Month m's orders can fall due too; given the state at m their count is
+        # Poisson (the default truth does not condition on month m's realised count).
+        month_orders = world.expected_orders(m, world.z[:, m], world.fraud_age(m))
+        due_now = month_orders * np.stack(bh.due_order_probabilities(world.state(m), due[m, m], claim[m, m]))
+        due_if_honest, due_if_fraud_onset = [], []
         for j in range(1, HORIZON_MONTHS + 1):
             f = m + j
             noise = rng.standard_normal((n_suppliers, half))
@@ -219,6 +272,11 @@ def breach_probability_table(
                 orders_if_honest * FRAUD_ACTIVITY_BOOST
                 * np.array([1.0, *(bh.fraud_window_breach_probability(w) for w in route_windows)])[:, None, None]
             )
+            due_if_honest.append(orders_if_honest * np.stack(bh.due_order_probabilities(honest, due[f, m], claim[f, m])))
+            due_if_fraud_onset.append(
+                orders_if_honest * FRAUD_ACTIVITY_BOOST
+                * np.array([bh.fraud_due_failed_probability(due[f, m]), 0.0])[:, None, None]
+            )
             onset_hazard.append(np.where(column(f >= first_active), fraud_hazard(z), 0.0))
         survival_future = future_survival(
             breaches_if_honest, breaches_if_fraud_onset, onset_hazard, fraud_age_at_t=world.fraud_age(m)
@@ -229,6 +287,10 @@ def breach_probability_table(
             volume_if_honest, volume_if_fraud_onset, onset_hazard, world.fraud_age(m), outcome=lambda total: total
         ).mean(axis=-1)
         expected_orders, expected_won = expected[0], won_past + expected[1:]
+        default_probability = onset_mixture(
+            due_if_honest, due_if_fraud_onset, onset_hazard, world.fraud_age(m),
+            outcome=default_probability_given_means, offset=due_now[:, :, None],
+        ).mean(axis=-1)
         # (suppliers not yet joined expect no orders; their rows are not written)
         loss_rate = bh.MEAN_BUYER_FAVORED_REFUND_SHARE * np.divide(
             expected_won, expected_orders, out=np.full_like(expected_won, np.nan), where=expected_orders > 0
@@ -244,6 +306,7 @@ def breach_probability_table(
                     "loss_rate_6m": pa.array(loss_rate[0, joined], type=pa.float64()),
                     "loss_rate_pre_shipment_6m": pa.array(loss_rate[1, joined], type=pa.float64()),
                     "loss_rate_post_delivery_6m": pa.array(loss_rate[2, joined], type=pa.float64()),
+                    "default_probability_6m": pa.array(default_probability[joined], type=pa.float64()),
                     "latent_reliability": pa.array(world.z[joined, m], type=pa.float64()),
                     "reliability_drift": pa.array(world.drift[joined], type=pa.float64()),
                     "is_fraudulent": pa.array(world.fraud_age(m)[joined] >= 0, type=pa.bool_()),

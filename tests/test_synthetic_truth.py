@@ -32,7 +32,9 @@ def realised_labels(landing: Path) -> pd.DataFrame:
     Per (supplier, T), over the window (T, T + 6 months]: `breach` (any buyer-won dispute
     resolved in it), the buyer-won refunds and their count by reason group (`refund`,
     `refund_pre`, `refund_post`, `won`, `won_pre`, `won_post`) and the orders created in
-    it (`order_value`, `orders`).
+    it (`order_value`, `orders`), and the default label (`orders_due`, `failed_due`,
+    `default`: the generator's promises are the start of the promised day, so the
+    promised day is `promised_ship_by` itself).
     """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
@@ -65,15 +67,40 @@ def realised_labels(landing: Path) -> pd.DataFrame:
             SELECT t.supplier_id, t.as_of_date, count(*) AS orders, sum(o.amount_usd) AS order_value
             FROM truth t JOIN orders o ON o.supplier_id = t.supplier_id AND {in_window.format(ts="o.created_at")}
             GROUP BY ALL
+        ),
+        claims AS (
+            SELECT order_id, min(resolved_at) AS won_at FROM read_parquet('{landing}/disputes/*.parquet')
+            WHERE outcome = 'buyer_favored' AND reason = 'not_received' GROUP BY order_id
+        ),
+        due AS (
+            -- promised day in (T, window end - 14 days]; buyer-cancelled orders left out;
+            -- failed: cancelled by the supplier or platform, not shipped by the end of the
+            -- promised day + 14, or a won not_received claim resolved by the window end
+            SELECT t.supplier_id, t.as_of_date, count(*) AS orders_due,
+                   count(*) FILTER (
+                       WHERE o.cancelled_by IN ('supplier', 'platform') OR o.shipped_at IS NULL
+                          OR o.shipped_at >= o.promised_ship_by + INTERVAL 15 DAY
+                          OR c.won_at < (t.as_of_date + INTERVAL 1 DAY + INTERVAL 6 MONTH)::TIMESTAMPTZ
+                   ) AS failed_due
+            FROM truth t
+            JOIN orders o ON o.supplier_id = t.supplier_id
+             AND o.promised_ship_by >= (t.as_of_date + INTERVAL 1 DAY)::TIMESTAMPTZ
+             AND o.promised_ship_by < (t.as_of_date + INTERVAL 1 DAY + INTERVAL 6 MONTH - INTERVAL 14 DAY)::TIMESTAMPTZ
+             AND o.cancelled_by IS DISTINCT FROM 'buyer'
+            LEFT JOIN claims c USING (order_id)
+            GROUP BY ALL
         )
         SELECT t.*, coalesce(r.won, 0) > 0 AS breach,
                coalesce(r.won, 0) AS won, coalesce(r.won_pre, 0) AS won_pre, coalesce(r.won_post, 0) AS won_post,
                coalesce(r.refund, 0) AS refund, coalesce(r.refund_pre, 0) AS refund_pre,
                coalesce(r.refund_post, 0) AS refund_post,
-               coalesce(c.orders, 0) AS orders, coalesce(c.order_value, 0) AS order_value
+               coalesce(c.orders, 0) AS orders, coalesce(c.order_value, 0) AS order_value,
+               coalesce(u.orders_due, 0) AS orders_due, coalesce(u.failed_due, 0) AS failed_due,
+               coalesce(u.orders_due, 0) >= 3 AND u.failed_due >= 0.5 * u.orders_due AS "default"
         FROM truth t
         LEFT JOIN refunds r USING (supplier_id, as_of_date)
         LEFT JOIN created c USING (supplier_id, as_of_date)
+        LEFT JOIN due u USING (supplier_id, as_of_date)
         ORDER BY as_of_date, supplier_id
         """
     ).df()
@@ -85,9 +112,11 @@ def clustered_z(y: np.ndarray, p: np.ndarray, clusters: np.ndarray) -> float:
     return float(residual.sum() / np.sqrt((residual**2).sum()))
 
 
-def calibration_failures(frame: pd.DataFrame, probability: np.ndarray, bins: int, z_limit: float) -> list[str]:
+def calibration_failures(
+    frame: pd.DataFrame, probability: np.ndarray, bins: int, z_limit: float, label: str = "breach"
+) -> list[str]:
     """Overall and per-quantile-bin calibration checks; returns what failed."""
-    y = frame.breach.to_numpy(dtype=float)
+    y = frame[label].to_numpy(dtype=float)
     clusters = frame.supplier_id.to_numpy()
     failures = []
     overall = clustered_z(y, probability, clusters)
@@ -119,9 +148,14 @@ def loss_calibration(frame: pd.DataFrame, rate: np.ndarray, realised: str, expos
     same loss (equal-count bins would leave the safest ones a handful of events).
     Returns per bin (realised / expected, supplier-clustered z), overall first.
     """
-    expected = rate * frame[exposure].to_numpy()
-    y = frame[realised].to_numpy(dtype=float)
-    clusters = frame.supplier_id.to_numpy()
+    return equal_mass_calibration(
+        rate * frame[exposure].to_numpy(), frame[realised].to_numpy(dtype=float), rate, frame.supplier_id.to_numpy(), bins
+    )
+
+
+def equal_mass_calibration(expected: np.ndarray, y: np.ndarray, rate: np.ndarray, clusters: np.ndarray, bins: int):
+    """Realised sum / expected sum and supplier-clustered z, overall then per bin of
+    `rate`, the bins cut so that each holds the same expected total."""
     order = np.argsort(rate, kind="stable")
     mass = np.cumsum(expected[order]) / expected.sum()
     bin_of = np.empty(len(rate), dtype=int)
@@ -240,6 +274,56 @@ def test_loss_rate_truth_columns_add_up_and_rank_suppliers(labelled):
     assert labelled.loss_rate_6m.corr(labelled.latent_reliability, method="spearman") < -0.5
 
 
+def default_failures(
+    frame: pd.DataFrame, probability: np.ndarray, bins: int, overall_tolerance: float, z_limit: float = 3.5
+) -> list[str]:
+    """Mean truth against the realised default rate, overall and per bin; defaults are
+    rare (about 1 in 100 supplier-months), so the bins hold equal expected defaults: an
+    equal-count bin of the safest would expect a handful and its z would mean nothing.
+    The clustered z of a rare event is weak against a truth that is too low (its
+    variance comes from the realised events), so the overall ratio has a tolerance too."""
+    y = frame["default"].to_numpy(dtype=float)
+    found = equal_mass_calibration(probability, y, probability, frame.supplier_id.to_numpy(), bins)
+    return [
+        f"default {'overall' if b == 0 else f'bin {b - 1}'}: realised/expected {ratio:.3f} (z={z:.1f})"
+        for b, (ratio, z) in enumerate(found)
+        if abs(z) > z_limit or (b == 0 and abs(ratio - 1) > overall_tolerance)
+    ]
+
+
+def test_default_truth_matches_realised_defaults(labelled):
+    p = labelled.default_probability_6m.to_numpy()
+    assert 0.003 < labelled["default"].mean() < 0.1
+    assert default_failures(labelled, p, bins=3, overall_tolerance=0.35) == []
+    # ranks well: fraud shows in the latent state; honest suppliers' failures are noise
+    assert roc_auc_score(labelled["default"], p) > 0.8
+
+
+def test_the_default_calibration_check_has_power_against_a_wrong_truth(labelled):
+    p = labelled.default_probability_6m.to_numpy()
+    assert default_failures(labelled, np.clip(2 * p, 0, 1), bins=3, overall_tolerance=0.35)
+    assert default_failures(labelled, 0.5 * p, bins=3, overall_tolerance=0.35)
+    assert default_failures(labelled, 0.5 * p + 0.5 * p.mean(), bins=3, overall_tolerance=0.35)
+
+
+def test_default_rule_mirrors_the_label_module():
+    from models import labels
+
+    assert (bh.DEFAULT_GRACE_DAYS, bh.DEFAULT_MIN_ORDERS_DUE, bh.DEFAULT_FAILED_SHARE) == (
+        labels.DEFAULT_GRACE_DAYS, labels.DEFAULT_MIN_ORDERS_DUE, labels.DEFAULT_FAILED_SHARE
+    )
+
+
+def test_default_probability_of_poisson_counts_matches_a_simulation():
+    from synthetic.truth import default_probability_given_means
+
+    rng = np.random.default_rng(1)
+    means = np.array([[0.0, 0.5, 2.0, 6.0, 1.0, 0.0], [0.0, 0.5, 1.0, 5.0, 9.0, 4.0]])
+    failed, ok = rng.poisson(means[0], (200_000, 6)), rng.poisson(means[1], (200_000, 6))
+    simulated = ((failed + ok >= bh.DEFAULT_MIN_ORDERS_DUE) & (failed >= ok)).mean(axis=0)
+    np.testing.assert_allclose(default_probability_given_means(means), simulated, atol=4e-3)
+
+
 def test_fast_window_probability_equals_the_route_by_route_sum():
     rng = np.random.default_rng(0)
     n = 2000
@@ -279,6 +363,9 @@ def test_truth_calibration_on_a_larger_world(tmp_path):
     p = frame.breach_probability_6m.to_numpy()
     assert calibration_failures(frame, p, bins=10, z_limit=3.5) == []
     assert roc_auc_score(frame.breach, p) > 0.8
+    default = frame.default_probability_6m.to_numpy()
+    assert default_failures(frame, default, bins=10, overall_tolerance=0.15) == []
+    assert roc_auc_score(frame["default"], default) > 0.75
     for column in LOSS_COLUMNS:
         assert loss_failures(
             frame, column, frame[column].to_numpy(), count_bins=10, count_tolerance=0.25,
@@ -313,3 +400,6 @@ def test_pipeline_labels_agree_with_the_labels_computed_here(labelled, pipeline_
         there.realised_loss_rate_6m[with_value].to_numpy(), (here.refund / here.order_value)[with_value].to_numpy(), rtol=1e-9
     )
     assert there.realised_loss_rate_6m[~with_value].isna().all()
+    for mine, theirs in (("orders_due", "orders_due_6m"), ("failed_due", "failed_orders_due_6m"), ("default", "default_6m")):
+        np.testing.assert_array_equal(there[theirs].to_numpy(), here[mine].to_numpy())
+    assert here["default"].sum() > 0
