@@ -17,6 +17,8 @@ from test_policy_properties import (
     _frame,
     _maybe_null,
     _previous,
+    check_deterministic_and_independent_of_row_order,
+    check_higher_previous_amount_gives_no_less,
     draw_common_parameters,
     feature_rows,
     money,
@@ -143,11 +145,7 @@ def test_amount_never_falls_as_volume_rises(policy, row, steps, prev):
 @PROPERTY_SETTINGS
 @given(policy=any_v2_policy, row=v2_rows, prev=st.tuples(st.floats(0, 1e6), st.floats(0, 1e6)))
 def test_higher_previous_amount_gives_no_less(policy, row, prev):
-    lower, higher = sorted(prev)
-    frame = _frame([row, row])
-    out = apply_policy(frame, policy, _previous(frame, [lower, higher]))
-    from_lower, from_higher = out["trade_assurance_amount_usd"]
-    assert from_higher >= from_lower
+    check_higher_previous_amount_gives_no_less(policy, row, prev)
 
 
 @PROPERTY_SETTINGS
@@ -155,12 +153,4 @@ def test_higher_previous_amount_gives_no_less(policy, row, prev):
        rows=st.lists(st.tuples(v2_rows, previous_amount), min_size=1, max_size=15),
        seed=st.integers(0, 2**32 - 1))
 def test_deterministic_and_independent_of_row_order(policy, rows, seed):
-    frame = _frame([r for r, _ in rows])
-    prev = _previous(frame, [p for _, p in rows])
-    first = apply_policy(frame, policy, prev)
-    shuffled = frame.sample(frac=1.0, random_state=np.random.RandomState(seed % 2**32))
-    reordered = apply_policy(shuffled, policy, prev.sample(frac=1.0, random_state=1))
-    pd.testing.assert_frame_equal(
-        first.set_index("supplier_id").sort_index(),
-        reordered.set_index("supplier_id").sort_index(),
-    )
+    check_deterministic_and_independent_of_row_order(policy, rows, seed)
