@@ -2,8 +2,11 @@
 
 A risk analyst changes policy parameters and re-runs them over history without
 retraining: the inputs are the scored rows the pipeline already produced (one per
-supplier and month, with ``breach_probability_6m`` and the policy's feature columns)
-joined with the realised six-month outcomes (``models.labels``). Months are replayed in
+supplier and month, with ``breach_probability_6m``, for policy v2 ``loss_rate_6m`` and
+``default_probability_6m``, and the policy's feature columns) joined with the realised
+six-month outcomes (``models.labels``). Policy v1 and v2 replay over the same months
+with ``compare_policies`` and are settled by the same rules below, so their figures
+compare. Months are replayed in
 order, each month's amounts becoming the next month's ``previous_amounts`` so the growth
 limit acts as it would have.
 
@@ -14,21 +17,43 @@ Per month (and in total) for the policy and a naive baseline:
 ``coverage_usd``
     the sum of amounts: the platform's maximum exposure written that month.
 ``claims``
-    covered suppliers with a breach in the following six months.
+    covered suppliers with a breach (or, when recorded, a default) in the following six
+    months.
 ``loss_usd``
-    refunds of those breaches, each capped at the supplier's amount (the platform never
-    refunds more than the Trade Assurance Amount). Refunds on assured orders
-    (``assured_breach_refund_usd_6m``) are used when present, otherwise all refunds
-    (``breach_refund_usd_6m``), which overstates the loss: a conservative choice. No
-    recovery from the supplier is assumed (gross loss).
+    the settlement model, per covered supplier-month, capped at the supplier's amount
+    (the platform never pays more than the Trade Assurance Amount); gross of any
+    recovery from the supplier except as ``loss_given_default`` says:
+
+    * **refunds**. With the labels' ``order_value_6m_usd`` (the supplier's order value
+      in the outcome window): the covered share of the window's buyer-won refunds,
+      ``refunds x min(1, covered volume / order_value_6m_usd)``, where refunds are
+      ``pre_shipment_refund_usd_6m + post_delivery_refund_usd_6m`` when both are
+      present, else ``breach_refund_usd_6m``. Without it (older labels): the breach's
+      refunds on assured orders (``assured_breach_refund_usd_6m``) when present,
+      otherwise all refunds (``breach_refund_usd_6m``), which overstates the loss: a
+      conservative choice.
+    * **default** (labels with ``default_6m``): a supplier that stopped fulfilling loses
+      what is outstanding under its amount, ``min(amount, covered volume) x
+      loss_given_default`` (``FeeSchedule``), on top of its refunds.
+
+    The labels' ``loss_rate_6m`` is not read: in a joined history that name is the
+    model's prediction (the scored column wins in ``build_backtest_history``); the
+    realised rate is the refunds over ``order_value_6m_usd`` above.
 ``fee_income_usd``
     ``fee_rate x covered volume + fee_per_order x covered orders`` over the next six
     months. The realised ``assured_deal_value_next_6m_usd`` / ``assured_orders_next_6m``
-    are used when present; otherwise the trailing run-rate (half of
+    are used when present; else ``order_value_6m_usd`` times the assured share of
+    12-month deal value; otherwise the trailing run-rate (half of
     ``assured_deal_value_12m_usd``, and ``orders_6m`` times the assured share of deal
     value) stands in for them. A limit bounds how much can be sold under it, so
     covered volume is at most ``amount x coverage_turnover_6m`` (the limit is an
     outstanding exposure that is freed as orders complete; ``None`` disables this).
+``top_quintile_*``
+    the top volume quintile: within each month, the suppliers whose
+    ``deal_value_12m_usd`` ranks above the 80th percentile (null: 0). How many there
+    are, how many are covered (eligible with amount > 0) and their coverage;
+    ``top_quintile_covered_share`` = covered / suppliers. The measure of issue 12: v1
+    refused and shrank the largest suppliers.
 ``net_usd``
     ``fee_income_usd - loss_usd``; ``loss_ratio`` = loss / fees.
 
@@ -58,15 +83,31 @@ OPTIONAL_OUTCOME_COLUMNS: tuple[str, ...] = (
     "assured_breach_refund_usd_6m",
     "assured_deal_value_next_6m_usd",
     "assured_orders_next_6m",
+    "order_value_6m_usd",
+    "pre_shipment_refund_usd_6m",
+    "post_delivery_refund_usd_6m",
+    "default_6m",
 )
+# Score columns policy v2 reads; selected from the scores table when it has them.
+V2_SCORE_COLUMNS: tuple[str, ...] = (
+    "loss_rate_6m",
+    "loss_rate_pre_shipment_6m",
+    "loss_rate_post_delivery_6m",
+    "default_probability_6m",
+)
+TOP_QUINTILE_PERCENTILE = 0.8
 ADDITIVE_METRICS: tuple[str, ...] = (
     "suppliers_scored",
     "suppliers_covered",
     "coverage_usd",
     "claims",
     "loss_usd",
+    "default_loss_usd",
     "fee_income_usd",
     "net_usd",
+    "top_quintile_suppliers",
+    "top_quintile_covered",
+    "top_quintile_coverage_usd",
 )
 BASELINE_NAME = "baseline"
 # Columns the backtest writes; a history read back from models.scores may already hold
@@ -79,8 +120,10 @@ BACKTEST_OUTPUT_COLUMNS: tuple[str, ...] = (
     "outcome_known",
     "claim",
     "loss_usd",
+    "default_loss_usd",
     "fee_income_usd",
     "net_usd",
+    "top_volume_quintile",
 )
 
 
@@ -131,6 +174,8 @@ class FeeSchedule:
     fee_per_order_usd: float = 1.0
     # Times a limit can be used over six months (None: covered volume not limited).
     coverage_turnover_6m: float | None = 6.0
+    # Share of the amount outstanding at a supplier's default that is not recovered.
+    loss_given_default: float = 0.5
 
 
 @dataclass
@@ -153,6 +198,18 @@ class BacktestResult:
         return float(self.totals.set_index("policy").loc[policy, metric])
 
 
+# What a side-by-side comparison shows per policy (``PolicyComparison.side_by_side``).
+SIDE_BY_SIDE_METRICS: tuple[str, ...] = (
+    "coverage_usd",
+    "claims",
+    "loss_usd",
+    "fee_income_usd",
+    "loss_ratio",
+    "top_quintile_covered_share",
+    "top_quintile_coverage_usd",
+)
+
+
 @dataclass
 class PolicyComparison:
     """What-if: several policies over the same history.
@@ -166,9 +223,16 @@ class PolicyComparison:
     monthly: pd.DataFrame
     amounts: pd.DataFrame
 
+    def side_by_side(self) -> pd.DataFrame:
+        """One row per ``SIDE_BY_SIDE_METRICS`` metric, one column per policy version
+        (the baseline last): e.g. v1 against v2 on the same months."""
+        table = self.totals.set_index("policy_version")[list(SIDE_BY_SIDE_METRICS)]
+        return table.T.rename_axis("metric").rename_axis(None, axis=1)
+
 
 def _check_history(history: pd.DataFrame) -> None:
-    required = ("as_of_date", "supplier_id", "breach_probability_6m", *OUTCOME_COLUMNS)
+    # The risk columns are the policy's to check (v1 and v2 read different ones).
+    required = ("as_of_date", "supplier_id", *OUTCOME_COLUMNS)
     missing = [c for c in required if c not in history.columns]
     if missing:
         raise ValueError(f"backtest: history lacks column(s) {missing}")
@@ -241,8 +305,13 @@ def _column_or(frame: pd.DataFrame, column: str, default: np.ndarray) -> np.ndar
     return np.where(np.isnan(values), default, values)
 
 
+def _present(frame: pd.DataFrame, *columns: str) -> bool:
+    return all(c in frame.columns for c in columns)
+
+
 def settle_outcomes(decisions: pd.DataFrame, fees: FeeSchedule) -> pd.DataFrame:
-    """Per supplier-month claims, loss and fee income under the decided amounts."""
+    """Per supplier-month claims, loss and fee income under the decided amounts
+    (the settlement model of the module docstring)."""
     out = decisions.copy()
     n = len(out)
     amount = out["trade_assurance_amount_usd"].to_numpy(dtype="float64")
@@ -251,17 +320,22 @@ def settle_outcomes(decisions: pd.DataFrame, fees: FeeSchedule) -> pd.DataFrame:
         true_flags(out, "label_complete") if "label_complete" in out.columns else np.ones(n, bool)
     )
     breach = true_flags(out, "breach_6m")
+    default = true_flags(out, "default_6m") if "default_6m" in out.columns else np.zeros(n, bool)
     all_refunds = np.nan_to_num(
         pd.to_numeric(out["breach_refund_usd_6m"], errors="coerce").to_numpy(dtype="float64")
     )
-    refunds = np.clip(_column_or(out, "assured_breach_refund_usd_6m", all_refunds), 0, None)
 
     assured_12m = _numeric_or_zero(out, "assured_deal_value_12m_usd")
     deal_12m = _numeric_or_zero(out, "deal_value_12m_usd")
     orders_6m = _numeric_or_zero(out, "orders_6m")
     with np.errstate(divide="ignore", invalid="ignore"):
         assured_share = np.where(deal_12m > 0, np.clip(assured_12m / deal_12m, 0, 1), 0.0)
-    volume = np.clip(_column_or(out, "assured_deal_value_next_6m_usd", assured_12m / 2), 0, None)
+    run_rate = assured_12m / 2
+    if "order_value_6m_usd" in out.columns:
+        realised = pd.to_numeric(out["order_value_6m_usd"], errors="coerce").to_numpy(
+            dtype="float64")
+        run_rate = np.where(np.isnan(realised), run_rate, realised * assured_share)
+    volume = np.clip(_column_or(out, "assured_deal_value_next_6m_usd", run_rate), 0, None)
     orders = np.clip(_column_or(out, "assured_orders_next_6m", orders_6m * assured_share), 0, None)
     if fees.coverage_turnover_6m is not None:
         carried = np.minimum(volume, amount * fees.coverage_turnover_6m)
@@ -269,15 +343,47 @@ def settle_outcomes(decisions: pd.DataFrame, fees: FeeSchedule) -> pd.DataFrame:
             orders = np.where(volume > 0, orders * carried / volume, 0.0)
         volume = carried
 
-    claim = covered & breach
-    loss = np.where(claim, np.minimum(refunds, amount), 0.0)
+    if "order_value_6m_usd" in out.columns:
+        # The covered share of the window's refunds (both coverages when split).
+        order_value = np.clip(_numeric_or_zero(out, "order_value_6m_usd"), 0, None)
+        if _present(out, "pre_shipment_refund_usd_6m", "post_delivery_refund_usd_6m"):
+            split = (_numeric_or_zero(out, "pre_shipment_refund_usd_6m")
+                     + _numeric_or_zero(out, "post_delivery_refund_usd_6m"))
+            all_refunds = np.where(
+                out["pre_shipment_refund_usd_6m"].isna() & out["post_delivery_refund_usd_6m"].isna(),
+                all_refunds, split,
+            )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            covered_share = np.where(order_value > 0, np.clip(volume / order_value, 0, 1), 0.0)
+        refund_loss = np.clip(all_refunds, 0, None) * covered_share
+    else:
+        refunds = np.clip(_column_or(out, "assured_breach_refund_usd_6m", all_refunds), 0, None)
+        refund_loss = np.where(breach, refunds, 0.0)
+    default_loss = np.where(default, np.minimum(amount, volume) * fees.loss_given_default, 0.0)
+
+    claim = covered & (breach | default | (refund_loss > 0))
+    loss = np.where(covered, np.minimum(refund_loss + default_loss, amount), 0.0)
     fee = np.where(covered, fees.fee_rate * volume + fees.fee_per_order_usd * orders, 0.0)
     out["covered"] = covered
     out["outcome_known"] = complete
     out["claim"] = np.where(complete, claim, False)
     out["loss_usd"] = np.where(complete, loss, np.nan)
+    out["default_loss_usd"] = np.where(
+        complete, np.where(covered, np.minimum(default_loss, amount), 0.0), np.nan
+    )
     out["fee_income_usd"] = np.where(complete, fee, np.nan)
     out["net_usd"] = out["fee_income_usd"] - out["loss_usd"]
+    return out
+
+
+def mark_top_volume_quintile(decisions: pd.DataFrame) -> pd.DataFrame:
+    """Add ``top_volume_quintile``: within each (policy, month), deal_value_12m_usd
+    (null: 0) ranks above ``TOP_QUINTILE_PERCENTILE`` (average rank for ties)."""
+    out = decisions.copy()
+    deal = pd.Series(_numeric_or_zero(out, "deal_value_12m_usd"), index=out.index)
+    keys = [c for c in ("policy", "as_of_date") if c in out.columns]
+    rank = deal.groupby([out[k] for k in keys]).rank(method="average", pct=True)
+    out["top_volume_quintile"] = (rank > TOP_QUINTILE_PERCENTILE).to_numpy()
     return out
 
 
@@ -298,16 +404,33 @@ def summarise_months(settled: pd.DataFrame) -> pd.DataFrame:
                 "coverage_usd": float(month["trade_assurance_amount_usd"].sum()),
                 "claims": int(month["claim"].sum()) if known else np.nan,
                 "loss_usd": float(month["loss_usd"].sum()) if known else np.nan,
+                "default_loss_usd": float(month["default_loss_usd"].sum()) if known else np.nan,
                 "fee_income_usd": float(month["fee_income_usd"].sum()) if known else np.nan,
+                "top_quintile_suppliers": int(month["top_volume_quintile"].sum()),
+                "top_quintile_covered": int((month["top_volume_quintile"] & covered).sum()),
+                "top_quintile_coverage_usd": float(
+                    month.loc[month["top_volume_quintile"], "trade_assurance_amount_usd"].sum()
+                ),
             }
         )
     monthly = pd.DataFrame(rows)
     if monthly.empty:
         return pd.DataFrame(columns=["policy", "policy_version", "as_of_date",
-                                     "outcomes_complete", *ADDITIVE_METRICS, "loss_ratio"])
+                                     "outcomes_complete", *ADDITIVE_METRICS, *RATIOS])
     monthly["net_usd"] = monthly["fee_income_usd"] - monthly["loss_usd"]
-    monthly["loss_ratio"] = _ratio(monthly["loss_usd"], monthly["fee_income_usd"])
+    _add_ratios(monthly)
     return monthly
+
+
+RATIOS: tuple[str, ...] = ("loss_ratio", "top_quintile_covered_share")
+
+
+def _add_ratios(frame: pd.DataFrame) -> None:
+    frame["loss_ratio"] = _ratio(frame["loss_usd"], frame["fee_income_usd"])
+    frame["top_quintile_covered_share"] = _ratio(
+        frame["top_quintile_covered"].astype("float64"),
+        frame["top_quintile_suppliers"].astype("float64"),
+    )
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -325,7 +448,7 @@ def summarise_totals(monthly: pd.DataFrame) -> pd.DataFrame:
         )
         .reset_index()
     )
-    totals["loss_ratio"] = _ratio(totals["loss_usd"], totals["fee_income_usd"])
+    _add_ratios(totals)
     return totals
 
 
@@ -337,8 +460,9 @@ def run_backtest(
 ) -> BacktestResult:
     """Replay ``policy`` (and ``baseline``, unless None) over ``history``.
 
-    ``history``: one row per (as_of_date, supplier_id) with ``breach_probability_6m``,
-    the policy's feature columns and the outcome columns (``OUTCOME_COLUMNS``, optional
+    ``history``: one row per (as_of_date, supplier_id) with the risk columns the
+    policy reads (v1: ``breach_probability_6m``; v2: ``loss_rate_6m``,
+    ``default_probability_6m``), the policy's feature columns and the outcome columns (``OUTCOME_COLUMNS``, optional
     ``OPTIONAL_OUTCOME_COLUMNS``), e.g. from ``build_backtest_history``. Decision
     columns already present (a history read back from ``models.scores``) are ignored.
     """
@@ -353,7 +477,7 @@ def run_backtest(
         decided.insert(0, "policy", label)
         decided.insert(1, "policy_version", contender.version)
         settled.append(settle_outcomes(decided, fees))
-    decisions = pd.concat(settled, ignore_index=True)
+    decisions = mark_top_volume_quintile(pd.concat(settled, ignore_index=True))
     monthly = summarise_months(decisions)
     return BacktestResult(
         policy_version=policy.version,
@@ -419,8 +543,12 @@ def load_scored_history(
     ``run_backtest``/``compare_policies``: a what-if needs no retraining or rescoring."""
     from models.labels import compute_breach_labels
 
+    score_columns = {row[0] for row in con.execute(f"DESCRIBE {scores_table}").fetchall()}
+    selected = ", ".join(
+        f"s.{c}" for c in ("breach_probability_6m", *V2_SCORE_COLUMNS) if c in score_columns
+    )
     scored = con.execute(
-        f"""SELECT f.*, s.breach_probability_6m
+        f"""SELECT f.*, {selected}
             FROM {scores_table} s JOIN {features_table} f USING (as_of_date, supplier_id)
             ORDER BY as_of_date, supplier_id"""
     ).df()

@@ -1,7 +1,10 @@
 """A self-contained HTML report of a backtest (one file, figures embedded as PNG).
 
 For risk analysts reading what a policy would have covered and lost over history,
-next to the naive baseline, and optionally a what-if comparison of several policies.
+next to the naive baseline, and optionally a what-if comparison of several policies
+(e.g. policy v1 against v2 on the same months): then every figure shows every policy,
+one colour each, and a side-by-side table gives covered amount, claims, loss, fees,
+loss ratio and the top volume quintile's coverage per policy.
 Figures are drawn with matplotlib's object API (``Figure``), not ``pyplot``, so
 rendering never touches a notebook's or a server's global backend state.
 """
@@ -21,12 +24,13 @@ from matplotlib.figure import Figure
 
 from models.backtest import BASELINE_NAME, BacktestResult, PolicyComparison
 
-POLICY_COLOUR = "#1f77b4"
+POLICY_COLOURS: tuple[str, ...] = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 BASELINE_COLOUR = "#7f7f7f"
 FIGURE_IDS: tuple[str, ...] = (
     "coverage_per_month",
     "loss_and_fees_per_month",
     "loss_ratio_per_month",
+    "top_volume_quintile",
     "amounts_by_grade",
     "policy_vs_baseline",
 )
@@ -46,39 +50,54 @@ def _img(figure_id: str, title: str, fig: Figure) -> str:
     )
 
 
-def _series(monthly: pd.DataFrame, policy: str, metric: str) -> pd.Series:
-    rows = monthly[monthly["policy"] == policy]
-    return pd.Series(rows[metric].to_numpy(dtype="float64"),
-                     index=pd.to_datetime(rows["as_of_date"]))
+class _View:
+    """What the figures draw: one or several policies (and the baseline), keyed by
+    policy_version in ``monthly``/``totals``, with each policy's own decisions."""
+
+    def __init__(self, result: BacktestResult, comparison: PolicyComparison | None):
+        if comparison is None:
+            self.results = {result.policy_version: result}
+            self.monthly, self.totals = result.monthly, result.totals
+        else:
+            self.results = dict(comparison.results)
+            self.monthly, self.totals = comparison.monthly, comparison.totals
+        self.contenders: list[tuple[str, str, str]] = [
+            (version, f"policy {version}", POLICY_COLOURS[i % len(POLICY_COLOURS)])
+            for i, version in enumerate(self.results)
+        ]
+        baseline = result.baseline_version
+        if baseline is not None and baseline in set(self.totals["policy_version"]):
+            self.contenders.append((baseline, f"baseline {baseline}", BASELINE_COLOUR))
+
+    def series(self, version: str, metric: str) -> pd.Series:
+        rows = self.monthly[self.monthly["policy_version"] == version]
+        return pd.Series(rows[metric].to_numpy(dtype="float64"),
+                         index=pd.to_datetime(rows["as_of_date"]))
+
+    def total(self, version: str, metric: str) -> float:
+        return float(self.totals.set_index("policy_version").loc[version, metric])
 
 
-def _contenders(result: BacktestResult) -> list[tuple[str, str, str]]:
-    out = [("policy", f"policy {result.policy_version}", POLICY_COLOUR)]
-    if result.baseline_version is not None:
-        out.append((BASELINE_NAME, f"baseline {result.baseline_version}", BASELINE_COLOUR))
-    return out
-
-
-def _coverage_figure(result: BacktestResult) -> Figure:
+def _lines(view: _View, metric: str, scale: float, ylabel: str, title: str) -> Figure:
     fig = Figure(figsize=(8, 3.2))
     ax = fig.subplots()
-    for name, label, colour in _contenders(result):
-        ax.plot(_series(result.monthly, name, "coverage_usd") / 1e6, label=label,
-                color=colour, marker="o", ms=3)
-    ax.set_ylabel("total coverage (USD m)")
-    ax.set_title("Coverage written per month")
-    ax.legend(fontsize=8)
+    for version, label, colour in view.contenders:
+        ax.plot(view.series(version, metric) / scale, label=label, color=colour,
+                marker="o", ms=3)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
 
 
-def _loss_fee_figure(result: BacktestResult) -> Figure:
+def _loss_fee_figure(view: _View) -> Figure:
     fig = Figure(figsize=(8, 3.2))
     ax = fig.subplots()
-    for name, label, colour in _contenders(result):
-        ax.plot(_series(result.monthly, name, "fee_income_usd") / 1e3, color=colour,
+    for version, label, colour in view.contenders:
+        ax.plot(view.series(version, "fee_income_usd") / 1e3, color=colour,
                 label=f"fees, {label}", marker="o", ms=3)
-        ax.plot(_series(result.monthly, name, "loss_usd") / 1e3, color=colour, ls="--",
+        ax.plot(view.series(version, "loss_usd") / 1e3, color=colour, ls="--",
                 label=f"loss, {label}", marker="x", ms=3)
     ax.set_ylabel("USD k (six-month outcome of the cohort)")
     ax.set_title("Fee income and loss per monthly cohort")
@@ -87,50 +106,72 @@ def _loss_fee_figure(result: BacktestResult) -> Figure:
     return fig
 
 
-def _loss_ratio_figure(result: BacktestResult) -> Figure:
-    fig = Figure(figsize=(8, 3.0))
-    ax = fig.subplots()
-    for name, label, colour in _contenders(result):
-        ax.plot(_series(result.monthly, name, "loss_ratio"), color=colour, label=label,
-                marker="o", ms=3)
-    ax.set_ylabel("loss / fees")
-    ax.set_title("Loss ratio per monthly cohort")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+def _top_quintile_figure(view: _View) -> Figure:
+    fig = Figure(figsize=(9, 3.2))
+    left, right = fig.subplots(1, 2)
+    for version, label, colour in view.contenders:
+        left.plot(view.series(version, "top_quintile_covered_share"), color=colour,
+                  label=label, marker="o", ms=3)
+        right.plot(view.series(version, "top_quintile_coverage_usd") / 1e6, color=colour,
+                   label=label, marker="o", ms=3)
+    left.set_ylim(0, 1.05)
+    left.set_ylabel("share covered")
+    left.set_title("Top volume quintile: share covered", fontsize=9)
+    right.set_ylabel("USD m")
+    right.set_title("Top volume quintile: coverage", fontsize=9)
+    left.legend(fontsize=7)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelsize=7, rotation=30)
+    fig.suptitle("Largest suppliers (top fifth of 12-month deal value each month)")
     return fig
 
 
-def _amounts_by_grade_figure(result: BacktestResult) -> Figure:
+def _amounts_by_grade_figure(view: _View) -> Figure:
     fig = Figure(figsize=(8, 3.2))
     ax = fig.subplots()
-    decisions = result.decisions
-    covered = decisions[(decisions["policy"] == "policy") & decisions["covered"]]
-    grades = sorted(covered["risk_grade"].dropna().unique())
-    data = [covered.loc[covered["risk_grade"] == g, "trade_assurance_amount_usd"].to_numpy()
-            for g in grades]
-    if grades:
-        ax.boxplot(data, showfliers=False)
-        labels = [f"{g}\n(n={len(d)})" for g, d in zip(grades, data, strict=True)]
-        ax.set_xticks(range(1, len(grades) + 1), labels)
+    policies = [(v, label, colour) for v, label, colour in view.contenders if v in view.results]
+    covered = {}
+    for version, _, _ in policies:
+        decisions = view.results[version].decisions
+        covered[version] = decisions[(decisions["policy"] == "policy") & decisions["covered"]]
+    grades = sorted({g for rows in covered.values() for g in rows["risk_grade"].dropna()})
+    width = 0.8 / max(len(policies), 1)
+    for i, (version, label, colour) in enumerate(policies):
+        rows = covered[version]
+        data = [rows.loc[rows["risk_grade"] == g, "trade_assurance_amount_usd"].to_numpy()
+                for g in grades]
+        present = [(k, d) for k, d in enumerate(data) if len(d)]
+        if not present:
+            continue
+        box = ax.boxplot([d for _, d in present], showfliers=False, widths=width * 0.9,
+                         positions=[k + 1 + (i - (len(policies) - 1) / 2) * width
+                                    for k, _ in present],
+                         patch_artist=True, manage_ticks=False)
+        for patch in box["boxes"]:
+            patch.set(facecolor=colour, alpha=0.5)
+        ax.plot([], [], color=colour, lw=6, alpha=0.5, label=label)
+    if grades and any(len(rows) for rows in covered.values()):
+        ax.set_xticks(range(1, len(grades) + 1), grades)
         ax.set_yscale("log")
+        ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no supplier covered", ha="center", va="center", transform=ax.transAxes)
     ax.set_ylabel("Trade Assurance Amount (USD)")
-    ax.set_title("Distribution of amounts by risk grade (covered supplier-months)")
+    ax.set_title("Amounts by risk grade (covered supplier-months; grades per policy)")
     ax.grid(alpha=0.3, axis="y")
     return fig
 
 
-def _policy_vs_baseline_figure(result: BacktestResult) -> Figure:
+def _policy_vs_baseline_figure(view: _View) -> Figure:
     fig = Figure(figsize=(9, 3.4))
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
-    contenders = _contenders(result)
+    contenders = view.contenders
     width = 0.8 / len(contenders)
-    totals = result.totals.set_index("policy")
     metrics = ["coverage_usd", "fee_income_usd", "loss_usd", "net_usd"]
     x = np.arange(len(metrics))
-    for i, (name, label, colour) in enumerate(contenders):
-        left.bar(x + i * width, [totals.loc[name, m] / 1e6 for m in metrics], width,
+    for i, (version, label, colour) in enumerate(contenders):
+        left.bar(x + i * width, [view.total(version, m) / 1e6 for m in metrics], width,
                  label=label, color=colour)
     left.set_xticks(x + width * (len(contenders) - 1) / 2, ["coverage", "fees", "loss", "net"])
     left.set_yscale("symlog", linthresh=0.01)
@@ -145,8 +186,9 @@ def _policy_vs_baseline_figure(result: BacktestResult) -> Figure:
         "fees per $100\ncoverage": lambda t: 100 * t["fee_income_usd"] / t["coverage_usd"],
     }
     x = np.arange(len(ratios))
-    for i, (name, _, colour) in enumerate(contenders):
-        row = totals.loc[name]
+    totals = view.totals.set_index("policy_version")
+    for i, (version, _, colour) in enumerate(contenders):
+        row = totals.loc[version]
         values = [
             float(f(row)) if row["coverage_usd"] > 0 and row["fee_income_usd"] > 0 else 0.0
             for f in ratios.values()
@@ -155,18 +197,25 @@ def _policy_vs_baseline_figure(result: BacktestResult) -> Figure:
     right.set_xticks(x + width * (len(contenders) - 1) / 2, list(ratios), fontsize=8)
     right.set_title("Ratios")
     right.grid(alpha=0.3, axis="y")
-    fig.suptitle("Policy vs baseline")
+    fig.suptitle("Policies and baseline")
     return fig
 
 
+SCORE_COLUMNS: tuple[str, ...] = (
+    "breach_probability_6m", "loss_rate_6m", "default_probability_6m",
+)
+
+
 def grade_summary(result: BacktestResult) -> pd.DataFrame:
-    """Per risk grade: supplier-months, covered, mean score, realised breach rate, money."""
+    """Per risk grade: supplier-months, covered, mean scores (those the history has),
+    realised breach rate, money."""
     mine = result.decisions[result.decisions["policy"] == "policy"]
     known = mine[mine["outcome_known"]]
+    scores = {f"mean_{c}": (c, "mean") for c in SCORE_COLUMNS if c in mine.columns}
     summary = mine.groupby("risk_grade").agg(
         supplier_months=("supplier_id", "size"),
         covered=("covered", "sum"),
-        mean_breach_probability=("breach_probability_6m", "mean"),
+        **scores,
         coverage_usd=("trade_assurance_amount_usd", "sum"),
     )
     outcomes = known.groupby("risk_grade").agg(
@@ -206,13 +255,19 @@ def render_backtest_report(
 ) -> str:
     """The report as one HTML string (no external resources)."""
     sections: list[str] = []
+    view = _View(result, comparison)
     figures = [
-        ("coverage_per_month", "Coverage (sum of amounts) per month", _coverage_figure(result)),
-        ("loss_and_fees_per_month", "Fee income and loss per month", _loss_fee_figure(result)),
-        ("loss_ratio_per_month", "Loss ratio per month", _loss_ratio_figure(result)),
+        ("coverage_per_month", "Coverage (sum of amounts) per month",
+         _lines(view, "coverage_usd", 1e6, "total coverage (USD m)",
+                "Coverage written per month")),
+        ("loss_and_fees_per_month", "Fee income and loss per month", _loss_fee_figure(view)),
+        ("loss_ratio_per_month", "Loss ratio per month",
+         _lines(view, "loss_ratio", 1.0, "loss / fees", "Loss ratio per monthly cohort")),
+        ("top_volume_quintile", "Top volume quintile: share covered and coverage per month",
+         _top_quintile_figure(view)),
         ("amounts_by_grade", "Distribution of amounts by risk grade",
-         _amounts_by_grade_figure(result)),
-        ("policy_vs_baseline", "Policy vs baseline totals", _policy_vs_baseline_figure(result)),
+         _amounts_by_grade_figure(view)),
+        ("policy_vs_baseline", "Policies and baseline: totals", _policy_vs_baseline_figure(view)),
     ]
     months = result.monthly["as_of_date"]
     period = f"{months.min()} to {months.max()}" if len(months) else "no months"
@@ -224,16 +279,26 @@ def render_backtest_report(
         f"limit turnover {result.fees.coverage_turnover_6m}.</p>"
         '<p class="note">Each monthly cohort is followed for six months, so consecutive '
         "cohorts overlap: totals are sums of cohort views, for comparing policies on the same "
-        "history, not an accounting P&amp;L. Loss is gross (no recovery from suppliers) and "
-        "each breach's refund is capped at the supplier's amount. Months whose outcome window "
-        "is incomplete show coverage only.</p>"
+        "history, not an accounting P&amp;L. Loss is the covered share of refunds plus, for "
+        "a supplier that defaulted, its outstanding amount times the loss given default, "
+        "capped at the amount (models.backtest). Months whose outcome window is incomplete "
+        "show coverage only. The top volume quintile is the fifth of suppliers with the "
+        "largest 12-month deal value in each month.</p>"
     )
     sections.append("<h2>Totals</h2>" + _table(result.totals))
     if comparison is not None:
-        sections.append("<h2>What-if: policies compared</h2>" + _table(comparison.totals))
+        sections.append(
+            "<h2>What-if: policies side by side</h2>"
+            + comparison.side_by_side().reset_index().to_html(
+                index=False, escape=True, border=0, classes="t", na_rep="",
+                float_format=lambda v: f"{v:,.4g}" if abs(v) < 10 else f"{v:,.0f}")
+            + _table(comparison.totals)
+        )
     for figure_id, caption, fig in figures:
         sections.append(_img(figure_id, caption, fig))
-    sections.append("<h2>By risk grade (policy)</h2>" + _table(grade_summary(result), "{:,.4f}"))
+    for version, each in view.results.items():
+        sections.append(f"<h2>By risk grade (policy {html.escape(version)})</h2>"
+                        + _table(grade_summary(each), "{:,.4f}"))
     sections.append("<h2>Ineligibility reasons (policy, supplier-months)</h2>"
                     + _table(_code_counts(result, "ineligible_reasons")))
     sections.append("<h2>Amount drivers (policy, supplier-months)</h2>"

@@ -11,7 +11,9 @@ import pytest
 from models.backtest import compare_policies, run_backtest
 from models.backtest_report import FIGURE_IDS, write_backtest_report
 from models.backtest_simulation import simulate_scored_history
-from models.policy import Policy
+from models.policy import V1_POLICY_PATH, Policy
+
+V1 = Policy.from_yaml(V1_POLICY_PATH)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -30,7 +32,7 @@ def _embedded_pngs(text: str) -> dict[str, bytes]:
 
 
 def test_report_renders_with_all_figures(history, tmp_path: Path):
-    policy = Policy.default()
+    policy = V1
     result = run_backtest(history, policy)
     path = write_backtest_report(result, tmp_path / "reports" / "backtest.html")
     text = path.read_text(encoding="utf-8")
@@ -50,7 +52,7 @@ def test_report_renders_with_all_figures(history, tmp_path: Path):
 
 
 def test_report_with_what_if_section_and_without_baseline(history, tmp_path: Path):
-    policy = Policy.default()
+    policy = V1
     stricter = policy.replace(**{"eligibility.max_breach_probability": 0.05})
     comparison = compare_policies(history, [policy, stricter])
     path = write_backtest_report(comparison.results[policy.version], tmp_path / "a.html",

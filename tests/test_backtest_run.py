@@ -17,7 +17,9 @@ from models.backtest import (
     run_backtest,
 )
 from models.backtest_simulation import simulate_scored_history
-from models.policy import Policy
+from models.policy import V1_POLICY_PATH, Policy
+
+V1 = Policy.from_yaml(V1_POLICY_PATH)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def history() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def result(history):
-    return run_backtest(history, Policy.default())
+    return run_backtest(history, V1)
 
 
 def test_monthly_sums_reconcile_with_totals(result):
@@ -74,9 +76,9 @@ def test_a_supplier_never_eligible_contributes_nothing(result):
 
 def test_months_are_replayed_in_order_with_growth_limited(history):
     shuffled = history.sample(frac=1.0, random_state=3)
-    result = run_backtest(shuffled, Policy.default(), baseline=None)
+    result = run_backtest(shuffled, V1, baseline=None)
     rows = result.decisions.sort_values(["supplier_id", "as_of_date"])
-    growth = Policy.default().growth
+    growth = V1.growth
     prev = rows.groupby("supplier_id")["trade_assurance_amount_usd"].shift()
     has_prev = prev.notna()
     limit = prev + np.maximum(growth.max_relative_increase * prev,
@@ -85,7 +87,7 @@ def test_months_are_replayed_in_order_with_growth_limited(history):
     # The limit binds somewhere, so carrying amounts matters.
     assert rows["amount_drivers"].map(lambda d: "GROWTH_LIMITED" in d).any()
     # Row order of the input does not matter.
-    in_order = run_backtest(history, Policy.default(), baseline=None)
+    in_order = run_backtest(history, V1, baseline=None)
     pd.testing.assert_frame_equal(result.totals, in_order.totals)
 
 
@@ -127,7 +129,7 @@ def test_loss_and_fees_of_one_supplier_by_hand():
     # amount 60,000 (see tests/test_policy_config.py); refund 80,000 capped at 60,000.
     # fees from the trailing run-rate: volume 60,000 (half of 120k, within 6 x 60k),
     # orders 40 x 120k/200k = 24: 0.03 x 60,000 + 1 x 24 = 1,824.
-    result = run_backtest(_one_supplier_history(), Policy.default(), baseline=None)
+    result = run_backtest(_one_supplier_history(), V1, baseline=None)
     assert result.total("coverage_usd") == 60_000
     assert result.total("claims") == 1
     assert result.total("loss_usd") == 60_000
@@ -139,7 +141,7 @@ def test_loss_and_fees_of_one_supplier_by_hand():
         assured_deal_value_next_6m_usd=1_000_000.0, assured_orders_next_6m=100,
         assured_breach_refund_usd_6m=5_000.0,
     )
-    result = run_backtest(realised, Policy.default(), baseline=None,
+    result = run_backtest(realised, V1, baseline=None,
                           fees=FeeSchedule(coverage_turnover_6m=2.0))
     assert result.total("loss_usd") == 5_000
     # carried volume 120,000 of 1,000,000 -> 12 of 100 orders
@@ -148,14 +150,14 @@ def test_loss_and_fees_of_one_supplier_by_hand():
 
 def test_history_errors_are_clear(history):
     with pytest.raises(ValueError, match="lacks column"):
-        run_backtest(history.drop(columns=["breach_6m"]), Policy.default())
+        run_backtest(history.drop(columns=["breach_6m"]), V1)
     doubled = pd.concat([history.head(3), history.head(1)])
     with pytest.raises(ValueError, match="more than one row"):
-        run_backtest(doubled, Policy.default())
+        run_backtest(doubled, V1)
 
 
 def test_what_if_stricter_ceiling_covers_no_more(history):
-    policy = Policy.default()
+    policy = V1
     stricter = policy.replace(**{"eligibility.max_breach_probability": 0.05})
     comparison = compare_policies(history, [policy, stricter])
     totals = comparison.totals.set_index("policy_version")
@@ -174,7 +176,7 @@ def test_what_if_stricter_ceiling_covers_no_more(history):
 def test_any_stricter_ceiling_never_covers_more_in_any_month(ceilings, seed):
     strict_ceiling, loose_ceiling = sorted(ceilings)
     history = simulate_scored_history(n_suppliers=40, months=8, seed=seed)
-    policy = Policy.default()
+    policy = V1
     loose = policy.replace(**{"eligibility.max_breach_probability": loose_ceiling})
     strict = policy.replace(**{"eligibility.max_breach_probability": strict_ceiling})
     if loose.version == strict.version:
@@ -188,11 +190,11 @@ def test_any_stricter_ceiling_never_covers_more_in_any_month(ceilings, seed):
 
 def test_compare_rejects_identical_policies(history):
     with pytest.raises(ValueError, match="share a version"):
-        compare_policies(history, [Policy.default(), Policy.default()])
+        compare_policies(history, [V1, V1])
 
 
 def test_empty_history_gives_empty_result(history):
-    result = run_backtest(history.iloc[:0], Policy.default())
+    result = run_backtest(history.iloc[:0], V1)
     assert result.monthly.empty
     assert result.totals.empty
 
@@ -203,7 +205,7 @@ def test_history_built_from_published_scores_and_labels(history):
     outcome_columns = ["breach_6m", "breach_refund_usd_6m", "label_complete"]
     scored = history.drop(columns=outcome_columns).copy()
     scored["as_of_date"] = pd.to_datetime(scored["as_of_date"])
-    scored = Policy.default().replace(**{"eligibility.eligible_tiers": []}).apply(
+    scored = V1.replace(**{"eligibility.eligible_tiers": []}).apply(
         scored[scored["as_of_date"] == scored["as_of_date"].max()]
     ).assign(policy_version="published-earlier")
     labels = history[["as_of_date", "supplier_id", *outcome_columns]].copy()
@@ -212,8 +214,8 @@ def test_history_built_from_published_scores_and_labels(history):
     built = build_backtest_history(scored, labels)
     assert len(built) == len(scored)
     assert built["label_complete"].sum() < len(built)
-    result = run_backtest(built, Policy.default(), baseline=None)
-    assert result.policy_version == Policy.default().version
+    result = run_backtest(built, V1, baseline=None)
+    assert result.policy_version == V1.version
     assert result.total("suppliers_covered") > 0  # not the published "nobody" decisions
 
 
@@ -224,7 +226,7 @@ def test_previous_amounts_carry_only_from_the_calendar_month_before():
         for m in months
     ]
     history = pd.DataFrame(rows)
-    capped_start = Policy.default().replace(**{"growth.first_assessment_max_usd": 10_000})
+    capped_start = V1.replace(**{"growth.first_assessment_max_usd": 10_000})
     decisions = run_backtest(history, capped_start, baseline=None).decisions
     amounts = decisions.set_index("as_of_date")["trade_assurance_amount_usd"]
     assert amounts[months[0]] == 10_000  # first assessment

@@ -1,4 +1,5 @@
-"""Policy configuration, versioning and the worked examples behind the formula."""
+"""Policy configuration, versioning and the worked examples behind formula v1
+(``models/policies/v1.yaml``; v2's are in ``test_policy_v2_cases.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 
 from models.policy import (
     DEFAULT_POLICY_PATH,
+    V1_POLICY_PATH,
     Policy,
     PolicyConfigError,
     PolicyDecision,
@@ -19,6 +21,8 @@ from models.policy import (
     decide_supplier,
     round_down_to_steps,
 )
+
+V1 = Policy.from_yaml(V1_POLICY_PATH)
 
 
 def _leaves(node, path=()):
@@ -57,33 +61,51 @@ def _changed(value):
 
 def test_default_policy_loads_and_has_versioned_name():
     policy = Policy.default()
-    assert policy.version.startswith("tap-1.0.0+")
+    assert policy.version.startswith("tap-2.0.0+")
+    assert policy.formula == "v2"
     assert len(policy.version.split("+")[1]) == 8
     assert policy.source == str(DEFAULT_POLICY_PATH)
 
 
-def test_identical_config_gives_identical_version(tmp_path: Path):
-    raw = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+def test_v1_keeps_its_published_policy_version():
+    # v1.yaml is the v1 default.yaml moved: the same content hash as every row
+    # published under v1, so its results can be matched with what was published.
+    assert V1.version == "tap-1.0.0+dfce3de4"
+    assert V1.formula == "v1"
+    assert "formula" not in V1.to_dict()
+    # an explicit `formula: v1` is the same policy
+    assert Policy.from_dict({**V1.to_dict(), "formula": "v1"}).version == V1.version
+
+
+@pytest.mark.parametrize("path", [V1_POLICY_PATH, DEFAULT_POLICY_PATH])
+def test_identical_config_gives_identical_version(tmp_path: Path, path: Path):
+    raw = yaml.safe_load(path.read_text())
+    policy = Policy.from_yaml(path)
     # Same parameters, different formatting, key order, comments and int-vs-float.
     reformatted = tmp_path / "same.yaml"
     reordered = dict(reversed(list(raw.items())))
     reordered["caps"] = {**raw["caps"], "global_cap_usd": float(raw["caps"]["global_cap_usd"])}
     reformatted.write_text("# another comment\n" + yaml.safe_dump(reordered, sort_keys=False))
-    assert Policy.from_yaml(reformatted).version == Policy.default().version
-    assert Policy.from_dict(raw).version == Policy.default().version
-    assert Policy.from_dict(Policy.default().to_dict()) == Policy.default()
+    assert Policy.from_yaml(reformatted).version == policy.version
+    assert Policy.from_dict(raw).version == policy.version
+    assert Policy.from_dict(policy.to_dict()) == policy
 
 
-def test_every_parameter_change_changes_the_version():
-    base_raw = Policy.default().to_dict()
-    base_version = Policy.default().version
+@pytest.mark.parametrize("config_path", [V1_POLICY_PATH, DEFAULT_POLICY_PATH])
+def test_every_parameter_change_changes_the_version(config_path: Path):
+    base_policy = Policy.from_yaml(config_path)
+    base_raw = base_policy.to_dict()
+    base_version = base_policy.version
     seen = {base_version}
     leaves = list(_leaves(base_raw))
     assert len(leaves) > 30
+    last_band = len(base_raw["risk_grades"]) - 1
     for path, value in leaves:
         raw = copy.deepcopy(base_raw)
-        if path == ("risk_grades", len(base_raw["risk_grades"]) - 1, "max_probability"):
-            continue  # the last bound must be 1.0: it is not a free parameter
+        if path[:2] == ("risk_grades", last_band) and path[2] != "grade":
+            continue  # the last bounds are 1.0 (or null: none): not free parameters
+        if path == ("formula",):
+            continue  # another formula is another policy, not a parameter change
         if path == ("rounding", "steps", 0, "from_usd"):
             continue  # the first band starts at 0 by definition
         if path == ("eligibility", "enabled_countries"):
@@ -106,7 +128,7 @@ def test_every_parameter_change_changes_the_version():
 
 
 def test_replace_makes_a_new_version_for_what_if():
-    policy = Policy.default()
+    policy = V1
     stricter = policy.replace(**{"eligibility.max_breach_probability": 0.1})
     assert stricter.eligibility.max_breach_probability == 0.1
     assert stricter.version != policy.version
@@ -130,7 +152,7 @@ def test_replace_makes_a_new_version_for_what_if():
     ],
 )
 def test_invalid_config_is_rejected_with_a_message(mutate, message):
-    raw = Policy.default().to_dict()
+    raw = V1.to_dict()
     mutate(raw)
     with pytest.raises(PolicyConfigError, match=message):
         Policy.from_dict(raw)
@@ -144,7 +166,7 @@ def test_invalid_yaml_file_names_the_file(tmp_path: Path):
 
 
 def test_rounding_examples():
-    steps = Policy.default().rounding
+    steps = V1.rounding
     got = round_down_to_steps(
         np.array([0, 499.99, 500, 9999.99, 10000, 10999, 99999, 100000, 104999, 1e-300]), steps
     )
@@ -164,7 +186,7 @@ def _supplier(**overrides):
 
 
 def test_worked_example_of_the_formula():
-    policy = Policy.default()
+    policy = V1
     # V = max(120k, 0.5 x 200k) = 120k; B = 60k; fees = 0.03 x 120k x 6/12 + 1 x 0.5 x 40
     # = 1,820; L = 0.6 x 1,820 / (p x 0.5). At p = 0.01 L = 218,400 > B: amount 60k.
     assert decide_supplier(_supplier(), policy).trade_assurance_amount_usd == 60_000
@@ -183,7 +205,7 @@ def test_worked_example_of_the_formula():
 
 
 def test_caps_and_growth_limit_drivers():
-    policy = Policy.default()
+    policy = V1
     big = _supplier(assured_deal_value_12m_usd=10_000_000.0)
     capped = decide_supplier(big, policy)
     assert capped.trade_assurance_amount_usd == 100_000  # gold tier cap
@@ -199,7 +221,7 @@ def test_caps_and_growth_limit_drivers():
 
 
 def test_every_rule_reports_its_reason():
-    policy = Policy.default()
+    policy = V1
     decision = decide_supplier(
         _supplier(opted_in=False, membership_tier="free", tenure_months=2, orders_6m=1,
                   breach_probability_6m=0.9),
@@ -216,7 +238,7 @@ def test_every_rule_reports_its_reason():
 
 
 def test_nulls_are_handled_and_never_favourable():
-    policy = Policy.default()
+    policy = V1
     all_null = _supplier(
         breach_probability_6m=None, opted_in=None, membership_tier=None, country=None,
         tenure_months=None, orders_6m=None, deal_value_12m_usd=None,
@@ -249,12 +271,12 @@ def test_optional_performance_columns_may_be_absent():
         columns=["review_mean_6m", "review_count_6m", "on_time_shipment_rate_6m",
                  "completion_rate_6m", "dispute_ratio_6m"]
     )
-    out = apply_policy(frame, Policy.default())
+    out = apply_policy(frame, V1)
     assert out["trade_assurance_amount_usd"].iloc[0] == 60_000
 
 
 def test_structural_input_errors_are_clear():
-    policy = Policy.default()
+    policy = V1
     with pytest.raises(ValueError, match="lacks column"):
         apply_policy(pd.DataFrame([_supplier()]).drop(columns=["country"]), policy)
     with pytest.raises(ValueError, match="more than once"):
@@ -264,7 +286,7 @@ def test_structural_input_errors_are_clear():
 
 
 def test_extreme_values_stay_finite_and_bounded():
-    policy = Policy.default()
+    policy = V1
     frame = pd.DataFrame(
         [
             _supplier(supplier_id="tiny_p", breach_probability_6m=5e-324,
@@ -293,14 +315,14 @@ def test_every_shipped_policy_config_loads():
 
 def test_empty_frame_gives_empty_decisions():
     frame = pd.DataFrame([_supplier()]).iloc[:0]
-    out = apply_policy(frame, Policy.default())
+    out = apply_policy(frame, V1)
     assert len(out) == 0
     assert {"eligible", "trade_assurance_amount_usd", "amount_drivers"} <= set(out.columns)
 
 
 def test_output_keeps_input_columns_and_row_order():
     frame = pd.DataFrame([_supplier(supplier_id=s) for s in ["b", "a", "c"]])
-    out = apply_policy(frame, Policy.default())
+    out = apply_policy(frame, V1)
     assert list(out["supplier_id"]) == ["b", "a", "c"]
     assert list(out.columns[: len(frame.columns)]) == list(frame.columns)
     assert out["trade_assurance_amount_usd"].dtype == np.float64

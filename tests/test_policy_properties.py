@@ -1,4 +1,6 @@
-"""Property-based checks of the limit policy's invariants (DESIGN §7), for any input.
+"""Property-based checks of the limit policy's invariants (DESIGN §7), for any input:
+formula v1 (``models/policies/v1.yaml``); v2's are in ``test_policy_v2_properties.py``,
+which reuses this file's strategies.
 
 Both the supplier rows and the policy parameters are drawn by hypothesis, so the
 invariants are shown to hold for every valid configuration, not just the default.
@@ -15,7 +17,9 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.policy import Policy, apply_policy
+from models.policy import V1_POLICY_PATH, Policy, apply_policy
+
+V1 = Policy.from_yaml(V1_POLICY_PATH)
 
 # 200 examples per property by default (about a minute for the file on 2 cores); set
 # POLICY_PROPERTY_EXAMPLES=3000 for a deeper search before changing the formula.
@@ -65,10 +69,9 @@ ROUNDING_CHOICES = [
 ]
 
 
-@st.composite
-def policies(draw) -> Policy:
-    """Any valid policy: every parameter drawn within the ranges the loader accepts."""
-    raw = Policy.default().to_dict()
+def draw_common_parameters(draw, raw: dict) -> None:
+    """Draw, in place, every parameter both formulas share (all but the risk ceilings
+    and risk grades), within the ranges the loader accepts."""
     e = raw["eligibility"]
     e["require_opt_in"] = draw(st.booleans())
     e["eligible_tiers"] = draw(st.lists(st.sampled_from(TIERS), unique=True))
@@ -77,7 +80,6 @@ def policies(draw) -> Policy:
     )
     e["min_tenure_months"] = draw(st.integers(0, 36))
     e["min_orders_6m"] = draw(st.integers(0, 50))
-    e["max_breach_probability"] = draw(probability)
     c = raw["capacity"]
     c["fallback_deal_value_share"] = draw(st.floats(0, 1))
     c["base_share_of_volume"] = draw(st.floats(0, 2))
@@ -105,10 +107,18 @@ def policies(draw) -> Policy:
     g["max_relative_increase"] = draw(st.floats(0, 2))
     g["max_absolute_increase_usd"] = draw(st.floats(0, 50000))
     g["first_assessment_max_usd"] = draw(st.one_of(st.none(), st.floats(0, 1e6)))
+
+
+@st.composite
+def policies(draw) -> Policy:
+    """Any valid v1 policy: every parameter drawn within the ranges the loader accepts."""
+    raw = V1.to_dict()
+    draw_common_parameters(draw, raw)
+    raw["eligibility"]["max_breach_probability"] = draw(probability)
     return Policy.from_dict(raw)
 
 
-any_policy = st.one_of(st.just(Policy.default()), policies())
+any_policy = st.one_of(st.just(V1), policies())
 previous_amount = _maybe_null(st.floats(0, 1e6))
 
 
@@ -201,6 +211,11 @@ def test_larger_supplier_of_equal_risk_gets_no_less(
 @given(policy=any_policy, row=feature_rows,
        prev=st.tuples(st.floats(0, 1e6), st.floats(0, 1e6)))
 def test_higher_previous_amount_gives_no_less(policy, row, prev):
+    check_higher_previous_amount_gives_no_less(policy, row, prev)
+
+
+def check_higher_previous_amount_gives_no_less(policy, row, prev):
+    """Shared with the v2 properties: the growth limit is the same code."""
     lower, higher = sorted(prev)
     frame = _frame([row, row])
     out = apply_policy(frame, policy, _previous(frame, [lower, higher]))
@@ -213,6 +228,11 @@ def test_higher_previous_amount_gives_no_less(policy, row, prev):
        rows=st.lists(st.tuples(feature_rows, previous_amount), min_size=1, max_size=15),
        seed=st.integers(0, 2**32 - 1))
 def test_deterministic_and_independent_of_row_order(policy, rows, seed):
+    check_deterministic_and_independent_of_row_order(policy, rows, seed)
+
+
+def check_deterministic_and_independent_of_row_order(policy, rows, seed):
+    """Shared with the v2 properties."""
     frame = _frame([r for r, _ in rows])
     prev = _previous(frame, [p for _, p in rows])
     first = apply_policy(frame, policy, prev)
