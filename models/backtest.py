@@ -24,9 +24,9 @@ Per month (and in total) for the policy and a naive baseline:
     (the platform never pays more than the Trade Assurance Amount); gross of any
     recovery from the supplier except as ``loss_given_default`` says:
 
-    * **refunds**. With the labels' ``order_value_6m_usd`` (the supplier's order value
+    * **refunds**. With the labels' ``forward_order_value_6m_usd`` (the supplier's order value
       in the outcome window): the covered share of the window's buyer-won refunds,
-      ``refunds x min(1, covered volume / order_value_6m_usd)``, where refunds are
+      ``refunds x min(1, covered volume / forward_order_value_6m_usd)``, where refunds are
       ``pre_shipment_refund_usd_6m + post_delivery_refund_usd_6m`` when both are
       present, else ``breach_refund_usd_6m``. Without it (older labels): the breach's
       refunds on assured orders (``assured_breach_refund_usd_6m``) when present,
@@ -38,11 +38,11 @@ Per month (and in total) for the policy and a naive baseline:
 
     The labels' ``loss_rate_6m`` is not read: in a joined history that name is the
     model's prediction (the scored column wins in ``build_backtest_history``); the
-    realised rate is the refunds over ``order_value_6m_usd`` above.
+    realised rate is the refunds over ``forward_order_value_6m_usd`` above.
 ``fee_income_usd``
     ``fee_rate x covered volume + fee_per_order x covered orders`` over the next six
     months. The realised ``assured_deal_value_next_6m_usd`` / ``assured_orders_next_6m``
-    are used when present; else ``order_value_6m_usd`` times the assured share of
+    are used when present; else ``forward_order_value_6m_usd`` times the assured share of
     12-month deal value; otherwise the trailing run-rate (half of
     ``assured_deal_value_12m_usd``, and ``orders_6m`` times the assured share of deal
     value) stands in for them. A limit bounds how much can be sold under it, so
@@ -83,7 +83,7 @@ OPTIONAL_OUTCOME_COLUMNS: tuple[str, ...] = (
     "assured_breach_refund_usd_6m",
     "assured_deal_value_next_6m_usd",
     "assured_orders_next_6m",
-    "order_value_6m_usd",
+    "forward_order_value_6m_usd",
     "pre_shipment_refund_usd_6m",
     "post_delivery_refund_usd_6m",
     "default_6m",
@@ -331,8 +331,8 @@ def settle_outcomes(decisions: pd.DataFrame, fees: FeeSchedule) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         assured_share = np.where(deal_12m > 0, np.clip(assured_12m / deal_12m, 0, 1), 0.0)
     run_rate = assured_12m / 2
-    if "order_value_6m_usd" in out.columns:
-        realised = pd.to_numeric(out["order_value_6m_usd"], errors="coerce").to_numpy(
+    if "forward_order_value_6m_usd" in out.columns:
+        realised = pd.to_numeric(out["forward_order_value_6m_usd"], errors="coerce").to_numpy(
             dtype="float64")
         run_rate = np.where(np.isnan(realised), run_rate, realised * assured_share)
     volume = np.clip(_column_or(out, "assured_deal_value_next_6m_usd", run_rate), 0, None)
@@ -343,9 +343,9 @@ def settle_outcomes(decisions: pd.DataFrame, fees: FeeSchedule) -> pd.DataFrame:
             orders = np.where(volume > 0, orders * carried / volume, 0.0)
         volume = carried
 
-    if "order_value_6m_usd" in out.columns:
+    if "forward_order_value_6m_usd" in out.columns:
         # The covered share of the window's refunds (both coverages when split).
-        order_value = np.clip(_numeric_or_zero(out, "order_value_6m_usd"), 0, None)
+        order_value = np.clip(_numeric_or_zero(out, "forward_order_value_6m_usd"), 0, None)
         if _present(out, "pre_shipment_refund_usd_6m", "post_delivery_refund_usd_6m"):
             split = (_numeric_or_zero(out, "pre_shipment_refund_usd_6m")
                      + _numeric_or_zero(out, "post_delivery_refund_usd_6m"))

@@ -10,7 +10,7 @@ With ``v2=True`` (the default) it also carries what policy v2 reads and the new 
 settle: a size-independent true loss rate and default probability per supplier
 (``true_loss_rate_6m``, ``true_default_probability_6m``), the model's noisy estimates
 (``loss_rate_6m`` with its pre-shipment/post-delivery split, ``default_probability_6m``)
-and realised ``order_value_6m_usd``, ``pre_shipment_refund_usd_6m``,
+and realised ``forward_order_value_6m_usd``, ``pre_shipment_refund_usd_6m``,
 ``post_delivery_refund_usd_6m`` and ``default_6m``. They are drawn from a second random
 stream, so the v1 columns are the same with or without them; the breach columns keep
 their v1 meaning (drawn from the breach probability, which grows with orders as in
@@ -150,7 +150,7 @@ def _v2_columns(
         "default_probability_6m": default_p,
         "true_loss_rate_6m": true_rate,
         "true_default_probability_6m": true_default,
-        "order_value_6m_usd": order_value,
+        "forward_order_value_6m_usd": order_value,
         "pre_shipment_refund_usd_6m": pre,
         "post_delivery_refund_usd_6m": refunds - pre,
         "default_6m": defaulted,

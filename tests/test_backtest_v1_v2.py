@@ -101,7 +101,7 @@ def _one(**overrides) -> pd.DataFrame:
         breach_probability_6m=0.01, loss_rate_6m=0.01, default_probability_6m=0.02,
         opted_in=True, membership_tier="gold", country="CN", tenure_months=24, orders_6m=40,
         deal_value_12m_usd=200_000.0, assured_deal_value_12m_usd=120_000.0,
-        breach_6m=True, breach_refund_usd_6m=9_999.0, order_value_6m_usd=200_000.0,
+        breach_6m=True, breach_refund_usd_6m=9_999.0, forward_order_value_6m_usd=200_000.0,
         pre_shipment_refund_usd_6m=3_000.0, post_delivery_refund_usd_6m=1_000.0,
         default_6m=False, label_complete=True,
     )
