@@ -34,7 +34,8 @@ def _constraints(c: ColumnContract, landing: bool) -> str:
     if c.min is not None or c.max is not None:
         low = "" if c.min is None else f"{c.min:g} {'<' if c.min_exclusive else '≤'} "
         high = "" if c.max is None else f" {'<' if c.max_exclusive else '≤'} {c.max:g}"
-        parts.append(f"{low}value{high}" + (f" (`{c.range_rule}`)" if c.range_rule != "out_of_range" else ""))
+        rules = dict.fromkeys(r for r in (c.range_rule, c.above_max_rule if c.max is not None else None) if r and r != "out_of_range")
+        parts.append(f"{low}value{high}" + (f" ({', '.join(f'`{r}`' for r in rules)})" if rules else ""))
     if c.is_timestamp and landing and not c.horizon_bound:
         parts.append("may lie after the horizon")
     return "; ".join(parts)
@@ -48,6 +49,9 @@ def _table_section(t: TableContract) -> list[str]:
             "allowed": "Extra columns are allowed.",
             "forbidden": "No other columns.",
         }.get(t.extra_columns, ""))
+        lines.append("")
+    if t.plausible_from is not None:
+        lines.append(f"Timestamps before {t.plausible_from:%Y-%m-%d} (`plausible_from`) are quarantined as `before_plausible_era`.")
         lines.append("")
     if t.layer == "landing":
         lines.append("| column | type | required | nullable | constraints | description |")
