@@ -102,8 +102,8 @@ def _write_quarantine_parquet(con: duckdb.DuckDBPyConnection, tables: list[str],
     for name in tables:
         target = out_dir / name
         target.mkdir(parents=True, exist_ok=True)
-        path = str(target / "quarantine.parquet").replace("'", "''")
-        con.execute(f"COPY (SELECT * FROM {QUARANTINE_SCHEMA}.{_q(name)}) TO '{path}' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT * FROM {QUARANTINE_SCHEMA}.{_q(name)}) TO ? (FORMAT parquet)",
+                    [str(target / "quarantine.parquet")])
 
 
 def ingest_landing_zone(

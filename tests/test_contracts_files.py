@@ -80,3 +80,15 @@ def test_the_report_lists_unknown_tables_and_ignored_files_with_counts(tmp_path)
     assert report.all_ignored_files == ["README.md", "orders/export.log"]
     assert "unknown tables (2 folder(s), not read;" in text and "Orders_backup/ (1 file), refunds/ (2 files)" in text
     assert "ignored files (2, not .parquet/.csv data of a table): README.md, orders/export.log" in text
+
+
+def test_a_landing_zone_and_quarantine_folder_named_with_a_quote_and_a_space(tmp_path):
+    tables = valid_tables()
+    tables["orders"].loc[2, "amount_usd"] = -1.0
+    root = write_landing(tmp_path / "o'brien's landing", tables, "csv")
+    out = tmp_path / "o'brien's quarantine"
+    con = duckdb.connect()
+    report = ingest_landing_zone(root, con, quarantine_parquet_dir=out)
+    assert report.tables["orders"].quarantined_by_rule == {"non_positive_amount": 1}
+    assert pd.read_parquet(out / "orders" / "quarantine.parquet").rule.tolist() == ["non_positive_amount"]
+    assert_reconciles(report, con)
