@@ -14,7 +14,8 @@ from assets.resource_types import WAREHOUSE_POOL, PublishedStoreParam, Warehouse
 from assets.scoring import SCORES_TABLE, supplier_scores
 from data_contracts import load_published_contracts
 from data_contracts.expectations import check_published_frame
-from warehouse import publish_month
+from warehouse import publish_months, sync_published_copies
+from warehouse.publish import month_file, published_table
 
 PUBLISHED_SCORES = dg.AssetKey(["published", "supplier_scores"])
 PUBLISHED_FEATURES = dg.AssetKey(["published", "supplier_features"])
@@ -48,27 +49,32 @@ def published_tables(context: dg.AssetExecutionContext, warehouse: WarehousePara
     `published.*` in the warehouse and `published/<table>/as_of_date=.../` as Parquet."""
     as_of_dates = as_of_dates_in_run(context)
     published_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    totals = {"supplier_scores": 0, "supplier_features": 0, "storefront_metrics": 0}
+    parquet_root, published_file = Path(published_store.parquet_root), Path(warehouse.path)
     with warehouse.connect() as con:
-        for as_of_date in as_of_dates:
-            scores = _with_run_metadata(_month_rows(con, SCORES_TABLE, as_of_date), context.run_id, published_at)
-            if scores.num_rows == 0:
-                raise RuntimeError(
-                    f"no scores for {as_of_date}: materialise `supplier_scores` for this month before publishing it"
-                )
-            counts = publish_month(
-                con,
-                as_of_date,
-                {
+        # Start-up reconciliation: a run killed while publishing may have left the published
+        # file or Parquet months behind the working file, or staging leftovers.
+        repaired = sync_published_copies(con, parquet_root, published_file)
+        context.log.info(repaired.summary())
+
+        def months():
+            for as_of_date in as_of_dates:
+                scores = _with_run_metadata(_month_rows(con, SCORES_TABLE, as_of_date), context.run_id, published_at)
+                if scores.num_rows == 0:
+                    raise RuntimeError(
+                        f"no scores for {as_of_date}: materialise `supplier_scores` for this month before publishing it"
+                    )
+                yield as_of_date, {
                     "supplier_scores": scores,
                     "supplier_features": _month_rows(con, SUPPLIER_FEATURES_TABLE, as_of_date),
                     "storefront_metrics": _month_rows(con, STOREFRONT_METRICS_TABLE, as_of_date),
-                },
-                Path(published_store.parquet_root),
-            )
-            for name, rows in counts.items():
-                totals[name] += rows
-            context.log.info(f"published {as_of_date}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+                }
+
+        counts = publish_months(con, months(), parquet_root, published_file)
+    totals = {"supplier_scores": 0, "supplier_features": 0, "storefront_metrics": 0}
+    for as_of_date, month_counts in counts.items():
+        for name, rows in month_counts.items():
+            totals[name] += rows
+        context.log.info(f"published {as_of_date}: " + ", ".join(f"{k} {v:,}" for k, v in month_counts.items()))
     for key, name in [(PUBLISHED_SCORES, "supplier_scores"), (PUBLISHED_FEATURES, "supplier_features"), (PUBLISHED_STOREFRONT, "storefront_metrics")]:
         yield dg.MaterializeResult(
             asset_key=key,
@@ -78,7 +84,7 @@ def published_tables(context: dg.AssetExecutionContext, warehouse: WarehousePara
 
 def _published_months(con: duckdb.DuckDBPyConnection, table: str, as_of_dates: list[date]) -> pa.Table:
     return con.execute(
-        f"SELECT * FROM published.{table} WHERE as_of_date IN (SELECT unnest(?::DATE[])) ORDER BY as_of_date, supplier_id",
+        f"SELECT * FROM {published_table(table)} WHERE as_of_date IN (SELECT unnest(?::DATE[])) ORDER BY as_of_date, supplier_id",
         [as_of_dates],
     ).fetch_arrow_table()
 
@@ -124,12 +130,10 @@ def parquet_matches_warehouse(
     with warehouse.connect(read_only=True) as con:
         for table in ("supplier_scores", "supplier_features", "storefront_metrics"):
             for as_of_date in as_of_dates:
-                in_duckdb = con.execute(f"SELECT count(*) FROM published.{table} WHERE as_of_date = ?", [as_of_date]).fetchone()[0]
-                folder = root / table / f"as_of_date={as_of_date.isoformat()}"
+                in_duckdb = con.execute(f"SELECT count(*) FROM {published_table(table)} WHERE as_of_date = ?", [as_of_date]).fetchone()[0]
+                file = month_file(root, table, as_of_date)
                 in_parquet = (
-                    con.execute(f"SELECT count(*) FROM read_parquet('{folder.as_posix()}/*.parquet')").fetchone()[0]
-                    if folder.exists()
-                    else 0
+                    con.execute("SELECT count(*) FROM read_parquet(?)", [str(file)]).fetchone()[0] if file.exists() else 0
                 )
                 if in_duckdb != in_parquet:
                     mismatches[f"{table}/{as_of_date}"] = f"duckdb {in_duckdb:,} vs parquet {in_parquet:,}"

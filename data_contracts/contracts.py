@@ -7,6 +7,7 @@ the Great Expectations suites and `docs/data_contracts.md` are all derived from 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +24,11 @@ PUBLISHED_TABLE_ORDER = ("supplier_scores", "supplier_features", "storefront_met
 
 LOGICAL_TYPES = ("VARCHAR", "DOUBLE", "BIGINT", "INTEGER", "BOOLEAN", "TIMESTAMP", "DATE", "VARCHAR[]")
 COMPARISON_OPS = (">=", ">", "<=", "<", "=")
+
+# No marketplace record predates this: an earlier timestamp is a typo or a placeholder
+# (1900-01-01, 1970-01-01), quarantined as `before_plausible_era`. A landing contract may
+# move it with `plausible_from: YYYY-MM-DD`.
+EARLIEST_PLAUSIBLE_TIMESTAMP = datetime(2000, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,12 @@ class ColumnContract:
     horizon_bound: bool = True
     # Quarantine rule name when min/max is broken (e.g. non_positive_amount).
     range_rule: str = "out_of_range"
+    # Rule name when only the maximum is broken (e.g. amount_above_maximum); default range_rule.
+    max_rule: str | None = None
+
+    @property
+    def above_max_rule(self) -> str:
+        return self.max_rule or self.range_rule
 
     @property
     def is_timestamp(self) -> bool:
@@ -108,6 +120,8 @@ class TableContract:
     row_rules: tuple[RowRule, ...] = ()
     references: tuple[Reference, ...] = ()
     cross_table_rules: tuple[CrossTableRule, ...] = ()
+    # Landing: a timestamp before this instant is quarantined as `before_plausible_era`.
+    plausible_from: datetime | None = None
     source_path: Path | None = field(default=None, compare=False)
 
     @property
@@ -140,7 +154,7 @@ class ContractDefinitionError(ValueError):
 def _parse_column(raw: dict, table: str) -> ColumnContract:
     unknown = set(raw) - {
         "name", "type", "description", "required", "nullable", "unique", "allowed_values",
-        "pattern", "min", "max", "min_exclusive", "max_exclusive", "horizon_bound", "range_rule",
+        "pattern", "min", "max", "min_exclusive", "max_exclusive", "horizon_bound", "range_rule", "max_rule",
     }
     if unknown:
         raise ContractDefinitionError(f"{table}.{raw.get('name')}: unknown keys {sorted(unknown)}")
@@ -163,7 +177,22 @@ def _parse_column(raw: dict, table: str) -> ColumnContract:
         max_exclusive=bool(raw.get("max_exclusive", False)),
         horizon_bound=bool(raw.get("horizon_bound", True)),
         range_rule=str(raw.get("range_rule", "out_of_range")),
+        max_rule=raw.get("max_rule"),
     )
+
+
+def _plausible_from(raw: dict) -> datetime | None:
+    if raw["layer"] != "landing":
+        return None
+    value = raw.get("plausible_from", EARLIEST_PLAUSIBLE_TIMESTAMP)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, date):
+        return datetime.combine(value, datetime.min.time())
+    try:
+        return datetime.fromisoformat(str(value)).replace(tzinfo=None)
+    except ValueError:
+        raise ContractDefinitionError(f"{raw['table']}: plausible_from {value!r} is not a date") from None
 
 
 def load_contract(path: Path) -> TableContract:
@@ -219,6 +248,7 @@ def load_contract(path: Path) -> TableContract:
         row_rules=tuple(row_rules),
         references=tuple(references),
         cross_table_rules=tuple(cross),
+        plausible_from=_plausible_from(raw),
         source_path=Path(path),
     )
 

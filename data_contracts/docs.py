@@ -34,7 +34,8 @@ def _constraints(c: ColumnContract, landing: bool) -> str:
     if c.min is not None or c.max is not None:
         low = "" if c.min is None else f"{c.min:g} {'<' if c.min_exclusive else '≤'} "
         high = "" if c.max is None else f" {'<' if c.max_exclusive else '≤'} {c.max:g}"
-        parts.append(f"{low}value{high}" + (f" (`{c.range_rule}`)" if c.range_rule != "out_of_range" else ""))
+        rules = dict.fromkeys(r for r in (c.range_rule, c.above_max_rule if c.max is not None else None) if r and r != "out_of_range")
+        parts.append(f"{low}value{high}" + (f" ({', '.join(f'`{r}`' for r in rules)})" if rules else ""))
     if c.is_timestamp and landing and not c.horizon_bound:
         parts.append("may lie after the horizon")
     return "; ".join(parts)
@@ -48,6 +49,9 @@ def _table_section(t: TableContract) -> list[str]:
             "allowed": "Extra columns are allowed.",
             "forbidden": "No other columns.",
         }.get(t.extra_columns, ""))
+        lines.append("")
+    if t.plausible_from is not None:
+        lines.append(f"Timestamps before {t.plausible_from:%Y-%m-%d} (`plausible_from`) are quarantined as `before_plausible_era`.")
         lines.append("")
     if t.layer == "landing":
         lines.append("| column | type | required | nullable | constraints | description |")
@@ -98,7 +102,11 @@ def render_markdown() -> str:
         "  `*.csv.gz` file below it is read, in sorted path order, including hive-partitioned",
         "  sub-folders (`key=value/`: a missing contract column is taken from the path). Files and",
         "  folders starting with `.` or `_` (`_SUCCESS`, `.crc`) are skipped; other files are listed",
-        "  in the report as ignored.",
+        "  in the report as ignored, with their count, and so are files at the top level and",
+        "  sub-folders that are no table (\"unknown tables\", with their file counts).",
+        "- Symbolic links inside a table folder (to a file or a folder) are followed when they resolve",
+        "  inside the landing zone; a link that points outside it, is broken, loops or reaches data",
+        "  already read stops the run with a `LandingZoneError` naming the link.",
         "- CSV: UTF-8 (a byte-order mark is fine), comma-delimited, a header row, `\"` quotes (quoted",
         "  newlines are fine); empty fields are null. Column names are exact and case-sensitive;",
         "  column order does not matter; extra columns are ignored.",

@@ -121,9 +121,18 @@ def contract_checks(contract: TableContract, horizon: datetime | None = None,
             checks.append(ContractCheck("in_set", "unknown_enum", (c.name,), {"values": list(c.allowed_values)}))
         if c.pattern is not None:
             checks.append(ContractCheck("regex", "invalid_format", (c.name,), {"regex": c.pattern}))
-        if c.min is not None or c.max is not None:
+        if c.max is not None and c.above_max_rule != c.range_rule:
+            if c.min is not None:
+                checks.append(ContractCheck("between", c.range_rule, (c.name,), {
+                    "min": c.min, "max": None, "strict_min": c.min_exclusive, "strict_max": False}))
+            checks.append(ContractCheck("between", c.above_max_rule, (c.name,), {
+                "min": None, "max": c.max, "strict_min": False, "strict_max": c.max_exclusive}))
+        elif c.min is not None or c.max is not None:
             checks.append(ContractCheck("between", c.range_rule, (c.name,), {
                 "min": c.min, "max": c.max, "strict_min": c.min_exclusive, "strict_max": c.max_exclusive}))
+        if contract.plausible_from is not None and c.is_timestamp:
+            checks.append(ContractCheck("between", "before_plausible_era", (c.name,), {
+                "min": contract.plausible_from, "max": None, "strict_min": False, "strict_max": False}))
         if horizon is not None and c.is_timestamp and c.horizon_bound:
             checks.append(ContractCheck("between", "after_horizon", (c.name,), {
                 "min": None, "max": horizon, "strict_min": False, "strict_max": False}))

@@ -23,6 +23,7 @@ from data_contracts.landing_zone import (
     install_macros,
     raw_name,
     stage_table,
+    unknown_entries,
 )
 from data_contracts.manifest import MANIFEST_NAME, read_not_collected, read_snapshot_at
 from data_contracts.quarantine import apply_table_rules, single_row_rule_sql
@@ -101,8 +102,8 @@ def _write_quarantine_parquet(con: duckdb.DuckDBPyConnection, tables: list[str],
     for name in tables:
         target = out_dir / name
         target.mkdir(parents=True, exist_ok=True)
-        path = str(target / "quarantine.parquet").replace("'", "''")
-        con.execute(f"COPY (SELECT * FROM {QUARANTINE_SCHEMA}.{_q(name)}) TO '{path}' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT * FROM {QUARANTINE_SCHEMA}.{_q(name)}) TO ? (FORMAT parquet)",
+                    [str(target / "quarantine.parquet")])
 
 
 def ingest_landing_zone(
@@ -197,8 +198,10 @@ def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[s
         tables[name] = TableIngestStats(
             table=name, files=[f.relative for f in st.files], rows_read=st.rows_read,
             rows_accepted=accepted, quarantined_by_rule=by_rule, ignored_files=ignored[name])
+    unknown_tables, top_level_files = unknown_entries(landing_dir, contracts, MANIFEST_NAME)
     report = IngestReport(tables=tables, data_horizon=data_horizon, horizon_source=horizon_source,
-                          absent_optional_tables=absent)
+                          absent_optional_tables=absent, unknown_tables=unknown_tables,
+                          ignored_files=top_level_files)
 
     con.execute("BEGIN TRANSACTION")
     try:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import gzip
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote
@@ -110,8 +111,59 @@ def _file_format(path: Path) -> str | None:
     return None
 
 
+def _is_bookkeeping(name: str) -> bool:
+    """Files and folders of the writer (`_SUCCESS`, `.crc`, `_delta_log`), not data."""
+    return name.startswith((".", "_"))
+
+
+def _table_folder_files(landing_dir: Path, table: str) -> list[Path]:
+    """Files under a table folder but for bookkeeping, sorted, following symbolic links.
+
+    A link is followed when it resolves inside the landing zone (or the table folder, if
+    that is itself a link); any other link, a broken one, a loop, or two links to the same
+    data raise a `LandingZoneError` naming the link: silently skipping it (Python's
+    `rglob` does not follow linked folders) once lost 3,251 of 7,859 reviews.
+    """
+    root = landing_dir / table
+    if not root.is_dir():
+        return []
+    inside = (landing_dir.resolve(), root.resolve())
+    files: list[Path] = []
+    seen: set[Path] = {root.resolve()}
+
+    def refuse(entry: Path, problem: str, expectation: str) -> LandingZoneError:
+        return LandingZoneError(
+            table, problem, file=entry.relative_to(landing_dir).as_posix(), expectation=expectation,
+            next_step="copy the data into the landing zone, or fix or remove the link")
+
+    def visit(folder: Path) -> None:
+        for entry in sorted(folder.iterdir()):
+            if _is_bookkeeping(entry.name):
+                continue
+            real = entry.resolve()
+            if entry.is_symlink():
+                if not entry.exists():
+                    raise refuse(entry, f"the symbolic link is broken (it points to {real})",
+                                 "links to existing files or folders")
+                if not any(real == base or real.is_relative_to(base) for base in inside):
+                    raise refuse(entry, f"the symbolic link points outside the landing zone, to {real}",
+                                 f"links that resolve inside {landing_dir.resolve()}")
+            if real in seen:
+                raise refuse(entry, f"reaches {real} a second time (a link loop or two links to the same data)",
+                             "each file read once")
+            seen.add(real)
+            if entry.is_dir():
+                visit(entry)
+            elif entry.is_file():
+                files.append(entry)
+
+    visit(root)
+    return sorted(files)
+
+
 def discover_table_files(landing_dir: Path, table: str) -> tuple[list[LandingFile], list[str]]:
-    """Data files of one table folder (recursively, sorted), and the names of ignored files.
+    """Data files of one table folder (recursively, sorted, links followed within the zone),
+    and the paths of the other files, which are ignored.
 
     Files and folders starting with `.` or `_` (e.g. `_SUCCESS`, `.crc`) are bookkeeping of
     the writer, not data. `key=value` folder names are hive partitions.
@@ -119,10 +171,8 @@ def discover_table_files(landing_dir: Path, table: str) -> tuple[list[LandingFil
     root = landing_dir / table
     files: list[LandingFile] = []
     ignored: list[str] = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    for path in _table_folder_files(landing_dir, table):
         rel_parts = path.relative_to(root).parts
-        if any(part.startswith((".", "_")) for part in rel_parts):
-            continue
         relative = path.relative_to(landing_dir).as_posix()
         fmt = _file_format(path)
         if fmt is None:
@@ -135,6 +185,23 @@ def discover_table_files(landing_dir: Path, table: str) -> tuple[list[LandingFil
                 hive[key] = unquote(value)
         files.append(LandingFile(path=path, relative=relative, format=fmt, hive_values=hive))
     return files, ignored
+
+
+def unknown_entries(landing_dir: Path, tables: Iterable[str], manifest: str) -> tuple[dict[str, int], list[str]]:
+    """What the landing zone holds beside its tables, all of it ignored: sub-folders that are
+    no contract table (folder -> files in it) and files at the top level (but `manifest`).
+    `_truth/` and other `_`/`.` entries are bookkeeping."""
+    known = set(tables)
+    folders: dict[str, int] = {}
+    files: list[str] = []
+    for entry in sorted(Path(landing_dir).iterdir()):
+        if _is_bookkeeping(entry.name) or entry.name in known or entry.name == manifest:
+            continue
+        if entry.is_dir():
+            folders[entry.name] = sum(1 for p in entry.rglob("*") if p.is_file())
+        else:
+            files.append(entry.name)
+    return folders, files
 
 
 def _engine_message(exc: Exception) -> str:

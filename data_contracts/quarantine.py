@@ -10,7 +10,11 @@ deterministic and a row's reason is its most basic defect):
  3. `unknown_enum`: not exactly one of the allowed values (case variants are unknown values);
  4. `invalid_format`: does not match the column's pattern (country codes, payment method);
  5. range rules: `non_positive_amount`, `negative_refund`, `rating_out_of_range` (the column's
-    `range_rule`, default `out_of_range`; ratings must also be whole numbers);
+    `range_rule`, default `out_of_range`; ratings must also be whole numbers), then
+    `amount_above_maximum`, `refund_above_maximum` (the column's `max_rule`: a contract
+    maximum, so no accepted value overflows a later sum), then `before_plausible_era`: a
+    timestamp before the contract's `plausible_from` (EARLIEST_PLAUSIBLE_TIMESTAMP,
+    2000-01-01, unless the contract says otherwise);
  6. the table's row rules, in contract order: `shipped_before_created`,
     `delivered_before_shipped`, `cancelled_before_created`, `cancelled_at_without_cancellation`,
     `resolved_before_opened`, `response_before_received`;
@@ -52,6 +56,9 @@ RULE_ORDER: tuple[str, ...] = (
     "negative_refund",
     "rating_out_of_range",
     "out_of_range",
+    "amount_above_maximum",
+    "refund_above_maximum",
+    "before_plausible_era",
     "shipped_before_created",
     "delivered_before_shipped",
     "cancelled_before_created",
@@ -83,6 +90,9 @@ RULE_DESCRIPTIONS: dict[str, str] = {
     "negative_refund": "disputes.refund_usd < 0",
     "rating_out_of_range": "reviews.rating not a whole number from 1 to 5",
     "out_of_range": "outside the column's declared range",
+    "amount_above_maximum": "orders.amount_usd above the contract maximum (`max`, 1e9 USD)",
+    "refund_above_maximum": "disputes.refund_usd above the contract maximum (`max`, 1e9 USD)",
+    "before_plausible_era": "a timestamp before the contract's plausible_from (default 2000-01-01)",
     "shipped_before_created": "orders.shipped_at < created_at",
     "delivered_before_shipped": "orders.delivered_at < shipped_at",
     "cancelled_before_created": "orders.cancelled_at < created_at",
@@ -123,16 +133,19 @@ def _shown(column: ColumnContract, alias: str = "") -> str:
     return f"coalesce({_lit(column.name + '=')} || {original}, {_lit(column.name + ' is null')})"
 
 
-def _range_condition(column: ColumnContract, ident: str) -> str | None:
-    """SQL true when a non-null value breaks the column's range (or integrality)."""
-    parts = []
+def _range_conditions(column: ColumnContract, ident: str) -> list[tuple[str, str]]:
+    """(SQL true when a non-null value breaks it, rule) for the column's minimum (and
+    integrality) and its maximum; one entry when both share a rule."""
+    low, high = [], []
     if column.min is not None:
-        parts.append(f"{ident} {'<=' if column.min_exclusive else '<'} {float(column.min)!r}")
-    if column.max is not None:
-        parts.append(f"{ident} {'>=' if column.max_exclusive else '>'} {float(column.max)!r}")
+        low.append(f"{ident} {'<=' if column.min_exclusive else '<'} {float(column.min)!r}")
     if column.type in ("INTEGER", "BIGINT"):
-        parts.append(f"{ident} <> round({ident})")
-    return f"({' OR '.join(parts)})" if parts else None
+        low.append(f"{ident} <> round({ident})")
+    if column.max is not None:
+        high.append(f"{ident} {'>=' if column.max_exclusive else '>'} {float(column.max)!r}")
+    if column.above_max_rule == column.range_rule:
+        low, high = low + high, []
+    return [(f"({' OR '.join(parts)})", rule) for parts, rule in ((low, column.range_rule), (high, column.above_max_rule)) if parts]
 
 
 def single_row_rule_sql(contract: TableContract) -> tuple[str, str]:
@@ -163,9 +176,14 @@ def single_row_rule_sql(contract: TableContract) -> tuple[str, str]:
             whens.append((f"{_q(c.name)} IS NOT NULL AND NOT regexp_full_match({_q(c.name)}, {_lit(c.pattern)})",
                           "invalid_format", _shown(c)))
     for c in contract.columns:
-        condition = _range_condition(c, _q(c.name))
-        if condition is not None:
-            whens.append((f"{_q(c.name)} IS NOT NULL AND {condition}", c.range_rule, _shown(c)))
+        for condition, rule in _range_conditions(c, _q(c.name)):
+            whens.append((f"{_q(c.name)} IS NOT NULL AND {condition}", rule, _shown(c)))
+    if contract.plausible_from is not None:
+        era = _ts_literal(contract.plausible_from)
+        for c in contract.columns:
+            if c.is_timestamp:
+                whens.append((f"{_q(c.name)} < {era}", "before_plausible_era",
+                              f"{_shown(c)} || {_lit(' before ' + contract.plausible_from.date().isoformat())}"))
     for rule in contract.row_rules:
         if rule.sql is not None:
             detail = _lit(rule.description or rule.name)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from data_contracts.contracts import LANDING_TABLE_ORDER
 from data_contracts.quarantine import RULE_ORDER
 
 TOLERANCES_PATH = Path(__file__).parent / "tolerances.yaml"
@@ -15,6 +16,8 @@ TOLERANCES_PATH = Path(__file__).parent / "tolerances.yaml"
 EXIT_CLEAN = 0
 EXIT_QUARANTINE_BEYOND_TOLERANCE = 1
 EXIT_UNUSABLE_INPUT = 2
+
+IGNORED_FILES_SHOWN = 20  # names listed in the report; the count covers them all
 
 
 def load_tolerances(path: Path = TOLERANCES_PATH) -> dict[str, float]:
@@ -53,6 +56,15 @@ class IngestReport:
     data_horizon: datetime | None  # inclusive: timestamps after it are quarantined
     horizon_source: str  # "argument", "orders.created_at" or "none (no accepted orders)"
     absent_optional_tables: list[str] = field(default_factory=list)
+    # Beside the tables, not read: folders that are no contract table (-> files in them), and
+    # files at the top level of the landing zone.
+    unknown_tables: dict[str, int] = field(default_factory=dict)
+    ignored_files: list[str] = field(default_factory=list)
+
+    @property
+    def all_ignored_files(self) -> list[str]:
+        """Every file not read: top-level files, then each table's non-data files."""
+        return [*self.ignored_files, *(f for s in self.tables.values() for f in s.ignored_files)]
 
     def over_tolerance(self, tolerances: dict[str, float] | None = None) -> dict[str, tuple[float, float]]:
         """Tables whose quarantined share exceeds their tolerance: table -> (share, tolerance)."""
@@ -96,10 +108,17 @@ class IngestReport:
             for name, s in quarantined:
                 for rule in sorted(s.quarantined_by_rule, key=_rule_sort_key):
                     lines.append(f"  {name}.{rule}: {s.quarantined_by_rule[rule]:,}")
-        ignored = [f for s in self.tables.values() for f in s.ignored_files]
-        if ignored:
+        if self.unknown_tables:
             lines.append("")
-            lines.append("ignored files (not .parquet/.csv): " + ", ".join(ignored))
+            lines.append(
+                f"unknown tables ({len(self.unknown_tables)} folder(s), not read; the tables are "
+                f"{', '.join(LANDING_TABLE_ORDER)}): "
+                + ", ".join(f"{name}/ ({n:,} file{'s' if n != 1 else ''})" for name, n in self.unknown_tables.items()))
+        ignored = self.all_ignored_files
+        if ignored:
+            shown = ", ".join(ignored[:IGNORED_FILES_SHOWN]) + (", ..." if len(ignored) > IGNORED_FILES_SHOWN else "")
+            lines.append("")
+            lines.append(f"ignored files ({len(ignored):,}, not .parquet/.csv data of a table): {shown}")
         lines.append("")
         if over:
             detail = ", ".join(f"{t} {share:.2%} > {tol:.2%}" for t, (share, tol) in over.items())

@@ -123,8 +123,11 @@ def order_fact_columns_sql() -> str:
 
 
 def micro_usd_sql(expression: str) -> str:
-    """USD as integer micro-dollars: the exact value ``money_sum`` adds, as a BIGINT."""
-    return f"CAST(CAST({expression} AS DECIMAL(18, 6)) * 1000000 AS BIGINT)"
+    """USD as integer micro-dollars: the exact value ``money_sum`` adds, as a BIGINT.
+
+    Widened before the multiplication: DECIMAL(18, 6) times 1000000 stays DECIMAL(18) in
+    DuckDB and overflows from $1e6 up (the contract allows $1e9, 1e15 micro-dollars)."""
+    return f"CAST(CAST(CAST({expression} AS DECIMAL(18, 6)) AS DECIMAL(38, 6)) * 1000000 AS BIGINT)"
 
 
 def create_rolled_order_cohorts(engine: FeatureEngine) -> None:

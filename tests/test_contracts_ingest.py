@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_contracts_support import valid_tables, write_landing
+from test_contracts_support import assert_reconciles, valid_tables, write_landing
 
 from data_contracts import (
     LandingZoneError,
@@ -55,11 +55,6 @@ def _rules(con, table: str) -> dict[str, str]:
     return dict(con.execute(f"SELECT {key}, rule FROM quarantine.{table}").fetchall())
 
 
-def _assert_reconciles(report, con):
-    for name, s in report.tables.items():
-        accepted = con.execute(f"SELECT count(*) FROM validated.{name}").fetchone()[0]
-        quarantined = con.execute(f"SELECT count(*) FROM quarantine.{name}").fetchone()[0]
-        assert s.rows_read == accepted + quarantined == s.rows_accepted + s.rows_quarantined
 
 
 # --------------------------------------------------------------------------- contracts
@@ -93,7 +88,7 @@ def test_valid_landing_zone_is_accepted_whole_with_contract_types(tmp_path, fmt)
         assert _types(con, name) == ARCHITECTURE_TYPES[name]
         assert report.tables[name].rows_read == report.tables[name].rows_accepted == len(frame)
         assert report.tables[name].quarantined_by_rule == {}
-    _assert_reconciles(report, con)
+    assert_reconciles(report, con)
     assert report.data_horizon == datetime(2025, 2, 10, 23, 59, 59, 999999)
     assert report.exit_code() == 0
     quarantine_cols = [r[0] for r in con.execute("DESCRIBE quarantine.orders").fetchall()]
@@ -188,6 +183,13 @@ ROW_RULE_CASES = [
     ("inquiries", _mutate("inquiries", 1, first_response_at="2024-01-01 00:00:00"), "response_before_received"),
     ("inquiries", _mutate("inquiries", 1, supplier_id="S999"), "orphan_supplier"),
     ("inquiries", _mutate("inquiries", 0, received_at="2030-01-01 00:00:00"), "after_horizon"),
+    ("orders", _mutate("orders", 2, amount_usd=1e9 + 0.01), "amount_above_maximum"),
+    ("orders", _mutate("orders", 2, amount_usd=1e12), "amount_above_maximum"),
+    ("disputes", _mutate("disputes", 0, refund_usd=2e9), "refund_above_maximum"),
+    ("orders", _mutate("orders", 2, created_at="1900-01-01 00:00:00"), "before_plausible_era"),
+    ("orders", _mutate("orders", 2, promised_ship_by="1970-01-01 00:00:00"), "before_plausible_era"),
+    ("suppliers", _mutate("suppliers", 1, joined_at="1999-12-31 23:59:59"), "before_plausible_era"),
+    ("reviews", _mutate("reviews", 0, created_at="1970-01-01 00:00:00"), "before_plausible_era"),
 ]
 
 
@@ -203,7 +205,7 @@ def test_each_row_rule_quarantines_exactly_the_bad_row(tmp_path, fmt, table, mut
     assert con.execute(f"SELECT count(*) FROM quarantine.{table} WHERE rule = ?", [rule]).fetchone()[0] == 1
     detail, source = con.execute(f"SELECT rule_detail, source_file FROM quarantine.{table}").fetchone()
     assert detail and source.startswith(f"{table}/")
-    _assert_reconciles(report, con)
+    assert_reconciles(report, con)
 
 
 def test_unparseable_csv_values_are_quarantined_with_original_text(tmp_path):
@@ -229,7 +231,7 @@ def test_unparseable_csv_values_are_quarantined_with_original_text(tmp_path):
     shown = dict(con.execute("SELECT rule, created_at FROM quarantine.orders").fetchall())
     assert shown["unparseable_timestamp"] == "05/01/2025 10:00"
     # The orders' disputes/reviews cascade when they pointed at these orders.
-    _assert_reconciles(report, con)
+    assert_reconciles(report, con)
 
 
 def test_cascade_supplier_to_orders_to_disputes_and_reviews(tmp_path):
@@ -243,7 +245,7 @@ def test_cascade_supplier_to_orders_to_disputes_and_reviews(tmp_path):
     assert cascaded, "fixture should have a dispute on S000"
     assert set(_rules(con, "disputes").values()) == {"order_quarantined"}
     assert report.tables["inquiries"].quarantined_by_rule == {"supplier_quarantined": 2}
-    _assert_reconciles(report, con)
+    assert_reconciles(report, con)
 
 
 def test_duplicates_identical_copy_keeps_first_conflicting_keeps_none(tmp_path):
@@ -259,7 +261,7 @@ def test_duplicates_identical_copy_keeps_first_conflicting_keeps_none(tmp_path):
     assert orders.order_id[1] in accepted and orders.order_id[2] not in accepted
     row = con.execute("SELECT source_row FROM quarantine.orders WHERE rule = 'duplicate_row'").fetchone()[0]
     assert row == len(orders)  # the later copy is the one quarantined
-    _assert_reconciles(report, con)
+    assert_reconciles(report, con)
 
 
 def test_horizon_ignores_a_stray_future_order_and_can_be_given(tmp_path):

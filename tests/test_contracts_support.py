@@ -113,3 +113,11 @@ def write_landing(root: Path, tables: dict[str, pd.DataFrame], fmt: str = "parqu
                     out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S").where(out[col].notna(), None)
             out.to_csv(folder / f"{file_name}.csv", index=False)
     return root
+
+
+def assert_reconciles(report, con) -> None:
+    """DESIGN §3: every row read is either accepted or quarantined, per table."""
+    for name, s in report.tables.items():
+        accepted = con.execute(f"SELECT count(*) FROM validated.{name}").fetchone()[0]
+        quarantined = con.execute(f"SELECT count(*) FROM quarantine.{name}").fetchone()[0]
+        assert s.rows_read == accepted + quarantined == s.rows_accepted + s.rows_quarantined

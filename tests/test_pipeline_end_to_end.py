@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import duckdb
@@ -35,22 +39,57 @@ STOREFRONT_COLUMNS = {
 }
 FIRST, LAST = "2024-01", "2025-08"
 
+# A downstream service: opens warehouse.duckdb read-only about ten times a second and
+# records the rows it sees per month (the file appears when the first months are published).
+POLLING_READER = textwrap.dedent(
+    """
+    import json, os, sys, time, duckdb
+    path, stop = sys.argv[1], sys.argv[2]
+    seen, opened, absent, errors = {}, 0, 0, []
+    print("ready", flush=True)
+    while not os.path.exists(stop):
+        if not os.path.exists(path):
+            absent += 1
+        else:
+            try:
+                with duckdb.connect(path, read_only=True) as con:
+                    rows = con.execute("SELECT as_of_date::VARCHAR, count(*) FROM published.supplier_scores GROUP BY 1").fetchall()
+                opened += 1
+                for month, n in rows:
+                    seen.setdefault(month, set()).add(n)
+            except duckdb.CatalogException:
+                opened += 1  # nothing published yet
+            except duckdb.Error as error:
+                errors.append(str(error).splitlines()[0])
+        time.sleep(0.1)
+    print(json.dumps({"opened": opened, "absent": absent, "errors": errors, "seen": {m: sorted(n) for m, n in seen.items()}}))
+    """
+)
+
 
 @pytest.fixture(scope="module")
 def pipeline_home(tmp_path_factory) -> Settings:
+    # A quote and a space in both folder names: every path must reach SQL as a parameter.
     root = tmp_path_factory.mktemp("e2e")
-    landing = root / "landing"
+    landing = root / "o'brien landing"
     generate_landing_zone(landing, n_suppliers=300, start=FIRST, months=20, seed=11)
-    settings = Settings(home=root / "home", landing=landing)
-    outcome = run_months(settings, FIRST, LAST, log_level="WARNING")
-    settings_outcome = (settings, outcome)
+    settings = Settings(home=root / "o'brien home", landing=landing)
+    stop = root / "stop reading"
+    reader = subprocess.Popen([sys.executable, "-c", POLLING_READER, str(settings.warehouse), str(stop)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "ready"
+        outcome = run_months(settings, FIRST, LAST, log_level="WARNING")
+    finally:
+        stop.write_text("")
+        reading = json.loads(reader.communicate(timeout=60)[0])
+    settings_outcome = (settings, outcome, reading)
     yield settings_outcome
     os.environ.pop("DAGSTER_HOME", None)
 
 
 @pytest.fixture(scope="module")
 def warehouse(pipeline_home):
-    settings, _ = pipeline_home
+    settings, *_ = pipeline_home
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     yield con
     con.close()
@@ -61,8 +100,18 @@ def column_types(con, table: str) -> dict[str, str]:
 
 
 def test_every_asset_check_passed(pipeline_home):
-    _, outcome = pipeline_home
+    _, outcome, _ = pipeline_home
     assert outcome.failed_checks == []
+
+
+def test_a_reader_polling_the_warehouse_during_the_run_never_made_it_fail(pipeline_home, warehouse):
+    """DESIGN §5: a reader never makes a run fail (the run above succeeded with the reader
+    polling throughout) and never sees a partial month."""
+    _, _, reading = pipeline_home
+    whole = dict(warehouse.execute("SELECT as_of_date::VARCHAR, count(*) FROM published.supplier_scores GROUP BY 1").fetchall())
+    print(f"reader: {reading['opened']} opens, {reading['absent']} polls before the file existed, errors {reading['errors']}")
+    assert reading["errors"] == [] and reading["opened"] >= 1
+    assert reading["seen"] and {month: counts for month, counts in reading["seen"].items()} == {month: [whole[month]] for month in reading["seen"]}
 
 
 def test_supplier_scores_have_the_contract_columns_and_types(warehouse):
@@ -116,14 +165,19 @@ def test_latest_view_has_one_row_per_supplier_at_the_last_month(warehouse):
 
 
 def test_parquet_copies_match_the_warehouse(pipeline_home, warehouse):
-    settings, _ = pipeline_home
+    settings, *_ = pipeline_home
     for table in ("supplier_scores", "supplier_features", "storefront_metrics"):
         parquet = warehouse.execute(
-            f"SELECT count(*) FROM read_parquet('{settings.published_parquet}/{table}/*/*.parquet', hive_partitioning = true)"
+            "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
+            [f"{settings.published_parquet}/{table}/*/*.parquet"],
         ).fetchone()[0]
         in_duckdb = warehouse.execute(f"SELECT count(*) FROM published.{table}").fetchone()[0]
         assert parquet == in_duckdb > 0
         assert len(list((settings.published_parquet / table).glob("as_of_date=*"))) == 20
+        # Nothing but month folders, each holding its one file; no staging left beside them.
+        assert all(p.name.startswith("as_of_date=") for p in (settings.published_parquet / table).iterdir())
+        assert {f.name for f in (settings.published_parquet / table).glob("*/*")} == {"part-0.parquet"}
+    assert not (settings.home / ".publish-staging").exists()
 
 
 def test_quarantine_schema_exists_with_rule_and_source_file(warehouse):
@@ -138,7 +192,7 @@ def test_quarantine_schema_exists_with_rule_and_source_file(warehouse):
 def test_validate_command_and_the_pipeline_count_the_same_rows(pipeline_home, warehouse):
     from data_contracts import validate_landing_zone
 
-    settings, _ = pipeline_home
+    settings, *_ = pipeline_home
     report, exit_code, _text = validate_landing_zone(settings.landing)
     assert exit_code == 0
     in_warehouse = {
@@ -178,7 +232,7 @@ def test_backtest_report_and_what_if_need_no_retraining(pipeline_home):
 
     from pipelines.cli import main
 
-    settings, _ = pipeline_home
+    settings, *_ = pipeline_home
     assert (settings.reports / "backtest.html").stat().st_size > 10_000
     conservative = Path(__file__).resolve().parents[1] / "models" / "policies" / "conservative.yaml"
     versions_before = list((settings.home / "mlartifacts").rglob("MLmodel"))
@@ -189,7 +243,7 @@ def test_backtest_report_and_what_if_need_no_retraining(pipeline_home):
 
 
 def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
-    settings, first = pipeline_home
+    settings, first, _ = pipeline_home
     value_columns = "as_of_date, supplier_id, eligible, ineligible_reasons, breach_probability_6m, risk_grade, trade_assurance_amount_usd, reason_codes, model_version, policy_version"
     before = warehouse.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
     warehouse.close()

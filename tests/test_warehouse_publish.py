@@ -50,7 +50,8 @@ def test_rerunning_a_month_replaces_it_and_leaves_other_months(con, tmp_path):
 
     assert published_rows(con, "supplier_scores") == [(MAY, "S1"), (MAY, "S2"), (JUNE, "S1")]
     june_parquet = con.execute(
-        f"SELECT supplier_id, trade_assurance_amount_usd FROM read_parquet('{root}/supplier_scores/as_of_date=2025-06-30/*.parquet')"
+        "SELECT supplier_id, trade_assurance_amount_usd FROM read_parquet(?)",
+        [f"{root}/supplier_scores/as_of_date=2025-06-30/*.parquet"],
     ).fetchall()
     assert june_parquet == [("S1", 5.0)]
     leftovers = [p.name for p in (root / "supplier_scores").iterdir() if p.name.startswith(".")]
@@ -62,7 +63,8 @@ def test_hive_partitioned_parquet_reads_back_with_its_as_of_date(con, tmp_path):
     publish_month(con, MAY, {"supplier_scores": scores(MAY, ["S1"])}, root)
     publish_month(con, JUNE, {"supplier_scores": scores(JUNE, ["S1", "S2"])}, root)
     rows = con.execute(
-        f"SELECT as_of_date, count(*) FROM read_parquet('{root}/supplier_scores/*/*.parquet', hive_partitioning = true) GROUP BY 1 ORDER BY 1"
+        "SELECT as_of_date, count(*) FROM read_parquet(?, hive_partitioning = true) GROUP BY 1 ORDER BY 1",
+        [f"{root}/supplier_scores/*/*.parquet"],
     ).fetchall()
     assert rows == [(MAY, 1), (JUNE, 2)]
 
@@ -78,7 +80,7 @@ def test_a_failure_mid_month_leaves_the_previous_month_intact(con, tmp_path):
 
     assert published_rows(con, "supplier_scores") == [(JUNE, "S1"), (JUNE, "S2")]
     assert published_rows(con, "supplier_features") == [(JUNE, "S1"), (JUNE, "S2")]
-    parquet = con.execute(f"SELECT count(*) FROM read_parquet('{root}/supplier_scores/as_of_date=2025-06-30/*.parquet')").fetchone()
+    parquet = con.execute("SELECT count(*) FROM read_parquet(?)", [f"{root}/supplier_scores/as_of_date=2025-06-30/*.parquet"]).fetchone()
     assert parquet == (2,)
     assert not [p for p in (root / "supplier_scores").iterdir() if p.name.startswith(".")]
 

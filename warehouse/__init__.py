@@ -1,6 +1,17 @@
 """The DuckDB + Parquet store: opening the warehouse, atomic month publishing, views."""
 
-from warehouse.connection import WarehouseLockedError, open_warehouse
-from warehouse.publish import PUBLISHED_TABLES, publish_month, replace_months
+from warehouse.connection import WarehouseLockedError, open_warehouse, working_file
+from warehouse.publish import PUBLISHED_TABLES, publish_month, publish_months, replace_months, sync_published_copies
+from warehouse.snapshot import publish_snapshot
 
-__all__ = ["PUBLISHED_TABLES", "WarehouseLockedError", "open_warehouse", "publish_month", "replace_months"]
+__all__ = [
+    "PUBLISHED_TABLES",
+    "WarehouseLockedError",
+    "open_warehouse",
+    "publish_month",
+    "publish_months",
+    "publish_snapshot",
+    "replace_months",
+    "sync_published_copies",
+    "working_file",
+]

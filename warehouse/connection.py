@@ -1,32 +1,81 @@
-"""Opening the warehouse file with a message a person can act on when it is locked."""
+"""Opening the warehouse: the pipeline's private working file behind the published one.
+
+Downstream services open `$ASSURANCE_HOME/warehouse.duckdb` read-only (DESIGN §5). DuckDB
+locks a file for its writer against every other process, readers included, so if the run
+wrote that file, a service polling it could make a step fail to open it. The run therefore
+writes a private working file, `$ASSURANCE_HOME/.work/warehouse.duckdb`, and the published
+file is only ever *replaced* (`warehouse.snapshot.publish_snapshot`: checkpoint, copy to a
+temporary file beside it, `os.replace`). A reader holding the old file keeps reading the old
+inode; the next open sees the new one; neither ever takes a lock the writer needs.
+
+`open_warehouse(path)` takes the published path (the one the settings and resources know)
+and opens the working file behind it. A home from before the working file existed is
+adopted: its published file becomes the first working file.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from pathlib import Path
 
 import duckdb
+
+WORKING_FOLDER = ".work"
 
 
 class WarehouseLockedError(RuntimeError):
     """Another process holds the DuckDB write lock on the warehouse file."""
 
 
-def open_warehouse(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open (creating if needed) the warehouse DuckDB file.
+def working_file(published_file: Path | str) -> Path:
+    """The private file the pipeline writes, behind the published `published_file`."""
+    published_file = Path(published_file)
+    return published_file.parent / WORKING_FOLDER / published_file.name
 
-    DuckDB allows one writing process per file; a second writer gets an IO error from deep
-    inside the library, which we turn into a message that says what to do.
-    """
-    path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+def _locked_error(path: Path) -> WarehouseLockedError:
+    return WarehouseLockedError(
+        f"the warehouse {path} is locked by another process (DuckDB allows one writer per "
+        "file): wait for the other run to finish, or stop it (a `dagster dev` or notebook "
+        "holding a connection), then run again"
+    )
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
-            raise WarehouseLockedError(
-                f"the warehouse {path} is locked by another process (DuckDB allows one writer per "
-                "file): wait for the other run to finish, or stop it (a `dagster dev` or notebook "
-                "holding a connection), then run again"
-            ) from None
+            raise _locked_error(path) from None
         raise
+
+
+def _adopt_published_file(published_file: Path, working: Path) -> None:
+    """First open of a home written before the working file: copy the published file in.
+
+    A file with a write-ahead log beside it is checkpointed first (which needs its write
+    lock once); a checkpointed file is a complete database and is copied as it is.
+    """
+    if Path(f"{published_file}.wal").exists():
+        _connect(published_file, read_only=False).close()  # closing checkpoints the log
+    working.parent.mkdir(parents=True, exist_ok=True)
+    partial = working.with_name(f".{working.name}.{uuid.uuid4().hex}.tmp")
+    shutil.copyfile(published_file, partial)
+    os.replace(partial, working)
+
+
+def open_warehouse(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) the working file behind the published warehouse `path`.
+
+    DuckDB allows one writing process per file; a second writer gets an IO error from deep
+    inside the library, which we turn into a message that says what to do.
+    """
+    published_file = Path(path)
+    working = working_file(published_file)
+    if not working.exists() and published_file.exists():
+        _adopt_published_file(published_file, working)
+    if not read_only:
+        working.parent.mkdir(parents=True, exist_ok=True)
+    return _connect(working, read_only)

@@ -1,25 +1,50 @@
-"""Publishing a month of results: DuckDB tables and hive-partitioned Parquet, whole or not at all.
+"""Publishing months of results: DuckDB tables and hive-partitioned Parquet, whole or not at all.
 
-Readers must never see a half-written month (DESIGN §5). In DuckDB every published table
-of a month is replaced inside one transaction. The Parquet copy of each table is first
-written to a hidden staging folder inside that same transaction, and only swapped into
-`as_of_date=YYYY-MM-DD/` after the commit, by directory renames: a Parquet reader sees the
-old month, briefly no month, or the new month, never a mix.
+Readers must never see a half-written month (DESIGN §5), and a run killed at any instant
+must leave every published month readable and the two stores agreeing once the next run
+starts. The order of work makes that hold:
+
+1. each month of every published table is replaced in the (private) working DuckDB file in
+   one transaction: the working file is the source of truth;
+2. the published DuckDB file is replaced by a copy of the working file
+   (`warehouse.snapshot.publish_snapshot`), atomically;
+3. every Parquet month whose content differs from DuckDB's is rewritten: the file is
+   written under `$ASSURANCE_HOME/.publish-staging/` (same filesystem, outside
+   `published/`) and moved over `published/<table>/as_of_date=YYYY-MM-DD/part-0.parquet`
+   with `os.replace`, which is atomic: a reader sees the old file or the new one, and the
+   month is never absent. Nothing but `as_of_date=...` folders ever appears under
+   `published/<table>/`.
+
+Step 3 is also the start-up reconciliation (`sync_published_copies`): a kill between 1 and
+2, or between 2 and 3, leaves months on which the copies lag the working file, and the next
+publishing repairs them first. "Differs" is decided by a content fingerprint of the month
+(row count and the sum of row hashes, computed by DuckDB) written into each Parquet file's
+key-value metadata; a month the working file no longer holds is removed from Parquet.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse.snapshot import fsync, publish_snapshot
 
 PUBLISHED_SCHEMA = "published"
 PUBLISHED_TABLES = ("supplier_scores", "supplier_features", "storefront_metrics")
+PARQUET_FILE = "part-0.parquet"
+STAGING_FOLDER = ".publish-staging"
+FINGERPRINT_KEY = b"assurance.month_fingerprint"
+MONTH_FOLDER = re.compile(r"^as_of_date=(\d{4}-\d{2}-\d{2})$")
 
 LATEST_SCORES_VIEW = f"""
 CREATE OR REPLACE VIEW {PUBLISHED_SCHEMA}.supplier_scores_latest AS
@@ -30,6 +55,21 @@ QUALIFY row_number() OVER (PARTITION BY supplier_id ORDER BY as_of_date DESC) = 
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def published_table(table: str) -> str:
+    """`published."<table>"`: the quoted name of a published table."""
+    return f"{PUBLISHED_SCHEMA}.{_quote(table)}"
+
+
+def staging_root(parquet_root: Path) -> Path:
+    """Where Parquet months are written before they are moved into place: beside `published/`
+    (same filesystem, so the move is a rename) but outside it, so no reader globs it."""
+    return Path(parquet_root).parent / STAGING_FOLDER
+
+
+def month_file(parquet_root: Path, table: str, as_of_date: date) -> Path:
+    return Path(parquet_root) / table / f"as_of_date={as_of_date.isoformat()}" / PARQUET_FILE
 
 
 def _ensure_table(con: duckdb.DuckDBPyConnection, qualified: str, rows: pa.Table) -> None:
@@ -46,7 +86,7 @@ def _ensure_table(con: duckdb.DuckDBPyConnection, qualified: str, rows: pa.Table
             for row in con.execute(
                 "SELECT column_name FROM information_schema.columns "
                 "WHERE table_schema = ? AND table_name = ?",
-                qualified.split(".", 1),
+                [part.strip('"').replace('""', '"') for part in qualified.split(".", 1)],
             ).fetchall()
         }
         described = con.execute("DESCRIBE SELECT * FROM _schema_probe").fetchall()
@@ -83,17 +123,9 @@ def replace_months(
     return rows.num_rows
 
 
-def publish_month(
-    con: duckdb.DuckDBPyConnection,
-    as_of_date: date,
-    tables: Mapping[str, pa.Table],
-    parquet_root: Path,
-) -> dict[str, int]:
-    """Publish one month of every published table atomically; return rows per table.
-
-    Every frame must hold only rows of `as_of_date`; the check is here rather than in
-    callers because a stray month would silently overwrite another month's data.
-    """
+def _check_months(as_of_date: date, tables: Mapping[str, pa.Table]) -> None:
+    """Every frame must hold only rows of `as_of_date`: a stray month would silently
+    overwrite another month's data."""
     unknown = set(tables) - set(PUBLISHED_TABLES)
     if unknown:
         raise ValueError(f"not published tables: {sorted(unknown)}; expected {PUBLISHED_TABLES}")
@@ -103,41 +135,182 @@ def publish_month(
             stray = ", ".join(str(month) for month in sorted(months - {as_of_date}))
             raise ValueError(f"{name}: rows for {stray} given to publish {as_of_date}")
 
-    parquet_root = Path(parquet_root)
-    partition = f"as_of_date={as_of_date.isoformat()}"
-    staging = {name: parquet_root / name / f".staging-{partition}-{uuid.uuid4().hex}" for name in tables}
+
+def commit_month(con: duckdb.DuckDBPyConnection, as_of_date: date, tables: Mapping[str, pa.Table]) -> dict[str, int]:
+    """Replace one month of the given published tables in DuckDB, in one transaction."""
+    _check_months(as_of_date, tables)
     counts: dict[str, int] = {}
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {PUBLISHED_SCHEMA}")
         for name, rows in tables.items():
-            qualified = f"{PUBLISHED_SCHEMA}.{name}"
-            counts[name] = replace_months(con, qualified, [as_of_date], rows)
-            staging[name].mkdir(parents=True, exist_ok=True)
-            target = staging[name] / "part-0.parquet"
-            # Sorted output makes the Parquet bytes a function of the data alone (reruns
-            # produce identical files apart from run metadata columns).
-            con.execute(
-                f"COPY (SELECT * EXCLUDE (as_of_date) FROM {qualified} WHERE as_of_date = ? "
-                f"ORDER BY supplier_id) TO '{target.as_posix()}' (FORMAT parquet, COMPRESSION zstd)",
-                [as_of_date],
-            )
+            counts[name] = replace_months(con, published_table(name), [as_of_date], rows)
         if "supplier_scores" in tables:
             con.execute(LATEST_SCORES_VIEW)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
-        for folder in staging.values():
-            shutil.rmtree(folder, ignore_errors=True)
         raise
-    for name, folder in staging.items():
-        _swap_into_place(folder, parquet_root / name / partition)
     return counts
 
 
-def _swap_into_place(staged: Path, final: Path) -> None:
-    retired = final.with_name(f".retired-{final.name}-{uuid.uuid4().hex}")
-    if final.exists():
-        final.rename(retired)
-    staged.rename(final)
-    shutil.rmtree(retired, ignore_errors=True)
+def publish_months(
+    con: duckdb.DuckDBPyConnection,
+    months: Iterable[tuple[date, Mapping[str, pa.Table]]],
+    parquet_root: Path,
+    published_file: Path | None = None,
+) -> dict[date, dict[str, int]]:
+    """Publish months of the published tables; return rows per month and table.
+
+    `con` writes the working DuckDB file; with `published_file`, that file is replaced by a
+    copy of it once every month is committed (readers see all the months or none), then the
+    Parquet copy is brought in line month file by month file.
+    """
+    counts = {as_of_date: commit_month(con, as_of_date, tables) for as_of_date, tables in months}
+    sync_published_copies(con, parquet_root, published_file)
+    return counts
+
+
+def publish_month(
+    con: duckdb.DuckDBPyConnection,
+    as_of_date: date,
+    tables: Mapping[str, pa.Table],
+    parquet_root: Path,
+    published_file: Path | None = None,
+) -> dict[str, int]:
+    """Publish one month of every published table atomically; return rows per table."""
+    return publish_months(con, [(as_of_date, tables)], parquet_root, published_file)[as_of_date]
+
+
+@dataclass
+class SyncReport:
+    """What `sync_published_copies` found and did."""
+
+    snapshot_replaced: bool = False
+    debris_removed: list[str] = field(default_factory=list)
+    months_rewritten: list[str] = field(default_factory=list)  # "table/YYYY-MM-DD"
+    months_removed: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"published copies in line with the warehouse: {len(self.months_rewritten)} Parquet month(s) "
+            f"rewritten, {len(self.months_removed)} removed, {len(self.debris_removed)} leftover(s) cleared"
+            + (f" ({', '.join(self.debris_removed[:5])}{', ...' if len(self.debris_removed) > 5 else ''})" if self.debris_removed else "")
+        )
+
+
+def remove_debris(parquet_root: Path) -> list[str]:
+    """Delete what a killed or older publishing left: the staging folder, and any entry under
+    `published/<table>/` or a month folder that is not a month folder or its Parquet file
+    (older versions staged `.staging-*` / `.retired-*` folders there)."""
+    parquet_root = Path(parquet_root)
+    removed: list[str] = []
+
+    def remove(path: Path) -> None:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path.relative_to(parquet_root.parent).as_posix())
+
+    staging = staging_root(parquet_root)
+    if staging.exists():
+        remove(staging)
+    for table in PUBLISHED_TABLES:
+        folder = parquet_root / table
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            if not (entry.is_dir() and MONTH_FOLDER.match(entry.name)):
+                remove(entry)
+                continue
+            for inner in sorted(entry.iterdir()):
+                if inner.name != PARQUET_FILE:
+                    remove(inner)
+            if not any(entry.iterdir()):
+                remove(entry)
+    return removed
+
+
+def month_fingerprints(con: duckdb.DuckDBPyConnection, table: str) -> dict[date, str]:
+    """Content fingerprint of every month of a published table: row count and the sum of
+    DuckDB's row hashes (order-free, so it does not depend on how rows are stored)."""
+    rows = con.execute(
+        f"SELECT as_of_date, count(*), sum(hash(t)::HUGEINT) FROM {published_table(table)} t GROUP BY 1"
+    ).fetchall()
+    return {as_of_date: f"{n}:{total}" for as_of_date, n, total in rows}
+
+
+def parquet_fingerprint(path: Path) -> str | None:
+    """The fingerprint a Parquet month file was written with (None: missing or unreadable)."""
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return None
+    value = metadata.get(FINGERPRINT_KEY)
+    return value.decode() if value is not None else None
+
+
+def write_month_parquet(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date, fingerprint: str, parquet_root: Path) -> None:
+    """Write one month of a published table from DuckDB and move it into place atomically.
+
+    Rows are sorted, so the bytes are a function of the data (reruns with equal values
+    produce equal files apart from the run metadata columns).
+    """
+    rows = con.execute(
+        f"SELECT * EXCLUDE (as_of_date) FROM {published_table(table)} WHERE as_of_date = ? ORDER BY supplier_id",
+        [as_of_date],
+    ).fetch_arrow_table()
+    rows = rows.replace_schema_metadata({**(rows.schema.metadata or {}), FINGERPRINT_KEY: fingerprint.encode()})
+    final = month_file(parquet_root, table, as_of_date)
+    staged = staging_root(parquet_root) / table / f"{final.parent.name}-{uuid.uuid4().hex}.parquet"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pq.write_table(rows, staged, compression="zstd")
+        fsync(staged)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+
+
+def _published_tables_present(con: duckdb.DuckDBPyConnection) -> list[str]:
+    present = {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'",
+            [PUBLISHED_SCHEMA],
+        ).fetchall()
+    }
+    return [table for table in PUBLISHED_TABLES if table in present]
+
+
+def sync_published_copies(
+    con: duckdb.DuckDBPyConnection, parquet_root: Path, published_file: Path | None = None
+) -> SyncReport:
+    """Make the published DuckDB file and the Parquet copy equal to the working file.
+
+    The start-up reconciliation and the last step of every publishing: clears leftovers,
+    replaces the published file (with `published_file`), rewrites every Parquet month whose
+    fingerprint differs from DuckDB's or that is missing, removes Parquet months DuckDB no
+    longer holds. Idempotent; cheap when nothing differs (one hash pass per table).
+    """
+    parquet_root = Path(parquet_root)
+    report = SyncReport(debris_removed=remove_debris(parquet_root))
+    if published_file is not None:
+        report.snapshot_replaced = publish_snapshot(con, published_file)
+    for table in PUBLISHED_TABLES:
+        fingerprints = month_fingerprints(con, table) if table in _published_tables_present(con) else {}
+        for as_of_date, fingerprint in sorted(fingerprints.items()):
+            if parquet_fingerprint(month_file(parquet_root, table, as_of_date)) != fingerprint:
+                write_month_parquet(con, table, as_of_date, fingerprint, parquet_root)
+                report.months_rewritten.append(f"{table}/{as_of_date.isoformat()}")
+        folder = parquet_root / table
+        for month_folder in sorted(folder.iterdir()) if folder.is_dir() else []:
+            month = date.fromisoformat(MONTH_FOLDER.match(month_folder.name).group(1))
+            if month not in fingerprints:
+                shutil.rmtree(month_folder)
+                report.months_removed.append(f"{table}/{month.isoformat()}")
+    shutil.rmtree(staging_root(parquet_root), ignore_errors=True)
+    return report
