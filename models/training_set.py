@@ -74,9 +74,15 @@ def build_training_set(con: duckdb.DuckDBPyConnection, data_horizon: datetime, s
 MIN_BREACHES_TO_TRAIN = 20
 MIN_MONTHS_TO_TRAIN = 3
 DEFAULT_LABEL_COLUMN = "default_6m"
+# Defaults are rarer than breaches (about 1% of supplier-months against 15% on the
+# synthetic worlds) and the default model is a calibrated, sign-constrained blend that
+# degrades gracefully on few events; below this many there is nothing to calibrate on.
+MIN_DEFAULTS_TO_TRAIN = 10
 
 
-def untrainable_reason(training, label_column: str = "breach_6m", event: str = "breach") -> str | None:
+def untrainable_reason(
+    training, label_column: str = "breach_6m", event: str = "breach", min_events: int = MIN_BREACHES_TO_TRAIN
+) -> str | None:
     """Why this training set cannot give an honest model of ``label_column``, or None when it can.
 
     Real data may lack what labels need (Olist has no disputes, so every label is negative):
@@ -91,13 +97,13 @@ def untrainable_reason(training, label_column: str = "breach_6m", event: str = "
     events = int(complete[label_column].astype(bool).sum())
     if months < MIN_MONTHS_TO_TRAIN:
         return f"only {months} month(s) with a complete six-month outcome window (need {MIN_MONTHS_TO_TRAIN})"
-    if events < MIN_BREACHES_TO_TRAIN:
+    if events < min_events:
         return (
             f"only {events} {event}(es) in {len(complete):,} supplier-months with complete labels "
-            f"(need {MIN_BREACHES_TO_TRAIN}); the landing zone may have no disputes"
+            f"(need {min_events}); the landing zone may have no disputes"
             if event == "breach" else
             f"only {events} {event}(s) in {len(complete):,} supplier-months with complete labels "
-            f"(need {MIN_BREACHES_TO_TRAIN})"
+            f"(need {min_events})"
         )
     if events == len(complete):
         return f"every supplier-month is a {event}: labels carry no signal"
@@ -106,4 +112,4 @@ def untrainable_reason(training, label_column: str = "breach_6m", event: str = "
 
 def untrainable_default_reason(training) -> str | None:
     """``untrainable_reason`` for the default label."""
-    return untrainable_reason(training, DEFAULT_LABEL_COLUMN, "default")
+    return untrainable_reason(training, DEFAULT_LABEL_COLUMN, "default", MIN_DEFAULTS_TO_TRAIN)

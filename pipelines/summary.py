@@ -45,6 +45,34 @@ def model_vs_oracle(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict[str
     }
 
 
+# Ineligibility reasons that are about risk (the models), not about rules of the programme.
+RISK_REFUSALS = ["RISK_ABOVE_CEILING", "LOSS_RATE_ABOVE_CEILING", "DEFAULT_RISK_ABOVE_CEILING"]
+
+
+def risk_by_size(con: duckdb.DuckDBPyConnection, as_of_date) -> list[tuple] | None:
+    """Per quintile of 12-month deal value at ``as_of_date``: the share refused for a risk reason,
+    the share covered, the median loss rate and default probability. Size must not read as risk."""
+    try:
+        return con.execute(
+            """
+            WITH ranked AS (
+                SELECT ntile(5) OVER (ORDER BY f.deal_value_12m_usd, s.supplier_id) AS quintile, s.*
+                FROM published.supplier_scores s
+                JOIN published.supplier_features f USING (as_of_date, supplier_id)
+                WHERE s.as_of_date = ?
+            )
+            SELECT quintile,
+                   avg(len(list_intersect(ineligible_reasons, ?))::INT > 0)::DOUBLE,
+                   avg((trade_assurance_amount_usd > 0)::INT)::DOUBLE,
+                   median(loss_rate_6m), median(default_probability_6m)
+            FROM ranked GROUP BY quintile ORDER BY quintile
+            """,
+            [as_of_date, RISK_REFUSALS],
+        ).fetchall()
+    except duckdb.Error:  # a warehouse from before the loss-rate columns
+        return None
+
+
 def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_dir: Path | None = None) -> str:
     with open_warehouse(settings.warehouse, read_only=True) as con:
         months, suppliers_scored, first, last = con.execute(
@@ -63,6 +91,7 @@ def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_
             "SELECT risk_grade, count(*) FROM published.supplier_scores WHERE as_of_date = ? GROUP BY 1 ORDER BY 1", [last]
         ).fetchall()
         quality = model_vs_oracle(con, truth_dir) if truth_dir else None
+        by_size = risk_by_size(con, last)
     n_latest, share_eligible, total_amount, median_amount, model_version, policy_version = latest
     lines = [
         "",
@@ -75,6 +104,16 @@ def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_
         f"    risk grades                    " + ", ".join(f"{grade}: {n:,}" for grade, n in grades),
         f"  model {model_version}, policy {policy_version}",
     ]
+    if by_size:
+        lines += [
+            "    by 12-month deal value quintile (1 smallest .. 5 largest):",
+            "      refused for risk               " + "  ".join(f"{row[1]:.1%}" for row in by_size),
+            "      covered (amount > 0)           " + "  ".join(f"{row[2]:.1%}" for row in by_size),
+            "      median loss rate (bp)          " + "  ".join(
+                "n/a" if row[3] is None else f"{row[3] * 1e4:.1f}" for row in by_size),
+            "      median default probability     " + "  ".join(
+                "n/a" if row[4] is None else f"{row[4]:.2%}" for row in by_size),
+        ]
     if quality:
         model_auc = f"{quality['model_auc']:.3f}" if quality["model_auc"] is not None else "n/a"
         oracle_auc = f"{quality['oracle_auc']:.3f}" if quality["oracle_auc"] is not None else "n/a"

@@ -103,6 +103,12 @@ def _scores(n: int = 6) -> pd.DataFrame:
         "amount_drivers": [["RISK_REDUCED"]] * n,
         "model_version": ["3"] * n,
         "policy_version": ["p1"] * n,
+        "loss_rate_6m": [0.002 * i for i in range(n)],
+        "loss_rate_pre_shipment_6m": [0.001 * i for i in range(n)],
+        "loss_rate_post_delivery_6m": [0.0005 * i for i in range(n)],
+        "default_probability_6m": [0.01 * i for i in range(n)],
+        "loss_rate_model_version": ["supplier_loss_rate/1"] * n,
+        "default_model_version": ["supplier_default_risk/1"] * n,
         "run_id": ["r"] * n,
         "published_at": [datetime(2025, 7, 1)] * n,
     })
@@ -115,6 +121,7 @@ def test_published_frame_checks():
     bad = _scores()
     bad.loc[1, "trade_assurance_amount_usd"] = 500.0  # ineligible but covered
     bad.loc[2, "breach_probability_6m"] = 1.5
+    bad.loc[3, "default_probability_6m"] = -0.1  # a probability below 0
     bad = pd.concat([bad, bad.iloc[[0]]], ignore_index=True)  # duplicate (as_of_date, supplier_id)
     result = check_published_frame(bad, PUBLISHED["supplier_scores"])
     assert {o.rule for o in result.failures} == {"amount_when_ineligible", "out_of_range", "duplicate_id"}
