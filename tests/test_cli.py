@@ -51,10 +51,16 @@ def test_validate_exits_two_with_one_clear_line_when_a_table_is_missing(small_la
     assert "orders" in result.output and "Traceback" not in result.output
 
 
-def test_run_refuses_an_unusable_landing_zone_with_exit_two(small_landing, tmp_path):
+def without_table(landing, tmp_path, table: str):
+    """A copy of the landing zone with one table's folder removed."""
     broken = tmp_path / "broken"
-    shutil.copytree(small_landing, broken)
-    shutil.rmtree(broken / "orders")
+    shutil.copytree(landing, broken)
+    shutil.rmtree(broken / table)
+    return broken
+
+
+def test_run_refuses_an_unusable_landing_zone_with_exit_two(small_landing, tmp_path):
+    broken = without_table(small_landing, tmp_path, "orders")
     result = CliRunner().invoke(main, ["run", "--landing", str(broken), "--home", str(tmp_path / "home")])
     assert result.exit_code == 2, result.output
     assert "unusable landing zone" in result.output and "Traceback" not in result.output
@@ -98,11 +104,17 @@ def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith(("error:", "log:"))]
 
 
-def test_a_failed_run_prints_one_line_and_the_log_path_and_exits_one(small_landing, tmp_path):
-    """A warehouse file that is not a DuckDB database: the first step fails inside the run."""
+@pytest.fixture
+def broken_home(tmp_path):
+    """A home whose warehouse file is not a DuckDB database: the first step fails inside the run."""
     home = tmp_path / "home"
     home.mkdir()
     (home / "warehouse.duckdb").write_bytes(b"not a database" * 100)
+    return home
+
+
+def test_a_failed_run_prints_one_line_and_the_log_path_and_exits_one(small_landing, broken_home):
+    home = broken_home
     result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--home", str(home)])
     assert result.exit_code == 1, result.output
     error, log = error_lines(result.output)
@@ -114,20 +126,15 @@ def test_a_failed_run_prints_one_line_and_the_log_path_and_exits_one(small_landi
     assert "Stack Trace" in full and "STEP_FAILURE" in full
 
 
-def test_verbose_puts_the_stack_trace_on_the_console_too(small_landing, tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "warehouse.duckdb").write_bytes(b"not a database" * 100)
-    result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--home", str(home), "--verbose"])
+def test_verbose_puts_the_stack_trace_on_the_console_too(small_landing, broken_home):
+    result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--home", str(broken_home), "--verbose"])
     assert result.exit_code == 1
     assert "Stack Trace" in result.output
 
 
 def test_unusable_input_found_inside_the_run_exits_two(small_landing, tmp_path):
     """Orders fine (the months are known), suppliers missing: the ingest step refuses the landing zone."""
-    broken = tmp_path / "broken"
-    shutil.copytree(small_landing, broken)
-    shutil.rmtree(broken / "suppliers")
+    broken = without_table(small_landing, tmp_path, "suppliers")
     result = CliRunner().invoke(main, ["run", "--landing", str(broken), "--home", str(tmp_path / "home")])
     assert result.exit_code == 2, result.output
     error, log = error_lines(result.output)
