@@ -134,13 +134,12 @@ def run_months(
     """
     from pipelines.definitions import build_definitions
 
-    log_path = new_log_path(settings.home)
-
     def say(line: str) -> None:
         append_to_log(log_path, line)
         (echo or (lambda text: print(text, file=sys.stderr)))(line)
 
     with home_lock(settings.home):
+        log_path = new_log_path(settings.home)
         prepare_dagster_home(settings)
         job = build_definitions(settings).resolve_job_def(MONTHLY_JOB_NAME).with_logger_defs({"assurance": assurance_logger})
         with dg.DagsterInstance.get() as instance:
