@@ -16,7 +16,9 @@ from pipelines.settings import Settings
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
-# Exit codes: 0 ok; 1 run or validation failed; 2 unusable input; 3 warehouse busy.
+# Exit codes (README "Exit codes"): 0 ok; 1 the run or validation failed; 2 unusable input or
+# bad usage (a malformed month, --from after --to, months outside the data); 3 busy (another
+# run is writing the same home, or the warehouse is locked).
 EXIT_FAILED, EXIT_UNUSABLE_INPUT, EXIT_BUSY = 1, 2, 3
 
 
@@ -32,7 +34,8 @@ def clean_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from data_contracts import LandingZoneError
-        from pipelines.runner import PipelineRunFailed
+        from pipelines.home_lock import HomeBusyError
+        from pipelines.runner import MonthRangeError, PipelineRunFailed
         from warehouse import WarehouseLockedError
         from warehouse.landing_metadata import WarehouseNotLoadedError
 
@@ -41,21 +44,45 @@ def clean_errors(command):
         except LandingZoneError as error:
             click.secho(f"error: unusable landing zone: {error}", fg="red", err=True)
             sys.exit(EXIT_UNUSABLE_INPUT)
-        except WarehouseLockedError as error:
+        except MonthRangeError as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(EXIT_UNUSABLE_INPUT)
+        except (WarehouseLockedError, HomeBusyError) as error:
             click.secho(f"error: {error}", fg="red", err=True)
             sys.exit(EXIT_BUSY)
-        except (PipelineRunFailed, WarehouseNotLoadedError) as error:
+        except PipelineRunFailed as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            if error.log_path:
+                click.echo(f"log: {error.log_path}", err=True)
+            sys.exit(error.exit_code)
+        except WarehouseNotLoadedError as error:
             click.secho(f"error: {error}", fg="red", err=True)
             sys.exit(EXIT_FAILED)
         except Exception as error:  # noqa: BLE001 - last resort: still one clear line
-            if os.environ.get("ASSURANCE_DEBUG"):
+            if os.environ.get("ASSURANCE_DEBUG") or kwargs.get("verbose"):
                 raise
-            click.secho(
-                f"error: {type(error).__name__}: {error}\n(set ASSURANCE_DEBUG=1 to see the traceback)", fg="red", err=True
-            )
+            log = _log_traceback()
+            click.secho(f"error: {type(error).__name__}: {error}", fg="red", err=True)
+            click.echo(f"log: {log}" if log else "(set ASSURANCE_DEBUG=1 to see the traceback)", err=True)
             sys.exit(EXIT_FAILED)
 
     return wrapper
+
+
+def _log_traceback() -> Path | None:
+    """Write the current exception's traceback to a log under the home folder, if a command set one."""
+    import traceback
+
+    from pipelines.run_log import append_to_log, new_log_path
+
+    if not os.environ.get("ASSURANCE_HOME"):
+        return None
+    try:
+        path = new_log_path(Path(os.environ["ASSURANCE_HOME"]))
+        append_to_log(path, traceback.format_exc())
+    except OSError:
+        return None
+    return path
 
 
 def _settings(home: str | None, landing: str | None = None) -> Settings:
@@ -88,13 +115,18 @@ def generate(out_dir: str, suppliers: int, start: str, months: int, seed: int) -
     click.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
 
 
-def _run(settings: Settings, first: str | None, last: str | None):
+def _run(settings: Settings, first: str | None, last: str | None, verbose: bool = False):
+    """Check the months against each other and against the data, then run them: nothing runs on a bad range."""
     from data_contracts.span import landing_zone_month_span
-    from pipelines.runner import month_range, run_months
+    from pipelines.runner import check_month_order, month_range, run_months
 
+    check_month_order(first, last)
     first, last = month_range(first, last, landing_zone_month_span(settings.landing))
     click.echo(f"running months {first}..{last} on {settings.landing} (home {settings.home})")
-    return run_months(settings, first, last)
+    return run_months(settings, first, last, verbose=verbose, echo=lambda line: click.echo(line, err=True))
+
+
+VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Print Dagster's full stack traces on the console too (they always go to the log).")
 
 
 @main.command()
@@ -102,14 +134,19 @@ def _run(settings: Settings, first: str | None, last: str | None):
 @click.option("--home", type=click.Path(file_okay=False), help="Home folder for outputs [default: $ASSURANCE_HOME or ./var].")
 @click.option("--from", "first", callback=_month, help="First as-of month YYYY-MM [default: first month with orders].")
 @click.option("--to", "last", callback=_month, help="Last as-of month YYYY-MM [default: last complete month of data].")
+@VERBOSE
 @clean_errors
-def run(landing: str, home: str | None, first: str | None, last: str | None) -> None:
-    """Ingest, validate, compute features, train or reuse the champion, score and publish, as one Dagster run."""
+def run(landing: str, home: str | None, first: str | None, last: str | None, verbose: bool) -> None:
+    """Ingest, validate, compute features, train or reuse the champion, score and publish, as one Dagster run.
+
+    Exit codes: 0 ok; 1 the run failed; 2 unusable input or months outside the data; 3 another
+    run is writing the same home. The full log is under the home folder, in logs/.
+    """
     from pipelines.summary import describe_run
 
     settings = _settings(home, landing)
     started = time.monotonic()
-    outcome = _run(settings, first, last)
+    outcome = _run(settings, first, last, verbose)
     click.echo(describe_run(settings, outcome, seconds=time.monotonic() - started))
 
 
@@ -118,9 +155,11 @@ def run(landing: str, home: str | None, first: str | None, last: str | None) -> 
 @click.option("--suppliers", default=5000, show_default=True, type=click.IntRange(min=50))
 @click.option("--seed", default=7, show_default=True, type=int)
 @click.option("--months", default=30, show_default=True, type=click.IntRange(min=13))
+@VERBOSE
 @clean_errors
-def demo(home: str | None, suppliers: int, seed: int, months: int) -> None:
+def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool) -> None:
     """Generate a synthetic landing zone under the home folder and run the whole pipeline on it."""
+    from pipelines.home_lock import home_lock
     from pipelines.summary import describe_run
     from synthetic import generate_landing_zone
 
@@ -130,11 +169,13 @@ def demo(home: str | None, suppliers: int, seed: int, months: int) -> None:
     settings = Settings(home=configured.home, landing=configured.home / "landing", policy_file=configured.policy_file)
     os.environ["ASSURANCE_LANDING"] = str(settings.landing)
     started = time.monotonic()
-    if settings.landing.exists():
-        shutil.rmtree(settings.landing)
-    click.echo(f"generating {suppliers:,} suppliers over {months} months into {settings.landing}")
-    generate_landing_zone(settings.landing, n_suppliers=suppliers, months=months, seed=seed, progress=lambda line: click.echo(f"  {line}"))
-    outcome = _run(settings, None, None)
+    # Taken before the landing zone is replaced: a run in progress on this home may be reading it.
+    with home_lock(settings.home):
+        if settings.landing.exists():
+            shutil.rmtree(settings.landing)
+        click.echo(f"generating {suppliers:,} suppliers over {months} months into {settings.landing}")
+        generate_landing_zone(settings.landing, n_suppliers=suppliers, months=months, seed=seed, progress=lambda line: click.echo(f"  {line}"))
+        outcome = _run(settings, None, None, verbose)
     click.echo(describe_run(settings, outcome, seconds=time.monotonic() - started, truth_dir=settings.landing / "_truth"))
 
 

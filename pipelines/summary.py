@@ -62,7 +62,7 @@ def risk_by_size(con: duckdb.DuckDBPyConnection, as_of_date) -> list[tuple] | No
                 WHERE s.as_of_date = ?
             )
             SELECT quintile,
-                   avg(len(list_intersect(ineligible_reasons, ?))::INT > 0)::DOUBLE,
+                   avg((len(list_intersect(ineligible_reasons, ?)) > 0)::INT)::DOUBLE,
                    avg((trade_assurance_amount_usd > 0)::INT)::DOUBLE,
                    median(loss_rate_6m), median(default_probability_6m)
             FROM ranked GROUP BY quintile ORDER BY quintile
@@ -127,6 +127,7 @@ def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_
         f"  warehouse      {settings.warehouse}  (schema published: supplier_scores, supplier_scores_latest, supplier_features, storefront_metrics)",
         f"  parquet        {settings.published_parquet}/<table>/as_of_date=YYYY-MM-DD/",
         f"  quarantine     {settings.quarantine_parquet}/ and warehouse schema quarantine",
+        *([f"  run log        {outcome.log_path}"] if getattr(outcome, "log_path", None) else []),
         "Look around",
         f"  Dagster UI     DAGSTER_HOME={settings.dagster_home} ASSURANCE_HOME={settings.home} uv run dagster dev -m pipelines.definitions",
         f"  MLflow UI      uv run mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}",

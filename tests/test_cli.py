@@ -51,10 +51,16 @@ def test_validate_exits_two_with_one_clear_line_when_a_table_is_missing(small_la
     assert "orders" in result.output and "Traceback" not in result.output
 
 
-def test_run_refuses_an_unusable_landing_zone_with_exit_two(small_landing, tmp_path):
+def without_table(landing, tmp_path, table: str):
+    """A copy of the landing zone with one table's folder removed."""
     broken = tmp_path / "broken"
-    shutil.copytree(small_landing, broken)
-    shutil.rmtree(broken / "orders")
+    shutil.copytree(landing, broken)
+    shutil.rmtree(broken / table)
+    return broken
+
+
+def test_run_refuses_an_unusable_landing_zone_with_exit_two(small_landing, tmp_path):
+    broken = without_table(small_landing, tmp_path, "orders")
     result = CliRunner().invoke(main, ["run", "--landing", str(broken), "--home", str(tmp_path / "home")])
     assert result.exit_code == 2, result.output
     assert "unusable landing zone" in result.output and "Traceback" not in result.output
@@ -86,3 +92,64 @@ def test_demo_never_touches_the_landing_zone_configured_in_the_environment(tmp_p
     assert result.exit_code == 1
     assert generated == [(tmp_path / "home" / "landing").resolve()]
     assert (real / "keep.txt").exists()
+
+
+# --- issue 13: messages and exit codes --------------------------------------------------------
+# 0 ok (validate above; `run` in tests/test_run_recovery.py, the rerun after kill -9), 1 the run
+# failed, 2 unusable input or bad usage, 3 busy (tests/test_run_recovery.py). A failure prints
+# one line naming the cause and the next step, then the log path; stack traces go to the log.
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(("error:", "log:"))]
+
+
+@pytest.fixture
+def broken_home(tmp_path):
+    """A home whose warehouse file is not a DuckDB database: the first step fails inside the run."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "warehouse.duckdb").write_bytes(b"not a database" * 100)
+    return home
+
+
+def test_a_failed_run_prints_one_line_and_the_log_path_and_exits_one(small_landing, broken_home):
+    home = broken_home
+    result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--home", str(home)])
+    assert result.exit_code == 1, result.output
+    error, log = error_lines(result.output)
+    assert error.startswith("error: run ") and "step landing_zone:" in error and "next: " in error
+    assert "Stack Trace" not in result.output and "Traceback" not in result.output
+    log_path = log.removeprefix("log: ")
+    assert log_path.startswith(str(home.resolve() / "logs" / "run-"))
+    full = open(log_path).read()
+    assert "Stack Trace" in full and "STEP_FAILURE" in full
+
+
+def test_verbose_puts_the_stack_trace_on_the_console_too(small_landing, broken_home):
+    result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--home", str(broken_home), "--verbose"])
+    assert result.exit_code == 1
+    assert "Stack Trace" in result.output
+
+
+def test_unusable_input_found_inside_the_run_exits_two(small_landing, tmp_path):
+    """Orders fine (the months are known), suppliers missing: the ingest step refuses the landing zone."""
+    broken = without_table(small_landing, tmp_path, "suppliers")
+    result = CliRunner().invoke(main, ["run", "--landing", str(broken), "--home", str(tmp_path / "home")])
+    assert result.exit_code == 2, result.output
+    error, log = error_lines(result.output)
+    assert "LandingZoneError: table 'suppliers'" in error and "next: " in error and log.startswith("log: ")
+    assert error.count("LandingZoneError") == 1  # not "LandingZoneError: data_contracts.errors.LandingZoneError: ..."
+
+
+def test_an_unexpected_error_is_one_line_with_its_traceback_in_the_log(tmp_path, monkeypatch):
+    def explode(*_args, **_kwargs):
+        raise RuntimeError("something nobody expected")
+
+    monkeypatch.setattr("data_contracts.span.landing_zone_month_span", explode)
+    (tmp_path / "landing").mkdir()
+    result = CliRunner().invoke(main, ["run", "--landing", str(tmp_path / "landing"), "--home", str(tmp_path / "home")])
+    assert result.exit_code == 1
+    error, log = error_lines(result.output)
+    assert error == "error: RuntimeError: something nobody expected"
+    assert "Traceback" in open(log.removeprefix("log: ")).read()

@@ -1,0 +1,53 @@
+"""The one line a failed run prints: the meaningful line of the root cause (issue 13, case 8)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from dagster._utils.error import SerializableErrorInfo
+
+from pipelines.run_log import FirstLineOfErrors
+from pipelines.runner import _root_cause
+
+DUCKDB_MESSAGE = """duckdb.duckdb.ConversionException: Conversion Error: Casting value "1e+12" to type DECIMAL(18,6) failed: value is out of range!
+
+LINE 1: SELECT CAST(amount_usd AS DECIMAL(18,6)) FROM orders
+               ^
+"""
+
+
+def error(message: str, cls_name: str, cause=None) -> SerializableErrorInfo:
+    return SerializableErrorInfo(message=message, stack=[], cls_name=cls_name, cause=cause)
+
+
+@pytest.mark.parametrize(
+    ("message", "cls_name", "expected"),
+    [
+        # DuckDB: the last line is the ^ marker; the line naming the class is the cause
+        (DUCKDB_MESSAGE, "ConversionException",
+         'ConversionException: Conversion Error: Casting value "1e+12" to type DECIMAL(18,6) failed: value is out of range!'),
+        # a marker line with spaces and tildes only, no class name anywhere: first real line
+        ("Binder Error: column x not found\n   ^~~~\n", "BinderException", "BinderException: Binder Error: column x not found"),
+        # a plain one-line message keeps its class
+        ("disk full", "OSError", "OSError: disk full"),
+        # an empty message: the class alone
+        ("", "KeyError", "KeyError"),
+    ],
+)
+def test_root_cause_picks_the_meaningful_line(message, cls_name, expected):
+    assert _root_cause(error(message, cls_name)) == expected
+
+
+def test_root_cause_follows_the_chain_to_the_innermost_error():
+    wrapped = error('Error occurred while executing op "x":', "DagsterExecutionStepExecutionError",
+                    cause=error(DUCKDB_MESSAGE, "ConversionException"))
+    assert _root_cause(wrapped).startswith("ConversionException: Conversion Error:")
+
+
+def test_the_console_shows_the_first_line_of_an_error_record_only():
+    formatter = FirstLineOfErrors("%(levelname)s - %(message)s")
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "step failed.\n\nStack Trace:\n  File ...", None, None)
+    assert formatter.format(record) == "ERROR - step failed."
+    info = logging.LogRecord("x", logging.INFO, __file__, 1, "report\ntable rows", None, None)
+    assert formatter.format(info) == "INFO - report\ntable rows"
