@@ -195,9 +195,13 @@ def loss_rate_against_oracle(result, truth: pd.DataFrame) -> dict[str, pd.DataFr
     """The loss-rate model against the generator's true loss rate on its evaluation rows.
 
     ``deciles``: per equal-count decile of the model's rate, exposure-weighted mean of the
-    model, the oracle and the realised rate, and model / oracle - 1 (the calibration gap).
+    model, the oracle and the realised rate; model / oracle - 1; and each forecaster's
+    calibration error against what happened (model / realised - 1, oracle / realised - 1).
     ``summary``: per coverage, Spearman rank correlation of model and oracle, the worst
-    decile gap, and predicted / oracle / realised refund dollars. ``segments``: the same
+    decile gap to the oracle, the mean absolute decile error against the realised rate of
+    the model and of the oracle, and the three overall rates. The oracle conditions on the
+    generator's latent state but not on the disputes already open at T, which the model
+    sees: on the label's near-term refunds the model can be better calibrated than it. ``segments``: the same
     per tenure and volume band, so no segment hides behind the average."""
     from scipy.stats import spearmanr  # noqa: PLC0415 (evaluation tooling only)
 
@@ -225,14 +229,20 @@ def loss_rate_against_oracle(result, truth: pd.DataFrame) -> dict[str, pd.DataFr
             if not mask.any():
                 continue
             m, o = weighted(model, mask), weighted(oracle, mask)
+            r = float(realised[cover][mask].sum() / exposure[mask].sum())
             gaps.append(m / o - 1 if o > 0 else np.nan)
             decile_rows.append({"cover": cover, "decile": d + 1, "rows": int(mask.sum()), "model": m, "oracle": o,
-                                "realised": float(realised[cover][mask].sum() / exposure[mask].sum()),
-                                "model_vs_oracle": gaps[-1]})
+                                "realised": r, "model_vs_oracle": gaps[-1],
+                                "model_vs_realised": m / r - 1 if r > 0 else np.nan,
+                                "oracle_vs_realised": o / r - 1 if r > 0 else np.nan})
         summary_rows.append({
             "cover": cover, "rows": len(model),
             "spearman_model_oracle": float(spearmanr(model, oracle).statistic),
             "worst_decile_gap_to_oracle": float(np.nanmax(np.abs(gaps))),
+            "model_mean_abs_decile_error": float(np.nanmean(np.abs(
+                [row["model_vs_realised"] for row in decile_rows if row["cover"] == cover]))),
+            "oracle_mean_abs_decile_error": float(np.nanmean(np.abs(
+                [row["oracle_vs_realised"] for row in decile_rows if row["cover"] == cover]))),
             "model_rate": weighted(model, np.ones(len(model), bool)),
             "oracle_rate": weighted(oracle, np.ones(len(model), bool)),
             "realised_rate": float(realised[cover].sum() / exposure.sum()),
