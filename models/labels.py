@@ -94,6 +94,11 @@ DEFAULT_FAILED_SHARE = 0.5
 NOT_RECEIVED_REASON = "not_received"
 SUPPLIER_SIDE_CANCELLERS = ("supplier", "platform")
 
+# Dollar sums are exact (micro-dollar decimals, order-independent), then DOUBLE: a float
+# sum depends on the order DuckDB's threads add rows in, and a last-bit difference would
+# change the training data's fingerprint, so an unchanged rerun would retrain.
+EXACT_USD = "DECIMAL(38, 6)"
+
 LABEL_SCHEMA = pa.schema(
     [
         ("as_of_date", pa.date32()),
@@ -216,9 +221,9 @@ def compute_breach_labels(
             WITH breaches AS (
                 SELECT p.as_of_date, o.supplier_id,
                        count(*) AS breach_count,
-                       sum(d.refund_usd) AS refund_usd,
-                       sum(d.refund_usd) FILTER (WHERE d.reason IN ({pre})) AS pre_refund_usd,
-                       sum(d.refund_usd) FILTER (WHERE d.reason IN ({post})) AS post_refund_usd,
+                       sum(d.refund_usd::{EXACT_USD})::DOUBLE AS refund_usd,
+                       sum(d.refund_usd::{EXACT_USD}) FILTER (WHERE d.reason IN ({pre}))::DOUBLE AS pre_refund_usd,
+                       sum(d.refund_usd::{EXACT_USD}) FILTER (WHERE d.reason IN ({post}))::DOUBLE AS post_refund_usd,
                        bool_or(d.reason IN ({pre})) AS pre_shipment,
                        bool_or(d.reason IN ({post})) AS post_delivery
                 FROM {disputes} AS d
@@ -230,7 +235,7 @@ def compute_breach_labels(
                 GROUP BY p.as_of_date, o.supplier_id
             ),
             exposure AS (
-                SELECT p.as_of_date, o.supplier_id, sum(o.amount_usd) AS order_value_usd
+                SELECT p.as_of_date, o.supplier_id, sum(o.amount_usd::{EXACT_USD})::DOUBLE AS order_value_usd
                 FROM {schema}.orders AS o
                 JOIN {view} AS p
                   ON o.created_at >= p.window_start

@@ -232,6 +232,19 @@ def test_exposure_refunds_and_loss_rates(orders, disputes, expected):
         assert row[column] == (pytest.approx(value) if value is not None else None), column
 
 
+def test_dollar_sums_are_exact_so_they_do_not_depend_on_the_order_rows_are_added_in():
+    # Ten orders of $0.10 and ten buyer-won refunds of $0.10: a float sum gives
+    # 0.9999999999999999, and DuckDB's threads add rows in varying order, so a float sum
+    # changed the training data's fingerprint from one run to the next (every rerun
+    # retrained). Exact decimal sums give 1.0 whatever the order.
+    orders = [_order(f"2024-03-{day:02d}", 0.1) for day in range(1, 11)]
+    disputes = [(i, "quality", "buyer_favored", f"2024-04-{i + 1:02d}", 0.1) for i in range(10)]
+    row = _labels_for(orders, disputes)
+    assert row["forward_order_value_6m_usd"] == 1.0
+    assert row["breach_refund_usd_6m"] == 1.0
+    assert row["post_delivery_refund_usd_6m"] == 1.0
+
+
 DEFAULT_CASES = [
     pytest.param(  # below the minimum: two orders due, both unshipped, is no default
         [_unshipped("2024-03-01"), _unshipped("2024-03-02")], [], (2, 2, False), id="below-min-orders",
