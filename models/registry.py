@@ -292,27 +292,27 @@ class PromotionDecision:
         return asdict(self)
 
 
+def _apply_gates(checks: list[tuple[bool, str, str]]) -> tuple[bool, list[str]]:
+    """(failed?, reason when failed, reason when passed) per gate: every gate yields a reason."""
+    return (not any(failed for failed, _, _ in checks),
+            [fail if failed else ok for failed, fail, ok in checks])
+
+
 def compare_loss_rate_on_rows(
     champion_metrics: dict[str, float], challenger_metrics: dict[str, float], gates: PromotionGates
 ) -> tuple[bool, list[str]]:
     """The loss-rate gates: Gini not worse by more than its margin, deviance likewise."""
-    reasons = []
-    passed = True
-    gini_delta = challenger_metrics["gini"] - champion_metrics["gini"]
-    if math.isfinite(gini_delta) and gini_delta < -gates.max_gini_drop:
-        passed = False
-        reasons.append(f"Gini worse by {-gini_delta:.4f} > {gates.max_gini_drop}")
-    else:
-        reasons.append(f"Gini {challenger_metrics['gini']:.4f} vs {champion_metrics['gini']:.4f} ok")
-    ratio = challenger_metrics["tweedie_deviance"] / max(champion_metrics["tweedie_deviance"], 1e-12) - 1
-    if ratio > gates.max_deviance_relative_increase:
-        passed = False
-        reasons.append(f"Tweedie deviance worse by {ratio:.2%} > {gates.max_deviance_relative_increase:.2%}")
-    else:
-        reasons.append(
-            f"Tweedie deviance {challenger_metrics['tweedie_deviance']:.6f} vs {champion_metrics['tweedie_deviance']:.6f} ok"
-        )
-    return passed, reasons
+    new, old = challenger_metrics, champion_metrics
+    gini_delta = new["gini"] - old["gini"]
+    ratio = new["tweedie_deviance"] / max(old["tweedie_deviance"], 1e-12) - 1
+    return _apply_gates([
+        (math.isfinite(gini_delta) and gini_delta < -gates.max_gini_drop,
+         f"Gini worse by {-gini_delta:.4f} > {gates.max_gini_drop}",
+         f"Gini {new['gini']:.4f} vs {old['gini']:.4f} ok"),
+        (ratio > gates.max_deviance_relative_increase,
+         f"Tweedie deviance worse by {ratio:.2%} > {gates.max_deviance_relative_increase:.2%}",
+         f"Tweedie deviance {new['tweedie_deviance']:.6f} vs {old['tweedie_deviance']:.6f} ok"),
+    ])
 
 
 def validation_metrics(model, rows: pd.DataFrame, label_column: str) -> dict[str, float]:
@@ -330,30 +330,23 @@ def compare_on_rows(
     """Apply the gates; every gate yields a reason, passed or failed."""
     if "gini" in challenger_metrics:
         return compare_loss_rate_on_rows(champion_metrics, challenger_metrics, gates)
-    reasons = []
-    passed = True
-    auc_delta = challenger_metrics["auc"] - champion_metrics["auc"]
-    if not math.isfinite(auc_delta):
-        passed = False
-        reasons.append("AUC undefined on the validation rows (a single class): cannot compare")
-    elif auc_delta < -gates.max_auc_drop:
-        passed = False
-        reasons.append(f"AUC worse by {-auc_delta:.4f} > {gates.max_auc_drop}")
-    else:
-        reasons.append(f"AUC {challenger_metrics['auc']:.4f} vs {champion_metrics['auc']:.4f} (delta {auc_delta:+.4f}) ok")
-    ece_delta = challenger_metrics["ece"] - champion_metrics["ece"]
-    if ece_delta > gates.max_ece_increase:
-        passed = False
-        reasons.append(f"ECE worse by {ece_delta:.4f} > {gates.max_ece_increase}")
-    else:
-        reasons.append(f"ECE {challenger_metrics['ece']:.4f} vs {champion_metrics['ece']:.4f} ok")
-    brier_ratio = challenger_metrics["brier"] / max(champion_metrics["brier"], 1e-12) - 1
-    if brier_ratio > gates.max_brier_relative_increase:
-        passed = False
-        reasons.append(f"Brier worse by {brier_ratio:.2%} > {gates.max_brier_relative_increase:.2%}")
-    else:
-        reasons.append(f"Brier {challenger_metrics['brier']:.5f} vs {champion_metrics['brier']:.5f} ok")
-    return passed, reasons
+    new, old = challenger_metrics, champion_metrics
+    auc_delta = new["auc"] - old["auc"]
+    ece_delta = new["ece"] - old["ece"]
+    brier_ratio = new["brier"] / max(old["brier"], 1e-12) - 1
+    auc_failed = not math.isfinite(auc_delta) or auc_delta < -gates.max_auc_drop
+    return _apply_gates([
+        (auc_failed,
+         "AUC undefined on the validation rows (a single class): cannot compare" if not math.isfinite(auc_delta)
+         else f"AUC worse by {-auc_delta:.4f} > {gates.max_auc_drop}",
+         f"AUC {new['auc']:.4f} vs {old['auc']:.4f} (delta {auc_delta:+.4f}) ok"),
+        (ece_delta > gates.max_ece_increase,
+         f"ECE worse by {ece_delta:.4f} > {gates.max_ece_increase}",
+         f"ECE {new['ece']:.4f} vs {old['ece']:.4f} ok"),
+        (brier_ratio > gates.max_brier_relative_increase,
+         f"Brier worse by {brier_ratio:.2%} > {gates.max_brier_relative_increase:.2%}",
+         f"Brier {new['brier']:.5f} vs {old['brier']:.5f} ok"),
+    ])
 
 
 def promote_if_better(

@@ -1,4 +1,4 @@
-"""Policy v2 (``models/policies/default.yaml``): edge-case tables for eligibility and
+"""Policy v2 (frozen as ``tests/policies/v2_cases.yaml``): edge-case tables for eligibility and
 amount, worked by hand from the formula in ``models/policy/v2.py``, plus configuration
 and input checks."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,7 +19,7 @@ from models.policy import (
     decide_supplier,
 )
 
-V2 = Policy.default()
+V2 = Policy.from_yaml(Path(__file__).parent / "policies" / "v2_cases.yaml")  # frozen: worked numbers
 
 
 def _supplier(**overrides):
