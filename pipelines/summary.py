@@ -83,6 +83,7 @@ def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_
         latest = con.execute(
             """SELECT count(*), avg(eligible::INT), sum(trade_assurance_amount_usd),
                       median(trade_assurance_amount_usd) FILTER (WHERE eligible),
+                      any_value(loss_rate_model_version), any_value(default_model_version),
                       any_value(model_version), any_value(policy_version)
                FROM published.supplier_scores WHERE as_of_date = ?""",
             [last],
@@ -92,7 +93,8 @@ def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_
         ).fetchall()
         quality = model_vs_oracle(con, truth_dir) if truth_dir else None
         by_size = risk_by_size(con, last)
-    n_latest, share_eligible, total_amount, median_amount, model_version, policy_version = latest
+    (n_latest, share_eligible, total_amount, median_amount,
+     loss_version, default_version, model_version, policy_version) = latest
     lines = [
         "",
         f"Run {outcome.run_id} finished in {seconds:,.0f} s",
@@ -102,7 +104,8 @@ def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_
         f"    total Trade Assurance Amount   ${total_amount or 0:,.0f}",
         f"    median amount (eligible)       ${median_amount or 0:,.0f}",
         f"    risk grades                    " + ", ".join(f"{grade}: {n:,}" for grade, n in grades),
-        f"  model {model_version}, policy {policy_version}",
+        f"  models {loss_version} (loss rate), {default_version} (default), {model_version} (breach, information)",
+        f"  policy {policy_version}",
     ]
     if by_size:
         lines += [
@@ -118,7 +121,7 @@ def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_
         model_auc = f"{quality['model_auc']:.3f}" if quality["model_auc"] is not None else "n/a"
         oracle_auc = f"{quality['oracle_auc']:.3f}" if quality["oracle_auc"] is not None else "n/a"
         lines.append(
-            f"  out-of-time AUC: model {model_auc} vs oracle (generator's true probabilities) {oracle_auc} "
+            f"  breach model, out-of-time AUC {model_auc} vs oracle (generator's true probabilities) {oracle_auc} "
             f"on the same {quality['rows']:,} supplier-months"
         )
     lines += [
