@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -84,9 +85,30 @@ def _pip_requirements() -> list[str]:
     ]
 
 
+def ensure_tracking_store(tracking_uri: str) -> None:
+    """Create a SQLite tracking store whole or not at all.
+
+    MLflow creates its tables on first use through a series of migrations; a process killed
+    in the middle leaves a half-made database that every later run fails on (``table
+    _alembic_tmp_experiments already exists``). So a new store is made in a temporary file
+    beside its path and moved into place only once complete; a leftover temporary file of a
+    killed attempt is replaced."""
+    if urlparse(tracking_uri).scheme != "sqlite":
+        return
+    db_path = Path(tracking_uri.removeprefix("sqlite:///"))
+    if db_path.exists():
+        return
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = db_path.with_name(f".{db_path.name}.creating")
+    staging.unlink(missing_ok=True)
+    MlflowClient(tracking_uri=f"sqlite:///{staging}").search_experiments(max_results=1)
+    os.replace(staging, db_path)
+
+
 @contextlib.contextmanager
 def _tracking(tracking_uri: str) -> Iterator[MlflowClient]:
     """Point MLflow's fluent API at ``tracking_uri`` for the block, then restore it."""
+    ensure_tracking_store(tracking_uri)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:

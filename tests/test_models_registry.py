@@ -76,3 +76,30 @@ def test_alias_flow_and_gating_both_ways(tmp_path, frame):
         [run.info.experiment_id], filter_string="tags.kind = 'promotion_decision'"
     )
     assert sorted(r.data.tags["decision"] for r in decisions) == ["promoted", "refused"]
+
+
+def test_a_tracking_store_is_created_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A process killed while MLflow creates its tables must not leave a store every later
+    run fails on: the store is made aside and moved into place only when complete."""
+    from models import registry
+
+    uri = registry.tracking_uri_for_home(tmp_path)
+    db = tmp_path / "mlflow.db"
+    # A killed first attempt: a half-made staging file, no store.
+    (tmp_path / ".mlflow.db.creating").write_bytes(b"not a database")
+    calls = []
+    real_client = registry.MlflowClient
+
+    def killed_mid_creation(*args, **kwargs):
+        calls.append(kwargs.get("tracking_uri"))
+        raise KeyboardInterrupt  # the kill, during the migrations
+    monkeypatch.setattr(registry, "MlflowClient", killed_mid_creation)
+    with pytest.raises(KeyboardInterrupt):
+        registry.ensure_tracking_store(uri)
+    assert not db.exists()  # nothing half-made at the store's path
+    assert calls and calls[0].endswith(".mlflow.db.creating")
+
+    monkeypatch.setattr(registry, "MlflowClient", real_client)
+    registry.ensure_tracking_store(uri)  # the next run makes it whole
+    assert db.exists() and not (tmp_path / ".mlflow.db.creating").exists()
+    assert registry.alias_data_fingerprint(uri, "champion") is None  # usable: no such alias yet
