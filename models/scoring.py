@@ -1,4 +1,7 @@
-"""The deployable breach-risk model: booster + calibrator + the exact input recipe.
+"""A deployable binary risk model: booster + calibrator + the exact input recipe.
+
+The breach model and the default model (``models/training.py`` with another label) are both
+``BreachRiskModel``s; the loss-rate model is ``models.loss_rate.LossRateModel``.
 
 ``BreachRiskModel`` is what the registry stores (as an MLflow pyfunc) and what the
 pipeline scores with. It owns everything needed to turn a ``compute_supplier_features``
