@@ -9,9 +9,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from assets.partitions import month_end_partitions
 from pipelines.runner import run_months
 from pipelines.settings import Settings
 from synthetic import generate_landing_zone
@@ -257,3 +260,35 @@ def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
         con.close()
     assert after == before
     assert run_ids == {second.run_id} and untouched == {first.run_id}
+
+
+def _run_partition_keys() -> list[str]:
+    return month_end_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(FIRST, LAST))
+
+
+@pytest.fixture(scope="module")
+def dagster_instance(pipeline_home):
+    settings, *_ = pipeline_home
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        yield instance
+
+
+def test_published_checks_passed_for_every_partition_of_the_run(pipeline_home, dagster_instance):
+    """A range run records each check once per month, so the UI shows every partition passed (not skipped)."""
+    _, outcome, _ = pipeline_home
+    check_keys = [
+        dg.AssetCheckKey(dg.AssetKey(["published", "supplier_scores"]), "supplier_scores_meet_contract"),
+        dg.AssetCheckKey(dg.AssetKey(["published", "supplier_scores"]), "parquet_matches_warehouse"),
+        dg.AssetCheckKey(dg.AssetKey(["published", "supplier_features"]), "supplier_features_meet_contract"),
+        dg.AssetCheckKey(dg.AssetKey(["published", "storefront_metrics"]), "storefront_metrics_meet_contract"),
+    ]
+    keys = _run_partition_keys()
+    for check_key in check_keys:
+        infos = {info.partition_key: info for info in dagster_instance.event_log_storage.get_asset_check_partition_info([check_key])}
+        assert set(keys) <= set(infos), check_key
+        for key in keys:
+            assert infos[key].latest_execution_status == AssetCheckExecutionRecordStatus.SUCCEEDED, (check_key, key)
+            assert infos[key].is_current, (check_key, key)  # it checked that partition's latest materialization
+        history = dagster_instance.event_log_storage.get_asset_check_execution_history(check_key, limit=1000)
+        in_run = [record for record in history if record.run_id == outcome.run_id]
+        assert sorted(record.partition for record in in_run) == keys, check_key
