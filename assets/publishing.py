@@ -25,6 +25,12 @@ from warehouse.publish import month_file, published_table
 PUBLISHED_SCORES = dg.AssetKey(["published", "supplier_scores"])
 PUBLISHED_FEATURES = dg.AssetKey(["published", "supplier_features"])
 PUBLISHED_STOREFRONT = dg.AssetKey(["published", "storefront_metrics"])
+# Each published asset and its table name in `published.*` and the Parquet tree.
+PUBLISHED_ASSETS = {
+    PUBLISHED_SCORES: "supplier_scores",
+    PUBLISHED_FEATURES: "supplier_features",
+    PUBLISHED_STOREFRONT: "storefront_metrics",
+}
 
 
 def _month_rows(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date) -> pa.Table:
@@ -75,16 +81,14 @@ def published_tables(context: dg.AssetExecutionContext, warehouse: WarehousePara
                 }
 
         counts = publish_months(con, months(), parquet_root, published_file)
-    totals = {"supplier_scores": 0, "supplier_features": 0, "storefront_metrics": 0}
     for as_of_date, month_counts in counts.items():
-        for name, rows in month_counts.items():
-            totals[name] += rows
         context.log.info(f"published {as_of_date}: " + ", ".join(f"{k} {v:,}" for k, v in month_counts.items()))
-    for key, name in [(PUBLISHED_SCORES, "supplier_scores"), (PUBLISHED_FEATURES, "supplier_features"), (PUBLISHED_STOREFRONT, "storefront_metrics")]:
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata={"rows": totals[name], "months": len(as_of_dates), "parquet": dg.MetadataValue.path(str(Path(published_store.parquet_root) / name))},
-        )
+        for key, name in PUBLISHED_ASSETS.items():
+            context.add_asset_metadata(
+                {"dagster/row_count": int(month_counts[name])}, asset_key=key, partition_key=partition_key_of(as_of_date)
+            )
+    for key, name in PUBLISHED_ASSETS.items():
+        yield dg.MaterializeResult(asset_key=key, metadata={"parquet": dg.MetadataValue.path(str(parquet_root / name))})
 
 
 def _published_months(con: duckdb.DuckDBPyConnection, table: str, as_of_dates: list[date]) -> pa.Table:

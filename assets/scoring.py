@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from assets.features import SUPPLIER_FEATURES_TABLE, supplier_features
 from assets.modeling import breach_model, default_model, loss_rate_model
-from assets.partitions import as_of_dates_in_run, month_end_partitions, single_run
+from assets.partitions import as_of_dates_in_run, month_end_partitions, partition_key_of, single_run
 from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, PolicySourceParam, WarehouseParam
 from models.policy import Policy
 from models.registry import load_model_by_alias
@@ -63,7 +63,6 @@ def supplier_scores(
     models = load_risk_models(model_registry)
     limit_policy = load_policy(policy)
     as_of_dates = as_of_dates_in_run(context)
-    summary = {}
     with warehouse.connect() as con:
         for as_of_date in as_of_dates:
             features = con.execute(
@@ -73,9 +72,18 @@ def supplier_scores(
             con.execute("BEGIN TRANSACTION")
             replace_months(con, SCORES_TABLE, [as_of_date], decided)
             con.execute("COMMIT")
-            eligible = sum(decided.column("eligible").to_pylist())
-            amount = sum(decided.column("trade_assurance_amount_usd").to_pylist())
-            summary[str(as_of_date)] = {"suppliers": decided.num_rows, "eligible": eligible, "amount_usd": round(amount)}
+            eligible = int(sum(decided.column("eligible").to_pylist()))
+            amount = float(sum(decided.column("trade_assurance_amount_usd").to_pylist()))
+            # Numbers, per month's partition: the UI's Plots tab charts them across partitions.
+            context.add_asset_metadata(
+                {
+                    "dagster/row_count": decided.num_rows,
+                    "eligible": eligible,
+                    "eligible_share": round(eligible / decided.num_rows, 6) if decided.num_rows else 0.0,
+                    "amount_usd": round(amount, 2),
+                },
+                partition_key=partition_key_of(as_of_date),
+            )
             context.log.info(f"scored {as_of_date}: {decided.num_rows:,} suppliers, {eligible:,} eligible, ${amount:,.0f} covered")
     return dg.MaterializeResult(
         metadata={
@@ -83,7 +91,5 @@ def supplier_scores(
             "loss_rate_model_version": models.loss_rate_version,
             "default_model_version": models.default_version,
             "policy_version": limit_policy.version,
-            "months": len(as_of_dates),
-            "per_month": dg.MetadataValue.json(summary),
         }
     )
