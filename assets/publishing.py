@@ -15,6 +15,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # n
 
 from assets.features import STOREFRONT_METRICS_TABLE, SUPPLIER_FEATURES_TABLE, storefront_metrics, supplier_features
 from assets.partitions import as_of_dates_in_run, month_end_partitions, partition_key_of, single_run
+from assets.catalogue import MONTHLY_PUBLICATION, published_column_schema
 from assets.resource_types import WAREHOUSE_POOL, PublishedStoreParam, WarehouseParam
 from assets.scoring import SCORES_TABLE, supplier_scores
 from data_contracts import load_published_contracts
@@ -43,11 +44,29 @@ def _with_run_metadata(scores: pa.Table, run_id: str, published_at: datetime) ->
     return scores.append_column("published_at", pa.array([published_at] * n, pa.timestamp("us")))
 
 
+def _published_spec(key: dg.AssetKey, internal: dg.AssetsDefinition, what: str) -> dg.AssetSpec:
+    """A published table as the catalogue shows it: named as what services read, with its columns
+    from the contract, distinct from the internal working table of the same name upstream."""
+    table = PUBLISHED_ASSETS[key]
+    return dg.AssetSpec(
+        key,
+        deps=[internal],
+        description=f"PUBLISHED `published.{table}` (DuckDB) and `published/{table}/` (Parquet), what downstream services "
+        f"read: {what} Contract: data_contracts/published/{table}.yaml.",
+        kinds={"duckdb", "parquet"},
+        metadata={
+            "dagster/column_schema": published_column_schema(table),
+            "dagster/table_name": f"published.{table}",
+        },
+        freshness_policy=MONTHLY_PUBLICATION,
+    )
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(PUBLISHED_SCORES, deps=[supplier_scores], description="Eligibility, breach probability, risk grade and Trade Assurance Amount per supplier and month.", kinds={"duckdb", "parquet"}),
-        dg.AssetSpec(PUBLISHED_FEATURES, deps=[supplier_features], description="The features each published score was computed from.", kinds={"duckdb", "parquet"}),
-        dg.AssetSpec(PUBLISHED_STOREFRONT, deps=[storefront_metrics], description="Buyer-facing storefront figures (DESIGN §5 definitions).", kinds={"duckdb", "parquet"}),
+        _published_spec(PUBLISHED_SCORES, supplier_scores, "eligibility, loss rate, default and breach probabilities, risk grade and Trade Assurance Amount per supplier and month."),
+        _published_spec(PUBLISHED_FEATURES, supplier_features, "the features each published score was computed from."),
+        _published_spec(PUBLISHED_STOREFRONT, storefront_metrics, "buyer-facing storefront figures (DESIGN §5 definitions)."),
     ],
     partitions_def=month_end_partitions,
     backfill_policy=single_run,

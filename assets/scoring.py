@@ -56,7 +56,8 @@ def _previous_amounts(con, as_of_date):
 def supplier_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseParam, model_registry: ModelRegistryParam, policy: PolicySourceParam
 ) -> dg.MaterializeResult:
-    """Each supplier's six-month loss rate (per coverage), default probability and breach
+    """INTERNAL working table `models.scores` (services read `published/supplier_scores`):
+    each supplier's six-month loss rate (per coverage), default probability and breach
     probability from the champion models, reason codes from the first two, and the limit
     policy's eligibility, risk grade and Trade Assurance Amount.
     Months run oldest first because each month's amount may rise only so far above the last."""
