@@ -245,23 +245,6 @@ def test_backtest_report_and_what_if_need_no_retraining(pipeline_home):
     assert list((settings.home / "mlartifacts").rglob("MLmodel")) == versions_before
 
 
-def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
-    settings, first, _ = pipeline_home
-    value_columns = "as_of_date, supplier_id, eligible, ineligible_reasons, breach_probability_6m, risk_grade, trade_assurance_amount_usd, reason_codes, model_version, policy_version"
-    before = warehouse.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
-    warehouse.close()
-    second = run_months(settings, "2025-06", LAST, log_level="WARNING")
-    con = duckdb.connect(str(settings.warehouse), read_only=True)
-    try:
-        after = con.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
-        run_ids = {row[0] for row in con.execute("SELECT DISTINCT run_id FROM published.supplier_scores WHERE as_of_date >= '2025-06-01'").fetchall()}
-        untouched = {row[0] for row in con.execute("SELECT DISTINCT run_id FROM published.supplier_scores WHERE as_of_date < '2025-06-01'").fetchall()}
-    finally:
-        con.close()
-    assert after == before
-    assert run_ids == {second.run_id} and untouched == {first.run_id}
-
-
 def _run_partition_keys() -> list[str]:
     return month_end_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(FIRST, LAST))
 
@@ -344,3 +327,21 @@ def test_feature_distribution_is_that_months_numbers(pipeline_home, dagster_inst
     ).fetchone()
     assert rows["tenure_months"]["max"] == month_end[0]
     assert abs(rows["orders_6m"]["null_share"] - month_end[1]) < 1e-6
+
+
+# Last: it closes the shared warehouse connection and reruns months.
+def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
+    settings, first, _ = pipeline_home
+    value_columns = "as_of_date, supplier_id, eligible, ineligible_reasons, breach_probability_6m, risk_grade, trade_assurance_amount_usd, reason_codes, model_version, policy_version"
+    before = warehouse.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
+    warehouse.close()
+    second = run_months(settings, "2025-06", LAST, log_level="WARNING")
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        after = con.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
+        run_ids = {row[0] for row in con.execute("SELECT DISTINCT run_id FROM published.supplier_scores WHERE as_of_date >= '2025-06-01'").fetchall()}
+        untouched = {row[0] for row in con.execute("SELECT DISTINCT run_id FROM published.supplier_scores WHERE as_of_date < '2025-06-01'").fetchall()}
+    finally:
+        con.close()
+    assert after == before
+    assert run_ids == {second.run_id} and untouched == {first.run_id}
