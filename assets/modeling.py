@@ -49,10 +49,16 @@ def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -
     context.log.info(f"training set: {rows.num_rows:,} supplier-months over {len(per_month)} months (horizon {horizon})")
     return dg.MaterializeResult(
         metadata={
-            "rows": rows.num_rows,
             "months": len(per_month),
             "data_horizon": str(horizon),
-            "breach_rate_per_month": dg.MetadataValue.json({m: round(rate, 4) for m, _, rate in per_month}),
+            "dagster/row_count": rows.num_rows,
+            "breach_rate": round(sum(n * (rate or 0.0) for _, n, rate in per_month) / max(rows.num_rows, 1), 6),
+            "breach_rate_per_month": dg.MetadataValue.table(
+                [dg.TableRecord({"as_of_date": m, "rows": n, "breach_rate": round(rate or 0.0, 4)}) for m, n, rate in per_month],
+                schema=dg.TableSchema(columns=[
+                    dg.TableColumn("as_of_date", "string"), dg.TableColumn("rows", "int"), dg.TableColumn("breach_rate", "float"),
+                ]),
+            ),
         }
     )
 
@@ -106,7 +112,8 @@ def _train_or_reuse(
         "trained": True,
         "promotion": "; ".join(decision.reasons),
         "split": dg.MetadataValue.json(result.split.describe()),
-        "out_of_time_metrics": dg.MetadataValue.json(metrics),
+        # one float per metric, so the UI's Plots tab charts them across materializations
+        **{f"out_of_time/{key.removeprefix('evaluation_')}": value for key, value in metrics.items()},
         "data_fingerprint": fingerprint,
     }
 

@@ -1,15 +1,21 @@
 """The published tables of DESIGN §5: what downstream services read, a month whole or not at all."""
 
 
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # not exported by dagster 1.13
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
 from assets.features import STOREFRONT_METRICS_TABLE, SUPPLIER_FEATURES_TABLE, storefront_metrics, supplier_features
-from assets.partitions import as_of_dates_in_run, month_end_partitions, single_run
+from assets.partitions import as_of_dates_in_run, month_end_partitions, partition_key_of, single_run
+from assets.catalogue import MONTHLY_PUBLICATION, published_column_schema
 from assets.resource_types import WAREHOUSE_POOL, PublishedStoreParam, WarehouseParam
 from assets.scoring import SCORES_TABLE, supplier_scores
 from data_contracts import load_published_contracts
@@ -20,6 +26,12 @@ from warehouse.publish import month_file, published_table
 PUBLISHED_SCORES = dg.AssetKey(["published", "supplier_scores"])
 PUBLISHED_FEATURES = dg.AssetKey(["published", "supplier_features"])
 PUBLISHED_STOREFRONT = dg.AssetKey(["published", "storefront_metrics"])
+# Each published asset and its table name in `published.*` and the Parquet tree.
+PUBLISHED_ASSETS = {
+    PUBLISHED_SCORES: "supplier_scores",
+    PUBLISHED_FEATURES: "supplier_features",
+    PUBLISHED_STOREFRONT: "storefront_metrics",
+}
 
 
 def _month_rows(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date) -> pa.Table:
@@ -32,11 +44,29 @@ def _with_run_metadata(scores: pa.Table, run_id: str, published_at: datetime) ->
     return scores.append_column("published_at", pa.array([published_at] * n, pa.timestamp("us")))
 
 
+def _published_spec(key: dg.AssetKey, internal: dg.AssetsDefinition, what: str) -> dg.AssetSpec:
+    """A published table as the catalogue shows it: named as what services read, with its columns
+    from the contract, distinct from the internal working table of the same name upstream."""
+    table = PUBLISHED_ASSETS[key]
+    return dg.AssetSpec(
+        key,
+        deps=[internal],
+        description=f"PUBLISHED `published.{table}` (DuckDB) and `published/{table}/` (Parquet), what downstream services "
+        f"read: {what} Contract: data_contracts/published/{table}.yaml.",
+        kinds={"duckdb", "parquet"},
+        metadata={
+            "dagster/column_schema": published_column_schema(table),
+            "dagster/table_name": f"published.{table}",
+        },
+        freshness_policy=MONTHLY_PUBLICATION,
+    )
+
+
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(PUBLISHED_SCORES, deps=[supplier_scores], description="Eligibility, breach probability, risk grade and Trade Assurance Amount per supplier and month.", kinds={"duckdb", "parquet"}),
-        dg.AssetSpec(PUBLISHED_FEATURES, deps=[supplier_features], description="The features each published score was computed from.", kinds={"duckdb", "parquet"}),
-        dg.AssetSpec(PUBLISHED_STOREFRONT, deps=[storefront_metrics], description="Buyer-facing storefront figures (DESIGN §5 definitions).", kinds={"duckdb", "parquet"}),
+        _published_spec(PUBLISHED_SCORES, supplier_scores, "eligibility, loss rate, default and breach probabilities, risk grade and Trade Assurance Amount per supplier and month."),
+        _published_spec(PUBLISHED_FEATURES, supplier_features, "the features each published score was computed from."),
+        _published_spec(PUBLISHED_STOREFRONT, storefront_metrics, "buyer-facing storefront figures (DESIGN §5 definitions)."),
     ],
     partitions_def=month_end_partitions,
     backfill_policy=single_run,
@@ -70,16 +100,14 @@ def published_tables(context: dg.AssetExecutionContext, warehouse: WarehousePara
                 }
 
         counts = publish_months(con, months(), parquet_root, published_file)
-    totals = {"supplier_scores": 0, "supplier_features": 0, "storefront_metrics": 0}
     for as_of_date, month_counts in counts.items():
-        for name, rows in month_counts.items():
-            totals[name] += rows
         context.log.info(f"published {as_of_date}: " + ", ".join(f"{k} {v:,}" for k, v in month_counts.items()))
-    for key, name in [(PUBLISHED_SCORES, "supplier_scores"), (PUBLISHED_FEATURES, "supplier_features"), (PUBLISHED_STOREFRONT, "storefront_metrics")]:
-        yield dg.MaterializeResult(
-            asset_key=key,
-            metadata={"rows": totals[name], "months": len(as_of_dates), "parquet": dg.MetadataValue.path(str(Path(published_store.parquet_root) / name))},
-        )
+        for key, name in PUBLISHED_ASSETS.items():
+            context.add_asset_metadata(
+                {"dagster/row_count": int(month_counts[name])}, asset_key=key, partition_key=partition_key_of(as_of_date)
+            )
+    for key, name in PUBLISHED_ASSETS.items():
+        yield dg.MaterializeResult(asset_key=key, metadata={"parquet": dg.MetadataValue.path(str(parquet_root / name))})
 
 
 def _published_months(con: duckdb.DuckDBPyConnection, table: str, as_of_dates: list[date]) -> pa.Table:
@@ -89,52 +117,94 @@ def _published_months(con: duckdb.DuckDBPyConnection, table: str, as_of_dates: l
     ).fetch_arrow_table()
 
 
-def _contract_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam, table: str) -> dg.AssetCheckResult:
+def _per_partition(
+    context: dg.AssetCheckExecutionContext, outcomes: dict[date, tuple[bool, dict]]
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """One evaluation per month of the run, recorded against that month's partition.
+
+    `dg.AssetCheckResult` carries no partition: in a run over a range of months (a single-run
+    backfill) Dagster records it once without one, and the UI then shows every month's check
+    as skipped. An `AssetCheckEvaluation` names its partition and the materialization of that
+    partition it checked, so each month reads passed or failed on its own.
+    """
+    (spec,) = context.check_specs
+    for as_of_date, (passed, metadata) in sorted(outcomes.items()):
+        key = partition_key_of(as_of_date)
+        latest = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=spec.asset_key, asset_partitions=[key]), limit=1
+        ).records
+        target = (
+            AssetCheckEvaluationTargetMaterializationData(
+                storage_id=latest[0].storage_id, run_id=latest[0].run_id, timestamp=latest[0].timestamp
+            )
+            if latest
+            else None
+        )
+        yield dg.AssetCheckEvaluation(
+            asset_key=spec.asset_key,
+            check_name=spec.name,
+            passed=passed,
+            metadata=metadata,
+            target_materialization_data=target,
+            blocking=spec.blocking,
+            partition=key,
+        )
+    yield dg.Output(None)  # the check's own output, which the step must produce
+
+
+def _contract_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam, table: str):
     as_of_dates = as_of_dates_in_run(context)
+    contract = load_published_contracts()[table]
     with warehouse.connect(read_only=True) as con:
         rows = _published_months(con, table, as_of_dates)
-    result = check_published_frame(rows, load_published_contracts()[table])
-    return dg.AssetCheckResult(
-        passed=result.passed,
-        metadata={"rows": rows.num_rows, "months": len(as_of_dates), "result": dg.MetadataValue.md(f"```\n{result.to_text()}\n```")},
-    )
+    outcomes = {}
+    for as_of_date in as_of_dates:
+        month = rows.filter(pc.equal(rows.column("as_of_date"), pa.scalar(as_of_date, pa.date32())))
+        result = check_published_frame(month, contract)
+        outcomes[as_of_date] = (
+            result.passed,
+            {"dagster/row_count": month.num_rows, "result": dg.MetadataValue.md(f"```\n{result.to_text()}\n```")},
+        )
+    yield from _per_partition(context, outcomes)
 
 
 @dg.asset_check(asset=PUBLISHED_SCORES, partitions_def=month_end_partitions)
-def supplier_scores_meet_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam) -> dg.AssetCheckResult:
+def supplier_scores_meet_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam):
     """Columns and types per data_contracts/published/supplier_scores.yaml; one row per supplier and
     month; probability in [0, 1]; amount >= 0 and 0 whenever the supplier is not eligible."""
-    return _contract_check(context, warehouse, "supplier_scores")
+    yield from _contract_check(context, warehouse, "supplier_scores")
 
 
 @dg.asset_check(asset=PUBLISHED_FEATURES, partitions_def=month_end_partitions)
-def supplier_features_meet_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam) -> dg.AssetCheckResult:
+def supplier_features_meet_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam):
     """One row per supplier and month, keys present, per data_contracts/published/supplier_features.yaml."""
-    return _contract_check(context, warehouse, "supplier_features")
+    yield from _contract_check(context, warehouse, "supplier_features")
 
 
 @dg.asset_check(asset=PUBLISHED_STOREFRONT, partitions_def=month_end_partitions)
-def storefront_metrics_meet_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam) -> dg.AssetCheckResult:
+def storefront_metrics_meet_contract(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam):
     """Rates in [0, 1], counts and values non-negative, per data_contracts/published/storefront_metrics.yaml."""
-    return _contract_check(context, warehouse, "storefront_metrics")
+    yield from _contract_check(context, warehouse, "storefront_metrics")
 
 
 @dg.asset_check(asset=PUBLISHED_SCORES, partitions_def=month_end_partitions)
-def parquet_matches_warehouse(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam, published_store: PublishedStoreParam
-) -> dg.AssetCheckResult:
+def parquet_matches_warehouse(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam, published_store: PublishedStoreParam):
     """The Parquet copy of every published table holds exactly the warehouse's rows for each month."""
     as_of_dates = as_of_dates_in_run(context)
     root = Path(published_store.parquet_root)
-    mismatches = {}
+    outcomes = {}
     with warehouse.connect(read_only=True) as con:
-        for table in ("supplier_scores", "supplier_features", "storefront_metrics"):
-            for as_of_date in as_of_dates:
+        for as_of_date in as_of_dates:
+            mismatches, metadata = [], {}
+            for table in ("supplier_scores", "supplier_features", "storefront_metrics"):
                 in_duckdb = con.execute(f"SELECT count(*) FROM {published_table(table)} WHERE as_of_date = ?", [as_of_date]).fetchone()[0]
                 file = month_file(root, table, as_of_date)
                 in_parquet = (
                     con.execute("SELECT count(*) FROM read_parquet(?)", [str(file)]).fetchone()[0] if file.exists() else 0
                 )
+                metadata[f"{table}_rows"] = in_duckdb
                 if in_duckdb != in_parquet:
-                    mismatches[f"{table}/{as_of_date}"] = f"duckdb {in_duckdb:,} vs parquet {in_parquet:,}"
-    return dg.AssetCheckResult(passed=not mismatches, metadata={"months": len(as_of_dates), "mismatches": dg.MetadataValue.json(mismatches)})
+                    mismatches.append(f"{table}: duckdb {in_duckdb:,} vs parquet {in_parquet:,}")
+            metadata["mismatches"] = "; ".join(mismatches) or "none"
+            outcomes[as_of_date] = (not mismatches, metadata)
+    yield from _per_partition(context, outcomes)

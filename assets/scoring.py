@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from assets.features import SUPPLIER_FEATURES_TABLE, supplier_features
 from assets.modeling import breach_model, default_model, loss_rate_model
-from assets.partitions import as_of_dates_in_run, month_end_partitions, single_run
+from assets.partitions import as_of_dates_in_run, month_end_partitions, partition_key_of, single_run
 from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, PolicySourceParam, WarehouseParam
 from models.policy import Policy
 from models.registry import load_model_by_alias
@@ -56,14 +56,14 @@ def _previous_amounts(con, as_of_date):
 def supplier_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseParam, model_registry: ModelRegistryParam, policy: PolicySourceParam
 ) -> dg.MaterializeResult:
-    """Each supplier's six-month loss rate (per coverage), default probability and breach
+    """INTERNAL working table `models.scores` (services read `published/supplier_scores`):
+    each supplier's six-month loss rate (per coverage), default probability and breach
     probability from the champion models, reason codes from the first two, and the limit
     policy's eligibility, risk grade and Trade Assurance Amount.
     Months run oldest first because each month's amount may rise only so far above the last."""
     models = load_risk_models(model_registry)
     limit_policy = load_policy(policy)
     as_of_dates = as_of_dates_in_run(context)
-    summary = {}
     with warehouse.connect() as con:
         for as_of_date in as_of_dates:
             features = con.execute(
@@ -73,9 +73,18 @@ def supplier_scores(
             con.execute("BEGIN TRANSACTION")
             replace_months(con, SCORES_TABLE, [as_of_date], decided)
             con.execute("COMMIT")
-            eligible = sum(decided.column("eligible").to_pylist())
-            amount = sum(decided.column("trade_assurance_amount_usd").to_pylist())
-            summary[str(as_of_date)] = {"suppliers": decided.num_rows, "eligible": eligible, "amount_usd": round(amount)}
+            eligible = int(sum(decided.column("eligible").to_pylist()))
+            amount = float(sum(decided.column("trade_assurance_amount_usd").to_pylist()))
+            # Numbers, per month's partition: the UI's Plots tab charts them across partitions.
+            context.add_asset_metadata(
+                {
+                    "dagster/row_count": decided.num_rows,
+                    "eligible": eligible,
+                    "eligible_share": round(eligible / decided.num_rows, 6) if decided.num_rows else 0.0,
+                    "amount_usd": round(amount, 2),
+                },
+                partition_key=partition_key_of(as_of_date),
+            )
             context.log.info(f"scored {as_of_date}: {decided.num_rows:,} suppliers, {eligible:,} eligible, ${amount:,.0f} covered")
     return dg.MaterializeResult(
         metadata={
@@ -83,7 +92,5 @@ def supplier_scores(
             "loss_rate_model_version": models.loss_rate_version,
             "default_model_version": models.default_version,
             "policy_version": limit_policy.version,
-            "months": len(as_of_dates),
-            "per_month": dg.MetadataValue.json(summary),
         }
     )

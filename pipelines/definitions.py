@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets import features, landing, modeling, publishing, reporting, scoring
+from assets.catalogue import catalogued
 from pipelines.jobs import assurance_monthly, monthly_schedule
 from pipelines.resources import (
     LandingZoneResource,
@@ -33,7 +34,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        assets=catalogued(dg.load_assets_from_modules(ASSET_MODULES)),
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[assurance_monthly],
         schedules=[monthly_schedule],

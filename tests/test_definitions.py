@@ -6,7 +6,10 @@ from datetime import date
 
 import dagster as dg
 
+from assets.catalogue import CODE_VERSION, MONTHLY_PUBLICATION, OWNERS
 from assets.partitions import month_end_of, month_end_partitions, partition_key_of
+from data_contracts import load_published_contracts
+from features import FEATURES
 from pipelines.definitions import build_definitions
 from pipelines.jobs import MONTHLY_JOB_NAME
 from pipelines.settings import Settings
@@ -49,3 +52,70 @@ def test_partition_keys_map_to_month_ends():
     assert month_end_of("2025-12") == date(2025, 12, 31)
     assert partition_key_of(date(2025, 6, 30)) == "2025-06"
     assert month_end_partitions.get_first_partition_key() == "2016-01"
+
+
+PUBLISHED = {
+    dg.AssetKey(["published", "supplier_scores"]): dg.AssetKey("supplier_scores"),
+    dg.AssetKey(["published", "supplier_features"]): dg.AssetKey("supplier_features"),
+    dg.AssetKey(["published", "storefront_metrics"]): dg.AssetKey("storefront_metrics"),
+}
+
+
+def _graph(tmp_path):
+    return build_definitions(Settings(home=tmp_path, landing=tmp_path / "landing")).resolve_asset_graph()
+
+
+def test_the_asset_checks_are_all_there(tmp_path):
+    defs = build_definitions(Settings(home=tmp_path, landing=tmp_path / "landing"))
+    checks = {(key.asset_key.to_user_string(), key.name) for key in defs.resolve_asset_graph().asset_check_keys}
+    assert checks == {
+        ("landing_zone", "rows_reconcile"),
+        ("landing_zone", "quarantine_within_tolerance"),
+        ("landing_zone", "validated_tables_meet_contract"),
+        ("published/supplier_scores", "supplier_scores_meet_contract"),
+        ("published/supplier_scores", "parquet_matches_warehouse"),
+        ("published/supplier_features", "supplier_features_meet_contract"),
+        ("published/storefront_metrics", "storefront_metrics_meet_contract"),
+    }
+
+
+def test_published_assets_carry_their_contract_columns(tmp_path):
+    graph = _graph(tmp_path)
+    contracts = load_published_contracts()
+    for key in PUBLISHED:
+        table = key.path[-1]
+        schema = graph.get(key).metadata["dagster/column_schema"]
+        by_name = {column.name: column for column in schema.columns}
+        for column in contracts[table].columns:
+            assert by_name[column.name].type == column.type, (key, column.name)
+            assert by_name[column.name].description == column.description, (key, column.name)
+            assert by_name[column.name].constraints.nullable == column.nullable, (key, column.name)
+        assert graph.get(key).metadata["dagster/table_name"] == f"published.{table}"
+    features_schema = graph.get(dg.AssetKey(["published", "supplier_features"])).metadata["dagster/column_schema"]
+    features = {column.name for column in features_schema.columns}
+    assert {spec.name for spec in FEATURES} <= features
+
+
+def test_every_asset_has_an_owner_and_a_code_version(tmp_path):
+    graph = _graph(tmp_path)
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners == OWNERS, key
+        assert node.code_version == CODE_VERSION and CODE_VERSION, key
+
+
+def test_only_the_published_tables_have_a_monthly_freshness_policy(tmp_path):
+    graph = _graph(tmp_path)
+    for key in graph.get_all_asset_keys():
+        expected = MONTHLY_PUBLICATION if key in PUBLISHED else None
+        assert graph.get(key).freshness_policy == expected, key
+
+
+def test_published_assets_are_told_apart_from_their_internal_twins(tmp_path):
+    """Same last key part, so the descriptions and groups say which one services read."""
+    graph = _graph(tmp_path)
+    for published, internal in PUBLISHED.items():
+        assert graph.get(published).group_name == "published" != graph.get(internal).group_name
+        assert graph.get(published).description.startswith(f"PUBLISHED `published.{published.path[-1]}`")
+        assert graph.get(internal).description.startswith("INTERNAL working table")
+        assert f"published/{published.path[-1]}" in graph.get(internal).description

@@ -9,9 +9,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from assets.partitions import month_end_partitions
 from pipelines.runner import run_months
 from pipelines.settings import Settings
 from synthetic import generate_landing_zone
@@ -242,6 +245,91 @@ def test_backtest_report_and_what_if_need_no_retraining(pipeline_home):
     assert list((settings.home / "mlartifacts").rglob("MLmodel")) == versions_before
 
 
+def _run_partition_keys() -> list[str]:
+    return month_end_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(FIRST, LAST))
+
+
+@pytest.fixture(scope="module")
+def dagster_instance(pipeline_home):
+    settings, *_ = pipeline_home
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
+        yield instance
+
+
+def test_published_checks_passed_for_every_partition_of_the_run(pipeline_home, dagster_instance):
+    """A range run records each check once per month, so the UI shows every partition passed (not skipped)."""
+    _, outcome, _ = pipeline_home
+    check_keys = [
+        dg.AssetCheckKey(dg.AssetKey(["published", "supplier_scores"]), "supplier_scores_meet_contract"),
+        dg.AssetCheckKey(dg.AssetKey(["published", "supplier_scores"]), "parquet_matches_warehouse"),
+        dg.AssetCheckKey(dg.AssetKey(["published", "supplier_features"]), "supplier_features_meet_contract"),
+        dg.AssetCheckKey(dg.AssetKey(["published", "storefront_metrics"]), "storefront_metrics_meet_contract"),
+    ]
+    keys = _run_partition_keys()
+    for check_key in check_keys:
+        infos = {info.partition_key: info for info in dagster_instance.event_log_storage.get_asset_check_partition_info([check_key])}
+        assert set(keys) <= set(infos), check_key
+        for key in keys:
+            assert infos[key].latest_execution_status == AssetCheckExecutionRecordStatus.SUCCEEDED, (check_key, key)
+            assert infos[key].is_current, (check_key, key)  # it checked that partition's latest materialization
+        history = dagster_instance.event_log_storage.get_asset_check_execution_history(check_key, limit=1000)
+        in_run = [record for record in history if record.run_id == outcome.run_id]
+        assert sorted(record.partition for record in in_run) == keys, check_key
+
+
+def _materializations_in_run(instance, run_id: str, asset_key: dg.AssetKey) -> dict[str, dict]:
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key), limit=1000).records
+    return {
+        record.asset_materialization.partition: record.asset_materialization.metadata
+        for record in records
+        if record.run_id == run_id
+    }
+
+
+def test_each_partition_carries_its_own_month_row_count_and_numbers(pipeline_home, dagster_instance, warehouse):
+    """One range run, but each month's materialization says that month's rows, as numbers."""
+    _, outcome, _ = pipeline_home
+    keys = _run_partition_keys()
+    tables = {
+        dg.AssetKey("supplier_features"): "published.supplier_features",
+        dg.AssetKey("storefront_metrics"): "published.storefront_metrics",
+        dg.AssetKey("supplier_scores"): "published.supplier_scores",
+        dg.AssetKey(["published", "supplier_scores"]): "published.supplier_scores",
+        dg.AssetKey(["published", "supplier_features"]): "published.supplier_features",
+        dg.AssetKey(["published", "storefront_metrics"]): "published.storefront_metrics",
+    }
+    for asset_key, table in tables.items():
+        expected = dict(warehouse.execute(f"SELECT strftime(as_of_date, '%Y-%m'), count(*) FROM {table} GROUP BY 1").fetchall())
+        by_partition = _materializations_in_run(dagster_instance, outcome.run_id, asset_key)
+        assert sorted(by_partition) == keys, asset_key
+        for key, metadata in by_partition.items():
+            row_count = metadata["dagster/row_count"]
+            assert isinstance(row_count, dg.IntMetadataValue) and row_count.value == expected[key], (asset_key, key)
+            assert not any(name.startswith("distribution_") for name in metadata), (asset_key, key)
+    scores = _materializations_in_run(dagster_instance, outcome.run_id, dg.AssetKey("supplier_scores"))
+    for metadata in scores.values():
+        assert isinstance(metadata["eligible_share"], dg.FloatMetadataValue)
+        assert isinstance(metadata["amount_usd"], dg.FloatMetadataValue)
+
+
+def test_feature_distribution_is_that_months_numbers(pipeline_home, dagster_instance, warehouse):
+    _, outcome, _ = pipeline_home
+    by_partition = _materializations_in_run(dagster_instance, outcome.run_id, dg.AssetKey("supplier_features"))
+    first = by_partition[FIRST]["distribution"]
+    assert isinstance(first, dg.TableMetadataValue)
+    rows = {record.data["feature"]: record.data for record in first.records}
+    assert "tenure_months" in rows and "as_of_date" not in rows
+    for feature, row in rows.items():
+        assert isinstance(row["null_share"], float) and 0.0 <= row["null_share"] <= 1.0, feature
+    month_end = warehouse.execute(
+        "SELECT max(tenure_months)::DOUBLE, avg((orders_6m IS NULL)::INT) FROM published.supplier_features WHERE strftime(as_of_date, '%Y-%m') = ?",
+        [FIRST],
+    ).fetchone()
+    assert rows["tenure_months"]["max"] == month_end[0]
+    assert abs(rows["orders_6m"]["null_share"] - month_end[1]) < 1e-6
+
+
+# Last: it closes the shared warehouse connection and reruns months.
 def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
     settings, first, _ = pipeline_home
     value_columns = "as_of_date, supplier_id, eligible, ineligible_reasons, breach_probability_6m, risk_grade, trade_assurance_amount_usd, reason_codes, model_version, policy_version"
