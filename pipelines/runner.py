@@ -101,6 +101,22 @@ _EXIT_CODE_OF_CAUSE = {"LandingZoneError": 2, "WarehouseLockedError": 3}
 _NEXT_STEP = "next: fix the cause (full trace in the log) and run the same command again"
 
 
+def _failed_checks(evaluations) -> list[str]:
+    """One entry per failed check (checks on published tables evaluate once per month):
+    the first failure's summary and the months that failed."""
+    failed: dict[str, tuple[str, list[str]]] = {}
+    for evaluation in evaluations:
+        if evaluation.passed:
+            continue
+        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        summary = f" ({evaluation.metadata['summary'].value})" if "summary" in evaluation.metadata else ""
+        failed.setdefault(name, (summary, []))[1].append(getattr(evaluation, "partition", None) or "")
+    return [
+        name + summary + (f" in {', '.join(m for m in months if m)}" if any(months) else "")
+        for name, (summary, months) in failed.items()
+    ]
+
+
 def _failure(result, failed_checks: list[str], log_path: Path) -> PipelineRunFailed:
     failures = [(event.step_key, event.step_failure_data.error) for event in result.get_step_failure_events()]
     if not failures:
@@ -159,12 +175,7 @@ def run_months(
             except Exception:
                 append_to_log(log_path, traceback.format_exc())
                 raise
-    failed_checks = [
-        f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-        + (f" ({evaluation.metadata['summary'].value})" if "summary" in evaluation.metadata else "")
-        for evaluation in result.get_asset_check_evaluations()
-        if not evaluation.passed
-    ]
+    failed_checks = _failed_checks(result.get_asset_check_evaluations())
     if not result.success:
         raise _failure(result, failed_checks, log_path)
     return RunOutcome(result.run_id, first_month, last_month, failed_checks, log_path, recovered)

@@ -51,3 +51,20 @@ def test_the_console_shows_the_first_line_of_an_error_record_only():
     assert formatter.format(record) == "ERROR - step failed."
     info = logging.LogRecord("x", logging.INFO, __file__, 1, "report\ntable rows", None, None)
     assert formatter.format(info) == "INFO - report\ntable rows"
+
+
+def test_a_check_failing_in_several_months_is_named_once_with_its_months():
+    from types import SimpleNamespace
+
+    import dagster as dg
+
+    from pipelines.runner import _failed_checks
+
+    def evaluation(passed, partition, summary="2 rows break the contract"):
+        return SimpleNamespace(passed=passed, partition=partition, check_name="meets_contract",
+                               asset_key=dg.AssetKey(["published", "supplier_scores"]),
+                               metadata={"summary": SimpleNamespace(value=summary)})
+
+    names = _failed_checks([evaluation(False, "2024-01"), evaluation(True, "2024-02"), evaluation(False, "2024-03")])
+    assert names == ["published/supplier_scores:meets_contract (2 rows break the contract) in 2024-01, 2024-03"]
+    assert _failed_checks([evaluation(False, None)]) == ["published/supplier_scores:meets_contract (2 rows break the contract)"]
