@@ -35,7 +35,8 @@ def _figure_markdown(figure) -> dg.MetadataValue:
 @dg.asset(deps=[landing_zone], backfill_policy=single_run, group_name="model", pool=WAREHOUSE_POOL, kinds={"duckdb"})
 def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -> dg.MaterializeResult:
     """Features at every month end whose six-month outcome window is complete, joined with the
-    breach label that followed (DESIGN §4); later months are scored, never trained on."""
+    outcomes that followed (breach, refunds per cover with the order value they fell on,
+    default; DESIGN §4); later months are scored, never trained on."""
     with warehouse.connect() as con:
         horizon = read_data_horizon(con)
         rows = build_training_set(con, horizon)
@@ -74,7 +75,6 @@ def _train_or_reuse(
     context: dg.AssetExecutionContext,
     model_registry: ModelRegistryParam,
     name: str,
-    training: pd.DataFrame,
     fingerprint: str,
     problem: str | None,
     train: Callable[[], object],
@@ -126,7 +126,7 @@ def breach_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, m
     training = _load_training(warehouse)
     fingerprint = training_data_fingerprint(complete_label_rows(training))
     _, result, metadata = _train_or_reuse(
-        context, model_registry, model_registry.registered_model_name, training, fingerprint,
+        context, model_registry, model_registry.registered_model_name, fingerprint,
         untrainable_reason(training), lambda: train_breach_model(training, FEATURES, TrainingConfig.from_yaml()),
         LABEL_COLUMN,
     )
@@ -153,7 +153,7 @@ def default_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, 
     training = _load_training(warehouse)
     fingerprint = training_data_fingerprint(complete_label_rows(training, DEFAULT_LABEL_COLUMN))
     _, result, metadata = _train_or_reuse(
-        context, model_registry, model_registry.default_model_name, training, fingerprint,
+        context, model_registry, model_registry.default_model_name, fingerprint,
         untrainable_default_reason(training),
         lambda: train_breach_model(training, FEATURES, TrainingConfig.from_yaml(), label_column=DEFAULT_LABEL_COLUMN,
                                    size_non_increasing=True),
@@ -173,7 +173,7 @@ def loss_rate_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam
     training = _load_training(warehouse)
     fingerprint = training_data_fingerprint(exposure_rows(training))
     _, result, metadata = _train_or_reuse(
-        context, model_registry, model_registry.loss_rate_model_name, training, fingerprint,
+        context, model_registry, model_registry.loss_rate_model_name, fingerprint,
         untrainable_reason(training), lambda: train_loss_rate_model(training, FEATURES),
         LOSS_RATE_COLUMN,
     )
