@@ -66,6 +66,10 @@ def loss_rate_calibration_figure(tables: dict[str, pd.DataFrame]) -> Figure:
         upper = max(upper, predicted.max(), realised.max())
     upper = upper * 1.1 + 1e-3
     ax.plot([0, upper], [0, upper], color="grey", linestyle=":", linewidth=1)
+    # Deciles span two orders of magnitude: a log scale (linear below 1 bp, where a decile
+    # may realise nothing) keeps the safe deciles readable next to the riskiest.
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_yscale("symlog", linthresh=1.0)
     ax.set(xlabel="predicted loss rate (bp of order value)", ylabel="realised loss rate (bp)",
            title="Loss rate by decile, out of time")
     ax.legend(loc="upper left")
