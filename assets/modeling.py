@@ -79,10 +79,10 @@ def _train_or_reuse(
     problem: str | None,
     train: Callable[[], object],
     label_column: str,
-) -> tuple[str, object | None, dict]:
+) -> tuple[object | None, dict]:
     """Reuse the champion when its training data is unchanged (or nothing can be learned and a
     champion exists); otherwise train, register a challenger and let the gates decide.
-    Returns the champion's version, the training result (None when reused) and metadata."""
+    Returns the training result (None when reused) and the asset's metadata."""
     uri = model_registry.tracking_uri
     champion_fingerprint = alias_data_fingerprint(uri, "champion", registered_model_name=name)
     if problem:
@@ -93,12 +93,12 @@ def _train_or_reuse(
             )
         _, version = load_model_by_alias(uri, "champion", registered_model_name=name)
         context.log.warning(f"not training {name}: {problem}; scoring with the existing champion {version}")
-        return version, None, {"champion_version": version, "trained": False, "not_trained_because": problem,
+        return None, {"champion_version": version, "trained": False, "not_trained_because": problem,
                                "data_fingerprint": fingerprint}
     if champion_fingerprint == fingerprint:
         _, version = load_model_by_alias(uri, "champion", registered_model_name=name)
         context.log.info(f"training data unchanged (sha256 {fingerprint[:12]}): reusing champion {version}")
-        return version, None, {"champion_version": version, "trained": False, "data_fingerprint": fingerprint}
+        return None, {"champion_version": version, "trained": False, "data_fingerprint": fingerprint}
     result = train()
     version = log_and_register(result, uri, registered_model_name=name, experiment_name=model_registry.experiment_name)
     decision = promote_if_better(uri, result.evaluation_frame, registered_model_name=name,
@@ -106,7 +106,7 @@ def _train_or_reuse(
     _, champion_version = load_model_by_alias(uri, "champion", registered_model_name=name)
     context.log.info(f"trained {version}; champion is {champion_version}: {'; '.join(decision.reasons)}")
     metrics = {key: round(float(value), 6) for key, value in result.metrics.items() if key.startswith("evaluation_")}
-    return champion_version, result, {
+    return result, {
         "trained_version": version,
         "champion_version": champion_version,
         "trained": True,
@@ -125,7 +125,7 @@ def breach_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, m
     reused while its training data is unchanged, replaced only through the promotion gates."""
     training = _load_training(warehouse)
     fingerprint = training_data_fingerprint(complete_label_rows(training))
-    _, result, metadata = _train_or_reuse(
+    result, metadata = _train_or_reuse(
         context, model_registry, model_registry.registered_model_name, fingerprint,
         untrainable_reason(training), lambda: train_breach_model(training, FEATURES, TrainingConfig.from_yaml()),
         LABEL_COLUMN,
@@ -152,7 +152,7 @@ def default_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, 
     within six months, when everything outstanding under its amount is lost; size never raises it."""
     training = _load_training(warehouse)
     fingerprint = training_data_fingerprint(complete_label_rows(training, DEFAULT_LABEL_COLUMN))
-    _, result, metadata = _train_or_reuse(
+    result, metadata = _train_or_reuse(
         context, model_registry, model_registry.default_model_name, fingerprint,
         untrainable_default_reason(training),
         lambda: train_breach_model(training, FEATURES, TrainingConfig.from_yaml(), label_column=DEFAULT_LABEL_COLUMN,
@@ -172,7 +172,7 @@ def loss_rate_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam
     months, per coverage (pre-shipment, post-delivery), Tweedie boosters with volume as exposure."""
     training = _load_training(warehouse)
     fingerprint = training_data_fingerprint(exposure_rows(training))
-    _, result, metadata = _train_or_reuse(
+    result, metadata = _train_or_reuse(
         context, model_registry, model_registry.loss_rate_model_name, fingerprint,
         untrainable_reason(training), lambda: train_loss_rate_model(training, FEATURES),
         LOSS_RATE_COLUMN,

@@ -129,57 +129,56 @@ class LossRateModel(mlflow.pyfunc.PythonModel):
         return self._boosters[coverage]
 
     def design_matrix(self, features_df: pd.DataFrame) -> pd.DataFrame:
-        missing = [f.name for f in self.features if f.name not in features_df.columns]
-        if missing:
-            raise KeyError(f"features frame lacks model input columns: {missing}")
         return build_design_matrix(features_df, self.features, self.categories)
+
+    def component_rates(self, design: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Per coverage (``COVERAGES``), the calibrated loss rate of each row of ``design``."""
+        return {
+            coverage: self.scales[coverage] * self.booster(coverage).predict(design, num_threads=self.num_threads)
+            if len(design) else np.empty(0)
+            for coverage in COVERAGES
+        }
+
+    @staticmethod
+    def rates_frame(components: dict[str, np.ndarray], index: pd.Index) -> pd.DataFrame:
+        """The published columns from ``component_rates``: the two covers and the total."""
+        out = pd.DataFrame({column: components[c] for c, column in COVERAGE_RATE_COLUMNS.items()}, index=index)
+        out[LOSS_RATE_COLUMN] = sum(components.values())
+        return out
 
     def predict_rates(self, features_df: pd.DataFrame) -> pd.DataFrame:
         """Per row: the loss rate of each coverage and their sum (``loss_rate_6m``)."""
-        out = pd.DataFrame(index=features_df.index)
-        total = np.zeros(len(features_df))
-        if len(features_df):
-            design = self.design_matrix(features_df)
-            for coverage in COVERAGES:
-                rate = self.scales[coverage] * self.booster(coverage).predict(design, num_threads=self.num_threads)
-                total = total + rate
-                if coverage in COVERAGE_RATE_COLUMNS:
-                    out[COVERAGE_RATE_COLUMNS[coverage]] = rate
-        for column in COVERAGE_RATE_COLUMNS.values():
-            if column not in out:
-                out[column] = np.empty(0)
-        out[LOSS_RATE_COLUMN] = total
-        return out
+        return self.rates_frame(self.component_rates(self.design_matrix(features_df)), features_df.index)
 
     def predict_loss_rate(self, features_df: pd.DataFrame) -> np.ndarray:
         return self.predict_rates(features_df)[LOSS_RATE_COLUMN].to_numpy()
 
     def contributions(self, features_df: pd.DataFrame) -> np.ndarray:
+        design = self.design_matrix(features_df)
+        return self.contributions_from_design(design, self.component_rates(design))
+
+    def contributions_from_design(self, design: pd.DataFrame, components: dict[str, np.ndarray]) -> np.ndarray:
         """TreeSHAP contributions to the log of the total loss rate, rows x (features + bias).
 
         Each coverage's booster explains its own log rate; the total's log is approximated by
         weighting each coverage's contributions by its share of the row's total rate (exact
-        when one coverage dominates), which keeps "what raises the loss rate" one ranking."""
-        design = self.design_matrix(features_df)
-        rates = self.predict_rates(features_df)
-        total = np.maximum(rates[LOSS_RATE_COLUMN].to_numpy(), 1e-300)
+        when one coverage dominates), which keeps "what raises the loss rate" one ranking.
+        ``components`` are ``component_rates(design)``."""
+        total = np.maximum(sum(components.values()), 1e-300)
         combined = np.zeros((len(design), len(self.features) + 1))
         threads = os.cpu_count() or 1
         for coverage in COVERAGES:
-            if coverage in COVERAGE_RATE_COLUMNS:
-                share = rates[COVERAGE_RATE_COLUMNS[coverage]].to_numpy() / total
-            else:
-                share = np.clip(1.0 - sum(rates[c].to_numpy() for c in COVERAGE_RATE_COLUMNS.values()) / total, 0, 1)
             contributions = np.asarray(self.booster(coverage).predict(design, pred_contrib=True, num_threads=threads))
-            combined += share[:, None] * contributions
+            combined += (components[coverage] / total)[:, None] * contributions
         return combined
 
     def reason_codes(self, features_df: pd.DataFrame, k: int = 3) -> list[list[str]]:
         """Per row, up to ``k`` codes of the features that raise its loss rate the most."""
         if len(features_df) == 0:
             return []
+        design = self.design_matrix(features_df)
         return top_reason_codes(
-            self.contributions(features_df), self.design_matrix(features_df), self.features, self.medians, k=k
+            self.contributions_from_design(design, self.component_rates(design)), design, self.features, self.medians, k=k
         )
 
     def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)

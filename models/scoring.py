@@ -85,9 +85,6 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
     # -- inputs -------------------------------------------------------------------------
     def design_matrix(self, features_df: pd.DataFrame) -> pd.DataFrame:
         """The model's input columns, in order, typed exactly as in training."""
-        missing = [c for c in self.feature_columns if c not in features_df.columns]
-        if missing:
-            raise KeyError(f"features frame lacks model input columns: {missing}")
         return build_design_matrix(features_df, self.features, self.categories)
 
     # -- outputs ------------------------------------------------------------------------
@@ -95,7 +92,9 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
         """Uncalibrated probabilities of the booster (blended with the logistic, if any)."""
         if len(features_df) == 0:
             return np.empty(0)
-        design = self.design_matrix(features_df)
+        return self._raw_proba(self.design_matrix(features_df))
+
+    def _raw_proba(self, design: pd.DataFrame) -> np.ndarray:
         if self.linear is None:
             return self.booster.predict(design, num_threads=self.num_threads)
         return _sigmoid(self.raw_score(design))
@@ -108,17 +107,24 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
         return score
 
     def predict_proba(self, features_df: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability of a breach in the six months after each row's as-of date."""
+        """Calibrated probability of the event (a breach, a default) in the six months after each row's as-of date."""
         return np.clip(self.calibrator.transform(self.raw_proba(features_df)), 0.0, 1.0)
+
+    def proba_from_design(self, design: pd.DataFrame) -> np.ndarray:
+        """``predict_proba`` on a matrix already built by ``design_matrix``."""
+        if len(design) == 0:
+            return np.empty(0)
+        return np.clip(self.calibrator.transform(self._raw_proba(design)), 0.0, 1.0)
 
     def contributions(self, features_df: pd.DataFrame) -> np.ndarray:
         """Contributions in log-odds: rows x (features + bias), summing to the raw score.
 
         TreeSHAP of the booster; with a logistic blend, both weighted, each feature's
         TreeSHAP value plus its centred logistic term (biases add in the bias column)."""
-        return self._contributions(self.design_matrix(features_df))
+        return self.contributions_from_design(self.design_matrix(features_df))
 
-    def _contributions(self, design: pd.DataFrame) -> np.ndarray:
+    def contributions_from_design(self, design: pd.DataFrame) -> np.ndarray:
+        """``contributions`` on a matrix already built by ``design_matrix``."""
         contributions = self.booster.predict(design, pred_contrib=True, num_threads=_contribution_threads())
         if self.linear is not None:
             contributions = self.booster_weight * np.asarray(contributions, dtype=float)
@@ -131,8 +137,7 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
         if len(features_df) == 0:
             return []
         design = self.design_matrix(features_df)
-        contributions = self._contributions(design)
-        return top_reason_codes(contributions, design, self.features, self.medians, k=k)
+        return top_reason_codes(self.contributions_from_design(design), design, self.features, self.medians, k=k)
 
     # -- MLflow pyfunc entry point ---------------------------------------------------------
     def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
@@ -153,6 +158,11 @@ def _contribution_threads() -> int:
 def build_design_matrix(
     frame: pd.DataFrame, features: list[ModelFeature], categories: dict[str, list[str]]
 ) -> pd.DataFrame:
+    """The model's input columns, in order, typed exactly as in training (KeyError naming any
+    input column the frame lacks)."""
+    missing = [f.name for f in features if f.name not in frame.columns]
+    if missing:
+        raise KeyError(f"features frame lacks model input columns: {missing}")
     columns: dict[str, Any] = {}
     for feature in features:
         values = frame[feature.name]

@@ -68,35 +68,32 @@ class RiskModels:
     default: BreachRiskModel
     default_version: str
 
-    def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """The published risk columns, one row per row of ``features`` (same index)."""
-        scored = self.loss_rate.predict_rates(features)
-        scored[DEFAULT_PROBABILITY_COLUMN] = self.default.predict_proba(features)
-        scored["breach_probability_6m"] = self.breach.predict_proba(features)
-        return scored
-
-    def reason_codes(self, features: pd.DataFrame, k: int = RISK_REASON_COUNT) -> list[list[str]]:
-        """Per row, up to ``k`` codes of what raises the loss rate or the default probability most."""
-        if len(features) == 0:
-            return []
+    def assess(self, features: pd.DataFrame, k: int = RISK_REASON_COUNT) -> tuple[pd.DataFrame, list[list[str]]]:
+        """The published risk columns (same index as ``features``) and, per row, up to ``k``
+        codes of what raises the loss rate or the default probability most. Each model's
+        input matrix is built once and serves its prediction and its contributions."""
         loss_design = self.loss_rate.design_matrix(features)
         default_design = self.default.design_matrix(features)
+        components = self.loss_rate.component_rates(loss_design)
+        scored = self.loss_rate.rates_frame(components, features.index)
+        scored[DEFAULT_PROBABILITY_COLUMN] = self.default.proba_from_design(default_design)
+        scored["breach_probability_6m"] = self.breach.predict_proba(features)
+        if len(features) == 0:
+            return scored, []
         n_loss, n_default = len(self.loss_rate.features), len(self.default.features)
         contributions = np.hstack([
-            self.loss_rate.contributions(features)[:, :n_loss],
-            np.asarray(self.default.contributions(features))[:, :n_default],
+            self.loss_rate.contributions_from_design(loss_design, components)[:, :n_loss],
+            np.asarray(self.default.contributions_from_design(default_design))[:, :n_default],
         ])
-        design = pd.concat(
-            [loss_design.add_prefix("loss:"), default_design.add_prefix("default:")], axis=1
-        )
+        design = pd.concat([loss_design.add_prefix("loss:"), default_design.add_prefix("default:")], axis=1)
         features_list = [
             *[_prefixed(f, "loss:") for f in self.loss_rate.features],
             *[_prefixed(f, "default:") for f in self.default.features],
         ]
-        medians = {f"loss:{k_}": v for k_, v in self.loss_rate.medians.items()} | {
-            f"default:{k_}": v for k_, v in self.default.medians.items()
+        medians = {f"loss:{name}": v for name, v in self.loss_rate.medians.items()} | {
+            f"default:{name}": v for name, v in self.default.medians.items()
         }
-        return top_reason_codes(contributions, design, features_list, medians, k=k)
+        return scored, top_reason_codes(contributions, design, features_list, medians, k=k)
 
 
 def _prefixed(feature: ModelFeature, prefix: str) -> ModelFeature:
@@ -123,8 +120,7 @@ def decide_month(
     if features.empty:
         return SCORE_SCHEMA.empty_table()
     features = features.sort_values("supplier_id", kind="mergesort").reset_index(drop=True)
-    risk = models.score(features)
-    risk_codes = models.reason_codes(features)
+    risk, risk_codes = models.assess(features)
     decided = apply_policy(pd.concat([features, risk], axis=1), policy, previous_amounts)
     reason_codes = [
         list(dict.fromkeys([*codes, *ineligible]))
