@@ -10,7 +10,7 @@ from assets.landing import landing_zone
 from assets.partitions import as_of_dates_in_run, month_end_partitions, partition_key_of, single_run
 from assets.resource_types import WAREHOUSE_POOL, WarehouseParam
 from features import compute_storefront_metrics, compute_supplier_features
-from warehouse import replace_months
+from warehouse import replace_months, transaction
 
 SUPPLIER_FEATURES_TABLE = "features.supplier_features"
 STOREFRONT_METRICS_TABLE = "features.storefront_metrics"
@@ -85,9 +85,8 @@ def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehousePar
     context.log.info(f"computing supplier features for {len(as_of_dates)} month ends {as_of_dates[0]}..{as_of_dates[-1]}")
     with warehouse.connect() as con:
         rows = compute_supplier_features(con, as_of_dates)
-        con.execute("BEGIN TRANSACTION")
-        replace_months(con, SUPPLIER_FEATURES_TABLE, as_of_dates, rows)
-        con.execute("COMMIT")
+        with transaction(con):
+            replace_months(con, SUPPLIER_FEATURES_TABLE, as_of_dates, rows)
         per_month = _rows_per_month(rows)
         for as_of_date in as_of_dates:
             _add_month_metadata(context, as_of_date, {
@@ -106,9 +105,8 @@ def storefront_metrics(context: dg.AssetExecutionContext, warehouse: WarehousePa
     as_of_dates = as_of_dates_in_run(context)
     with warehouse.connect() as con:
         rows = compute_storefront_metrics(con, as_of_dates)
-        con.execute("BEGIN TRANSACTION")
-        replace_months(con, STOREFRONT_METRICS_TABLE, as_of_dates, rows)
-        con.execute("COMMIT")
+        with transaction(con):
+            replace_months(con, STOREFRONT_METRICS_TABLE, as_of_dates, rows)
     per_month = _rows_per_month(rows)
     for as_of_date in as_of_dates:
         _add_month_metadata(context, as_of_date, {"dagster/row_count": int(per_month.get(as_of_date, 0))})

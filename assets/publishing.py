@@ -21,7 +21,7 @@ from assets.scoring import SCORES_TABLE, supplier_scores
 from data_contracts import load_published_contracts
 from data_contracts.expectations import check_published_frame
 from warehouse import publish_months, sync_published_copies
-from warehouse.publish import month_file, published_table
+from warehouse.publish import PUBLISHED_TABLES, parquet_month_differences, published_table
 
 PUBLISHED_SCORES = dg.AssetKey(["published", "supplier_scores"])
 PUBLISHED_FEATURES = dg.AssetKey(["published", "supplier_features"])
@@ -189,22 +189,14 @@ def storefront_metrics_meet_contract(context: dg.AssetCheckExecutionContext, war
 
 @dg.asset_check(asset=PUBLISHED_SCORES, partitions_def=month_end_partitions)
 def parquet_matches_warehouse(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam, published_store: PublishedStoreParam):
-    """The Parquet copy of every published table holds exactly the warehouse's rows for each month."""
+    """The Parquet copy of every published table holds exactly the warehouse's rows for each
+    month: the same rows, value for value, not just as many."""
     as_of_dates = as_of_dates_in_run(context)
     root = Path(published_store.parquet_root)
     outcomes = {}
     with warehouse.connect(read_only=True) as con:
         for as_of_date in as_of_dates:
-            mismatches, metadata = [], {}
-            for table in ("supplier_scores", "supplier_features", "storefront_metrics"):
-                in_duckdb = con.execute(f"SELECT count(*) FROM {published_table(table)} WHERE as_of_date = ?", [as_of_date]).fetchone()[0]
-                file = month_file(root, table, as_of_date)
-                in_parquet = (
-                    con.execute("SELECT count(*) FROM read_parquet(?)", [str(file)]).fetchone()[0] if file.exists() else 0
-                )
-                metadata[f"{table}_rows"] = in_duckdb
-                if in_duckdb != in_parquet:
-                    mismatches.append(f"{table}: duckdb {in_duckdb:,} vs parquet {in_parquet:,}")
-            metadata["mismatches"] = "; ".join(mismatches) or "none"
-            outcomes[as_of_date] = (not mismatches, metadata)
+            differences = {table: parquet_month_differences(con, table, as_of_date, root) for table in PUBLISHED_TABLES}
+            mismatches = [f"{table}: {difference}" for table, difference in differences.items() if difference]
+            outcomes[as_of_date] = (not mismatches, {"mismatches": "; ".join(mismatches) or "none"})
     yield from _per_partition(context, outcomes)

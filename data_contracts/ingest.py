@@ -238,3 +238,35 @@ def validate_landing_zone(landing_dir: Path, tolerances: dict[str, float] | None
         con.close()
     return report, report.exit_code(tolerances), report.to_text(tolerances)
 
+
+
+def _file_records(path: Path, file_format: str) -> int:
+    """Data rows in one landing file, counted without the reader ingest uses: the Parquet
+    footer's row count, or the CSV records after the header (quoted newlines included)."""
+    if file_format == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    import csv
+
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        records = sum(1 for record in csv.reader(handle) if record)
+    return max(records - 1, 0)
+
+
+def reconcile_row_counts(landing_dir: Path, con: duckdb.DuckDBPyConnection, report: IngestReport) -> dict[str, tuple[int, int, int]]:
+    """Per table: (rows in the landing files, rows in `validated.*`, rows in `quarantine.*`).
+
+    Counted independently of ingest's own bookkeeping (the files' footers or records against
+    the tables as stored), so a row a reader skipped or a write lost shows up as a difference.
+    """
+    counts = {}
+    for name, stats in report.tables.items():
+        in_files = sum(
+            _file_records(Path(landing_dir) / relative, "csv" if relative.lower().endswith(".csv") else "parquet")
+            for relative in stats.files
+        )
+        accepted = con.execute(f"SELECT count(*) FROM {VALIDATED_SCHEMA}.{_q(name)}").fetchone()[0]
+        quarantined = con.execute(f"SELECT count(*) FROM {QUARANTINE_SCHEMA}.{_q(name)}").fetchone()[0]
+        counts[name] = (in_files, accepted, quarantined)
+    return counts

@@ -45,7 +45,7 @@ NON_FEATURE_COLUMNS = frozenset(
         "loss_rate_pre_shipment_6m",
         "loss_rate_post_delivery_6m",
         "default_probability_6m",
-        "true_loss_rate_6m",  # truths carried by models.demo_frames, never inputs
+        "true_loss_rate_6m",  # truths carried by the test frames (tests/demo_frames.py), never inputs
         "true_default_probability_6m",
         "run_id",
         "computed_at",

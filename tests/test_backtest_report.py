@@ -10,7 +10,7 @@ import pytest
 
 from models.backtest import compare_policies, run_backtest
 from models.backtest_report import FIGURE_IDS, write_backtest_report
-from models.backtest_simulation import simulate_scored_history
+from backtest_simulation import simulate_scored_history
 from models.policy import V1_POLICY_PATH, Policy
 
 V1 = Policy.from_yaml(V1_POLICY_PATH)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models.baselines import LogisticBaseline, RuleBaseline
-from models.demo_frames import example_training_frame
+from demo_frames import example_training_frame
 from models.evaluation import evaluate_against_oracle, rolling_origin_validation
 from models.metrics import classification_metrics, expected_calibration_error
 from models.model_features import resolve_model_features

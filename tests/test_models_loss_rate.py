@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from models.demo_frames import example_training_frame
+from demo_frames import example_training_frame
 from models.loss_rate import (
     COVERAGE_RATE_COLUMNS,
     EXPOSURE_COLUMN,

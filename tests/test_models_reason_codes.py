@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models.demo_frames import example_training_frame
+from demo_frames import example_training_frame
 from models.model_features import ModelFeature
 from models.reason_codes import codes_for, top_reason_codes
 from models.training import TrainingConfig, train_breach_model

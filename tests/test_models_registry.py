@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from models.demo_frames import example_training_frame
+from demo_frames import example_training_frame
 from models.registry import (
     CHALLENGER,
     CHAMPION,

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from models.calibration import fit_calibrator
-from models.demo_frames import example_training_frame
+from demo_frames import example_training_frame
 from models.metrics import expected_calibration_error
 from models.training import TrainingConfig, split_out_of_time, train_breach_model
 

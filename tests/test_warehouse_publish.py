@@ -128,3 +128,48 @@ def test_a_second_writer_gets_an_actionable_message(tmp_path):
         holder.close()
     assert out.startswith("LOCKED:") and "wait for the other run" in out
     assert WarehouseLockedError.__doc__
+
+
+def test_parquet_differences_are_found_value_by_value(con, tmp_path):
+    import pyarrow.parquet as pq
+
+    from warehouse.publish import month_file, parquet_month_differences
+
+    root = tmp_path / "published"
+    publish_month(con, JUNE, {"supplier_scores": scores(JUNE, ["S1", "S2"])}, root)
+    assert parquet_month_differences(con, "supplier_scores", JUNE, root) is None
+    assert parquet_month_differences(con, "supplier_scores", MAY, root) is None  # no rows, no file: equal
+
+    file = month_file(root, "supplier_scores", JUNE)
+    # same row count, one value changed: a count comparison would call this equal
+    tampered = pq.read_table(file).to_pandas()
+    tampered.loc[tampered.supplier_id == "S2", "trade_assurance_amount_usd"] = 1e6
+    pq.write_table(pa.Table.from_pandas(tampered, preserve_index=False), file)
+    assert parquet_month_differences(con, "supplier_scores", JUNE, root) == (
+        "1 warehouse rows not in Parquet, 1 Parquet rows not in the warehouse")
+
+    # a list column (reason codes) differs: compared too
+    tampered = pq.read_table(file).to_pandas()
+    tampered["trade_assurance_amount_usd"] = 100.0
+    tampered["reason_codes"] = [["A"], ["A", "B"]]
+    pq.write_table(pa.Table.from_pandas(tampered, preserve_index=False), file)
+    assert parquet_month_differences(con, "supplier_scores", JUNE, root).startswith("1 warehouse rows")
+
+    pq.write_table(pa.Table.from_pandas(tampered.drop(columns=["reason_codes"]), preserve_index=False), file)
+    assert parquet_month_differences(con, "supplier_scores", JUNE, root) == "Parquet lacks columns reason_codes"
+    file.unlink()
+    assert parquet_month_differences(con, "supplier_scores", JUNE, root) == "no Parquet file for 2 warehouse rows"
+
+
+def test_a_failed_transaction_rolls_back_and_leaves_the_connection_usable(con):
+    from warehouse import transaction
+
+    con.execute("CREATE TABLE t (x INT)")
+    with pytest.raises(RuntimeError, match="boom"):
+        with transaction(con):
+            con.execute("INSERT INTO t VALUES (1)")
+            raise RuntimeError("boom")
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+    with transaction(con):  # no transaction left open: a new one starts
+        con.execute("INSERT INTO t VALUES (2)")
+    assert con.execute("SELECT x FROM t").fetchall() == [(2,)]

@@ -1,6 +1,6 @@
 """The DuckDB + Parquet store: opening the warehouse, atomic month publishing, views."""
 
-from warehouse.connection import WarehouseLockedError, open_warehouse, working_file
+from warehouse.connection import WarehouseLockedError, open_warehouse, transaction, working_file
 from warehouse.publish import PUBLISHED_TABLES, publish_month, publish_months, replace_months, sync_published_copies
 from warehouse.snapshot import publish_snapshot
 
@@ -13,5 +13,6 @@ __all__ = [
     "publish_snapshot",
     "replace_months",
     "sync_published_copies",
+    "transaction",
     "working_file",
 ]

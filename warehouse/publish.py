@@ -37,6 +37,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse.connection import transaction
 from warehouse.snapshot import fsync, publish_snapshot
 
 PUBLISHED_SCHEMA = "published"
@@ -140,17 +141,12 @@ def commit_month(con: duckdb.DuckDBPyConnection, as_of_date: date, tables: Mappi
     """Replace one month of the given published tables in DuckDB, in one transaction."""
     _check_months(as_of_date, tables)
     counts: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {PUBLISHED_SCHEMA}")
         for name, rows in tables.items():
             counts[name] = replace_months(con, published_table(name), [as_of_date], rows)
         if "supplier_scores" in tables:
             con.execute(LATEST_SCORES_VIEW)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return counts
 
 
@@ -249,6 +245,32 @@ def parquet_fingerprint(path: Path) -> str | None:
         return None
     value = metadata.get(FINGERPRINT_KEY)
     return value.decode() if value is not None else None
+
+
+def parquet_month_differences(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date, parquet_root: Path) -> str | None:
+    """How the Parquet copy of one month differs from the warehouse's rows, or None when it
+    holds exactly the same rows (compared as multisets, every column, not just counts)."""
+    file = month_file(parquet_root, table, as_of_date)
+    in_warehouse = con.execute(f"SELECT count(*) FROM {published_table(table)} WHERE as_of_date = ?", [as_of_date]).fetchone()[0]
+    if not file.exists():
+        return f"no Parquet file for {in_warehouse:,} warehouse rows" if in_warehouse else None
+    columns = [name for (name,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+        "AND column_name <> 'as_of_date' ORDER BY ordinal_position", [PUBLISHED_SCHEMA, table]).fetchall()]
+    in_file = {name for (name, *_) in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(file)]).fetchall()}
+    if missing := [name for name in columns if name not in in_file]:
+        return f"Parquet lacks columns {', '.join(missing)}"
+    select = ", ".join(f'"{name}"' for name in columns)
+    warehouse_rows = f"SELECT {select} FROM {published_table(table)} WHERE as_of_date = $month"
+    parquet_rows = f"SELECT {select} FROM read_parquet($file)"
+    only_warehouse, only_parquet = con.execute(
+        f"SELECT (SELECT count(*) FROM ({warehouse_rows} EXCEPT ALL {parquet_rows})), "
+        f"(SELECT count(*) FROM ({parquet_rows} EXCEPT ALL {warehouse_rows}))",
+        {"month": as_of_date, "file": str(file)},
+    ).fetchone()
+    if only_warehouse or only_parquet:
+        return f"{only_warehouse:,} warehouse rows not in Parquet, {only_parquet:,} Parquet rows not in the warehouse"
+    return None
 
 
 def write_month_parquet(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date, fingerprint: str, parquet_root: Path) -> None:
