@@ -60,6 +60,12 @@ class ColumnContract:
     def is_timestamp(self) -> bool:
         return self.type == "TIMESTAMP"
 
+    @property
+    def value_regex(self) -> str | None:
+        """`pattern` anchored to the whole value: every engine (quarantine SQL, the DuckDB
+        checks, Great Expectations, which searches) then means the same thing by it."""
+        return None if self.pattern is None else f"^(?:{self.pattern})$"
+
 
 @dataclass(frozen=True)
 class RowRule:

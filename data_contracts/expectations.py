@@ -120,7 +120,7 @@ def contract_checks(contract: TableContract, horizon: datetime | None = None,
         if c.allowed_values is not None:
             checks.append(ContractCheck("in_set", "unknown_enum", (c.name,), {"values": list(c.allowed_values)}))
         if c.pattern is not None:
-            checks.append(ContractCheck("regex", "invalid_format", (c.name,), {"regex": c.pattern}))
+            checks.append(ContractCheck("regex", "invalid_format", (c.name,), {"regex": c.value_regex}))
         if c.max is not None and c.above_max_rule != c.range_rule:
             if c.min is not None:
                 checks.append(ContractCheck("between", c.range_rule, (c.name,), {
@@ -274,8 +274,9 @@ def _sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _filter_condition(check: ContractCheck) -> str | None:
-    """SQL true for an unexpected row, for the checks that are a per-row filter."""
+def violation_sql(check: ContractCheck) -> str | None:
+    """SQL true for an unexpected row, for the checks that are a per-row filter; the one
+    rendering of those rules, which the quarantine uses too."""
     col = _q(check.columns[0]) if check.columns else None
     p = check.params
     if check.kind == "not_null":
@@ -314,7 +315,7 @@ def _duckdb_outcomes(con: duckdb.DuckDBPyConnection, relation: str, schema: str 
             examples=examples or [])
 
     present = [c for c in checks if all(col in actual for col in check_columns(c))]
-    filters = [(c, _filter_condition(c)) for c in present]
+    filters = [(c, violation_sql(c)) for c in present]
     filters = [(c, f) for c, f in filters if f is not None]
     if filters:
         aggs = ", ".join(f"count(*) FILTER (WHERE {f})" for _, f in filters)

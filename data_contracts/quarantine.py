@@ -41,6 +41,7 @@ from datetime import datetime
 import duckdb
 
 from data_contracts.contracts import ColumnContract, TableContract, _q
+from data_contracts.expectations import contract_checks, violation_sql
 from data_contracts.landing_zone import raw_name
 
 # Rule names in evaluation order (for documentation and the report's row order).
@@ -166,15 +167,12 @@ def single_row_rule_sql(contract: TableContract) -> tuple[str, str]:
             ident = _q(c.name)
             empty = f" OR trim({ident}) = ''" if c.type == "VARCHAR" else ""
             whens.append((f"{ident} IS NULL{empty}", "null_required", _lit(f"{c.name} is null")))
-    for c in contract.columns:
-        if c.allowed_values is not None:
-            values = ", ".join(_lit(v) for v in c.allowed_values)
-            whens.append((f"{_q(c.name)} IS NOT NULL AND {_q(c.name)} NOT IN ({values})",
-                          "unknown_enum", _shown(c)))
-    for c in contract.columns:
-        if c.pattern is not None:
-            whens.append((f"{_q(c.name)} IS NOT NULL AND NOT regexp_full_match({_q(c.name)}, {_lit(c.pattern)})",
-                          "invalid_format", _shown(c)))
+    # Enumerations, then formats, each in column order: rendered by the contract checks'
+    # own SQL, so a rule means the same in quarantine and in the expectation suites.
+    value_checks = contract_checks(contract, reference_tables=False)
+    for kind in ("in_set", "regex"):
+        for check in (c for c in value_checks if c.kind == kind):
+            whens.append((violation_sql(check), check.rule, _shown(contract.column(check.columns[0]))))
     for c in contract.columns:
         for condition, rule in _range_conditions(c, _q(c.name)):
             whens.append((f"{_q(c.name)} IS NOT NULL AND {condition}", rule, _shown(c)))

@@ -139,3 +139,31 @@ def test_published_frame_checks():
                             "on_time_shipment_rate_6m": [1.2, 0.9]})
     result = check_published_frame(metrics, PUBLISHED["storefront_metrics"])
     assert not result.passed and [o.check for o in result.failures] == ["between(on_time_shipment_rate_6m):out_of_range"]
+
+
+def test_a_pattern_means_the_whole_value_in_quarantine_duckdb_checks_and_gx(monkeypatch, tmp_path):
+    """One declaration, one meaning: an unanchored contract pattern must not be a full match
+    in the quarantine and a substring search in the expectation suites (GX searches)."""
+    from dataclasses import replace
+
+    import data_contracts.ingest as ingest_module
+    from data_contracts.expectations import _run_gx, contract_checks
+
+    suppliers = LANDING["suppliers"]
+    columns = tuple(replace(c, pattern="[A-Z]{2}") if c.name == "country" else c for c in suppliers.columns)
+    unanchored = replace(suppliers, columns=columns)
+    frame = pd.DataFrame({"country": ["CN", "xCNx", "CNN"]})
+    # quarantine: only the whole two-letter value passes
+    tables = valid_tables()
+    tables["suppliers"].loc[1, "country"] = "xVNx"
+    monkeypatch.setattr(ingest_module, "load_landing_contracts", lambda: {**LANDING, "suppliers": unanchored})
+    con = duckdb.connect()
+    ingest_landing_zone(write_landing(tmp_path / "landing", tables), con)
+    assert con.execute("SELECT country, rule FROM quarantine.suppliers").fetchall() == [("xVNx", "invalid_format")]
+    # the DuckDB check and Great Expectations: the same two rows fail
+    regex_check = next(c for c in contract_checks(unanchored) if c.kind == "regex")
+    con.register("frame", frame)
+    from data_contracts.expectations import violation_sql
+    assert con.execute(f"SELECT count(*) FILTER (WHERE {violation_sql(regex_check)}) FROM frame").fetchone()[0] == 2
+    [gx_outcome] = _run_gx(frame, unanchored, [regex_check])
+    assert gx_outcome.unexpected_count == 2
