@@ -19,7 +19,7 @@ from data_contracts.errors import LandingZoneError
 from data_contracts.ingest import ingest_landing_zone, validate_landing_zone
 from data_contracts.report import IngestReport, TableIngestStats, load_tolerances
 
-_EXPECTATIONS_API = {"build_expectation_suite", "run_expectation_suite", "check_published_frame",
+_EXPECTATIONS_API = {"build_expectation_suite", "run_expectation_suite", "check_published_frame", "check_published_months",
                      "ContractCheckResult", "ExpectationOutcome"}
 
 
@@ -37,6 +37,7 @@ __all__ = [
     "ExpectationOutcome",
     "build_expectation_suite",
     "check_published_frame",
+    "check_published_months",
     "run_expectation_suite",
     "ColumnContract",
     "IngestReport",

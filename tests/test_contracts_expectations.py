@@ -167,3 +167,20 @@ def test_a_pattern_means_the_whole_value_in_quarantine_duckdb_checks_and_gx(monk
     assert con.execute(f"SELECT count(*) FILTER (WHERE {violation_sql(regex_check)}) FROM frame").fetchone()[0] == 2
     [gx_outcome] = _run_gx(frame, unanchored, [regex_check])
     assert gx_outcome.unexpected_count == 2
+
+
+def test_months_are_checked_together_and_a_broken_month_is_named():
+    from data_contracts import check_published_months
+
+    june, july = _scores(), _scores()
+    july["as_of_date"] = date(2025, 7, 31)
+    both = pd.concat([june, july.iloc[:4]], ignore_index=True)
+    results = check_published_months(both, PUBLISHED["supplier_scores"])
+    assert {month: (r.passed, r.row_count) for month, r in results.items()} == {
+        date(2025, 6, 30): (True, 6), date(2025, 7, 31): (True, 4)}
+    assert "checked with the run's 10 rows" in results[date(2025, 7, 31)].mode
+
+    july.loc[1, "trade_assurance_amount_usd"] = 500.0  # ineligible but covered: July only
+    results = check_published_months(pd.concat([june, july], ignore_index=True), PUBLISHED["supplier_scores"])
+    assert results[date(2025, 6, 30)].passed
+    assert [o.rule for o in results[date(2025, 7, 31)].failures] == ["amount_when_ineligible"]

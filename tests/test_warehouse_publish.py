@@ -133,32 +133,39 @@ def test_a_second_writer_gets_an_actionable_message(tmp_path):
 def test_parquet_differences_are_found_value_by_value(con, tmp_path):
     import pyarrow.parquet as pq
 
-    from warehouse.publish import month_file, parquet_month_differences
+    from warehouse.publish import month_file, parquet_differences
 
     root = tmp_path / "published"
     publish_month(con, JUNE, {"supplier_scores": scores(JUNE, ["S1", "S2"])}, root)
-    assert parquet_month_differences(con, "supplier_scores", JUNE, root) is None
-    assert parquet_month_differences(con, "supplier_scores", MAY, root) is None  # no rows, no file: equal
+    publish_month(con, MAY, {"supplier_scores": scores(MAY, ["S1"])}, root)
+
+    def differences():
+        return parquet_differences(con, "supplier_scores", [MAY, JUNE, date(2025, 4, 30)], root)
+
+    # equal, and a month with no rows and no file is equal too
+    assert differences() == {MAY: None, JUNE: None, date(2025, 4, 30): None}
 
     file = month_file(root, "supplier_scores", JUNE)
     # same row count, one value changed: a count comparison would call this equal
     tampered = pq.read_table(file).to_pandas()
     tampered.loc[tampered.supplier_id == "S2", "trade_assurance_amount_usd"] = 1e6
     pq.write_table(pa.Table.from_pandas(tampered, preserve_index=False), file)
-    assert parquet_month_differences(con, "supplier_scores", JUNE, root) == (
-        "1 warehouse rows not in Parquet, 1 Parquet rows not in the warehouse")
+    assert differences() == {MAY: None, date(2025, 4, 30): None,
+                             JUNE: "1 warehouse rows not in Parquet, 1 Parquet rows not in the warehouse"}
 
     # a list column (reason codes) differs: compared too
     tampered = pq.read_table(file).to_pandas()
     tampered["trade_assurance_amount_usd"] = 100.0
     tampered["reason_codes"] = [["A"], ["A", "B"]]
     pq.write_table(pa.Table.from_pandas(tampered, preserve_index=False), file)
-    assert parquet_month_differences(con, "supplier_scores", JUNE, root).startswith("1 warehouse rows")
+    assert differences()[JUNE].startswith("1 warehouse rows") and differences()[MAY] is None
 
     pq.write_table(pa.Table.from_pandas(tampered.drop(columns=["reason_codes"]), preserve_index=False), file)
-    assert parquet_month_differences(con, "supplier_scores", JUNE, root) == "Parquet lacks columns reason_codes"
+    # a column missing from one month's file: that month's rows differ (read as null)
+    assert differences()[JUNE] == "2 warehouse rows not in Parquet, 2 Parquet rows not in the warehouse"
+    assert differences()[MAY] is None
     file.unlink()
-    assert parquet_month_differences(con, "supplier_scores", JUNE, root) == "no Parquet file for 2 warehouse rows"
+    assert differences()[JUNE] == "no Parquet file for 2 warehouse rows"
 
 
 def test_a_failed_transaction_rolls_back_and_leaves_the_connection_usable(con):

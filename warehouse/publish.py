@@ -247,30 +247,48 @@ def parquet_fingerprint(path: Path) -> str | None:
     return value.decode() if value is not None else None
 
 
-def parquet_month_differences(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date, parquet_root: Path) -> str | None:
-    """How the Parquet copy of one month differs from the warehouse's rows, or None when it
-    holds exactly the same rows (compared as multisets, every column, not just counts)."""
-    file = month_file(parquet_root, table, as_of_date)
-    in_warehouse = con.execute(f"SELECT count(*) FROM {published_table(table)} WHERE as_of_date = ?", [as_of_date]).fetchone()[0]
-    if not file.exists():
-        return f"no Parquet file for {in_warehouse:,} warehouse rows" if in_warehouse else None
+def parquet_differences(
+    con: duckdb.DuckDBPyConnection, table: str, as_of_dates: Sequence[date], parquet_root: Path
+) -> dict[date, str | None]:
+    """Per month, how the Parquet copy differs from the warehouse's rows, or None when it holds
+    exactly the same rows (compared as multisets on every column, not just counted), for all
+    the months in one statement."""
+    months = sorted(as_of_dates)
+    in_warehouse = dict(con.execute(
+        f"SELECT as_of_date, count(*) FROM {published_table(table)} WHERE as_of_date IN (SELECT unnest(?::DATE[])) GROUP BY 1",
+        [months]).fetchall())
+    files = {month: month_file(parquet_root, table, month) for month in months}
+    result: dict[date, str | None] = {
+        month: (f"no Parquet file for {in_warehouse[month]:,} warehouse rows" if in_warehouse.get(month) else None)
+        for month, file in files.items() if not file.exists()
+    }
+    present = [str(file) for month, file in files.items() if file.exists()]
+    if not present:
+        return result
+    read = f"read_parquet($files, hive_partitioning = true, hive_types = {{'as_of_date': DATE}}, union_by_name = true)"
     columns = [name for (name,) in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
         "AND column_name <> 'as_of_date' ORDER BY ordinal_position", [PUBLISHED_SCHEMA, table]).fetchall()]
-    in_file = {name for (name, *_) in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(file)]).fetchall()}
-    if missing := [name for name in columns if name not in in_file]:
-        return f"Parquet lacks columns {', '.join(missing)}"
-    select = ", ".join(f'"{name}"' for name in columns)
-    warehouse_rows = f"SELECT {select} FROM {published_table(table)} WHERE as_of_date = $month"
-    parquet_rows = f"SELECT {select} FROM read_parquet($file)"
-    only_warehouse, only_parquet = con.execute(
-        f"SELECT (SELECT count(*) FROM ({warehouse_rows} EXCEPT ALL {parquet_rows})), "
-        f"(SELECT count(*) FROM ({parquet_rows} EXCEPT ALL {warehouse_rows}))",
-        {"month": as_of_date, "file": str(file)},
-    ).fetchone()
-    if only_warehouse or only_parquet:
-        return f"{only_warehouse:,} warehouse rows not in Parquet, {only_parquet:,} Parquet rows not in the warehouse"
-    return None
+    in_files = {name for (name, *_) in con.execute(f"DESCRIBE SELECT * FROM {read}", {"files": present}).fetchall()}
+    if missing := [name for name in columns if name not in in_files]:
+        return {**result, **{month: f"Parquet lacks columns {', '.join(missing)}" for month, file in files.items() if file.exists()}}
+    select = "as_of_date, " + ", ".join(f'"{name}"' for name in columns)
+    warehouse_rows = f"SELECT {select} FROM {published_table(table)} WHERE as_of_date IN (SELECT unnest($months::DATE[]))"
+    parquet_rows = f"SELECT {select} FROM {read}"
+    differing = con.execute(
+        f"""SELECT as_of_date, count(*) FILTER (WHERE side = 'warehouse'), count(*) FILTER (WHERE side = 'parquet') FROM (
+                SELECT as_of_date, 'warehouse' AS side FROM ({warehouse_rows} EXCEPT ALL {parquet_rows})
+                UNION ALL SELECT as_of_date, 'parquet' FROM ({parquet_rows} EXCEPT ALL {warehouse_rows})
+            ) GROUP BY 1""",
+        {"months": months, "files": present},
+    ).fetchall()
+    by_month = {month: (only_warehouse, only_parquet) for month, only_warehouse, only_parquet in differing}
+    for month, file in files.items():
+        if file.exists():
+            only_warehouse, only_parquet = by_month.get(month, (0, 0))
+            result[month] = (f"{only_warehouse:,} warehouse rows not in Parquet, {only_parquet:,} Parquet rows not in the warehouse"
+                             if only_warehouse or only_parquet else None)
+    return result
 
 
 def write_month_parquet(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date, fingerprint: str, parquet_root: Path) -> None:
