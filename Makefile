@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: install-uv setup setup-spark demo test test-all bench docs
+.PHONY: install-uv setup setup-spark demo test test-all notebook bench docs
 
 install-uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
@@ -25,6 +25,10 @@ test: setup-spark
 
 test-all: setup-spark
 	$(UV) run --locked --extra spark pytest -m ""
+
+# JupyterLab on notebooks/, in the project's environment (the `notebook` extra)
+notebook: install-uv
+	$(UV) run --locked --extra notebook jupyter lab notebooks/
 
 docs: setup
 	$(UV) run --locked python -m data_contracts.docs
