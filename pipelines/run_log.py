@@ -1,18 +1,23 @@
 """Where a run's messages go: everything to a log file under the home, the essentials to the console.
 
 Each run writes `$ASSURANCE_HOME/logs/run-<UTC timestamp>-<pid>.log`: every Dagster event at
-DEBUG and above, with full stack traces. The console gets the run's progress at the chosen
-level; an error there is cut to its first line (the full text is in the file), unless the
-run is `--verbose`.
+DEBUG and above, with full stack traces, and whatever the libraries print (MLflow's notices,
+Python warnings). The console gets one line per finished stage and anything at WARNING or
+above, an error cut to its first line (the full text is in the file). `--verbose` shows
+every event on the console too, whole.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 
@@ -51,6 +56,26 @@ class FirstLineOfErrors(logging.Formatter):
         return text
 
 
+class StagesOnly(logging.Filter):
+    """The console's filter without --verbose: a stage (Dagster step) that finished, as one
+    line with its duration, and anything at WARNING or above; the rest is for the log file."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+        if event is None or event.event_type != dg.DagsterEventType.STEP_SUCCESS:
+            return False
+        seconds = event.event_specific_data.duration_ms / 1000 if event.event_specific_data else 0.0
+        record.msg, record.args = f"done {event.step_key} ({seconds:.1f} s)", None
+        return True
+
+
+# Where the console handler writes during a run: stderr as it was before the run sent the
+# libraries' own printing (MLflow prints straight to stderr) to the log file.
+_console_stream: TextIO | None = None
+
+
 @dg.logger(
     config_schema={
         "log_file": dg.Field(str, description="Full log, with stack traces."),
@@ -64,9 +89,11 @@ def assurance_logger(init_context) -> logging.Logger:
     logger = logging.Logger("assurance", level=logging.DEBUG)
     to_file = AppendToFile(config["log_file"])
     to_file.setFormatter(logging.Formatter(LOG_FORMAT))
-    console = logging.StreamHandler(sys.stderr)
+    console = logging.StreamHandler(_console_stream or sys.stderr)
     console.setLevel(config["log_level"].upper())
     console.setFormatter(logging.Formatter(LOG_FORMAT) if config["verbose"] else FirstLineOfErrors(LOG_FORMAT))
+    if not config["verbose"]:
+        console.addFilter(StagesOnly())
     logger.addHandler(to_file)
     logger.addHandler(console)
     return logger
@@ -75,3 +102,57 @@ def assurance_logger(init_context) -> logging.Logger:
 def append_to_log(path: Path, text: str) -> None:
     with open(path, "a", encoding="utf-8") as log:
         log.write(text if text.endswith("\n") else text + "\n")
+
+
+class _LogFileStream(io.TextIOBase):
+    """A text stream that appends whole lines to the run's log file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._pending = Path(path), ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if line.strip():
+                append_to_log(self.path, line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            append_to_log(self.path, self._pending)
+        self._pending = ""
+
+
+LIBRARY_LOGGERS = ("mlflow", "alembic", "py.warnings", "great_expectations", "lightgbm")
+
+
+@contextlib.contextmanager
+def libraries_to_log_file(path: Path, verbose: bool = False) -> Iterator[None]:
+    """During a run, what the libraries print or log (MLflow's notices and warnings, Python
+    warnings) goes to the run's log file instead of the console; with `verbose`, nowhere new.
+    The run's own logger keeps writing to the console as it was."""
+    global _console_stream
+    if verbose:
+        yield
+        return
+    to_file = AppendToFile(str(path))
+    to_file.setFormatter(logging.Formatter(LOG_FORMAT))
+    saved = {}
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        saved[name] = (library.handlers[:], library.propagate)
+        library.handlers, library.propagate = [to_file], False
+    stream, previous_console = _LogFileStream(path), _console_stream
+    _console_stream = sys.stderr
+    logging.captureWarnings(True)
+    try:
+        with contextlib.redirect_stderr(stream), contextlib.redirect_stdout(stream):
+            yield
+    finally:
+        stream.flush()
+        logging.captureWarnings(False)
+        _console_stream = previous_console
+        for name, (handlers, propagate) in saved.items():
+            library = logging.getLogger(name)
+            library.handlers, library.propagate = handlers, propagate

@@ -19,7 +19,7 @@ import dagster as dg
 
 from assets.partitions import FIRST_PARTITION, partition_key_of
 from pipelines.jobs import MONTHLY_JOB_NAME
-from pipelines.run_log import append_to_log, assurance_logger, new_log_path
+from pipelines.run_log import append_to_log, assurance_logger, libraries_to_log_file, new_log_path
 from pipelines.home_lock import home_lock
 from pipelines.run_records import RecoveredRun, launch_tags, recover_stale_runs
 from pipelines.settings import Settings
@@ -161,17 +161,18 @@ def run_months(
         with dg.DagsterInstance.get() as instance:
             recovered = recover_stale_runs(instance, say)
             try:
-                result = job.execute_in_process(
-                    instance=instance,
-                    tags={
-                        "dagster/asset_partition_range_start": first_month,
-                        "dagster/asset_partition_range_end": last_month,
-                        **launch_tags(),
-                    },
-                    run_config={"loggers": {"assurance": {"config": {
-                        "log_file": str(log_path), "log_level": log_level, "verbose": verbose}}}},
-                    raise_on_error=False,
-                )
+                with libraries_to_log_file(log_path, verbose):
+                    result = job.execute_in_process(
+                        instance=instance,
+                        tags={
+                            "dagster/asset_partition_range_start": first_month,
+                            "dagster/asset_partition_range_end": last_month,
+                            **launch_tags(),
+                        },
+                        run_config={"loggers": {"assurance": {"config": {
+                            "log_file": str(log_path), "log_level": log_level, "verbose": verbose}}}},
+                        raise_on_error=False,
+                    )
             except Exception:
                 append_to_log(log_path, traceback.format_exc())
                 raise

@@ -68,3 +68,63 @@ def test_a_check_failing_in_several_months_is_named_once_with_its_months():
     names = _failed_checks([evaluation(False, "2024-01"), evaluation(True, "2024-02"), evaluation(False, "2024-03")])
     assert names == ["published/supplier_scores:meets_contract (2 rows break the contract) in 2024-01, 2024-03"]
     assert _failed_checks([evaluation(False, None)]) == ["published/supplier_scores:meets_contract (2 rows break the contract)"]
+
+
+def _dagster_record(event_type, step_key="supplier_features", duration_ms=12_345.0, level=logging.DEBUG):
+    from types import SimpleNamespace
+
+    event = SimpleNamespace(event_type=event_type, step_key=step_key,
+                            event_specific_data=SimpleNamespace(duration_ms=duration_ms))
+    record = logging.LogRecord("assurance", level, __file__, 1, "assurance_monthly - run - STEP_SUCCESS", None, None)
+    record.dagster_meta = {"dagster_event": event}
+    return record
+
+
+def test_the_console_shows_one_line_per_finished_stage_and_warnings():
+    import dagster as dg
+
+    from pipelines.run_log import StagesOnly
+
+    stages = StagesOnly()
+    done = _dagster_record(dg.DagsterEventType.STEP_SUCCESS)
+    assert stages.filter(done) and done.getMessage() == "done supplier_features (12.3 s)"
+    # step starts, inputs, outputs, a step's own info lines: log file only
+    assert not stages.filter(_dagster_record(dg.DagsterEventType.STEP_START))
+    assert not stages.filter(logging.LogRecord("assurance", logging.INFO, __file__, 1, "scored 2024-06", None, None))
+    assert stages.filter(logging.LogRecord("assurance", logging.WARNING, __file__, 1, "not training", None, None))
+
+
+def test_what_libraries_print_during_a_run_goes_to_the_log_file(tmp_path, capsys):
+    import sys
+    import warnings
+
+    import mlflow  # noqa: F401 - sets up MLflow's own console handler, which the run must divert
+
+    from pipelines import run_log
+
+    log = tmp_path / "run.log"
+    with run_log.libraries_to_log_file(log):
+        logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables...")
+        print("Successfully registered model 'supplier_breach_risk'.", file=sys.stderr)
+        warnings.warn("Add type hints to the `predict` method", UserWarning)
+        # the run's own console handler still reaches the console
+        console = logging.StreamHandler(run_log._console_stream)
+        console.emit(logging.LogRecord("assurance", logging.INFO, __file__, 1, "done training_set (1.0 s)", None, None))
+    shown = capsys.readouterr()
+    assert shown.err.strip() == "done training_set (1.0 s)" and shown.out == ""
+    written = log.read_text()
+    for line in ("Creating initial MLflow database tables", "Successfully registered model", "Add type hints"):
+        assert line in written
+    # afterwards everything is as it was
+    print("after", file=sys.stderr)
+    assert capsys.readouterr().err == "after\n"
+
+
+def test_verbose_leaves_the_console_alone(tmp_path, capsys):
+    import sys
+
+    from pipelines import run_log
+
+    with run_log.libraries_to_log_file(tmp_path / "run.log", verbose=True):
+        print("Successfully registered model", file=sys.stderr)
+    assert "Successfully registered model" in capsys.readouterr().err
