@@ -94,16 +94,18 @@ def _settings(home: str | None, landing: str | None = None) -> Settings:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="supplier-assurance", prog_name="assurance")
 def main() -> None:
     """Supplier assurance: monthly supplier risk scores and Trade Assurance Amounts."""
 
 
 @main.command()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder to write the landing zone to.")
-@click.option("--suppliers", default=5000, show_default=True, type=click.IntRange(min=1))
+@click.option("--suppliers", default=5000, show_default=True, type=click.IntRange(min=1), help="How many suppliers to simulate.")
 @click.option("--start", default="2024-01", show_default=True, callback=_month, help="First month (YYYY-MM).")
-@click.option("--months", default=30, show_default=True, type=click.IntRange(min=7))
-@click.option("--seed", default=7, show_default=True, type=int)
+@click.option("--months", default=30, show_default=True, type=click.IntRange(min=7),
+              help="Months of trading history (at least 7: six to look back over, one to score).")
+@click.option("--seed", default=7, show_default=True, type=int, help="Random seed: the same seed writes the same landing zone.")
 @clean_errors
 def generate(out_dir: str, suppliers: int, start: str, months: int, seed: int) -> None:
     """Write a synthetic landing zone (with `_truth/`)."""
@@ -130,8 +132,10 @@ VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Print Dagster's fu
 
 
 @main.command()
-@click.option("--landing", required=True, type=click.Path(exists=True, file_okay=False), help="Landing-zone folder (DESIGN §3).")
-@click.option("--home", type=click.Path(file_okay=False), help="Home folder for outputs [default: $ASSURANCE_HOME or ./var].")
+@click.option("--landing", required=True, envvar="ASSURANCE_LANDING", show_envvar=True,
+              type=click.Path(exists=True, file_okay=False), help="Landing-zone folder (DESIGN §3).")
+@click.option("--home", envvar="ASSURANCE_HOME", show_envvar=True, type=click.Path(file_okay=False),
+              help="Home folder for outputs [default: ./var].")
 @click.option("--from", "first", callback=_month, help="First as-of month YYYY-MM [default: first month with orders].")
 @click.option("--to", "last", callback=_month, help="Last as-of month YYYY-MM [default: last complete month of data].")
 @VERBOSE
@@ -151,10 +155,11 @@ def run(landing: str, home: str | None, first: str | None, last: str | None, ver
 
 
 @main.command()
-@click.option("--home", type=click.Path(file_okay=False), help="Home folder [default: $ASSURANCE_HOME or ./var].")
-@click.option("--suppliers", default=5000, show_default=True, type=click.IntRange(min=50))
-@click.option("--seed", default=7, show_default=True, type=int)
-@click.option("--months", default=30, show_default=True, type=click.IntRange(min=13))
+@click.option("--home", envvar="ASSURANCE_HOME", show_envvar=True, type=click.Path(file_okay=False), help="Home folder [default: ./var].")
+@click.option("--suppliers", default=5000, show_default=True, type=click.IntRange(min=50), help="How many suppliers to simulate.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Random seed: the same seed gives the same world and results.")
+@click.option("--months", default=30, show_default=True, type=click.IntRange(min=13),
+              help="Months of trading history (at least 13: enough for six months of outcomes to train on).")
 @VERBOSE
 @clean_errors
 def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool) -> None:
@@ -180,7 +185,8 @@ def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool
 
 
 @main.command()
-@click.option("--landing", required=True, type=click.Path(file_okay=False), help="Landing-zone folder to check.")
+@click.option("--landing", required=True, envvar="ASSURANCE_LANDING", show_envvar=True, type=click.Path(file_okay=False),
+              help="Landing-zone folder to check.")
 @clean_errors
 def validate(landing: str) -> None:
     """Check a landing zone against the contracts: exit 0 clean, 1 beyond tolerance, 2 unusable."""
@@ -192,7 +198,8 @@ def validate(landing: str) -> None:
 
 
 @main.command()
-@click.option("--home", type=click.Path(file_okay=False), help="Home folder of a scored run [default: $ASSURANCE_HOME or ./var].")
+@click.option("--home", envvar="ASSURANCE_HOME", show_envvar=True, type=click.Path(file_okay=False),
+              help="Home folder of a scored run [default: ./var].")
 @click.option(
     "--policy",
     "policy_files",

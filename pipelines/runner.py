@@ -157,7 +157,8 @@ def run_months(
     with home_lock(settings.home):
         log_path = new_log_path(settings.home)
         prepare_dagster_home(settings)
-        job = build_definitions(settings).resolve_job_def(MONTHLY_JOB_NAME).with_logger_defs({"assurance": assurance_logger})
+        with libraries_to_log_file(log_path, verbose):  # importing the models makes MLflow warn
+            job = build_definitions(settings).resolve_job_def(MONTHLY_JOB_NAME).with_logger_defs({"assurance": assurance_logger})
         with dg.DagsterInstance.get() as instance:
             recovered = recover_stale_runs(instance, say)
             try:

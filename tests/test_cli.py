@@ -42,6 +42,26 @@ def test_validate_exits_zero_on_a_clean_landing_zone(small_landing):
     assert "orders" in result.output and "quarantined" in result.output
 
 
+def test_the_landing_zone_and_home_come_from_the_environment_when_not_given(small_landing, monkeypatch):
+    monkeypatch.setenv("ASSURANCE_LANDING", str(small_landing))
+    result = invoke("validate")
+    assert result.exit_code == 0, result.output
+    assert "orders" in result.output
+    assert "ASSURANCE_HOME" in invoke("run", "--help").output and "ASSURANCE_LANDING" in invoke("run", "--help").output
+
+
+def test_version_and_every_option_has_help():
+    from importlib.metadata import version
+
+    assert invoke("--version").output.strip() == f"assurance, version {version('supplier-assurance')}"
+    import click
+
+    for command in main.commands.values():
+        for option in command.params:
+            if isinstance(option, click.Option):  # click arguments have no help of their own
+                assert option.help, f"{command.name} --{option.name} has no help text"
+
+
 def test_validate_exits_two_with_one_clear_line_when_a_table_is_missing(small_landing, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(small_landing, broken)
