@@ -58,17 +58,24 @@ class FirstLineOfErrors(logging.Formatter):
 
 class StagesOnly(logging.Filter):
     """The console's filter without --verbose: a stage (Dagster step) that finished, as one
-    line with its duration, and anything at WARNING or above; the rest is for the log file."""
+    line with its duration, and anything at WARNING or above (or above `threshold`); the rest
+    is for the log file. Dagster logs its events at DEBUG, so the handler passes every level
+    and this filter decides."""
+
+    def __init__(self, threshold: int = logging.INFO) -> None:
+        super().__init__()
+        self.threshold = threshold
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
-            return True
         event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
-        if event is None or event.event_type != dg.DagsterEventType.STEP_SUCCESS:
-            return False
-        seconds = event.event_specific_data.duration_ms / 1000 if event.event_specific_data else 0.0
-        record.msg, record.args = f"done {event.step_key} ({seconds:.1f} s)", None
-        return True
+        if event is not None and event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            if self.threshold > logging.INFO:
+                return False
+            seconds = event.event_specific_data.duration_ms / 1000 if event.event_specific_data else 0.0
+            record.msg, record.args = f"done {event.step_key} ({seconds:.1f} s)", None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return True
+        return record.levelno >= max(self.threshold, logging.WARNING)
 
 
 # Where the console handler writes during a run: stderr as it was before the run sent the
@@ -90,10 +97,12 @@ def assurance_logger(init_context) -> logging.Logger:
     to_file = AppendToFile(config["log_file"])
     to_file.setFormatter(logging.Formatter(LOG_FORMAT))
     console = logging.StreamHandler(_console_stream or sys.stderr)
-    console.setLevel(config["log_level"].upper())
-    console.setFormatter(logging.Formatter(LOG_FORMAT) if config["verbose"] else FirstLineOfErrors(LOG_FORMAT))
-    if not config["verbose"]:
-        console.addFilter(StagesOnly())
+    if config["verbose"]:
+        console.setLevel(config["log_level"].upper())
+        console.setFormatter(logging.Formatter(LOG_FORMAT))
+    else:
+        console.addFilter(StagesOnly(logging.getLevelName(config["log_level"].upper())))
+        console.setFormatter(FirstLineOfErrors(LOG_FORMAT))
     logger.addHandler(to_file)
     logger.addHandler(console)
     return logger

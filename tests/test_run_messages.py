@@ -92,6 +92,10 @@ def test_the_console_shows_one_line_per_finished_stage_and_warnings():
     assert not stages.filter(_dagster_record(dg.DagsterEventType.STEP_START))
     assert not stages.filter(logging.LogRecord("assurance", logging.INFO, __file__, 1, "scored 2024-06", None, None))
     assert stages.filter(logging.LogRecord("assurance", logging.WARNING, __file__, 1, "not training", None, None))
+    # a quieter threshold (tests run at WARNING): no stage lines, warnings still
+    quiet = StagesOnly(logging.WARNING)
+    assert not quiet.filter(_dagster_record(dg.DagsterEventType.STEP_SUCCESS))
+    assert quiet.filter(logging.LogRecord("assurance", logging.WARNING, __file__, 1, "not training", None, None))
 
 
 def test_what_libraries_print_during_a_run_goes_to_the_log_file(tmp_path, capsys):
