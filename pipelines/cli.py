@@ -121,9 +121,10 @@ def _run(settings: Settings, first: str | None, last: str | None, verbose: bool 
     from pipelines.runner import check_month_order, month_range, run_months
 
     check_month_order(first, last)
-    first, last = month_range(first, last, landing_zone_month_span(settings.landing))
+    span = landing_zone_month_span(settings.landing)
+    first, last = month_range(first, last, span)
     click.echo(f"running months {first}..{last} on {settings.landing} (home {settings.home})")
-    return run_months(settings, first, last, verbose=verbose, echo=lambda line: click.echo(line, err=True))
+    return run_months(settings, first, last, verbose=verbose, echo=lambda line: click.echo(line, err=True), span=span)
 
 
 VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Print Dagster's full stack traces on the console too (they always go to the log).")
