@@ -109,9 +109,13 @@ def generate(out_dir: str, suppliers: int, start: str, months: int, seed: int) -
     """Write a synthetic landing zone (with `_truth/`)."""
     from synthetic import generate_landing_zone
 
-    summary = generate_landing_zone(
-        Path(out_dir), n_suppliers=suppliers, start=start, months=months, seed=seed, progress=lambda line: click.echo(f"  {line}")
-    )
+    try:
+        summary = generate_landing_zone(
+            Path(out_dir), n_suppliers=suppliers, start=start, months=months, seed=seed, progress=lambda line: click.echo(f"  {line}")
+        )
+    except ValueError as error:  # a start before the contracts' plausible era: bad usage
+        click.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(EXIT_UNUSABLE_INPUT)
     click.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
 
 

@@ -75,6 +75,38 @@ def test_run_months_refuses_months_outside_the_data_before_any_work(tmp_path):
     assert not home.exists()
 
 
+@pytest.mark.parametrize(
+    ("start", "span"),
+    [
+        ("2006-01", (date(2006, 1, 31), date(2007, 2, 28))),  # suppliers joined from 2002: all after the floor
+        # joins would reach 1996: the generator starts them at the floor, so trading (which follows
+        # the month of joining) and the data's months begin in February
+        ("2000-01", (date(2000, 2, 29), date(2001, 2, 28))),
+    ],
+)
+def test_an_early_world_passes_the_plausibility_floor(tmp_path, start, span):
+    """The contracts' floor (2000-01-01) is for placeholders such as 1970, not for old data: a
+    generated world from any month on it loses no row to it."""
+    from data_contracts import validate_landing_zone
+
+    landing = tmp_path / "landing"
+    generate_landing_zone(landing, n_suppliers=40, start=start, months=14, seed=3)
+    assert landing_zone_month_span(landing) == span
+    report, exit_code, _text = validate_landing_zone(landing)
+    assert exit_code == 0
+    assert all(stats.rows_quarantined == 0 for stats in report.tables.values())
+
+
+def test_generating_before_the_plausibility_floor_is_refused_in_one_line(tmp_path):
+    result = invoke("generate", "--out", str(tmp_path / "lz"), "--start", "1999-12", "--suppliers", "10")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: start 1999-12 is before 2000-01-01, the contracts' earliest plausible timestamp "
+        "(its orders would be quarantined): choose a later month"
+    )
+    assert not (tmp_path / "lz").exists()
+
+
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
     landing = tmp_path_factory.mktemp("span") / "landing"
