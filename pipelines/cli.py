@@ -185,6 +185,25 @@ def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool
 
 
 @main.command()
+@click.option("--landing", required=True, type=click.Path(exists=True, file_okay=False), help="Landing-zone folder (DESIGN §3).")
+@click.option("--home", type=click.Path(file_okay=False), help="Home folder [default: $ASSURANCE_HOME or ./var].")
+@clean_errors
+def months(landing: str, home: str | None) -> None:
+    """Register the months the landing zone covers as partitions of the home's Dagster instance.
+
+    `assurance run` does this itself; run it before `dagster asset materialize --partition-range`
+    or the UI on a home where nothing has run yet. Exit 2 when the landing zone is unusable.
+    """
+    from pipelines.runner import register_landing_months
+
+    settings = _settings(home, landing)
+    data_months, new = register_landing_months(settings)
+    added = f"registered {', '.join(new)}" if new else "all registered already"
+    click.echo(f"the data covers {data_months[0]}..{data_months[-1]} ({len(data_months)} months): {added} "
+               f"(partitions `month_end` in {settings.dagster_home})")
+
+
+@main.command()
 @click.option("--landing", required=True, type=click.Path(file_okay=False), help="Landing-zone folder to check.")
 @clean_errors
 def validate(landing: str) -> None:

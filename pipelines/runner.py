@@ -192,6 +192,16 @@ def run_months(
     return RunOutcome(result.run_id, first_month, last_month, failed_checks, log_path, recovered, new_months)
 
 
+def register_landing_months(settings: Settings) -> tuple[list[str], list[str]]:
+    """Register the landing zone's months as partitions of the home's Dagster instance, as a run
+    does first (`assurance months`): the data's months and those that were new."""
+    months = month_keys(*landing_zone_month_span(settings.landing))
+    with home_lock(settings.home):
+        prepare_dagster_home(settings)
+        with dg.DagsterInstance.get() as instance:
+            return months, register_months(instance, months)
+
+
 def check_month_order(first: str | None, last: str | None) -> None:
     """--from after --to is a usage error, found before anything is read."""
     if first and last and first > last:

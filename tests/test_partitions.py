@@ -175,3 +175,25 @@ def test_an_unusable_landing_zone_skips_with_one_line(instance, tmp_path, sensor
     assert isinstance(result, dg.SkipReason)
     assert "unusable landing zone" in result.skip_message and "\n" not in result.skip_message
     assert instance.get_dynamic_partitions(MONTH_END_PARTITIONS) == []
+
+
+def test_the_months_command_registers_the_datas_months_in_a_fresh_home(landing, tmp_path, monkeypatch):
+    """For `dagster asset materialize --partition-range` and the UI before any run."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    for name in ("ASSURANCE_HOME", "ASSURANCE_LANDING", "DAGSTER_HOME"):  # the CLI sets them; restored after
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    first = CliRunner().invoke(main, ["months", "--landing", str(landing), "--home", str(home)])
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("the data covers 2006-01..2007-02 (14 months): registered 2006-01, 2006-02, ")
+    again = CliRunner().invoke(main, ["months", "--landing", str(landing), "--home", str(home)])
+    assert "(14 months): all registered already" in again.output
+    with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
+        assert instance.get_dynamic_partitions(MONTH_END_PARTITIONS) == DATA_MONTHS
+    (tmp_path / "empty").mkdir()
+    unusable = CliRunner().invoke(main, ["months", "--landing", str(tmp_path / "empty"), "--home", str(home)])
+    assert unusable.exit_code == 2 and unusable.output.startswith("error: unusable landing zone: ")
+    assert len(unusable.output.strip().splitlines()) == 1
