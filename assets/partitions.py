@@ -12,9 +12,11 @@ import calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 
+from data_contracts.span import landing_zone_month_span
 from features import month_ends
 
 PARTITION_FORMAT = "%Y-%m"
@@ -49,6 +51,26 @@ def month_keys(first_month_end: date, last_month_end: date) -> list[str]:
 def as_of_dates_in_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:
     """Month ends of the partitions this run materialises, oldest first."""
     return sorted(month_end_of(key) for key in context.partition_keys)
+
+
+class MonthsOutsideDataError(ValueError):
+    """A run selected months the landing zone does not cover: keys stay registered from an earlier
+    landing zone, or were added by hand. They are refused, not computed empty (DESIGN §5)."""
+
+
+def as_of_dates_in_data(context: dg.AssetExecutionContext, landing_dir: Path) -> list[date]:
+    """`as_of_dates_in_run`, refusing the run (`MonthsOutsideDataError`) when one of its months is
+    outside the landing zone's month span. `assurance run` checks before launching; this covers
+    runs launched from the UI or the Dagster CLI."""
+    as_of_dates = as_of_dates_in_run(context)
+    first, last = landing_zone_month_span(landing_dir)
+    outside = [partition_key_of(day) for day in as_of_dates if not first <= day <= last]
+    if outside:
+        raise MonthsOutsideDataError(
+            f"{len(outside)} month(s) {outside[0]}..{outside[-1]} of this run are outside the data: the landing zone "
+            f"{landing_dir} covers {partition_key_of(first)}..{partition_key_of(last)}; next: run months within them"
+        )
+    return as_of_dates
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ sensors keep them in step with the landing zone."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -21,6 +22,7 @@ from assets.partitions import (
 from assets.publishing import PUBLISHED_SCORES
 from pipelines.jobs import landing_zone_months, monthly_publication
 from pipelines.resources import LandingZoneResource
+from pipelines.runner import _failure as run_failure
 from synthetic import generate_landing_zone
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -197,3 +199,40 @@ def test_the_months_command_registers_the_datas_months_in_a_fresh_home(landing, 
     unusable = CliRunner().invoke(main, ["months", "--landing", str(tmp_path / "empty"), "--home", str(home)])
     assert unusable.exit_code == 2 and unusable.output.startswith("error: unusable landing zone: ")
     assert len(unusable.output.strip().splitlines()) == 1
+
+
+class WarehouseNotToBeOpened:
+    """The check comes before any work: opening the warehouse fails the test."""
+
+    path = "unused"
+
+    def connect(self, read_only: bool = False):
+        raise AssertionError("the warehouse was opened for months outside the data")
+
+
+@pytest.mark.parametrize(
+    ("keys", "refused"),
+    [
+        (["2007-03"], "1 month(s) 2007-03..2007-03"),  # one month past the data's last complete month
+        (["2005-11", "2005-12"], "2 month(s) 2005-11..2005-12"),  # a landing zone's older months, still registered
+    ],
+)
+def test_feature_assets_refuse_months_outside_the_data(instance, landing, keys, refused):
+    """A run from the UI or the Dagster CLI may select keys left from an earlier landing zone, or
+    added by hand: the months are refused, never computed empty."""
+    from assets.features import storefront_metrics, supplier_features
+
+    register_months(instance, [*keys, *DATA_MONTHS])
+    resources = {
+        "warehouse": WarehouseNotToBeOpened(),
+        "landing": LandingZoneResource(path=str(landing), quarantine_parquet_dir=str(landing.parent / "q")),
+    }
+    for asset in (supplier_features, storefront_metrics):
+        result = dg.materialize([asset], instance=instance, resources=resources, raise_on_error=False,
+                                tags={RANGE_START: keys[0], RANGE_END: keys[-1]})
+        assert not result.success
+        # What `assurance run` would say: one line, exit code 2 (bad usage, like --from/--to outside the data).
+        failure = run_failure(result, [], Path("run.log"))
+        assert failure.exit_code == 2 and "\n" not in str(failure)
+        assert f"step {asset.key.to_user_string()}: MonthsOutsideDataError: {refused} of this run are outside the data" in str(failure)
+        assert str(failure).endswith("covers 2006-01..2007-02; next: run months within them")
