@@ -54,7 +54,6 @@ class RunOutcome:
     failed_checks: list[str] = field(default_factory=list)
     log_path: Path | None = None
     recovered: list[RecoveredRun] = field(default_factory=list)
-    new_months: list[str] = field(default_factory=list)  # partition keys this run registered
 
 
 def prepare_dagster_home(settings: Settings) -> Path:
@@ -150,8 +149,8 @@ def run_months(
     The months must lie within the landing zone's month span (`span`, read from
     `settings.landing` when not given; `MonthRangeError` otherwise). Every month of the span
     is registered as a partition before the run, so the instance's partitions are the data's
-    months, whatever their era. Holds the home folder's run lock throughout (`HomeBusyError` if another run has it) and
-    first recovers the run records a killed run left behind. The full log, with stack
+    months, whatever their era. Holds the home folder's run lock throughout (`HomeBusyError`
+    if another run has it) and first recovers the run records a killed run left behind. The full log, with stack
     traces, goes to `$ASSURANCE_HOME/logs/run-*.log`; the console gets the progress at
     `log_level` and errors cut to one line (whole with `verbose`).
     """
@@ -171,6 +170,8 @@ def run_months(
         with dg.DagsterInstance.get() as instance:
             recovered = recover_stale_runs(instance, say)
             new_months = register_months(instance, month_keys(*span))
+            if new_months:
+                say(f"partitions: registered {len(new_months)} month(s) of the data, {new_months[0]}..{new_months[-1]}")
             try:
                 result = job.execute_in_process(
                     instance=instance,
@@ -189,7 +190,7 @@ def run_months(
     failed_checks = _failed_checks(result.get_asset_check_evaluations())
     if not result.success:
         raise _failure(result, failed_checks, log_path)
-    return RunOutcome(result.run_id, first_month, last_month, failed_checks, log_path, recovered, new_months)
+    return RunOutcome(result.run_id, first_month, last_month, failed_checks, log_path, recovered)
 
 
 def register_landing_months(settings: Settings) -> tuple[list[str], list[str]]:
