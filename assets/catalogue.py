@@ -21,8 +21,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     CODE_VERSION = "unreleased"
 
-# The monthly job runs at 06:00 UTC on the 2nd (pipelines/jobs.py): a published table is fresh
-# when it was last published after the month ended (00:00 on the 1st) and by noon on the 2nd.
+# The monthly sensor publishes a month within the hour after the landing zone completes it
+# (pipelines/jobs.py): a published table is fresh when it was last published after the month
+# ended (00:00 on the 1st) and by noon on the 2nd, so the extract must land by then.
 MONTHLY_PUBLICATION = dg.FreshnessPolicy.cron(deadline_cron="0 12 2 * *", lower_bound_delta=timedelta(hours=36))
 
 

@@ -2,13 +2,14 @@
 
 import math
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pyarrow.compute as pc
 
 from assets.landing import landing_zone
-from assets.partitions import as_of_dates_in_run, month_end_partitions, partition_key_of, single_run
-from assets.resource_types import WAREHOUSE_POOL, WarehouseParam
+from assets.partitions import as_of_dates_in_data, month_end_partitions, partition_key_of, single_run
+from assets.resource_types import WAREHOUSE_POOL, LandingZoneParam, WarehouseParam
 from features import compute_storefront_metrics, compute_supplier_features
 from warehouse import replace_months, transaction
 
@@ -77,11 +78,11 @@ def _add_month_metadata(context: dg.AssetExecutionContext, as_of_date: date, met
 
 
 @dg.asset(**MONTHLY_FEATURE_ASSET)
-def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -> dg.MaterializeResult:
+def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam) -> dg.MaterializeResult:
     """INTERNAL working table `features.supplier_features` (services read `published/supplier_features`):
     every supplier's features at each month end, from what was known by that day (DESIGN §4);
     definitions in docs/feature_catalogue.md."""
-    as_of_dates = as_of_dates_in_run(context)
+    as_of_dates = as_of_dates_in_data(context, Path(landing.path))
     context.log.info(f"computing supplier features for {len(as_of_dates)} month ends {as_of_dates[0]}..{as_of_dates[-1]}")
     with warehouse.connect() as con:
         rows = compute_supplier_features(con, as_of_dates)
@@ -98,11 +99,11 @@ def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehousePar
 
 
 @dg.asset(**MONTHLY_FEATURE_ASSET)
-def storefront_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -> dg.MaterializeResult:
+def storefront_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam) -> dg.MaterializeResult:
     """INTERNAL working table `features.storefront_metrics` (services read `published/storefront_metrics`):
     the buyer-facing figures of DESIGN §5 (12-month transactions and value, response rate and
     speed, on-time shipment), exactly as the storefront shows them."""
-    as_of_dates = as_of_dates_in_run(context)
+    as_of_dates = as_of_dates_in_data(context, Path(landing.path))
     with warehouse.connect() as con:
         rows = compute_storefront_metrics(con, as_of_dates)
         with transaction(con):

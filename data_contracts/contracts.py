@@ -25,9 +25,10 @@ PUBLISHED_TABLE_ORDER = ("supplier_scores", "supplier_features", "storefront_met
 LOGICAL_TYPES = ("VARCHAR", "DOUBLE", "BIGINT", "INTEGER", "BOOLEAN", "TIMESTAMP", "DATE", "VARCHAR[]")
 COMPARISON_OPS = (">=", ">", "<=", "<", "=")
 
-# No marketplace record predates this: an earlier timestamp is a typo or a placeholder
-# (1900-01-01, 1970-01-01), quarantined as `before_plausible_era`. A landing contract may
-# move it with `plausible_from: YYYY-MM-DD`.
+# A guard against placeholder and typo timestamps (1900-01-01, the Unix epoch 1970-01-01, a
+# year typed 19xx), quarantined as `before_plausible_era`; not a claim about history (online
+# marketplaces kept orders in the 1990s) and not a limit on the months a run covers, which are
+# the data's. A landing contract holding older history moves it with `plausible_from: YYYY-MM-DD`.
 EARLIEST_PLAUSIBLE_TIMESTAMP = datetime(2000, 1, 1)
 
 

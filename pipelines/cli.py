@@ -111,9 +111,13 @@ def generate(out_dir: str, suppliers: int, start: str, months: int, seed: int) -
     """Write a synthetic landing zone (with `_truth/`)."""
     from synthetic import generate_landing_zone
 
-    summary = generate_landing_zone(
-        Path(out_dir), n_suppliers=suppliers, start=start, months=months, seed=seed, progress=lambda line: click.echo(f"  {line}")
-    )
+    try:
+        summary = generate_landing_zone(
+            Path(out_dir), n_suppliers=suppliers, start=start, months=months, seed=seed, progress=lambda line: click.echo(f"  {line}")
+        )
+    except ValueError as error:  # a start before the contracts' plausible era: bad usage
+        click.secho(f"error: {error}", fg="red", err=True)
+        sys.exit(EXIT_UNUSABLE_INPUT)
     click.echo(summary.describe() if hasattr(summary, "describe") else str(summary))
 
 
@@ -123,9 +127,10 @@ def _run(settings: Settings, first: str | None, last: str | None, verbose: bool 
     from pipelines.runner import check_month_order, month_range, run_months
 
     check_month_order(first, last)
-    first, last = month_range(first, last, landing_zone_month_span(settings.landing))
+    span = landing_zone_month_span(settings.landing)
+    first, last = month_range(first, last, span)
     click.echo(f"running months {first}..{last} on {settings.landing} (home {settings.home})")
-    return run_months(settings, first, last, verbose=verbose, echo=lambda line: click.echo(line, err=True))
+    return run_months(settings, first, last, verbose=verbose, echo=lambda line: click.echo(line, err=True), span=span)
 
 
 VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Print Dagster's full stack traces on the console too (they always go to the log).")
@@ -182,6 +187,27 @@ def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool
         generate_landing_zone(settings.landing, n_suppliers=suppliers, months=months, seed=seed, progress=lambda line: click.echo(f"  {line}"))
         outcome = _run(settings, None, None, verbose)
     click.echo(describe_run(settings, outcome, seconds=time.monotonic() - started, truth_dir=settings.landing / "_truth"))
+
+
+@main.command()
+@click.option("--landing", required=True, envvar="ASSURANCE_LANDING", show_envvar=True,
+              type=click.Path(exists=True, file_okay=False), help="Landing-zone folder (DESIGN §3).")
+@click.option("--home", envvar="ASSURANCE_HOME", show_envvar=True, type=click.Path(file_okay=False),
+              help="Home folder [default: ./var].")
+@clean_errors
+def months(landing: str, home: str | None) -> None:
+    """Register the months the landing zone covers as partitions of the home's Dagster instance.
+
+    `assurance run` does this itself; run it before `dagster asset materialize --partition-range`
+    or the UI on a home where nothing has run yet. Exit 2 when the landing zone is unusable.
+    """
+    from pipelines.runner import register_landing_months
+
+    settings = _settings(home, landing)
+    data_months, new = register_landing_months(settings)
+    added = f"registered {', '.join(new)}" if new else "all registered already"
+    click.echo(f"the data covers {data_months[0]}..{data_months[-1]} ({len(data_months)} months): {added} "
+               f"(partitions `month_end` in {settings.dagster_home})")
 
 
 @main.command()

@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets import features, landing, modeling, publishing, reporting, scoring
 from assets.catalogue import catalogued
-from pipelines.jobs import assurance_monthly, monthly_schedule
+from pipelines.jobs import assurance_monthly, landing_zone_months, monthly_publication
 from pipelines.resources import (
     LandingZoneResource,
     MLflowResource,
@@ -37,7 +37,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=catalogued(dg.load_assets_from_modules(ASSET_MODULES)),
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[assurance_monthly],
-        schedules=[monthly_schedule],
+        sensors=[landing_zone_months, monthly_publication],
         resources=build_resources(settings),
     )
 

@@ -13,11 +13,13 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
-from assets.partitions import FIRST_PARTITION, partition_key_of
+from assets.partitions import month_keys, partition_key_of, register_months
+from data_contracts.span import landing_zone_month_span
 from pipelines.jobs import MONTHLY_JOB_NAME
 from pipelines.run_log import append_to_log, assurance_logger, libraries_to_log_file, new_log_path
 from pipelines.home_lock import home_lock
@@ -97,7 +99,7 @@ def _root_cause(error) -> str:
 
 
 # Causes the CLI reports with their own exit codes (DESIGN §6): unusable input, busy warehouse.
-_EXIT_CODE_OF_CAUSE = {"LandingZoneError": 2, "WarehouseLockedError": 3}
+_EXIT_CODE_OF_CAUSE = {"LandingZoneError": 2, "MonthsOutsideDataError": 2, "WarehouseLockedError": 3}
 _NEXT_STEP = "next: fix the cause (full trace in the log) and run the same command again"
 
 
@@ -140,15 +142,22 @@ def run_months(
     log_level: str = "INFO",
     verbose: bool = False,
     echo: Callable[[str], None] | None = None,
+    span: tuple[date, date] | None = None,
 ) -> RunOutcome:
     """Materialise every asset for the months first..last (YYYY-MM) as one single-run backfill.
 
-    Holds the home folder's run lock throughout (`HomeBusyError` if another run has it) and
-    first recovers the run records a killed run left behind. The full log, with stack
+    The months must lie within the landing zone's month span (`span`, read from
+    `settings.landing` when not given; `MonthRangeError` otherwise). Every month of the span
+    is registered as a partition before the run, so the instance's partitions are the data's
+    months, whatever their era. Holds the home folder's run lock throughout (`HomeBusyError`
+    if another run has it) and first recovers the run records a killed run left behind. The full log, with stack
     traces, goes to `$ASSURANCE_HOME/logs/run-*.log`; the console gets the progress at
     `log_level` and errors cut to one line (whole with `verbose`).
     """
     from pipelines.definitions import build_definitions
+
+    span = span or landing_zone_month_span(settings.landing)
+    first_month, last_month = month_range(first_month, last_month, span)
 
     def say(line: str) -> None:
         append_to_log(log_path, line)
@@ -161,6 +170,9 @@ def run_months(
             job = build_definitions(settings).resolve_job_def(MONTHLY_JOB_NAME).with_logger_defs({"assurance": assurance_logger})
         with dg.DagsterInstance.get() as instance:
             recovered = recover_stale_runs(instance, say)
+            new_months = register_months(instance, month_keys(*span))
+            if new_months:
+                say(f"partitions: registered {len(new_months)} month(s) of the data, {new_months[0]}..{new_months[-1]}")
             try:
                 with libraries_to_log_file(log_path, verbose):
                     result = job.execute_in_process(
@@ -183,13 +195,23 @@ def run_months(
     return RunOutcome(result.run_id, first_month, last_month, failed_checks, log_path, recovered)
 
 
+def register_landing_months(settings: Settings) -> tuple[list[str], list[str]]:
+    """Register the landing zone's months as partitions of the home's Dagster instance, as a run
+    does first (`assurance months`): the data's months and those that were new."""
+    months = month_keys(*landing_zone_month_span(settings.landing))
+    with home_lock(settings.home):
+        prepare_dagster_home(settings)
+        with dg.DagsterInstance.get() as instance:
+            return months, register_months(instance, months)
+
+
 def check_month_order(first: str | None, last: str | None) -> None:
     """--from after --to is a usage error, found before anything is read."""
     if first and last and first > last:
         raise MonthRangeError(f"--from {first} is after --to {last}: give the earlier month as --from")
 
 
-def month_range(first: str | None, last: str | None, span: tuple) -> tuple[str, str]:
+def month_range(first: str | None, last: str | None, span: tuple[date, date]) -> tuple[str, str]:
     """Resolve --from/--to (YYYY-MM or None) against the months the landing zone covers.
 
     A month outside the data (before its first month, after its last complete month) is
@@ -203,7 +225,4 @@ def month_range(first: str | None, last: str | None, span: tuple) -> tuple[str, 
             raise MonthRangeError(f"{flag} {month} is before the data: {covered}")
         if month is not None and month > data_last:
             raise MonthRangeError(f"{flag} {month} is after the data: {covered}")
-    first, last = first or data_first, last or data_last
-    if first < FIRST_PARTITION:
-        raise MonthRangeError(f"--from {first} is before the pipeline's first month {FIRST_PARTITION}: choose a later month")
-    return first, last
+    return first or data_first, last or data_last

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data_contracts.contracts import EARLIEST_PLAUSIBLE_TIMESTAMP
 from synthetic.arrow_columns import id_strings, labels, timestamps
 from synthetic.events import SUPPLIER_ID_WIDTH, IdCounters, sample_month
 from synthetic.truth import DEFAULT_CONTINUATIONS, breach_probability_table
@@ -42,6 +43,7 @@ from synthetic.world import (
     MonthGrid,
     SupplierWorld,
     build_world,
+    earliest_plausible_day,
 )
 
 # Mean monthly orders of an established supplier of average capacity; with the default
@@ -154,6 +156,11 @@ def generate_landing_zone(
         return np.random.Generator(np.random.PCG64(seed_sequence))
 
     grid = MonthGrid.from_start(start, months)
+    if int(grid.start_days[0]) < earliest_plausible_day():
+        raise ValueError(
+            f"start {start} is before {EARLIEST_PLAUSIBLE_TIMESTAMP:%Y-%m-%d}, the contracts' earliest plausible "
+            "timestamp (its orders would be quarantined): choose a later month"
+        )
     world = build_world(n_suppliers, grid, base_rate, generator(world_seed))
 
     for table in (*TABLES, TRUTH_DIR):

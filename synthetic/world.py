@@ -23,6 +23,7 @@ from datetime import date
 
 import numpy as np
 
+from data_contracts.contracts import EARLIEST_PLAUSIBLE_TIMESTAMP
 from synthetic.behaviour import SupplierState, Z_REF
 
 DAY_US = 86_400_000_000
@@ -204,11 +205,19 @@ def codes(rng: np.random.Generator, weights, n: int) -> np.ndarray:
     return rng.choice(len(w), size=n, p=w / w.sum()).astype(np.int16)
 
 
+def earliest_plausible_day() -> int:
+    """The contracts' earliest plausible timestamp as days since 1970-01-01."""
+    return int(np.datetime64(EARLIEST_PLAUSIBLE_TIMESTAMP.date(), "D").astype(np.int64))
+
+
 def build_world(n_suppliers: int, grid: MonthGrid, base_rate: float, rng: np.random.Generator) -> SupplierWorld:
     n = n_suppliers
     start_day = int(grid.start_days[0])
     horizon_day = int(grid.start_days[grid.n_months])
     history_start_day = int((grid.first_month - HISTORY_BEFORE_START_MONTHS).astype("datetime64[D]").astype(np.int64))
+    # A join before the contracts' plausibility floor would be quarantined: an early world's
+    # history starts at the floor (the same draws, so later worlds are unchanged).
+    history_start_day = max(history_start_day, earliest_plausible_day())
 
     country = codes(rng, COUNTRY_WEIGHTS, n)
     tier = codes(rng, TIER_WEIGHTS, n)

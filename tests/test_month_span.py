@@ -13,7 +13,8 @@ from data_contracts import LandingZoneError
 from data_contracts.manifest import write_manifest
 from data_contracts.span import EARLIEST_PLAUSIBLE_TIMESTAMP, landing_zone_month_span
 from pipelines.cli import main
-from pipelines.runner import MonthRangeError, month_range
+from pipelines.runner import MonthRangeError, month_range, run_months
+from pipelines.settings import Settings
 from synthetic import generate_landing_zone
 
 DATA = (date(2024, 1, 31), date(2025, 2, 28))  # a landing zone covering 2024-01..2025-02
@@ -44,9 +45,66 @@ def test_month_range_against_the_data(first, last, expected):
             month_range(first, last, DATA)
 
 
-def test_months_before_the_pipelines_first_partition_are_refused_clearly():
-    with pytest.raises(MonthRangeError, match="before the pipeline's first month 2016-01"):
-        month_range(None, None, (date(2010, 1, 31), date(2017, 6, 30)))
+OLD_WORLD = (date(2006, 1, 31), date(2007, 12, 31))
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "span", "expected"),
+    [
+        (None, None, OLD_WORLD, ("2006-01", "2007-12")),  # issue 14: a 2006 world runs whole (no 2016 floor)
+        ("2006-01", "2006-01", OLD_WORLD, ("2006-01", "2006-01")),  # its first month alone
+        ("2001-03", None, (date(2000, 1, 31), date(2001, 6, 30)), ("2001-03", "2001-06")),  # the plausible era's first years
+        (None, None, (date(2031, 1, 31), date(2032, 6, 30)), ("2031-01", "2032-06")),  # a world dated ahead: its months
+        ("2005-12", None, OLD_WORLD, "--from 2005-12 is before the data: the data covers 2006-01..2007-12"),
+        (None, "2008-01", OLD_WORLD, "--to 2008-01 is after the data: the data covers 2006-01..2007-12"),
+    ],
+)
+def test_months_of_any_era_are_the_datas(first, last, span, expected):
+    if isinstance(expected, tuple):
+        assert month_range(first, last, span) == expected
+    else:
+        with pytest.raises(MonthRangeError, match=expected):
+            month_range(first, last, span)
+
+
+def test_run_months_refuses_months_outside_the_data_before_any_work(tmp_path):
+    """The runner checks the months itself (callers other than the CLI), before the home is touched."""
+    home = tmp_path / "home"
+    with pytest.raises(MonthRangeError, match="--to 2016-01 is after the data: the data covers 2006-01..2007-12"):
+        run_months(Settings(home=home, landing=tmp_path / "unused"), "2006-01", "2016-01", span=OLD_WORLD)
+    assert not home.exists()
+
+
+@pytest.mark.parametrize(
+    ("start", "span"),
+    [
+        ("2006-01", (date(2006, 1, 31), date(2007, 2, 28))),  # suppliers joined from 2002: all after the floor
+        # joins would reach 1996: the generator starts them at the floor, so trading (which follows
+        # the month of joining) and the data's months begin in February
+        ("2000-01", (date(2000, 2, 29), date(2001, 2, 28))),
+    ],
+)
+def test_an_early_world_passes_the_plausibility_floor(tmp_path, start, span):
+    """The contracts' floor (2000-01-01) is for placeholders such as 1970, not for old data: a
+    generated world from any month on it loses no row to it."""
+    from data_contracts import validate_landing_zone
+
+    landing = tmp_path / "landing"
+    generate_landing_zone(landing, n_suppliers=40, start=start, months=14, seed=3)
+    assert landing_zone_month_span(landing) == span
+    report, exit_code, _text = validate_landing_zone(landing)
+    assert exit_code == 0
+    assert all(stats.rows_quarantined == 0 for stats in report.tables.values())
+
+
+def test_generating_before_the_plausibility_floor_is_refused_in_one_line(tmp_path):
+    result = invoke("generate", "--out", str(tmp_path / "lz"), "--start", "1999-12", "--suppliers", "10")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: start 1999-12 is before 2000-01-01, the contracts' earliest plausible timestamp "
+        "(its orders would be quarantined): choose a later month"
+    )
+    assert not (tmp_path / "lz").exists()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import duckdb
 import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from assets.partitions import month_end_partitions
+from assets.partitions import MONTH_END_PARTITIONS, month_end_of, month_keys
 from pipelines.runner import run_months
 from pipelines.settings import Settings
 from synthetic import generate_landing_zone
@@ -246,7 +246,7 @@ def test_backtest_report_and_what_if_need_no_retraining(pipeline_home):
 
 
 def _run_partition_keys() -> list[str]:
-    return month_end_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(FIRST, LAST))
+    return month_keys(month_end_of(FIRST), month_end_of(LAST))
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +254,12 @@ def dagster_instance(pipeline_home):
     settings, *_ = pipeline_home
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         yield instance
+
+
+def test_the_partitions_are_exactly_the_datas_months(dagster_instance):
+    """Registered from the landing zone before the run: its 20 months, oldest first, no empty decades."""
+    assert dagster_instance.get_dynamic_partitions(MONTH_END_PARTITIONS) == _run_partition_keys()
+    assert len(_run_partition_keys()) == 20
 
 
 def test_published_checks_passed_for_every_partition_of_the_run(pipeline_home, dagster_instance):
