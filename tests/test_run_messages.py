@@ -68,3 +68,19 @@ def test_a_check_failing_in_several_months_is_named_once_with_its_months():
     names = _failed_checks([evaluation(False, "2024-01"), evaluation(True, "2024-02"), evaluation(False, "2024-03")])
     assert names == ["published/supplier_scores:meets_contract (2 rows break the contract) in 2024-01, 2024-03"]
     assert _failed_checks([evaluation(False, None)]) == ["published/supplier_scores:meets_contract (2 rows break the contract)"]
+
+
+def test_an_unusable_overrides_file_found_inside_the_run_exits_two():
+    """A freeze whose month before start was never scored is found while scoring: unusable input (exit 2)."""
+    from types import SimpleNamespace
+
+    from pipelines.runner import _failure
+
+    cause = error("models.overrides.OverridesFileError: override 'OV-1' freezes supplier 'S1' at its amount of "
+                  "2024-12-31, a month that was never scored: state amount_usd in the override, or run that month first",
+                  "OverridesFileError")
+    step = SimpleNamespace(step_key="supplier_scores", step_failure_data=SimpleNamespace(error=error("step failed", "DagsterExecutionStepExecutionError", cause)))
+    result = SimpleNamespace(run_id="r1", get_step_failure_events=lambda: [step], all_events=[])
+    failed = _failure(result, [], log_path=None)
+    assert failed.exit_code == 2
+    assert "step supplier_scores: OverridesFileError: override 'OV-1'" in str(failed) and "state amount_usd" in str(failed)
