@@ -43,6 +43,8 @@ class PublishedStore(Protocol):
 
 class PolicySource(Protocol):
     policy_file: str
+    overrides_file: str
+    overrides_required: bool
 
 
 WarehouseParam = dg.ResourceParam[Warehouse]

@@ -1,7 +1,7 @@
 """Monthly scores: champion-model breach probability, reason codes, eligibility and amount."""
 
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -12,12 +12,15 @@ from assets.features import SUPPLIER_FEATURES_TABLE, supplier_features
 from assets.modeling import breach_model, default_model, loss_rate_model
 from assets.partitions import as_of_dates_in_run, month_end_partitions, partition_key_of, single_run
 from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, PolicySourceParam, WarehouseParam
+from models.overrides import Overrides, apply_overrides, frozen_amounts_before_start, load_overrides, record_override_changes
 from models.policy import Policy
 from models.registry import load_model_by_alias
 from models.supplier_decisions import RiskModels, decide_month
 from warehouse import replace_months
 
 SCORES_TABLE = "models.scores"
+# Every change to the analyst overrides file, one row per change (contract: data_contracts/published/override_audit.yaml).
+OVERRIDE_AUDIT_TABLE = "published.override_audit"
 
 
 def load_risk_models(model_registry: ModelRegistryParam) -> RiskModels:
@@ -63,13 +66,16 @@ def supplier_scores(
     Months run oldest first because each month's amount may rise only so far above the last."""
     models = load_risk_models(model_registry)
     limit_policy = load_policy(policy)
+    overrides = load_overrides(policy.overrides_file or None, required=policy.overrides_required)
     as_of_dates = as_of_dates_in_run(context)
     with warehouse.connect() as con:
+        audit_changes = _audit_overrides(context, con, overrides)
         for as_of_date in as_of_dates:
             features = con.execute(
                 f"SELECT * FROM {SUPPLIER_FEATURES_TABLE} WHERE as_of_date = ? ORDER BY supplier_id", [as_of_date]
             ).df()
             decided = decide_month(features, models, limit_policy, _previous_amounts(con, as_of_date))
+            decided = _with_overrides(context, con, decided, overrides, as_of_date)
             con.execute("BEGIN TRANSACTION")
             replace_months(con, SCORES_TABLE, [as_of_date], decided)
             con.execute("COMMIT")
@@ -92,5 +98,33 @@ def supplier_scores(
             "loss_rate_model_version": models.loss_rate_version,
             "default_model_version": models.default_version,
             "policy_version": limit_policy.version,
+            "overrides_version": overrides.version,
+            "override_audit_changes": audit_changes,
         }
     )
+
+
+# --------------------------------------------------------------------------- analyst overrides (models/overrides.py)
+
+
+def _audit_overrides(context: dg.AssetExecutionContext, con, overrides: Overrides) -> int:
+    """Record what changed in the overrides file since the last run; the number of changes."""
+    changes = record_override_changes(con, OVERRIDE_AUDIT_TABLE, overrides, context.run_id, datetime.now(timezone.utc).replace(tzinfo=None))
+    for row in changes.to_pylist():
+        context.log.info(f"override {row['override_id']} {row['change']} ({row['action']} {row['supplier_id']}, by {row['author']})")
+    return changes.num_rows
+
+
+def _with_overrides(context: dg.AssetExecutionContext, con, decided: pa.Table, overrides: Overrides, as_of_date) -> pa.Table:
+    """The month's decisions after the overrides in force; overrides of suppliers not scored are counted and warned about."""
+    outcome = apply_overrides(decided, overrides, frozen_amounts_before_start(con, SCORES_TABLE, overrides, as_of_date))
+    if outcome.unknown_supplier:
+        context.log.warning(
+            f"{as_of_date}: {len(outcome.unknown_supplier)} override(s) name a supplier not scored this month, not applied: "
+            f"{', '.join(outcome.unknown_supplier)} (check the supplier_id in {overrides.source})"
+        )
+    context.add_asset_metadata(
+        {"overrides_applied": len(outcome.applied), "overrides_unknown_supplier": len(outcome.unknown_supplier)},
+        partition_key=partition_key_of(as_of_date),
+    )
+    return outcome.table

@@ -53,6 +53,13 @@ SCORE_SCHEMA = pa.schema(
         (DEFAULT_PROBABILITY_COLUMN, pa.float64()),
         ("loss_rate_model_version", pa.string()),
         ("default_model_version", pa.string()),
+        # Decrease notice (policy ``growth.decrease_notice_days``): null when the amount binds at once.
+        ("amount_binding_from", pa.date32()),
+        ("amount_before_binding_usd", pa.float64()),
+        # The analyst override in force for the supplier this month (models/overrides.py); null: none.
+        ("override_id", pa.string()),
+        ("override_action", pa.string()),
+        ("override_reason", pa.string()),
     ]
 )
 
@@ -145,5 +152,13 @@ def decide_month(
         DEFAULT_PROBABILITY_COLUMN: risk[DEFAULT_PROBABILITY_COLUMN].astype(float).tolist(),
         "loss_rate_model_version": [models.loss_rate_version] * n,
         "default_model_version": [models.default_version] * n,
+        "amount_binding_from": decided["amount_binding_from"].tolist(),
+        "amount_before_binding_usd": [
+            None if pd.isna(value) else float(value) for value in decided["amount_before_binding_usd"]
+        ],
+        # Overrides apply after the policy, in the scoring step (models.overrides.apply_overrides).
+        "override_id": [None] * n,
+        "override_action": [None] * n,
+        "override_reason": [None] * n,
     }
     return pa.table(columns, schema=SCORE_SCHEMA)

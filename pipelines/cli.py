@@ -34,6 +34,7 @@ def clean_errors(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         from data_contracts import LandingZoneError
+        from models.overrides import OverridesFileError
         from pipelines.home_lock import HomeBusyError
         from pipelines.runner import MonthRangeError, PipelineRunFailed
         from warehouse import WarehouseLockedError
@@ -46,6 +47,9 @@ def clean_errors(command):
             sys.exit(EXIT_UNUSABLE_INPUT)
         except MonthRangeError as error:
             click.secho(f"error: {error}", fg="red", err=True)
+            sys.exit(EXIT_UNUSABLE_INPUT)
+        except OverridesFileError as error:
+            click.secho(f"error: unusable overrides file: {error}", fg="red", err=True)
             sys.exit(EXIT_UNUSABLE_INPUT)
         except (WarehouseLockedError, HomeBusyError) as error:
             click.secho(f"error: {error}", fg="red", err=True)
@@ -124,9 +128,11 @@ def generate(out_dir: str, suppliers: int, start: str, months: int, seed: int) -
 def _run(settings: Settings, first: str | None, last: str | None, verbose: bool = False):
     """Check the months against each other and against the data, then run them: nothing runs on a bad range."""
     from data_contracts.span import landing_zone_month_span
+    from models.overrides import load_overrides
     from pipelines.runner import check_month_order, month_range, run_months
 
     check_month_order(first, last)
+    load_overrides(settings.overrides, required=settings.overrides_file is not None)  # a bad file stops nothing half-way
     span = landing_zone_month_span(settings.landing)
     first, last = month_range(first, last, span)
     click.echo(f"running months {first}..{last} on {settings.landing} (home {settings.home})")
@@ -176,7 +182,10 @@ def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool
     # The demo always writes its own landing zone under the home folder: never the one
     # ASSURANCE_LANDING may point at, which holds somebody's real data.
     configured = _settings(home, None)
-    settings = Settings(home=configured.home, landing=configured.home / "landing", policy_file=configured.policy_file)
+    settings = Settings(
+        home=configured.home, landing=configured.home / "landing", policy_file=configured.policy_file,
+        overrides_file=configured.overrides_file,
+    )
     os.environ["ASSURANCE_LANDING"] = str(settings.landing)
     started = time.monotonic()
     # Taken before the landing zone is replaced: a run in progress on this home may be reading it.
@@ -255,6 +264,29 @@ def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
     write_backtest_report(first, path, comparison=comparison if len(policies) > 1 else None)
     click.echo(comparison.totals.round(3).to_string(index=False))
     click.echo(f"\nreport: {path}")
+
+
+@main.command("check-overrides")
+@click.option("--home", envvar="ASSURANCE_HOME", show_envvar=True, type=click.Path(file_okay=False),
+              help="Home folder [default: ./var].")
+@click.option("--file", "overrides_file", type=click.Path(dir_okay=False),
+              help="Overrides YAML [default: $ASSURANCE_OVERRIDES, else overrides.yaml in the home folder].")
+@clean_errors
+def check_overrides(home: str | None, overrides_file: str | None) -> None:
+    """Validate the analyst overrides file and list its overrides: exit 0 valid, 2 unusable."""
+    from models.overrides import load_overrides
+
+    settings = _settings(home)
+    path = Path(overrides_file).resolve() if overrides_file else settings.overrides
+    overrides = load_overrides(path, required=bool(overrides_file) or settings.overrides_file is not None)
+    if not path.exists():
+        click.echo(f"no overrides file at {path}: no overrides apply")
+        return
+    click.echo(f"{path}: {len(overrides.entries)} override(s), version {overrides.version}")
+    for entry in overrides.entries:
+        amount = "" if entry.amount_usd is None else f" ${entry.amount_usd:,.0f}"
+        click.echo(f"  {entry.id}: {entry.action}{amount} {entry.supplier_id} from {entry.start} until {entry.expiry} "
+                   f"({entry.author}: {entry.reason})")
 
 
 @main.command("import-olist")

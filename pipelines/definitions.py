@@ -28,7 +28,11 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             registered_model_name=REGISTERED_MODEL_NAME,
         ),
         "published_store": PublishedStoreResource(parquet_root=str(settings.published_parquet), reports_dir=str(settings.reports)),
-        "policy": PolicyResource(policy_file=str(settings.policy_file or "")),
+        "policy": PolicyResource(
+            policy_file=str(settings.policy_file or ""),
+            overrides_file=str(settings.overrides),
+            overrides_required=settings.overrides_file is not None,
+        ),
     }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from pydantic import Field
 
 from warehouse import open_warehouse
 
@@ -52,6 +53,12 @@ class PublishedStoreResource(dg.ConfigurableResource):
 
 
 class PolicyResource(dg.ConfigurableResource):
-    """The limit-policy configuration file; empty means the packaged default policy."""
+    """The analyst's decision inputs: the limit-policy file and the overrides file."""
 
-    policy_file: str = ""
+    policy_file: str = Field(default="", description="Limit-policy YAML; empty: the packaged default policy.")
+    overrides_file: str = Field(
+        default="", description="Analyst overrides YAML (models/overrides.py); empty or absent file: no overrides."
+    )
+    overrides_required: bool = Field(
+        default=False, description="The overrides file was named explicitly (ASSURANCE_OVERRIDES): it must exist."
+    )

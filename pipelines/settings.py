@@ -14,13 +14,26 @@ class Settings:
     home: Path
     landing: Path
     policy_file: Path | None = None
+    # Analyst overrides (models/overrides.py); None: `overrides.yaml` in the home folder, if present.
+    overrides_file: Path | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
         home = Path(os.environ.get("ASSURANCE_HOME", "var")).resolve()
         landing = Path(os.environ.get("ASSURANCE_LANDING", home / "landing")).resolve()
         policy = os.environ.get("ASSURANCE_POLICY")
-        return cls(home=home, landing=landing, policy_file=Path(policy).resolve() if policy else None)
+        overrides = os.environ.get("ASSURANCE_OVERRIDES")
+        return cls(
+            home=home,
+            landing=landing,
+            policy_file=Path(policy).resolve() if policy else None,
+            overrides_file=Path(overrides).resolve() if overrides else None,
+        )
+
+    @property
+    def overrides(self) -> Path:
+        """The overrides file the run reads: ASSURANCE_OVERRIDES, else `overrides.yaml` in the home folder."""
+        return self.overrides_file or self.home / "overrides.yaml"
 
     @property
     def warehouse(self) -> Path:

@@ -173,3 +173,44 @@ def test_an_unexpected_error_is_one_line_with_its_traceback_in_the_log(tmp_path,
     error, log = error_lines(result.output)
     assert error == "error: RuntimeError: something nobody expected"
     assert "Traceback" in open(log.removeprefix("log: ")).read()
+
+
+OVERRIDE = """overrides:
+  - {id: OV-1, supplier_id: S1, action: cap, amount_usd: 2000, reason: review, author: ana,
+     start: 2025-01-01, expiry: 2025-07-01}
+"""
+
+
+def test_check_overrides_lists_a_valid_file(tmp_path):
+    (tmp_path / "overrides.yaml").write_text(OVERRIDE)
+    result = invoke("check-overrides", "--home", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "1 override(s)" in result.output and "OV-1: cap $2,000 S1 from 2025-01-01 until 2025-07-01" in result.output
+
+
+def test_check_overrides_without_a_file_says_none_apply(tmp_path):
+    result = invoke("check-overrides", "--home", str(tmp_path))
+    assert result.exit_code == 0 and "no overrides apply" in result.output
+
+
+def test_check_overrides_refuses_a_bad_file_in_one_line(tmp_path):
+    (tmp_path / "overrides.yaml").write_text(OVERRIDE.replace("amount_usd: 2000, ", ""))
+    result = invoke("check-overrides", "--home", str(tmp_path))
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "override #1 (id 'OV-1'): a cap needs amount_usd" in result.output
+
+
+def test_run_refuses_a_bad_overrides_file_before_anything_runs(small_landing, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "overrides.yaml").write_text(OVERRIDE.replace("action: cap", "action: ban"))
+    result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert "unusable overrides file" in result.output and "Traceback" not in result.output
+    assert not (home / "warehouse.duckdb").exists() and not (home / "dagster").exists()
+
+
+def test_run_refuses_an_overrides_file_named_but_missing(small_landing, tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSURANCE_OVERRIDES", str(tmp_path / "typo.yaml"))
+    result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--home", str(tmp_path / "home")])
+    assert result.exit_code == 2 and "no such overrides file" in result.output

@@ -109,6 +109,12 @@ def _scores(n: int = 6) -> pd.DataFrame:
         "default_probability_6m": [0.01 * i for i in range(n)],
         "loss_rate_model_version": ["supplier_loss_rate/1"] * n,
         "default_model_version": ["supplier_default_risk/1"] * n,
+        # row 0: a decrease from $2,000 with notice; row 2: capped by an analyst
+        "amount_binding_from": [date(2025, 7, 28)] + [None] * (n - 1),
+        "amount_before_binding_usd": [2000.0] + [None] * (n - 1),
+        "override_id": [None, None, "OV-1"] + [None] * (n - 3),
+        "override_action": [None, None, "cap"] + [None] * (n - 3),
+        "override_reason": [None, None, "under review"] + [None] * (n - 3),
         "run_id": ["r"] * n,
         "published_at": [datetime(2025, 7, 1)] * n,
     })
@@ -122,9 +128,11 @@ def test_published_frame_checks():
     bad.loc[1, "trade_assurance_amount_usd"] = 500.0  # ineligible but covered
     bad.loc[2, "breach_probability_6m"] = 1.5
     bad.loc[3, "default_probability_6m"] = -0.1  # a probability below 0
+    bad.loc[0, "amount_before_binding_usd"] = 900.0  # a "notice" on an increase from $900
     bad = pd.concat([bad, bad.iloc[[0]]], ignore_index=True)  # duplicate (as_of_date, supplier_id)
     result = check_published_frame(bad, PUBLISHED["supplier_scores"])
-    assert {o.rule for o in result.failures} == {"amount_when_ineligible", "out_of_range", "duplicate_id"}
+    assert {o.rule for o in result.failures} == {"amount_when_ineligible", "out_of_range", "duplicate_id",
+                                                 "notice_only_on_decrease"}
 
     missing = _scores().drop(columns=["run_id"])
     assert "columns" in {o.rule for o in check_published_frame(missing, PUBLISHED["supplier_scores"]).failures}

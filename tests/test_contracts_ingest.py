@@ -67,7 +67,7 @@ def test_contracts_load_and_match_architecture_types():
         assert {c.name: c.type for c in landing[name].columns} == expected
     assert [t for t, c in landing.items() if c.optional] == ["inquiries", "reviews"]
     published = load_published_contracts()
-    assert set(published) == {"supplier_scores", "supplier_features", "storefront_metrics"}
+    assert set(published) == {"supplier_scores", "supplier_features", "storefront_metrics", "override_audit"}
     assert published["supplier_features"].extra_columns == "allowed"
     assert published["supplier_features"].column_names == ["as_of_date", "supplier_id"]
 

@@ -41,6 +41,23 @@ STOREFRONT_COLUMNS = {
     "on_time_shipment_rate_6m",
 }
 FIRST, LAST = "2024-01", "2025-08"
+# Analyst overrides in the home folder (models/overrides.py): the two busiest suppliers, and one
+# that does not exist (a counted warning, not a failure).
+OVERRIDES_YAML = """\
+overrides:
+  - {{id: OV-EXCLUDE, supplier_id: {excluded}, action: exclude, reason: suspected fraud, author: ana,
+     start: 2025-03-01, expiry: 2025-06-01}}
+  - {{id: OV-FREEZE, supplier_id: {frozen}, action: freeze, reason: data incident, author: ben,
+     start: 2025-06-01, expiry: 2025-08-01}}
+  - {{id: OV-TYPO, supplier_id: S-NOT-A-SUPPLIER, action: cap, amount_usd: 1000, reason: typo, author: ana,
+     start: 2024-01-01, expiry: 2030-01-01}}
+"""
+
+
+def busiest_suppliers(landing: Path, n: int) -> list[str]:
+    return [row[0] for row in duckdb.execute(
+        "SELECT supplier_id FROM read_parquet(?) GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?",
+        [str(landing / "orders" / "**" / "*.parquet"), n]).fetchall()]
 
 # A downstream service: opens warehouse.duckdb read-only about ten times a second and
 # records the rows it sees per month (the file appears when the first months are published).
@@ -77,6 +94,9 @@ def pipeline_home(tmp_path_factory) -> Settings:
     landing = root / "o'brien landing"
     generate_landing_zone(landing, n_suppliers=300, start=FIRST, months=20, seed=11)
     settings = Settings(home=root / "o'brien home", landing=landing)
+    excluded, frozen = busiest_suppliers(landing, 2)
+    settings.home.mkdir(parents=True)
+    settings.overrides.write_text(OVERRIDES_YAML.format(excluded=excluded, frozen=frozen))
     stop = root / "stop reading"
     reader = subprocess.Popen([sys.executable, "-c", POLLING_READER, str(settings.warehouse), str(stop)], stdout=subprocess.PIPE, text=True)
     try:
@@ -210,21 +230,81 @@ def test_validate_command_and_the_pipeline_count_the_same_rows(pipeline_home, wa
         assert in_warehouse.get((name, "quarantined"), 0) == stats.rows_quarantined
 
 
+OVERRIDDEN_SUPPLIERS = "SELECT DISTINCT supplier_id FROM {table} WHERE override_id IS NOT NULL"
+
+
+def _supplier_months(warehouse, supplier_id: str) -> dict[str, tuple]:
+    rows = warehouse.execute(
+        """SELECT strftime(as_of_date, '%Y-%m'), override_id, override_action, override_reason, eligible,
+                  trade_assurance_amount_usd, reason_codes, amount_drivers, amount_binding_from
+           FROM published.supplier_scores WHERE supplier_id = ? ORDER BY 1""", [supplier_id]).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_the_published_row_shows_the_override_in_force_and_only_then(pipeline_home, dagster_instance, warehouse):
+    settings, outcome, _ = pipeline_home
+    excluded, frozen = busiest_suppliers(settings.landing, 2)
+    months = _supplier_months(warehouse, excluded)
+    in_force = {"2025-03", "2025-04", "2025-05"}  # start 2025-03-01 <= T < expiry 2025-06-01
+    for month, (override_id, action, reason, eligible, amount, reason_codes, drivers, notice) in months.items():
+        if month in in_force:
+            assert (override_id, action, reason, eligible, amount) == ("OV-EXCLUDE", "exclude", "suspected fraud", False, 0.0)
+            assert "OVERRIDE_EXCLUDED" in reason_codes and drivers == [] and notice is None
+        else:  # before its start the month is untouched; after its expiry it stops by itself
+            assert override_id is None and "OVERRIDE_EXCLUDED" not in reason_codes, month
+    # the freeze holds the amount published at the month end before its start, whatever the policy says
+    months = _supplier_months(warehouse, frozen)
+    held = months["2025-05"][4]
+    assert held > 0, "the busiest supplier but one is covered before the freeze"
+    for month in ("2025-06", "2025-07"):
+        override_id, _, _, eligible, amount, _, drivers, _ = months[month]
+        assert (override_id, eligible, amount, drivers) == ("OV-FREEZE", True, held, ["OVERRIDE_FROZEN"]), month
+    assert months["2025-08"][0] is None
+    # every change to the file is audited once, by the run that first saw it
+    audit = warehouse.execute(
+        "SELECT override_id, change, run_id FROM published.override_audit ORDER BY sequence").fetchall()
+    assert audit == [(name, "added", outcome.run_id) for name in ("OV-EXCLUDE", "OV-FREEZE", "OV-TYPO")]
+    # the override of a supplier that does not exist is counted in each month's metadata
+    by_partition = _materializations_in_run(dagster_instance, outcome.run_id, dg.AssetKey("supplier_scores"))
+    assert {key: m["overrides_unknown_supplier"].value for key, m in by_partition.items()} == dict.fromkeys(_run_partition_keys(), 1)
+
+
+def test_a_lower_amount_is_published_with_its_notice(warehouse):
+    """The default policy gives 28 days' notice of a decrease to a supplier that stays eligible:
+    the row says from when the new amount binds and which amount binds until then."""
+    notices, wrong = warehouse.execute(
+        """SELECT count(*) FILTER (WHERE s.amount_binding_from IS NOT NULL),
+                  count(*) FILTER (WHERE (s.amount_binding_from IS NOT NULL) <>
+                                         coalesce(s.eligible AND s.override_id IS NULL
+                                                  AND s.trade_assurance_amount_usd < p.trade_assurance_amount_usd, false)
+                                      OR s.amount_binding_from <> s.as_of_date + 28
+                                      OR s.amount_before_binding_usd <> p.trade_assurance_amount_usd)
+           FROM published.supplier_scores s
+           LEFT JOIN published.supplier_scores p
+             ON p.supplier_id = s.supplier_id AND p.as_of_date = s.as_of_date - INTERVAL 1 DAY * day(s.as_of_date)"""
+    ).fetchone()
+    assert notices > 0 and wrong == 0
+
+
 def test_backtest_coverage_reconciles_with_the_published_amounts(warehouse):
     """Replaying the published policy over the scored history gives back, month by month,
-    exactly what was published: the backtest judges the policy that actually ran."""
+    exactly what was published: the backtest judges the policy that actually ran (the
+    suppliers an analyst overrode are left out: an override is not the policy)."""
     from models.backtest import load_scored_history, run_backtest
     from models.policy import Policy
     from warehouse.landing_metadata import read_data_horizon
 
-    result = run_backtest(load_scored_history(warehouse, read_data_horizon(warehouse)), Policy.default())
+    overridden = OVERRIDDEN_SUPPLIERS.format(table="published.supplier_scores")
+    history = load_scored_history(warehouse, read_data_horizon(warehouse))
+    history = history[~history["supplier_id"].isin([row[0] for row in warehouse.execute(overridden).fetchall()])]
+    result = run_backtest(history, Policy.default())
     replayed = result.monthly[result.monthly["policy"] == "policy"]
     replayed = {str(row.as_of_date)[:10]: (round(row.coverage_usd, 2), row.suppliers_covered) for row in replayed.itertuples()}
     published = {
         str(month): (round(total, 2), covered)
         for month, total, covered in warehouse.execute(
-            """SELECT as_of_date, sum(trade_assurance_amount_usd), count(*) FILTER (WHERE trade_assurance_amount_usd > 0)
-               FROM published.supplier_scores GROUP BY 1"""
+            f"""SELECT as_of_date, sum(trade_assurance_amount_usd), count(*) FILTER (WHERE trade_assurance_amount_usd > 0)
+               FROM published.supplier_scores WHERE supplier_id NOT IN ({overridden}) GROUP BY 1"""
         ).fetchall()
     }
     assert replayed == published
@@ -338,7 +418,7 @@ def test_feature_distribution_is_that_months_numbers(pipeline_home, dagster_inst
 # Last: it closes the shared warehouse connection and reruns months.
 def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
     settings, first, _ = pipeline_home
-    value_columns = "as_of_date, supplier_id, eligible, ineligible_reasons, breach_probability_6m, risk_grade, trade_assurance_amount_usd, reason_codes, model_version, policy_version"
+    value_columns = "as_of_date, supplier_id, eligible, ineligible_reasons, breach_probability_6m, risk_grade, trade_assurance_amount_usd, reason_codes, model_version, policy_version, amount_binding_from, amount_before_binding_usd, override_id, override_action, override_reason"
     before = warehouse.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
     warehouse.close()
     second = run_months(settings, "2025-06", LAST, log_level="WARNING")
@@ -351,3 +431,8 @@ def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
         con.close()
     assert after == before
     assert run_ids == {second.run_id} and untouched == {first.run_id}
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:  # the same overrides file: nothing new to audit
+        assert con.execute("SELECT count(*) FROM published.override_audit").fetchone()[0] == 3
+    finally:
+        con.close()

@@ -61,7 +61,7 @@ def _changed(value):
 
 def test_default_policy_loads_and_has_versioned_name():
     policy = Policy.default()
-    assert policy.version.startswith("tap-2.0.0+")
+    assert policy.version.startswith("tap-2.1.0+")
     assert policy.formula == "v2"
     assert len(policy.version.split("+")[1]) == 8
     assert policy.source == str(DEFAULT_POLICY_PATH)
@@ -112,6 +112,8 @@ def test_every_parameter_change_changes_the_version(config_path: Path):
             new = ["CN"]
         elif path[0] == "rounding":
             new = value * 2  # band starts stay multiples of their steps
+        elif path == ("growth", "decrease_notice_days"):
+            new = value - 1  # whole days
         else:
             new = _changed(value)
         _set(raw, path, new)
@@ -125,6 +127,18 @@ def test_every_parameter_change_changes_the_version(config_path: Path):
     raw = copy.deepcopy(base_raw)
     raw["caps"]["tier_caps_usd"]["free"] = 1000
     assert Policy.from_dict(raw).version not in seen
+
+
+def test_decrease_notice_is_a_new_policy_version_only_when_on():
+    # Off (0 or absent) is the policy as it was: files written before the option keep their
+    # version; any number of days is another policy.
+    raw = V1.to_dict()
+    assert "decrease_notice_days" not in raw["growth"]
+    assert Policy.from_dict({**raw, "growth": {**raw["growth"], "decrease_notice_days": 0}}).version == V1.version
+    with_notice = {**raw, "growth": {**raw["growth"], "decrease_notice_days": 28}}
+    assert Policy.from_dict(with_notice).version != V1.version
+    assert Policy.from_dict(with_notice).growth.decrease_notice_days == 28
+    assert Policy.default().growth.decrease_notice_days == 28  # the packaged v2 gives notice
 
 
 def test_replace_makes_a_new_version_for_what_if():
@@ -149,6 +163,12 @@ def test_replace_makes_a_new_version_for_what_if():
         (lambda r: r["caps"].update(global_cap_usd="lots"), "expected a number"),
         (lambda r: r["expected_loss"].update(loss_given_breach=0), "outside"),
         (lambda r: r.update(name="has space"), "name"),
+        # a notice past the next month end (Feb 28) would leave two decreases pending in one row
+        (lambda r: r["growth"].update(decrease_notice_days=30), "decrease_notice_days: expected a whole"),
+        (lambda r: r["growth"].update(decrease_notice_days=-1), "from 0 to 28"),
+        (lambda r: r["growth"].update(decrease_notice_days=14.5), "whole number of days"),  # part days
+        (lambda r: r["growth"].update(decrease_notice_days=True), "whole number of days"),  # not a count
+        (lambda r: r["growth"].update(decrease_notice_days="30d"), "whole number of days"),
     ],
 )
 def test_invalid_config_is_rejected_with_a_message(mutate, message):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -107,6 +108,7 @@ def draw_common_parameters(draw, raw: dict) -> None:
     g["max_relative_increase"] = draw(st.floats(0, 2))
     g["max_absolute_increase_usd"] = draw(st.floats(0, 50000))
     g["first_assessment_max_usd"] = draw(st.one_of(st.none(), st.floats(0, 1e6)))
+    g["decrease_notice_days"] = draw(st.integers(0, 28))
 
 
 @st.composite
@@ -245,6 +247,52 @@ def check_deterministic_and_independent_of_row_order(policy, rows, seed):
         first.set_index("supplier_id").sort_index(),
         reordered.set_index("supplier_id").sort_index(),
     )
+
+
+month_ends = st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 1)).map(
+    lambda d: (pd.Timestamp(d) + pd.offsets.MonthEnd(0)).date()
+)
+
+
+@PROPERTY_SETTINGS
+@given(policy=any_policy,
+       rows=st.lists(st.tuples(feature_rows, previous_amount), min_size=1, max_size=15),
+       days=st.integers(1, 28), as_of_date=month_ends)
+def test_decrease_notice_only_dates_a_lower_amount(policy, rows, days, as_of_date):
+    check_decrease_notice_only_dates_a_lower_amount(policy, rows, days, as_of_date)
+
+
+def _with_notice(policy: Policy, days: int) -> Policy:
+    raw = policy.to_dict()
+    raw["growth"]["decrease_notice_days"] = days
+    return Policy.from_dict(raw)
+
+
+def check_decrease_notice_only_dates_a_lower_amount(policy, rows, days, as_of_date):
+    """Shared with the v2 properties. With notice, the decision is the same (amount,
+    eligibility, reasons, drivers, grade); a row carries a binding date exactly when the
+    supplier stays eligible and its amount fell below the previous one, and then the date is
+    ``days`` after the month end, no later than the next month end, with the previous amount
+    binding until then."""
+    frame = _frame([r for r, _ in rows])
+    frame["as_of_date"] = pd.Timestamp(as_of_date)
+    prev_values = [p for _, p in rows]
+    prev = _previous(frame, prev_values)
+    off = apply_policy(frame, _with_notice(policy, 0), prev)
+    out = apply_policy(frame, _with_notice(policy, days), prev)
+    same = ["eligible", "ineligible_reasons", "risk_grade", "trade_assurance_amount_usd", "amount_drivers"]
+    pd.testing.assert_frame_equal(out[same], off[same])
+    assert off["amount_binding_from"].isna().all() and off["amount_before_binding_usd"].isna().all()
+    next_month_end = (pd.Timestamp(as_of_date) + pd.offsets.MonthEnd(1)).date()
+    for i, row in out.iterrows():
+        decreased = prev_values[i] is not None and row["trade_assurance_amount_usd"] < prev_values[i]
+        if row["eligible"] and decreased:
+            assert row["amount_binding_from"] == as_of_date + timedelta(days=days)
+            assert row["amount_binding_from"] <= next_month_end, "a notice ends by the next month end"
+            assert row["amount_before_binding_usd"] == prev_values[i]
+        else:  # an increase, no change, a first assessment or a refusal binds at once
+            assert row["amount_binding_from"] is None
+            assert math.isnan(row["amount_before_binding_usd"])
 
 
 @PROPERTY_SETTINGS

@@ -17,11 +17,13 @@ from test_policy_properties import (
     _frame,
     _maybe_null,
     _previous,
+    check_decrease_notice_only_dates_a_lower_amount,
     check_deterministic_and_independent_of_row_order,
     check_higher_previous_amount_gives_no_less,
     draw_common_parameters,
     feature_rows,
     money,
+    month_ends,
     previous_amount,
     probability,
 )
@@ -154,3 +156,11 @@ def test_higher_previous_amount_gives_no_less(policy, row, prev):
        seed=st.integers(0, 2**32 - 1))
 def test_deterministic_and_independent_of_row_order(policy, rows, seed):
     check_deterministic_and_independent_of_row_order(policy, rows, seed)
+
+
+@PROPERTY_SETTINGS
+@given(policy=any_v2_policy,
+       rows=st.lists(st.tuples(v2_rows, previous_amount), min_size=1, max_size=15),
+       days=st.integers(1, 28), as_of_date=month_ends)
+def test_decrease_notice_only_dates_a_lower_amount(policy, rows, days, as_of_date):
+    check_decrease_notice_only_dates_a_lower_amount(policy, rows, days, as_of_date)

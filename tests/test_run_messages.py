@@ -132,3 +132,17 @@ def test_verbose_leaves_the_console_alone(tmp_path, capsys):
     with run_log.libraries_to_log_file(tmp_path / "run.log", verbose=True):
         print("Successfully registered model", file=sys.stderr)
     assert "Successfully registered model" in capsys.readouterr().err
+def test_an_unusable_overrides_file_found_inside_the_run_exits_two():
+    """A freeze whose month before start was never scored is found while scoring: unusable input (exit 2)."""
+    from types import SimpleNamespace
+
+    from pipelines.runner import _failure
+
+    cause = error("models.overrides.OverridesFileError: override 'OV-1' freezes supplier 'S1' at its amount of "
+                  "2024-12-31, a month that was never scored: state amount_usd in the override, or run that month first",
+                  "OverridesFileError")
+    step = SimpleNamespace(step_key="supplier_scores", step_failure_data=SimpleNamespace(error=error("step failed", "DagsterExecutionStepExecutionError", cause)))
+    result = SimpleNamespace(run_id="r1", get_step_failure_events=lambda: [step], all_events=[])
+    failed = _failure(result, [], log_path=None)
+    assert failed.exit_code == 2
+    assert "step supplier_scores: OverridesFileError: override 'OV-1'" in str(failed) and "state amount_usd" in str(failed)

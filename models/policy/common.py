@@ -29,6 +29,7 @@ RISK_NOT_SCORED = "RISK_NOT_SCORED"
 RISK_ABOVE_CEILING = "RISK_ABOVE_CEILING"  # v1: breach probability above its ceiling
 LOSS_RATE_ABOVE_CEILING = "LOSS_RATE_ABOVE_CEILING"  # v2
 DEFAULT_RISK_ABOVE_CEILING = "DEFAULT_RISK_ABOVE_CEILING"  # v2
+OVERRIDE_EXCLUDED = "OVERRIDE_EXCLUDED"  # an analyst override (models/overrides.py), after the policy
 INELIGIBLE_REASONS: tuple[str, ...] = (
     NOT_OPTED_IN,
     TIER_NOT_ELIGIBLE,
@@ -39,6 +40,7 @@ INELIGIBLE_REASONS: tuple[str, ...] = (
     RISK_ABOVE_CEILING,
     LOSS_RATE_ABOVE_CEILING,
     DEFAULT_RISK_ABOVE_CEILING,
+    OVERRIDE_EXCLUDED,
 )
 
 # Amount drivers: why an eligible supplier's amount is what it is.
@@ -55,6 +57,9 @@ CAPPED = "CAPPED"  # global cap
 GROWTH_LIMITED = "GROWTH_LIMITED"
 FIRST_ASSESSMENT_LIMITED = "FIRST_ASSESSMENT_LIMITED"
 BELOW_MINIMUM_STEP = "BELOW_MINIMUM_STEP"  # positive before rounding, 0 after
+# Analyst overrides (models/overrides.py), applied after the policy and reported last.
+OVERRIDE_FROZEN = "OVERRIDE_FROZEN"  # the amount is held at a frozen value
+OVERRIDE_CAPPED = "OVERRIDE_CAPPED"  # the analyst's cap is below the policy's amount
 AMOUNT_DRIVERS: tuple[str, ...] = (
     CAPACITY_FROM_DEAL_VALUE,
     NO_TRADING_CAPACITY,
@@ -69,6 +74,8 @@ AMOUNT_DRIVERS: tuple[str, ...] = (
     GROWTH_LIMITED,
     FIRST_ASSESSMENT_LIMITED,
     BELOW_MINIMUM_STEP,
+    OVERRIDE_FROZEN,
+    OVERRIDE_CAPPED,
 )
 
 UNRATED_GRADE = "NR"  # risk_grade when the risk the formula reads is null
@@ -99,6 +106,8 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "risk_grade",
     "trade_assurance_amount_usd",
     "amount_drivers",
+    "amount_binding_from",
+    "amount_before_binding_usd",
 )
 UNKNOWN_TIER = "unknown"
 
@@ -284,6 +293,8 @@ class AmountTail:
     growth_limit: np.ndarray
     limited: np.ndarray
     amount: np.ndarray  # rounded, zero where not eligible
+    binding_from: np.ndarray  # date from which a lower amount binds new orders; None: at once
+    before_binding: np.ndarray  # the previous amount, binding until then; NaN without notice
 
 
 def finish_amount(
@@ -336,11 +347,42 @@ def finish_amount(
     limited = np.minimum(capped, growth_limit)
     amount = round_down_to_steps(limited, policy.rounding)
     amount = np.where(eligible, amount, 0.0)
+    binding_from, before_binding = decrease_notice(
+        scored["as_of_date"], growth.decrease_notice_days, eligible, has_previous, prev0, amount
+    )
     return AmountTail(
         review_ok=review_ok, on_time_ok=on_time_ok, raw_boost=raw_boost, boost=boost,
         boosted=boosted, tier_cap=tier_cap, capped=capped, has_previous=has_previous,
         growth_limit=growth_limit, limited=limited, amount=amount,
+        binding_from=binding_from, before_binding=before_binding,
     )
+
+
+def decrease_notice(
+    as_of_dates: pd.Series,
+    notice_days: int,
+    eligible: np.ndarray,
+    has_previous: np.ndarray,
+    previous: np.ndarray,
+    amount: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """When a lower amount binds, and what binds until then (policy ``decrease_notice_days``).
+
+    As trade-credit insurers do, a decrease for a supplier that stays eligible binds new
+    orders only ``notice_days`` after the as-of date; orders placed before that still rely on
+    the previous published amount. A refusal (the supplier is no longer eligible, for risk or
+    any other rule) binds at once: the programme does not keep covering a supplier it would
+    not take on today. Increases bind at once too (the growth limit already paces them).
+    Returns ``(binding_from, before_binding)``: a date or None, the previous amount or NaN.
+    """
+    n = len(amount)
+    gets_notice = eligible & has_previous & (amount < previous) & (notice_days > 0)
+    dates = pd.to_datetime(pd.Series(as_of_dates).reset_index(drop=True))
+    binding_from = np.full(n, None, dtype=object)
+    for i in np.flatnonzero(gets_notice & dates.notna().to_numpy()):
+        binding_from[i] = (dates.iloc[i] + pd.Timedelta(days=notice_days)).date()
+    before_binding = np.where(binding_from != None, previous, np.nan)  # noqa: E711 - elementwise
+    return binding_from, before_binding.astype("float64")
 
 
 def decision_frame(
@@ -382,6 +424,8 @@ def decision_frame(
     out["risk_grade"] = grades
     out["trade_assurance_amount_usd"] = tail.amount.astype("float64")
     out["amount_drivers"] = drivers
+    out["amount_binding_from"] = tail.binding_from
+    out["amount_before_binding_usd"] = tail.before_binding
     return out
 
 

@@ -140,6 +140,10 @@ class GrowthLimit:
     max_relative_increase: float
     max_absolute_increase_usd: float
     first_assessment_max_usd: float | None
+    # Days after the as-of date from which a lower amount binds new orders (0: at once).
+    # Optional in the YAML; left out of the normalised form when 0, so files written before
+    # it keep their policy_version.
+    decrease_notice_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,8 @@ class Policy:
             "rounding": {"steps": [asdict(s) for s in self.rounding]},
             "growth": asdict(self.growth),
         }
+        if not self.growth.decrease_notice_days:
+            del out["growth"]["decrease_notice_days"]
         elig = out["eligibility"]
         elig["eligible_tiers"] = list(elig["eligible_tiers"])
         if elig["enabled_countries"] is not None:
@@ -427,12 +433,13 @@ def _parse_policy(raw: Mapping[str, Any], source: str | None) -> Policy:
 
     g = _section(raw, "growth")
     _check_keys(g, {"max_relative_increase", "max_absolute_increase_usd",
-                    "first_assessment_max_usd"}, "growth")
+                    "first_assessment_max_usd"} | ({NOTICE_KEY} & set(g)), "growth")
     growth = GrowthLimit(
         max_relative_increase=_number(g, "max_relative_increase", "growth", high=100.0),
         max_absolute_increase_usd=_number(g, "max_absolute_increase_usd", "growth"),
         first_assessment_max_usd=_number(g, "first_assessment_max_usd", "growth",
                                          allow_none=True),
+        decrease_notice_days=_notice_days(g.get(NOTICE_KEY, 0)),
     )
 
     policy = Policy(
@@ -452,6 +459,23 @@ def _parse_policy(raw: Mapping[str, Any], source: str | None) -> Policy:
     if isinstance(eligibility, EligibilityRulesV2):
         _check_v2_break_even(eligibility, expected_loss)
     return policy
+
+
+NOTICE_KEY = "decrease_notice_days"
+# A notice ends by the next month end (February has 28 days), so a published row never has
+# to carry two pending decreases: the previous month's notice has always run out.
+MAX_NOTICE_DAYS = 28
+
+
+def _notice_days(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+            or not 0 <= value <= MAX_NOTICE_DAYS:
+        raise PolicyConfigError(
+            f"growth.{NOTICE_KEY}: expected a whole number of days from 0 to {MAX_NOTICE_DAYS}, "
+            f"got {value!r}; a notice must end by the next month end, so each published row "
+            "carries at most one pending decrease"
+        )
+    return int(value)
 
 
 def _common_eligibility(raw: Mapping[str, Any], ceilings: set[str]) -> dict[str, Any]:
