@@ -309,3 +309,14 @@ def test_ingest_records_the_declared_definition_and_refuses_a_rating_rule_withou
     shutil.rmtree(landing / "reviews")
     with pytest.raises(LandingZoneError, match="deliver reviews or set low_rating_at_most to null"):
         ingest_landing_zone(landing, duckdb.connect())
+
+
+def test_the_definition_is_part_of_the_training_data_fingerprint():
+    import pandas as pd
+
+    from models.training import training_data_fingerprint
+
+    rows = pd.DataFrame({"as_of_date": [T], "supplier_id": ["s"], "breach_6m": [False]})
+    claims = training_data_fingerprint(rows.assign(outcome_definition="claims"))
+    performance = training_data_fingerprint(rows.assign(outcome_definition=PERFORMANCE.canonical()))
+    assert claims != performance  # same labels, different meaning: a different model
