@@ -64,6 +64,30 @@ order is cancelled before it ships, so a cancellation after the deadline only co
 failure already counted. Without a disputes table the default is computed from the
 orders alone (the ``not_received`` part is skipped) and is not NULL; the refunds and loss
 rates are NULL, and ``label_complete`` is false as for the breach label.
+
+Performance outcomes (a source without claims)
+----------------------------------------------
+Everything above is the ``claims`` definition. A landing zone may declare ``performance``
+outcomes in its manifest (``data_contracts/outcomes.py`` has the rules, their defaults and
+why); the ingest records the definition beside the validated tables and the labels follow
+it. Then an order of the supplier (not cancelled by the buyer) *fails*, once, at the first
+of: its shipping deadline passing unshipped (end of promised day + grace; a delivery proves
+a shipment when the carrier scan is missing), its delivery deadline passing undelivered,
+its cancellation by the supplier or platform (at ``cancelled_at``, else at the shipping
+deadline), a review of ``low_rating_at_most`` stars or fewer (at the review).
+
+* ``breach_6m`` / ``breach_count_6m``: orders failing in the window, on any of the
+  supplier's orders (also those created before T), boundaries as above.
+* ``breach_refund_usd_6m``: ``refund_share`` of their amounts (exact sums); the pre-shipment
+  cover takes late, undelivered, cancelled and low ratings given before delivery, the
+  post-delivery cover low ratings of delivered goods. The exposure and the loss rates are
+  defined as for claims.
+* ``default_6m``: as above, with the declared grace for the due window and, as a failure,
+  any pre-shipment failure known by the window's end (a low rating is no default).
+* Labels are never NULL for want of a disputes table; ``label_complete`` is the window's.
+
+Every failure is dated by when it became known (a deadline passing, a cancellation, a
+review), so a failure known at T is a feature of T, never its label.
 """
 
 from __future__ import annotations
