@@ -109,6 +109,7 @@ def _scores(n: int = 6) -> pd.DataFrame:
         "default_probability_6m": [0.01 * i for i in range(n)],
         "loss_rate_model_version": ["supplier_loss_rate/1"] * n,
         "default_model_version": ["supplier_default_risk/1"] * n,
+        "outcome_definition": ["claims"] * n,
         "run_id": ["r"] * n,
         "published_at": [datetime(2025, 7, 1)] * n,
     })

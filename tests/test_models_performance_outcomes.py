@@ -320,3 +320,16 @@ def test_the_definition_is_part_of_the_training_data_fingerprint():
     claims = training_data_fingerprint(rows.assign(outcome_definition="claims"))
     performance = training_data_fingerprint(rows.assign(outcome_definition=PERFORMANCE.canonical()))
     assert claims != performance  # same labels, different meaning: a different model
+
+
+def test_scores_name_each_definition_when_the_models_learned_different_ones():
+    from types import SimpleNamespace
+
+    from models.supplier_decisions import RiskModels
+
+    before_definitions = SimpleNamespace(metadata={})  # a champion trained before they were recorded: claims
+    performance = SimpleNamespace(metadata={"outcome_definition": "performance(late>7d)"})
+    same = RiskModels(performance, "b/1", performance, "l/1", performance, "d/1")
+    assert same.outcome_definition == "performance(late>7d)"
+    mixed = RiskModels(before_definitions, "b/1", performance, "l/1", performance, "d/1")
+    assert mixed.outcome_definition == "loss_rate: performance(late>7d); default: performance(late>7d); breach: claims"
