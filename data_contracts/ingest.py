@@ -25,7 +25,8 @@ from data_contracts.landing_zone import (
     stage_table,
     unknown_entries,
 )
-from data_contracts.manifest import MANIFEST_NAME, read_not_collected, read_snapshot_at
+from data_contracts.manifest import MANIFEST_NAME, read_declared_outcomes, read_not_collected, read_snapshot_at
+from data_contracts.outcomes import write_outcome_definition
 from data_contracts.quarantine import apply_table_rules, single_row_rule_sql
 from data_contracts.report import IngestReport, TableIngestStats, load_tolerances
 
@@ -91,6 +92,7 @@ def _write_tables(con: duckdb.DuckDBPyConnection, staged: dict[str, StagedTable]
             rows.append((name, "quarantined", rule, n, report.data_horizon))
     if rows:
         con.executemany(f"INSERT INTO {INGEST_REPORT_TABLE} VALUES (?, ?, ?, ?, ?)", rows)
+    write_outcome_definition(con, VALIDATED_SCHEMA, report.outcome_definition)
 
 
 def _write_quarantine_parquet(con: duckdb.DuckDBPyConnection, tables: list[str], absent: list[str],
@@ -154,6 +156,7 @@ def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[s
     ignored: dict[str, list[str]] = {}
     absent: list[str] = []
     not_collected = read_not_collected(landing_dir)
+    outcomes = read_declared_outcomes(landing_dir)
     for name, contract in contracts.items():
         files, ignored_files = discover_table_files(landing_dir, name) if (landing_dir / name).is_dir() else ([], [])
         if name in not_collected:
@@ -176,6 +179,11 @@ def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[s
                 next_step=f"deliver the {name} table; see docs/data_contracts.md")
         ignored[name] = ignored_files
         staged[name] = stage_table(con, contract, files, single_row_rule_sql(contract))
+    if outcomes.needs_reviews and "reviews" in absent:
+        raise LandingZoneError(
+            "reviews", f"is absent but the outcomes of {MANIFEST_NAME} count low ratings as failures",
+            file=MANIFEST_NAME, column="outcomes", expectation="a reviews/ folder for a rating rule",
+            next_step="deliver reviews or set low_rating_at_most to null in the manifest")
 
     if horizon is not None:
         data_horizon, horizon_source = horizon.replace(tzinfo=None), "argument"
@@ -201,7 +209,7 @@ def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[s
     unknown_tables, top_level_files = unknown_entries(landing_dir, contracts, MANIFEST_NAME)
     report = IngestReport(tables=tables, data_horizon=data_horizon, horizon_source=horizon_source,
                           absent_optional_tables=absent, unknown_tables=unknown_tables,
-                          ignored_files=top_level_files)
+                          ignored_files=top_level_files, outcome_definition=outcomes)
 
     con.execute("BEGIN TRANSACTION")
     try:

@@ -8,7 +8,14 @@ into October): it would quarantine real deliveries as "after the horizon". A man
 states the time instead. The file name starts with `_`, so readers of the table folders
 ignore it (DESIGN §3 is unchanged; this is an optional addition).
 
-    {"snapshot_at": "2018-10-17T17:30:18Z", "source": "olist"}
+    {"snapshot_at": "2018-10-17T17:30:18Z", "source": "olist",
+     "not_collected": ["disputes", "inquiries"],
+     "outcomes": {"definition": "performance", "late_shipment_grace_days": 7}}
+
+`outcomes` says what the labels learn from (`data_contracts/outcomes.py`): buyer-won
+disputes (`claims`, the default when it is absent) or order failures (`performance`,
+for a source without claims). Claims need the disputes table, so declaring `claims`
+beside `"not_collected": ["disputes"]` is refused, as is a low-rating rule without reviews.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from data_contracts.errors import LandingZoneError
+from data_contracts.outcomes import OutcomeDefinition, OutcomeDefinitionError, parse_outcome_definition
 
 MANIFEST_NAME = "_landing_zone.json"
 # Suppliers and orders are what the pipeline is about: a source without them is unusable.
@@ -70,9 +78,37 @@ def read_snapshot_at(landing_dir: Path) -> datetime | None:
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def write_manifest(landing_dir: Path, snapshot_at: datetime, source: str, not_collected: tuple[str, ...] = ()) -> Path:
-    """Record when a landing zone's snapshot was taken (`snapshot_at` must be timezone-aware)
-    and which event tables its source never records."""
+def read_declared_outcomes(landing_dir: Path) -> OutcomeDefinition:
+    """The manifest's `outcomes` section (``claims`` without a manifest or without the section),
+    checked against the tables the manifest declares not collected."""
+    raw = _read_manifest(landing_dir) or {}
+    try:
+        outcomes = parse_outcome_definition(raw.get("outcomes"))
+    except OutcomeDefinitionError as error:
+        raise LandingZoneError(
+            "manifest", f"outcomes: {error}", file=MANIFEST_NAME, column="outcomes",
+            expectation='{"definition": "claims"} or {"definition": "performance", ...} (data_contracts/outcomes.py)',
+            next_step=f"fix the outcomes section of {MANIFEST_NAME}") from None
+    not_collected = read_not_collected(landing_dir)
+    if not outcomes.is_performance and "outcomes" in raw and "disputes" in not_collected:
+        raise LandingZoneError(
+            "manifest", "outcomes declares claims but disputes are not collected", file=MANIFEST_NAME,
+            column="outcomes", expectation="claims need the disputes table",
+            next_step='declare {"definition": "performance"} outcomes or deliver disputes')
+    if outcomes.needs_reviews and "reviews" in not_collected:
+        raise LandingZoneError(
+            "manifest", "outcomes.low_rating_at_most needs reviews, which are declared not collected",
+            file=MANIFEST_NAME, column="outcomes", expectation="a rating rule only where reviews exist",
+            next_step="set low_rating_at_most to null or deliver reviews")
+    return outcomes
+
+
+def write_manifest(
+    landing_dir: Path, snapshot_at: datetime, source: str, not_collected: tuple[str, ...] = (),
+    outcomes: OutcomeDefinition | None = None,
+) -> Path:
+    """Record when a landing zone's snapshot was taken (`snapshot_at` must be timezone-aware),
+    which event tables its source never records and, when given, its outcome definition."""
     if snapshot_at.tzinfo is None:
         raise ValueError("snapshot_at must be timezone-aware")
     if not set(not_collected) <= MAY_BE_NOT_COLLECTED:
@@ -80,5 +116,7 @@ def write_manifest(landing_dir: Path, snapshot_at: datetime, source: str, not_co
     path = Path(landing_dir) / MANIFEST_NAME
     stamp = snapshot_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
     manifest = {"snapshot_at": stamp, "source": source, "not_collected": sorted(not_collected)}
+    if outcomes is not None:
+        manifest["outcomes"] = outcomes.to_manifest()
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path

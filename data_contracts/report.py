@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from data_contracts.contracts import LANDING_TABLE_ORDER
+from data_contracts.outcomes import OutcomeDefinition
 from data_contracts.quarantine import RULE_ORDER
 
 TOLERANCES_PATH = Path(__file__).parent / "tolerances.yaml"
@@ -60,6 +61,8 @@ class IngestReport:
     # files at the top level of the landing zone.
     unknown_tables: dict[str, int] = field(default_factory=dict)
     ignored_files: list[str] = field(default_factory=list)
+    # What the labels learn from: the manifest's `outcomes` (claims when it says nothing).
+    outcome_definition: OutcomeDefinition = field(default_factory=OutcomeDefinition)
 
     @property
     def all_ignored_files(self) -> list[str]:
@@ -91,6 +94,7 @@ class IngestReport:
             lines.append(f"data horizon: {self.data_horizon:%Y-%m-%d %H:%M:%S} UTC (from {self.horizon_source})")
         else:
             lines.append(f"data horizon: unknown ({self.horizon_source})")
+        lines.append(f"outcomes: {self.outcome_definition.canonical()} (what the risk models learn from)")
         width = max([len(t) for t in self.tables] + [5])
         lines.append("")
         lines.append(f"{'table':<{width}}  {'files':>5}  {'read':>12}  {'accepted':>12}  {'quarantined':>12}  share")

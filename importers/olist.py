@@ -7,6 +7,11 @@ keeps what Olist knows, marks what it does not, and never invents the rest:
 * sellers -> ``suppliers``; one Olist order's items of one seller -> one landing order;
   reviews -> ``reviews``; no ``disputes`` (declared not collected in ``_landing_zone.json``);
   no ``inquiries`` folder (Olist has no inquiries).
+* Outcomes are Olist's own order failures (``OLIST_OUTCOMES``, declared in the manifest):
+  shipped to the carrier more than 7 days after ``shipping_limit_date``, not delivered 30
+  days after it, or rated one star. Olist does not say who cancelled an order, so no
+  cancellation counts as the seller's; a cancelled order that never reached the carrier
+  fails the late-shipment rule at its deadline anyway.
 * Amounts stay in BRL in the contract column ``amount_usd`` (no FX conversion).
 * Olist timestamps are Brazilian local time; they are converted from
   ``America/Sao_Paulo`` to UTC.
@@ -34,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_contracts.manifest import write_manifest
+from data_contracts.outcomes import OutcomeDefinition
 
 # Where the shared copy of the data lives next to the repository (never inside it:
 # the Olist licence is CC BY-NC-SA and the data is not ours to redistribute).
@@ -162,12 +168,21 @@ LANDING_SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 
+# Olist has no claims: what its models learn is order failures (module docstring). The
+# defaults of data_contracts.outcomes, spelled out so the manifest shows every rule; a
+# cancellation by the supplier cannot occur (cancelled_by is always null).
+OLIST_OUTCOMES = OutcomeDefinition(
+    definition="performance", late_shipment_grace_days=7, not_delivered_after_days=30,
+    supplier_cancelled=True, low_rating_at_most=1,
+)
+
 # Said by the summary (and printed by the CLI) every time, because they decide what the
 # pipeline can honestly do with this landing zone.
 CAVEATS: tuple[str, ...] = (
     "Olist has no disputes: the manifest declares disputes not collected, so dispute features "
-    "and breach labels are null (unknown), and no breach model can be trained or evaluated "
-    "honestly on this landing zone.",
+    "are null (unknown); the labels are Olist's own order failures, declared as performance "
+    "outcomes in the manifest (late to the carrier, undelivered, one-star reviews), each "
+    "counted as a refund of the order's amount.",
     "Olist has no inquiries: the manifest declares inquiries not collected, response features are null.",
     "Olist has no Trade Assurance: every order has assured = false and no supplier opted in.",
     "amount_usd holds Brazilian reais (BRL), not US dollars: amounts were not converted.",
@@ -296,7 +311,8 @@ def import_olist(src: Path, out: Path, *, overwrite: bool = False) -> OlistImpor
     staging = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         write_landing_zone(landing, staging)
-        write_manifest(staging, olist_snapshot_at(landing), source="olist", not_collected=("disputes", "inquiries"))
+        write_manifest(staging, olist_snapshot_at(landing), source="olist", not_collected=("disputes", "inquiries"),
+                       outcomes=OLIST_OUTCOMES)
         provenance = staging / "_provenance"
         provenance.mkdir()
         (provenance / "olist_import.json").write_text(

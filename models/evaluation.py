@@ -89,10 +89,10 @@ class OracleEvaluation:
 
 
 def fit_baselines(training: pd.DataFrame, result: TrainingResult) -> dict[str, object]:
-    """Rule and logistic baselines fitted on the model's own training window."""
-    rows = complete_label_rows(training)
+    """Rule and logistic baselines fitted on the model's own training window and label."""
+    rows = complete_label_rows(training, result.label_column)
     train_rows = rows[rows["as_of_date"].isin(set(result.split.train))]
-    y = train_rows[LABEL_COLUMN].astype(int).to_numpy()
+    y = train_rows[result.label_column].astype(int).to_numpy()
     return {
         "rule_baseline": RuleBaseline().fit(train_rows, y),
         "logistic_baseline": LogisticBaseline(result.features).fit(train_rows, y),
@@ -103,7 +103,8 @@ def evaluate_against_oracle(
     training: pd.DataFrame, result: TrainingResult, truth: pd.DataFrame | None = None
 ) -> OracleEvaluation:
     """Model, oracle (when ``truth`` is given), rule and logistic baselines on the model's
-    evaluation rows. With ``truth``, only rows the truth covers are compared."""
+    evaluation rows and label (``result.label_column``). With ``truth``, only rows the truth
+    covers are compared; the oracle is the breach truth, so pass it for the breach model only."""
     evaluation = result.evaluation_frame.copy()
     forecasts: dict[str, np.ndarray] = {}
     if truth is not None:
@@ -116,7 +117,7 @@ def evaluate_against_oracle(
     for name, baseline in fit_baselines(training, result).items():
         forecasts[name] = baseline.predict_proba(evaluation)
 
-    y = evaluation[LABEL_COLUMN].astype(int).to_numpy()
+    y = evaluation[result.label_column].astype(int).to_numpy()
     metrics = pd.DataFrame(
         [{"forecaster": name, **classification_metrics(y, p)} for name, p in forecasts.items()]
     ).set_index("forecaster")
@@ -128,7 +129,7 @@ def evaluate_against_oracle(
     predictions = evaluation.drop(columns=["_oracle"], errors="ignore")
     for name, p in forecasts.items():
         predictions[f"p_{name}"] = p
-    return OracleEvaluation(metrics, segment_metrics(predictions, list(forecasts)), predictions)
+    return OracleEvaluation(metrics, segment_metrics(predictions, list(forecasts), result.label_column), predictions)
 
 
 def _band(values: pd.Series, bands: list[tuple[float, float, str]]) -> pd.Series:

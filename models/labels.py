@@ -64,6 +64,30 @@ order is cancelled before it ships, so a cancellation after the deadline only co
 failure already counted. Without a disputes table the default is computed from the
 orders alone (the ``not_received`` part is skipped) and is not NULL; the refunds and loss
 rates are NULL, and ``label_complete`` is false as for the breach label.
+
+Performance outcomes (a source without claims)
+----------------------------------------------
+Everything above is the ``claims`` definition. A landing zone may declare ``performance``
+outcomes in its manifest (``data_contracts/outcomes.py`` has the rules, their defaults and
+why); the ingest records the definition beside the validated tables and the labels follow
+it. Then an order of the supplier (not cancelled by the buyer) *fails*, once, at the first
+of: its shipping deadline passing unshipped (end of promised day + grace; a delivery proves
+a shipment when the carrier scan is missing), its delivery deadline passing undelivered,
+its cancellation by the supplier or platform (at ``cancelled_at``, else at the shipping
+deadline), a review of ``low_rating_at_most`` stars or fewer (at the review).
+
+* ``breach_6m`` / ``breach_count_6m``: orders failing in the window, on any of the
+  supplier's orders (also those created before T), boundaries as above.
+* ``breach_refund_usd_6m``: ``refund_share`` of their amounts (exact sums); the pre-shipment
+  cover takes late, undelivered, cancelled and low ratings given before delivery, the
+  post-delivery cover low ratings of delivered goods. The exposure and the loss rates are
+  defined as for claims.
+* ``default_6m``: as above, with the declared grace for the due window and, as a failure,
+  any pre-shipment failure known by the window's end (a low rating is no default).
+* Labels are never NULL for want of a disputes table; ``label_complete`` is the window's.
+
+Every failure is dated by when it became known (a deadline passing, a cancellation, a
+review), so a failure known at T is a feature of T, never its label.
 """
 
 from __future__ import annotations
@@ -76,6 +100,7 @@ from datetime import date, datetime, timedelta
 import duckdb
 import pyarrow as pa
 
+from data_contracts.outcomes import OutcomeDefinition, read_outcome_definition
 from features.window_aggregates import NO_DISPUTES_SQL
 from features.sql_engine import duckdb_table_exists
 
@@ -165,17 +190,25 @@ def compute_breach_labels(
     as_of_dates: Sequence[date],
     schema: str = "validated",
     data_horizon: date | datetime | None = None,
+    *,
+    outcomes: OutcomeDefinition | None = None,
 ) -> pa.Table:
     """One label row per (as_of_date, supplier joined by T); see the module docstring.
 
     ``data_horizon`` should be the ingest report's horizon (newest timestamp seen); when
-    omitted it is read from the validated orders and disputes.
+    omitted it is read from the validated orders and disputes. ``outcomes`` is the outcome
+    definition the labels follow; by default the one the landing zone declared, recorded
+    beside the validated tables (``claims`` when it declared none).
     """
     as_of_dates = sorted({_as_date(d) for d in as_of_dates})
     if not as_of_dates:
         return LABEL_SCHEMA.empty_table()
+    if outcomes is None:
+        outcomes = read_outcome_definition(con, schema)
     if data_horizon is None:
         data_horizon = observed_data_horizon(con, schema)
+    # Orders fall due in a window when their shipping deadline (promised day + grace) ends in it.
+    due_grace_days = (outcomes.late_shipment_grace_days or 0) if outcomes.is_performance else DEFAULT_GRACE_DAYS
     periods = pa.table(
         {
             "as_of_date": pa.array(as_of_dates, pa.date32()),
@@ -193,7 +226,7 @@ def compute_breach_labels(
             "due_end_exclusive": pa.array(
                 [
                     datetime.combine(
-                        label_window_end(d) + timedelta(days=1 - DEFAULT_GRACE_DAYS), datetime.min.time()
+                        label_window_end(d) + timedelta(days=1 - due_grace_days), datetime.min.time()
                     )
                     for d in as_of_dates
                 ],
@@ -207,70 +240,26 @@ def compute_breach_labels(
         }
     )
     view = f"_label_periods_{next(_label_view_counter)}"
-    pre = ", ".join(f"'{r}'" for r in PRE_SHIPMENT_REASONS)
-    post = ", ".join(f"'{r}'" for r in POST_DELIVERY_REASONS)
-    suppliers_side = ", ".join(f"'{c}'" for c in SUPPLIER_SIDE_CANCELLERS)
-    # Without a disputes table (a source that records none) an outcome is unknown, not
-    # "no breach": labels are NULL and never complete, so nothing is trained on them.
-    recorded = duckdb_table_exists(con, schema, "disputes")
-    disputes = f"{schema}.disputes" if recorded else NO_DISPUTES_SQL
+    if outcomes.is_performance:
+        # Outcomes come from the orders (and reviews) themselves: always recorded.
+        recorded = True
+        outcome_ctes = _performance_outcome_ctes(con, schema, view, outcomes)
+    else:
+        # Without a disputes table (a source that records none) an outcome is unknown, not
+        # "no breach": labels are NULL and never complete, so nothing is trained on them.
+        recorded = duckdb_table_exists(con, schema, "disputes")
+        outcome_ctes = _claims_outcome_ctes(schema, view, recorded)
     con.register(view, periods)
     try:
         table = con.execute(
             f"""
-            WITH breaches AS (
-                SELECT p.as_of_date, o.supplier_id,
-                       count(*) AS breach_count,
-                       sum(d.refund_usd::{EXACT_USD})::DOUBLE AS refund_usd,
-                       sum(d.refund_usd::{EXACT_USD}) FILTER (WHERE d.reason IN ({pre}))::DOUBLE AS pre_refund_usd,
-                       sum(d.refund_usd::{EXACT_USD}) FILTER (WHERE d.reason IN ({post}))::DOUBLE AS post_refund_usd,
-                       bool_or(d.reason IN ({pre})) AS pre_shipment,
-                       bool_or(d.reason IN ({post})) AS post_delivery
-                FROM {disputes} AS d
-                JOIN {schema}.orders AS o USING (order_id)
-                JOIN {view} AS p
-                  ON d.resolved_at >= p.window_start
-                 AND d.resolved_at < p.window_end_exclusive
-                WHERE d.outcome = '{BREACH_OUTCOME}'
-                GROUP BY p.as_of_date, o.supplier_id
-            ),
+            WITH {outcome_ctes},
             exposure AS (
                 SELECT p.as_of_date, o.supplier_id, sum(o.amount_usd::{EXACT_USD})::DOUBLE AS order_value_usd
                 FROM {schema}.orders AS o
                 JOIN {view} AS p
                   ON o.created_at >= p.window_start
                  AND o.created_at < p.window_end_exclusive
-                GROUP BY p.as_of_date, o.supplier_id
-            ),
-            not_received AS (
-                -- the first buyer-won not_received claim of each order
-                SELECT order_id, min(resolved_at) AS won_at
-                FROM {disputes}
-                WHERE outcome = '{BREACH_OUTCOME}' AND reason = '{NOT_RECEIVED_REASON}'
-                GROUP BY order_id
-            ),
-            promised AS (
-                SELECT order_id, supplier_id, shipped_at, cancelled_by,
-                       date_trunc('day', coalesce(
-                           promised_ship_by, created_at + INTERVAL {DEFAULT_PROMISE_LEAD_DAYS} DAY
-                       ))::TIMESTAMP AS promised_day
-                FROM {schema}.orders
-                WHERE cancelled_by IS DISTINCT FROM 'buyer'
-            ),
-            due AS (
-                SELECT p.as_of_date, o.supplier_id,
-                       count(*) AS orders_due,
-                       count(*) FILTER (
-                           WHERE o.cancelled_by IN ({suppliers_side})
-                              OR o.shipped_at IS NULL
-                              OR o.shipped_at >= o.promised_day + INTERVAL {DEFAULT_GRACE_DAYS + 1} DAY
-                              OR coalesce(n.won_at < p.window_end_exclusive, false)
-                       ) AS failed
-                FROM promised AS o
-                JOIN {view} AS p
-                  ON o.promised_day >= p.window_start
-                 AND o.promised_day < p.due_end_exclusive
-                LEFT JOIN not_received AS n USING (order_id)
                 GROUP BY p.as_of_date, o.supplier_id
             )
             SELECT p.as_of_date,
@@ -306,6 +295,158 @@ def compute_breach_labels(
     finally:
         con.unregister(view)
     return table.cast(LABEL_SCHEMA)
+
+
+def _promised_orders_cte(schema: str, columns: str) -> str:
+    """``promised``: the orders the supplier had to fulfil (not cancelled by the buyer, who
+    withdrew), with their promised ship day (module docstring)."""
+    return f"""promised AS (
+                SELECT order_id, supplier_id, {columns},
+                       date_trunc('day', coalesce(
+                           promised_ship_by, created_at + INTERVAL {DEFAULT_PROMISE_LEAD_DAYS} DAY
+                       ))::TIMESTAMP AS promised_day
+                FROM {schema}.orders
+                WHERE cancelled_by IS DISTINCT FROM 'buyer'
+            )"""
+
+
+def _orders_due_cte(view: str, failed: str, failures_joined: str) -> str:
+    """``due``: per window, the promised orders falling due in it (their shipping deadline ends
+    inside it) and how many of them failed (``failed``, a condition on ``o``, ``p`` and the
+    per-order ``failures_joined``)."""
+    return f"""due AS (
+                SELECT p.as_of_date, o.supplier_id,
+                       count(*) AS orders_due,
+                       count(*) FILTER (WHERE {failed}) AS failed
+                FROM promised AS o
+                JOIN {view} AS p
+                  ON o.promised_day >= p.window_start
+                 AND o.promised_day < p.due_end_exclusive
+                LEFT JOIN {failures_joined} USING (order_id)
+                GROUP BY p.as_of_date, o.supplier_id
+            )"""
+
+
+def _claims_outcome_ctes(schema: str, view: str, recorded: bool) -> str:
+    """``breaches`` (buyer-won disputes resolved in the window) and ``due`` (orders falling due
+    and those that failed) under the claims definition."""
+    pre = ", ".join(f"'{r}'" for r in PRE_SHIPMENT_REASONS)
+    post = ", ".join(f"'{r}'" for r in POST_DELIVERY_REASONS)
+    suppliers_side = ", ".join(f"'{c}'" for c in SUPPLIER_SIDE_CANCELLERS)
+    disputes = f"{schema}.disputes" if recorded else NO_DISPUTES_SQL
+    promised = _promised_orders_cte(schema, "shipped_at, cancelled_by")
+    failed = f"""o.cancelled_by IN ({suppliers_side})
+                              OR o.shipped_at IS NULL
+                              OR o.shipped_at >= o.promised_day + INTERVAL {DEFAULT_GRACE_DAYS + 1} DAY
+                              OR coalesce(n.won_at < p.window_end_exclusive, false)"""
+    due = _orders_due_cte(view, failed, "not_received AS n")
+    return f"""
+            breaches AS (
+                SELECT p.as_of_date, o.supplier_id,
+                       count(*) AS breach_count,
+                       sum(d.refund_usd::{EXACT_USD})::DOUBLE AS refund_usd,
+                       sum(d.refund_usd::{EXACT_USD}) FILTER (WHERE d.reason IN ({pre}))::DOUBLE AS pre_refund_usd,
+                       sum(d.refund_usd::{EXACT_USD}) FILTER (WHERE d.reason IN ({post}))::DOUBLE AS post_refund_usd,
+                       bool_or(d.reason IN ({pre})) AS pre_shipment,
+                       bool_or(d.reason IN ({post})) AS post_delivery
+                FROM {disputes} AS d
+                JOIN {schema}.orders AS o USING (order_id)
+                JOIN {view} AS p
+                  ON d.resolved_at >= p.window_start
+                 AND d.resolved_at < p.window_end_exclusive
+                WHERE d.outcome = '{BREACH_OUTCOME}'
+                GROUP BY p.as_of_date, o.supplier_id
+            ),
+            not_received AS (
+                -- the first buyer-won not_received claim of each order
+                SELECT order_id, min(resolved_at) AS won_at
+                FROM {disputes}
+                WHERE outcome = '{BREACH_OUTCOME}' AND reason = '{NOT_RECEIVED_REASON}'
+                GROUP BY order_id
+            ),
+            {promised},
+            {due}"""
+
+
+def _performance_outcome_ctes(
+    con: duckdb.DuckDBPyConnection, schema: str, view: str, outcomes: OutcomeDefinition
+) -> str:
+    """``breaches`` and ``due`` under the performance definition (``data_contracts.outcomes``):
+    each order fails once, at the first of its failure events, and costs ``refund_share`` of
+    its amount under the cover of that event."""
+    if outcomes.needs_reviews and not duckdb_table_exists(con, schema, "reviews"):
+        raise ValueError(
+            f"outcomes {outcomes.canonical()} count low ratings but {schema}.reviews does not exist: "
+            "deliver reviews or set low_rating_at_most to null in the manifest"
+        )
+    suppliers_side = ", ".join(f"'{c}'" for c in SUPPLIER_SIDE_CANCELLERS)
+    grace = outcomes.late_shipment_grace_days
+    # The end of the promised day plus grace; with the late rule off, the end of the promised
+    # day dates a supplier cancellation that carries no cancelled_at.
+    ship_deadline = f"promised_day + INTERVAL {(grace or 0) + 1} DAY"
+    # A delivery proves a shipment even where the carrier scan (shipped_at) is missing.
+    shipped = "coalesce(shipped_at, delivered_at)"
+    late = (
+        f"CASE WHEN {shipped} IS NULL OR {shipped} >= {ship_deadline} THEN {ship_deadline} END"
+        if grace is not None else "NULL::TIMESTAMP"
+    )
+    undelivered_days = outcomes.not_delivered_after_days
+    delivery_deadline = f"promised_day + INTERVAL {(undelivered_days or 0) + 1} DAY"
+    undelivered = (
+        f"CASE WHEN delivered_at IS NULL OR delivered_at >= {delivery_deadline} THEN {delivery_deadline} END"
+        if undelivered_days is not None else "NULL::TIMESTAMP"
+    )
+    cancelled = (
+        f"CASE WHEN cancelled_by IN ({suppliers_side}) THEN coalesce(cancelled_at, {ship_deadline}) END"
+        if outcomes.supplier_cancelled else "NULL::TIMESTAMP"
+    )
+    if outcomes.low_rating_at_most is not None:
+        low_ratings = f"""(SELECT order_id, min(created_at) AS rated_at FROM {schema}.reviews
+                          WHERE rating <= {outcomes.low_rating_at_most} GROUP BY order_id)"""
+    else:
+        low_ratings = "(SELECT NULL::VARCHAR AS order_id, NULL::TIMESTAMP AS rated_at WHERE false)"
+    share = "" if outcomes.refund_share == 1.0 else f" * {outcomes.refund_share!r}"
+
+    def refunds(condition: str = "") -> str:
+        # exact micro-dollar sum first (order-independent), then the refunded share
+        return f"sum(f.amount_usd::{EXACT_USD}){condition}::DOUBLE{share}"
+
+    return f"""
+            {_promised_orders_cte(schema, "amount_usd, shipped_at, delivered_at, cancelled_by, cancelled_at")},
+            failure_events AS (
+                SELECT o.order_id, o.supplier_id, o.amount_usd, o.promised_day,
+                       least({late}, {undelivered}, {cancelled}) AS pre_shipment_failed_at,
+                       r.rated_at,
+                       -- a low rating before the goods arrived complains of non-receipt
+                       r.rated_at IS NOT NULL AND (o.delivered_at IS NULL OR o.delivered_at > r.rated_at)
+                           AS rated_before_delivery
+                FROM promised AS o
+                LEFT JOIN {low_ratings} AS r USING (order_id)
+            ),
+            failures AS (
+                SELECT order_id, supplier_id, amount_usd, promised_day, pre_shipment_failed_at,
+                       least(pre_shipment_failed_at, rated_at) AS failed_at,
+                       -- the cover of the first event; a tie goes to pre-shipment
+                       coalesce(pre_shipment_failed_at <= rated_at, pre_shipment_failed_at IS NOT NULL)
+                           OR rated_before_delivery AS pre_shipment
+                FROM failure_events
+                WHERE pre_shipment_failed_at IS NOT NULL OR rated_at IS NOT NULL
+            ),
+            breaches AS (
+                SELECT p.as_of_date, f.supplier_id,
+                       count(*) AS breach_count,
+                       {refunds()} AS refund_usd,
+                       {refunds(" FILTER (WHERE f.pre_shipment)")} AS pre_refund_usd,
+                       {refunds(" FILTER (WHERE NOT f.pre_shipment)")} AS post_refund_usd,
+                       bool_or(f.pre_shipment) AS pre_shipment,
+                       bool_or(NOT f.pre_shipment) AS post_delivery
+                FROM failures AS f
+                JOIN {view} AS p
+                  ON f.failed_at >= p.window_start
+                 AND f.failed_at < p.window_end_exclusive
+                GROUP BY p.as_of_date, f.supplier_id
+            ),
+            {_orders_due_cte(view, "f.pre_shipment_failed_at < p.window_end_exclusive", "failures AS f")}"""
 
 
 def _as_date(value: date | datetime) -> date:

@@ -39,10 +39,12 @@ from models.metrics import loss_rate_calibration_table, loss_rate_metrics
 from models.model_features import ModelFeature, per_dollar_features, resolve_model_features
 from models.reason_codes import top_reason_codes
 from models.scoring import build_design_matrix
+from data_contracts.outcomes import CLAIMS, OUTCOME_DEFINITION_COLUMN
 from models.training import (
     OutOfTimeSplit,
     TrainingConfig,
     category_levels,
+    learned_outcome_definition,
     split_out_of_time,
     training_data_fingerprint,
 )
@@ -199,6 +201,7 @@ class LossRateTrainingResult:
     best_iteration: int
     row_counts: dict[str, int] = field(default_factory=dict)
     label_column: str = LOSS_RATE_COLUMN
+    outcome_definition: str = CLAIMS  # what the refunds were defined from (data_contracts.outcomes)
 
 
 def loss_config_from_yaml(path: str | Path = DEFAULT_LOSS_CONFIG_PATH) -> TrainingConfig:
@@ -268,7 +271,8 @@ def train_loss_rate_model(
     model = LossRateModel(
         boosters, scales, features, categories, medians,
         metadata={"split": split.describe(), "best_iteration": best, "scales": scales,
-                  "data_fingerprint": fingerprint, "tweedie_variance_power": power},
+                  "data_fingerprint": fingerprint, "tweedie_variance_power": power,
+                  OUTCOME_DEFINITION_COLUMN: learned_outcome_definition(rows)},
         num_threads=config.num_threads,
     )
 
@@ -299,4 +303,5 @@ def train_loss_rate_model(
         data_fingerprint=fingerprint, best_iteration=int(max(best.values())),
         row_counts={name: len(frame) for name, frame in windows.items()}
         | {"dropped_no_exposure_or_incomplete": len(training) - len(rows)},
+        outcome_definition=learned_outcome_definition(rows),
     )

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import math
 
+from data_contracts.outcomes import CLAIMS
 from models.training import TrainingResult
 
+# What the outcome definition means for the labels, keyed by "is it claims".
+OUTCOME_MEANING = {
+    True: "buyer-won disputes and their refunds",
+    False: "order failures observed on the orders, each refunding its declared share of the order's amount "
+           "(data_contracts/outcomes.py); 'breach' and 'refund' below mean those",
+}
 _METRICS = ("auc", "brier", "ece", "log_loss", "base_rate", "mean_predicted", "rows")
 
 
@@ -43,6 +50,7 @@ def render_model_card(result: TrainingResult, title: str = "supplier_breach_risk
         "",
         "## Data",
         "",
+        f"- outcome definition: `{result.outcome_definition}` ({OUTCOME_MEANING[result.outcome_definition == CLAIMS]})",
         f"- training data fingerprint (sha256): `{result.data_fingerprint}`",
         f"- booster trained on: {split['train']} ({result.row_counts['train']:,} rows)",
         f"- calibrated ({result.calibration.method}) and early-stopped on: {split['calibration']}"
@@ -114,6 +122,7 @@ def render_loss_rate_card(result, title: str = "supplier_loss_rate") -> str:
         "",
         "## Data",
         "",
+        f"- outcome definition: `{result.outcome_definition}` ({OUTCOME_MEANING[result.outcome_definition == CLAIMS]})",
         f"- training data fingerprint (sha256): `{result.data_fingerprint}`",
         f"- boosters trained on: {split['train']} ({result.row_counts['train']:,} rows)",
         f"- scaled and early-stopped on: {split['calibration']} ({result.row_counts['calibration']:,} rows)",

@@ -151,7 +151,8 @@ def log_loss_rate_run(result: LossRateTrainingResult, title: str) -> None:
     mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
     mlflow.log_metrics(_finite(result.metrics))
     mlflow.log_metrics({f"rows_{k}": float(v) for k, v in result.row_counts.items()})
-    mlflow.set_tags({"data_fingerprint_sha256": result.data_fingerprint, "model_family": "lightgbm-tweedie"})
+    mlflow.set_tags({"data_fingerprint_sha256": result.data_fingerprint, "model_family": "lightgbm-tweedie",
+                     "outcome_definition": result.outcome_definition})
     for figure, file_name in (
         (loss_rate_calibration_figure(result.calibration_tables), "plots/loss_rate_calibration_evaluation.png"),
         (feature_importance_figure(result.feature_importance), "plots/feature_importance.png"),
@@ -183,7 +184,8 @@ def log_training_run(result: TrainingResult, run_name: str | None = None, title:
     mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
     mlflow.log_metrics(_finite(result.metrics))
     mlflow.log_metrics({f"rows_{k}": float(v) for k, v in result.row_counts.items()})
-    mlflow.set_tags({"data_fingerprint_sha256": result.data_fingerprint, "model_family": "lightgbm"})
+    mlflow.set_tags({"data_fingerprint_sha256": result.data_fingerprint, "model_family": "lightgbm",
+                     "outcome_definition": result.outcome_definition})
 
     evaluation = result.evaluation_frame
     y = evaluation[result.label_column].astype(int).to_numpy()
@@ -241,6 +243,9 @@ def log_and_register(
             registered_model_name, model_version.version, "data_fingerprint_sha256", result.data_fingerprint
         )
         client.set_model_version_tag(registered_model_name, model_version.version, "initial_alias", alias)
+        client.set_model_version_tag(
+            registered_model_name, model_version.version, "outcome_definition", result.outcome_definition
+        )
         client.update_model_version(
             registered_model_name, model_version.version, description=model_card(result, registered_model_name)
         )

@@ -25,11 +25,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from data_contracts.outcomes import OUTCOME_DEFINITION_COLUMN
 from models.loss_rate import COVERAGE_RATE_COLUMNS, LOSS_RATE_COLUMN, LossRateModel
 from models.model_features import ModelFeature
 from models.policy import Policy, apply_policy
 from models.reason_codes import top_reason_codes
 from models.scoring import BreachRiskModel
+from models.training import model_outcome_definition
 
 RISK_REASON_COUNT = 3
 DEFAULT_PROBABILITY_COLUMN = "default_probability_6m"
@@ -60,6 +62,7 @@ SCORE_SCHEMA = pa.schema(
         ("override_id", pa.string()),
         ("override_action", pa.string()),
         ("override_reason", pa.string()),
+        (OUTCOME_DEFINITION_COLUMN, pa.string()),
     ]
 )
 
@@ -74,6 +77,19 @@ class RiskModels:
     loss_rate_version: str
     default: BreachRiskModel
     default_version: str
+
+    @property
+    def outcome_definition(self) -> str:
+        """The outcome definition the models learned (``data_contracts.outcomes``); when they
+        learned different ones (a champion kept from an earlier landing zone), each is named."""
+        learned = {
+            "loss_rate": model_outcome_definition(self.loss_rate),
+            "default": model_outcome_definition(self.default),
+            "breach": model_outcome_definition(self.breach),
+        }
+        if len(set(learned.values())) == 1:
+            return learned["loss_rate"]
+        return "; ".join(f"{name}: {definition}" for name, definition in learned.items())
 
     def assess(self, features: pd.DataFrame, k: int = RISK_REASON_COUNT) -> tuple[pd.DataFrame, list[list[str]]]:
         """The published risk columns (same index as ``features``) and, per row, up to ``k``
@@ -160,5 +176,6 @@ def decide_month(
         "override_id": [None] * n,
         "override_action": [None] * n,
         "override_reason": [None] * n,
+        OUTCOME_DEFINITION_COLUMN: [models.outcome_definition] * n,
     }
     return pa.table(columns, schema=SCORE_SCHEMA)

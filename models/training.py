@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from data_contracts.outcomes import CLAIMS, OUTCOME_DEFINITION_COLUMN
 from models.calibration import CalibrationChoice, fit_calibrator
 from models.linear_score import LinearScore
 from models.metrics import classification_metrics
@@ -161,6 +162,24 @@ class TrainingResult:
     best_iteration: int
     row_counts: dict[str, int]
     label_column: str = LABEL_COLUMN  # the binary outcome learned (breach_6m, default_6m)
+    outcome_definition: str = CLAIMS  # what the label was defined from (data_contracts.outcomes)
+
+
+def learned_outcome_definition(rows: pd.DataFrame) -> str:
+    """The outcome definition a training frame's labels follow (its ``outcome_definition``
+    column; ``claims`` for frames built before definitions were recorded)."""
+    if OUTCOME_DEFINITION_COLUMN not in rows.columns:
+        return CLAIMS
+    definitions = sorted(rows[OUTCOME_DEFINITION_COLUMN].dropna().unique())
+    if len(definitions) > 1:
+        raise ValueError(f"training rows mix outcome definitions {definitions}: build the training set once")
+    return definitions[0] if definitions else CLAIMS
+
+
+def model_outcome_definition(model) -> str:
+    """The outcome definition a registered model learned (``claims`` for models trained
+    before definitions were recorded: they all learned from claims)."""
+    return getattr(model, "metadata", {}).get(OUTCOME_DEFINITION_COLUMN, CLAIMS)
 
 
 def complete_label_rows(training: pd.DataFrame, label_column: str = LABEL_COLUMN) -> pd.DataFrame:
@@ -314,6 +333,7 @@ def train_breach_model(
             "best_iteration": int(best_iteration),
             "data_fingerprint": fingerprint,
             "logistic_blend": float(config.logistic_blend),
+            OUTCOME_DEFINITION_COLUMN: learned_outcome_definition(rows),
         },
         num_threads=config.num_threads,
         linear=linear,
@@ -367,4 +387,5 @@ def train_breach_model(
             "dropped_warmup": row_counts_warmup,
         },
         label_column=label_column,
+        outcome_definition=learned_outcome_definition(rows),
     )

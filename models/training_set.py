@@ -11,6 +11,7 @@ from datetime import date, datetime
 import duckdb
 import pyarrow as pa
 
+from data_contracts.outcomes import OUTCOME_DEFINITION_COLUMN, OutcomeDefinition, read_outcome_definition
 from features import compute_supplier_features, month_ends
 from features.windows import month_end
 from models.labels import compute_breach_labels, is_label_complete
@@ -47,23 +48,37 @@ def trainable_month_ends(con: duckdb.DuckDBPyConnection, data_horizon: datetime,
     return months
 
 
-def build_training_set(con: duckdb.DuckDBPyConnection, data_horizon: datetime, schema: str = "validated") -> pa.Table:
-    """Features joined with labels for every trainable month end, sorted by (as_of_date, supplier_id)."""
+def build_training_set(
+    con: duckdb.DuckDBPyConnection,
+    data_horizon: datetime,
+    schema: str = "validated",
+    *,
+    outcomes: OutcomeDefinition | None = None,
+) -> pa.Table:
+    """Features joined with labels for every trainable month end, sorted by (as_of_date, supplier_id).
+
+    The labels follow ``outcomes`` (by default the definition the landing zone declared), and
+    each row names it in ``outcome_definition``: so the training-data fingerprint, and every
+    model trained on the rows, changes with the definition even where the labels happen not to.
+    """
+    if outcomes is None:
+        outcomes = read_outcome_definition(con, schema)
     months = trainable_month_ends(con, data_horizon, schema)
     features = compute_supplier_features(con, months, schema=schema)
-    labels = compute_breach_labels(con, months, schema=schema, data_horizon=data_horizon)
+    labels = compute_breach_labels(con, months, schema=schema, data_horizon=data_horizon, outcomes=outcomes)
     con.register("_training_features", features)
     con.register("_training_labels", labels)
     try:
         label_list = ", ".join(f"l.{column}" for column in LABEL_COLUMNS)
         return con.execute(
             f"""
-            SELECT f.*, {label_list}
+            SELECT f.*, {label_list}, ?::VARCHAR AS {OUTCOME_DEFINITION_COLUMN}
             FROM _training_features f
             JOIN _training_labels l USING (as_of_date, supplier_id)
             WHERE l.label_complete
             ORDER BY as_of_date, supplier_id
-            """
+            """,
+            [outcomes.canonical()],
         ).fetch_arrow_table()
     finally:
         con.unregister("_training_features")
@@ -92,7 +107,10 @@ def untrainable_reason(
     if label_column in complete:
         complete = complete[complete[label_column].notna()]
     if complete.empty:
-        return f"no supplier-month has a known six-month {event} outcome (does the landing zone record disputes?)"
+        return (
+            f"no supplier-month has a known six-month {event} outcome (does the landing zone record disputes? "
+            'a source without claims can declare "outcomes": {"definition": "performance"} in _landing_zone.json)'
+        )
     months = complete["as_of_date"].nunique()
     events = int(complete[label_column].astype(bool).sum())
     if months < MIN_MONTHS_TO_TRAIN:

@@ -115,6 +115,7 @@ def _scores(n: int = 6) -> pd.DataFrame:
         "override_id": [None, None, "OV-1"] + [None] * (n - 3),
         "override_action": [None, None, "cap"] + [None] * (n - 3),
         "override_reason": [None, None, "under review"] + [None] * (n - 3),
+        "outcome_definition": ["claims"] * n,
         "run_id": ["r"] * n,
         "published_at": [datetime(2025, 7, 1)] * n,
     })

@@ -120,7 +120,7 @@ def test_optional_tables_and_columns_may_be_absent_and_rerun_replaces(tmp_path):
     assert report.absent_optional_tables == ["inquiries", "reviews"]
     existing = {r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'validated'").fetchall()}
-    assert existing == {"suppliers", "orders", "disputes", "_ingest_report"}
+    assert existing == {"suppliers", "orders", "disputes", "_ingest_report", "_outcome_definition"}
     assert _types(con, "orders") == ARCHITECTURE_TYPES["orders"]
     assert con.execute("SELECT count(shipped_at), count(*) FROM validated.orders").fetchone() == (0, len(tables["orders"]))
     assert "absent or not collected" in report.to_text()

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data_contracts.manifest import read_not_collected
+from data_contracts.manifest import read_declared_outcomes, read_not_collected
 
 from importers.olist import (
     SOURCE_FILES,
@@ -454,6 +454,8 @@ def test_import_declares_disputes_and_inquiries_not_collected(tmp_path):
         "_landing_zone.json", "_provenance", "orders", "reviews", "suppliers",
     ]
     assert read_not_collected(out) == {"disputes", "inquiries"}
+    # no claims: the models learn Olist's own order failures
+    assert read_declared_outcomes(out).canonical() == "performance(late>7d,undelivered>30d,cancelled,rating<=1)"
     assert summary.disputes_written == 0 and summary.inquiries_written is False
     assert any("no disputes" in c for c in summary.caveats)
     with pytest.raises(FileExistsError):
