@@ -183,6 +183,7 @@ def test_months_are_checked_together_and_a_broken_month_is_named():
 
     june, july = _scores(), _scores()
     july["as_of_date"] = date(2025, 7, 31)
+    july["amount_binding_from"] = [date(2025, 8, 28)] + [None] * (len(july) - 1)  # a notice runs past its month end
     both = pd.concat([june, july.iloc[:4]], ignore_index=True)
     results = check_published_months(both, PUBLISHED["supplier_scores"])
     assert {month: (r.passed, r.row_count) for month, r in results.items()} == {
