@@ -161,6 +161,8 @@ class TrainingResult:
     best_iteration: int
     row_counts: dict[str, int]
     label_column: str = LABEL_COLUMN  # the binary outcome learned (breach_6m, default_6m)
+    # The complete-label rows the fingerprint is taken on (logged as the run's MLflow dataset).
+    training_rows: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def complete_label_rows(training: pd.DataFrame, label_column: str = LABEL_COLUMN) -> pd.DataFrame:
@@ -367,4 +369,5 @@ def train_breach_model(
             "dropped_warmup": row_counts_warmup,
         },
         label_column=label_column,
+        training_rows=rows,
     )
