@@ -23,6 +23,7 @@ import math
 import os
 import pickle
 import shutil
+import sqlite3
 import sys
 import tempfile
 import warnings
@@ -149,7 +150,28 @@ def _experiment_id(client: MlflowClient, tracking_uri: str, experiment_name: str
         )
     if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # experiments made before the tag
         client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    _keep_experiment_artifacts_in_home(experiment, tracking_uri)
     return experiment.experiment_id
+
+
+def _keep_experiment_artifacts_in_home(experiment, tracking_uri: str) -> None:
+    """Point an experiment of a copied or moved home at this home's ``mlartifacts``.
+
+    New runs and models are written under their experiment's recorded artifact location,
+    which MLflow keeps absolute and offers no call to change: in a moved home they would
+    land in (or recreate) the old folder. So the one recorded root is rewritten in the
+    store (the ``experiments`` table's ``artifact_location``, unchanged since MLflow 1);
+    what was logged before is found by ``artifact_location_in_home``."""
+    recorded = experiment.artifact_location
+    in_home = artifact_location_in_home(recorded, tracking_uri)
+    if in_home == recorded or Path(in_home).as_uri() == recorded:
+        return
+    db_path = Path(tracking_uri.removeprefix("sqlite:///"))
+    with contextlib.closing(sqlite3.connect(db_path)) as con, con:
+        con.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+            (Path(in_home).as_uri(), int(experiment.experiment_id)),
+        )
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:

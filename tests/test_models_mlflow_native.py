@@ -4,6 +4,7 @@ home folder that still loads after it is copied or moved, and an experiment the 
 opens as model training, with a described run and its training set as a dataset input."""
 
 import ast
+import copy as copy_module
 import json
 import pickle
 import shutil
@@ -135,6 +136,15 @@ def test_a_copied_then_moved_home_loads_its_models_from_the_new_place(registered
     shutil.rmtree(original)
     model, _ = load_model_by_alias(tracking_uri_for_home(copy), CHAMPION)
     np.testing.assert_array_equal(model.predict_proba(frame), breach.model.predict_proba(frame))
+    # A model trained in the moved home lands in it, not in (a recreated) old folder.
+    # (its store records the locations of the home it was copied from: `home`)
+    retrained = copy_module.deepcopy(breach)  # log_and_register stamps the model: keep the fixture's as it is
+    before = sorted((home / "mlartifacts").rglob("*"))
+    assert log_and_register(retrained, tracking_uri_for_home(copy)) == f"{REGISTERED_MODEL_NAME}/2"
+    assert sorted((home / "mlartifacts").rglob("*")) == before and not original.exists()
+    assert (_model_folder(copy, REGISTERED_MODEL_NAME, "2") / "artifacts" / "model_files" / "model.json").is_file()
+    run = MlflowClient(tracking_uri_for_home(copy)).get_run(retrained.model.metadata["mlflow_run_id"])
+    assert run.info.artifact_uri.startswith((copy / "mlartifacts").resolve().as_uri())
 
 
 # Recorded artifact locations and where they are read from in a home at /new/home.
