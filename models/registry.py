@@ -287,6 +287,24 @@ def run_description(result: TrainingResult | LossRateTrainingResult, registered_
     )
 
 
+def training_dataset(rows: pd.DataFrame, name: str, fingerprint: str, schema_sample_rows: int = 1000):
+    """``rows`` as an MLflow dataset: its digest is the training-data fingerprint (cut to
+    MLflow's 36-character limit), its profile counts every row.
+
+    MLflow infers a dataset's schema value by value (measured 13 s for 40,000 rows of 28
+    columns), so the column types are inferred on the first ``schema_sample_rows`` rows and
+    each column's ``required`` flag (no missing value) is taken from all rows."""
+    dataset = mlflow.data.from_pandas(rows, name=name, digest=fingerprint[:36])
+    with warnings.catch_warnings():
+        # MLflow's hint about integer columns concerns model signatures, not a dataset record.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        sample = mlflow.data.from_pandas(rows.head(schema_sample_rows), digest=fingerprint[:36]).schema
+    if sample is not None:
+        has_missing = rows.isna().any()
+        dataset.schema = Schema([ColSpec(c.type, c.name, required=not bool(has_missing[c.name])) for c in sample.inputs])
+    return dataset
+
+
 def _log_model_files(result: TrainingResult | LossRateTrainingResult, registered_model_name: str) -> ModelInfo:
     """Log ``result.model`` into the active run as an MLflow model from code: the code file
     ``models/mlflow_pyfunc.py``, the model's plain files as its ``model_files`` artifact,
@@ -295,14 +313,10 @@ def _log_model_files(result: TrainingResult | LossRateTrainingResult, registered
     ``ModelInfo``."""
     mlflow.set_tag(RUN_DESCRIPTION_TAG, run_description(result, registered_model_name))
     if result.training_rows is not None:
-        with warnings.catch_warnings():
-            # MLflow's hint about integer columns concerns model signatures, not a dataset record.
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            # The digest is the training-data fingerprint, cut to MLflow's 36-character limit.
-            dataset = mlflow.data.from_pandas(
-                result.training_rows, name=f"{registered_model_name}_training_set", digest=result.data_fingerprint[:36]
-            )
-        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(
+            training_dataset(result.training_rows, f"{registered_model_name}_training_set", result.data_fingerprint),
+            context="training",
+        )
     example = model_input_example(result.model, result.evaluation_frame) if len(result.evaluation_frame) else None
     with tempfile.TemporaryDirectory() as tmp:
         files = save_model_files(result.model, Path(tmp) / MODEL_FILES_ARTIFACT)

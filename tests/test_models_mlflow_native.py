@@ -38,6 +38,7 @@ from models.registry import (
     load_model_by_alias,
     log_and_register,
     tracking_uri_for_home,
+    training_dataset,
 )
 from models.training import TrainingConfig, train_breach_model
 
@@ -182,6 +183,18 @@ def test_the_run_is_described_and_its_training_set_logged(registered):
     assert dataset_input.dataset.digest == breach.data_fingerprint[:36]
     assert json.loads(dataset_input.dataset.profile)["num_rows"] == len(breach.training_rows)
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
+
+
+def test_the_training_set_schema_covers_every_row(frame):
+    """Types come from a sample; whether a column may be missing from all rows."""
+    rows = frame.reset_index(drop=True).copy()
+    rows.loc[len(rows) - 1, "tenure_months"] = np.nan  # missing only after the sample
+    dataset = training_dataset(rows, "t", "f" * 64, schema_sample_rows=10)
+    specs = {c.name: c for c in dataset.schema.inputs}
+    assert list(specs) == list(rows.columns)
+    assert not specs["tenure_months"].required
+    assert specs["supplier_id"].required and specs["supplier_id"].type.name == "string"
+    assert dataset.profile["num_rows"] == len(rows) and dataset.digest == "f" * 36
 
 
 def test_an_experiment_made_before_the_kind_tag_gets_it(tmp_path):
