@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
@@ -91,7 +90,7 @@ def exposure_rows(training: pd.DataFrame) -> pd.DataFrame:
     return rows.sort_values(["as_of_date", "supplier_id"], kind="mergesort").reset_index(drop=True)
 
 
-class LossRateModel(mlflow.pyfunc.PythonModel):
+class LossRateModel:
     """Per-coverage Tweedie boosters, each with its calibration factor, and the input recipe."""
 
     def __init__(
@@ -183,8 +182,9 @@ class LossRateModel(mlflow.pyfunc.PythonModel):
             self.contributions_from_design(design, self.component_rates(design)), design, self.features, self.medians, k=k
         )
 
-    def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
-        return self.predict_rates(pd.DataFrame(model_input))
+    def pyfunc_predict(self, features_df: pd.DataFrame) -> pd.DataFrame:
+        """What the registered model's pyfunc returns (``models.mlflow_pyfunc``)."""
+        return self.predict_rates(features_df)
 
 
 @dataclass
@@ -202,6 +202,8 @@ class LossRateTrainingResult:
     row_counts: dict[str, int] = field(default_factory=dict)
     label_column: str = LOSS_RATE_COLUMN
     outcome_definition: str = CLAIMS  # what the refunds were defined from (data_contracts.outcomes)
+    # The rows the fingerprint is taken on (logged as the run's MLflow dataset).
+    training_rows: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def loss_config_from_yaml(path: str | Path = DEFAULT_LOSS_CONFIG_PATH) -> TrainingConfig:
@@ -304,4 +306,5 @@ def train_loss_rate_model(
         row_counts={name: len(frame) for name, frame in windows.items()}
         | {"dropped_no_exposure_or_incomplete": len(training) - len(rows)},
         outcome_definition=learned_outcome_definition(rows),
+        training_rows=rows,
     )

@@ -21,11 +21,18 @@ import contextlib
 import json
 import math
 import os
+import pickle
+import shutil
+import sqlite3
+import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import version as distribution_version
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import lightgbm as lgb
 import matplotlib.pyplot as plt
@@ -35,11 +42,15 @@ import pandas as pd
 import sklearn
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.models.model import ModelInfo
+from mlflow.types import ColSpec, Schema
 
 from models.metrics import classification_metrics
 from models.loss_rate import EXPOSURE_COLUMN, LOSS_RATE_COLUMN, LossRateModel, LossRateTrainingResult, coverage_refunds, exposure_rows
 from models.metrics import loss_rate_metrics
 from models.model_card import render_loss_rate_card, render_model_card
+from models.model_files import MODEL_FILES_ARTIFACT, RiskModel, save_model_files
 from models.model_features import LABEL_COLUMN
 from models.plots import feature_importance_figure, loss_rate_calibration_figure, reliability_figure, roc_figure
 from models.scoring import BreachRiskModel
@@ -50,6 +61,14 @@ EXPERIMENT_NAME = "supplier_breach_risk"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
+ARTIFACTS_FOLDER = "mlartifacts"
+# Opens the experiment in the MLflow UI's model-training view (not the GenAI traces view).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+RUN_DESCRIPTION_TAG = "mlflow.note.content"
+INPUT_EXAMPLE_ROWS = 5
+# The code MLflow runs to load a registered model (logged as code, never pickled).
+PYFUNC_CODE_FILE = Path(__file__).with_name("mlflow_pyfunc.py")
 
 
 class ModelAliasNotFound(LookupError):
@@ -75,13 +94,18 @@ def version_string(name: str, version: str | int) -> str:
 
 
 def _pip_requirements() -> list[str]:
-    # Pinned explicitly: MLflow's inference of requirements costs ~10 s per logged model.
+    """What ``models.mlflow_pyfunc`` and the ``models`` modules it loads import, pinned to
+    this environment (tests/test_models_mlflow_native.py checks the list against the
+    imports). Explicit: MLflow's inference of requirements costs ~10 s per logged model."""
     return [
         f"mlflow=={mlflow.__version__}",
         f"lightgbm=={lgb.__version__}",
         f"scikit-learn=={sklearn.__version__}",
         f"pandas=={pd.__version__}",
         f"numpy=={np.__version__}",
+        f"scipy=={distribution_version('scipy')}",
+        f"threadpoolctl=={distribution_version('threadpoolctl')}",
+        f"pyyaml=={distribution_version('pyyaml')}",
     ]
 
 
@@ -119,9 +143,35 @@ def _tracking(tracking_uri: str) -> Iterator[MlflowClient]:
 
 def _experiment_id(client: MlflowClient, tracking_uri: str, experiment_name: str) -> str:
     experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(experiment_name, artifact_location=default_artifact_location(tracking_uri))
+    if experiment is None:
+        return client.create_experiment(
+            experiment_name, artifact_location=default_artifact_location(tracking_uri),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # experiments made before the tag
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    _keep_experiment_artifacts_in_home(experiment, tracking_uri)
+    return experiment.experiment_id
+
+
+def _keep_experiment_artifacts_in_home(experiment, tracking_uri: str) -> None:
+    """Point an experiment of a copied or moved home at this home's ``mlartifacts``.
+
+    New runs and models are written under their experiment's recorded artifact location,
+    which MLflow keeps absolute and offers no call to change: in a moved home they would
+    land in (or recreate) the old folder. So the one recorded root is rewritten in the
+    store (the ``experiments`` table's ``artifact_location``, unchanged since MLflow 1);
+    what was logged before is found by ``artifact_location_in_home``."""
+    recorded = experiment.artifact_location
+    in_home = artifact_location_in_home(recorded, tracking_uri)
+    if in_home == recorded or Path(in_home).as_uri() == recorded:
+        return
+    db_path = Path(tracking_uri.removeprefix("sqlite:///"))
+    with contextlib.closing(sqlite3.connect(db_path)) as con, con:
+        con.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+            (Path(in_home).as_uri(), int(experiment.experiment_id)),
+        )
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
@@ -210,6 +260,81 @@ def log_training_run(result: TrainingResult, run_name: str | None = None, title:
     )
 
 
+def model_input_example(model: RiskModel, frame: pd.DataFrame, rows: int = INPUT_EXAMPLE_ROWS) -> pd.DataFrame:
+    """A few rows of the model's inputs typed as its signature says: numbers as double,
+    categories as text (None: missing, or a level the model never saw)."""
+    example = model.design_matrix(frame.head(rows)).reset_index(drop=True)
+    for feature in model.features:
+        if feature.categorical:
+            values = example[feature.name].astype(object)
+            example[feature.name] = values.where(values.notna(), None)
+    return example
+
+
+def model_signature(model: RiskModel, example: pd.DataFrame) -> ModelSignature:
+    """Every model input required (numbers as double, categories as string); the outputs
+    as the pyfunc returns them for ``example``."""
+    inputs = Schema([ColSpec("string" if f.categorical else "double", f.name) for f in model.features])
+    return ModelSignature(inputs=inputs, outputs=infer_signature(example, model.pyfunc_predict(example)).outputs)
+
+
+def run_description(result: TrainingResult | LossRateTrainingResult, registered_model_name: str) -> str:
+    """What was trained on which months (the run's description in the MLflow UI)."""
+    split = result.split.describe()
+    rows = sum(result.row_counts.get(window, 0) for window in ("train", "calibration", "evaluation"))
+    return (
+        f"{registered_model_name}: `{result.label_column}` model trained on {split['train']}, calibrated on "
+        f"{split['calibration']}, evaluated out of time on {split['evaluation']}; {rows:,} supplier-months, "
+        f"training data sha256 {result.data_fingerprint}."
+    )
+
+
+def training_dataset(rows: pd.DataFrame, name: str, fingerprint: str, schema_sample_rows: int = 1000):
+    """``rows`` as an MLflow dataset: its digest is the training-data fingerprint (cut to
+    MLflow's 36-character limit), its profile counts every row.
+
+    MLflow infers a dataset's schema value by value (measured 13 s for 40,000 rows of 28
+    columns), so the column types are inferred on the first ``schema_sample_rows`` rows and
+    each column's ``required`` flag (no missing value) is taken from all rows."""
+    dataset = mlflow.data.from_pandas(rows, name=name, digest=fingerprint[:36])
+    with warnings.catch_warnings():
+        # MLflow's hint about integer columns concerns model signatures, not a dataset record.
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        sample = mlflow.data.from_pandas(rows.head(schema_sample_rows), digest=fingerprint[:36]).schema
+    if sample is not None:
+        has_missing = rows.isna().any()
+        dataset.schema = Schema([ColSpec(c.type, c.name, required=not bool(has_missing[c.name])) for c in sample.inputs])
+    return dataset
+
+
+def _log_model_files(result: TrainingResult | LossRateTrainingResult, registered_model_name: str) -> ModelInfo:
+    """Log ``result.model`` into the active run as an MLflow model from code: the code file
+    ``models/mlflow_pyfunc.py``, the model's plain files as its ``model_files`` artifact,
+    a copy of the ``models`` package as its code, a signature and an input example; with
+    the run's description and its training set as a dataset input. Returns MLflow's
+    ``ModelInfo``."""
+    mlflow.set_tag(RUN_DESCRIPTION_TAG, run_description(result, registered_model_name))
+    if result.training_rows is not None:
+        mlflow.log_input(
+            training_dataset(result.training_rows, f"{registered_model_name}_training_set", result.data_fingerprint),
+            context="training",
+        )
+    example = model_input_example(result.model, result.evaluation_frame) if len(result.evaluation_frame) else None
+    with tempfile.TemporaryDirectory() as tmp:
+        files = save_model_files(result.model, Path(tmp) / MODEL_FILES_ARTIFACT)
+        package = Path(tmp) / "models"
+        shutil.copytree(PYFUNC_CODE_FILE.parent, package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE_FILE),
+            artifacts={MODEL_FILES_ARTIFACT: str(files)},
+            code_paths=[str(package)],
+            signature=None if example is None else model_signature(result.model, example),
+            input_example=example,
+            pip_requirements=_pip_requirements(),
+        )
+
+
 def log_and_register(
     result: TrainingResult,
     tracking_uri: str,
@@ -231,11 +356,7 @@ def log_and_register(
             if tags:
                 mlflow.set_tags(tags)
             log_training_run(result, title=registered_model_name)
-            model_info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=result.model,
-                pip_requirements=_pip_requirements(),
-            )
+            model_info = _log_model_files(result, registered_model_name)
             model_version = mlflow.register_model(model_info.model_uri, registered_model_name)
         alias = CHALLENGER if _alias_version(client, registered_model_name, CHAMPION) else CHAMPION
         client.set_registered_model_alias(registered_model_name, alias, model_version.version)
@@ -255,6 +376,61 @@ def log_and_register(
     return version
 
 
+class LegacyPickledModelWarning(UserWarning):
+    """A registered version from before models were stored as plain files: it was unpickled."""
+
+
+def artifact_location_in_home(location: str, tracking_uri: str) -> str:
+    """``location`` (a recorded artifact URI) moved under this home's ``mlartifacts``.
+
+    The tracking store records absolute artifact locations, so a home folder that was
+    copied or moved still points at the old place. Everything of a home's store lies under
+    ``<home>/mlartifacts``, so the part of a local location after its last ``mlartifacts``
+    is its place in any copy of the home: it is re-rooted at the current home's folder,
+    whether or not the old place still exists. Other URIs (remote stores) are returned as
+    they are."""
+    home_artifacts = default_artifact_location(tracking_uri)
+    parsed = urlparse(location)
+    if home_artifacts is None or parsed.scheme not in ("", "file"):
+        return location
+    parts = Path(url2pathname(parsed.path)).parts
+    if ARTIFACTS_FOLDER not in parts:
+        return location
+    inside = parts[len(parts) - 1 - parts[::-1].index(ARTIFACTS_FOLDER) + 1:]
+    return str(Path(url2pathname(urlparse(home_artifacts).path)).joinpath(*inside))
+
+
+@contextlib.contextmanager
+def _sys_path_kept() -> Iterator[None]:
+    # Loading a model with code_paths puts the model's copy of the package in front of
+    # sys.path for good; this process already runs the package, so keep its path as it was.
+    saved = list(sys.path)
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
+def load_registered_model(client: MlflowClient, tracking_uri: str, name: str, number: str) -> RiskModel:
+    """The model of registered version ``number`` of ``name``, from this home's artifacts.
+
+    Models from code (``models.mlflow_pyfunc``) load from their JSON and booster files;
+    nothing is unpickled. A version registered by older code (a cloudpickled model,
+    ``python_model.pkl``) still loads, with a ``LegacyPickledModelWarning``: retrain to
+    replace it."""
+    location = artifact_location_in_home(client.get_model_version_download_uri(name, number), tracking_uri)
+    legacy_pickle = Path(location) / "python_model.pkl"
+    if legacy_pickle.is_file():
+        warnings.warn(
+            f"{version_string(name, number)} is a pickled model of an older version of this code (loading it runs "
+            "whatever the pickle holds): retrain it to store it as plain files", LegacyPickledModelWarning, stacklevel=3,
+        )
+        with legacy_pickle.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 (a home's own model, as before; the warning says to replace it)
+    with _sys_path_kept():
+        return mlflow.pyfunc.load_model(location).unwrap_python_model().model
+
+
 def load_model_by_alias(
     tracking_uri: str, alias: str = CHAMPION, *, registered_model_name: str = REGISTERED_MODEL_NAME
 ) -> tuple[BreachRiskModel, str]:
@@ -270,8 +446,7 @@ def load_model_by_alias(
                 f"in {tracking_uri}"
             )
         # Load the pinned version, not the alias: the alias may move while we load.
-        pyfunc_model = mlflow.pyfunc.load_model(f"models:/{registered_model_name}/{number}")
-    model: BreachRiskModel = pyfunc_model.unwrap_python_model()
+        model = load_registered_model(client, tracking_uri, registered_model_name, number)
     model.version = version_string(registered_model_name, number)
     return model, model.version
 

@@ -3,8 +3,8 @@
 The breach model and the default model (``models/training.py`` with another label) are both
 ``BreachRiskModel``s; the loss-rate model is ``models.loss_rate.LossRateModel``.
 
-``BreachRiskModel`` is what the registry stores (as an MLflow pyfunc) and what the
-pipeline scores with. It owns everything needed to turn a ``compute_supplier_features``
+``BreachRiskModel`` is what the registry stores (as plain files, ``models.model_files``,
+behind the pyfunc of ``models.mlflow_pyfunc``) and what the pipeline scores with. It owns everything needed to turn a ``compute_supplier_features``
 frame into calibrated six-month breach probabilities, so scoring never depends on
 training code: the ordered feature list, their risk directions, the fixed category lists
 of the categorical columns (a category unseen in training scores as missing), the
@@ -18,7 +18,6 @@ from dataclasses import asdict
 from typing import Any
 
 import lightgbm as lgb
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
@@ -28,7 +27,7 @@ from models.model_features import ModelFeature
 from models.reason_codes import top_reason_codes
 
 
-class BreachRiskModel(mlflow.pyfunc.PythonModel):
+class BreachRiskModel:
     def __init__(
         self,
         booster_model: str,
@@ -58,7 +57,8 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
         self.linear_weight = linear_weight
         self._booster: lgb.Booster | None = None
 
-    # -- pickling: rebuild the booster from its text after loading --------------------
+    # -- pickling (models registered before models.model_files were cloudpickled; an
+    # old home's models still load): rebuild the booster from its text after loading ------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_booster"] = None
@@ -139,9 +139,9 @@ class BreachRiskModel(mlflow.pyfunc.PythonModel):
         design = self.design_matrix(features_df)
         return top_reason_codes(self.contributions_from_design(design), design, self.features, self.medians, k=k)
 
-    # -- MLflow pyfunc entry point ---------------------------------------------------------
-    def predict(self, context, model_input, params=None):  # noqa: ARG002 (pyfunc signature)
-        return self.predict_proba(pd.DataFrame(model_input))
+    # -- what the registered model's pyfunc returns (models.mlflow_pyfunc) ----------------
+    def pyfunc_predict(self, features_df: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(features_df)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

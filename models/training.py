@@ -163,6 +163,8 @@ class TrainingResult:
     row_counts: dict[str, int]
     label_column: str = LABEL_COLUMN  # the binary outcome learned (breach_6m, default_6m)
     outcome_definition: str = CLAIMS  # what the label was defined from (data_contracts.outcomes)
+    # The complete-label rows the fingerprint is taken on (logged as the run's MLflow dataset).
+    training_rows: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def learned_outcome_definition(rows: pd.DataFrame) -> str:
@@ -388,4 +390,5 @@ def train_breach_model(
         },
         label_column=label_column,
         outcome_definition=learned_outcome_definition(rows),
+        training_rows=rows,
     )
