@@ -58,10 +58,13 @@ promise, of ``created_at + DEFAULT_PROMISE_LEAD_DAYS``. Its *deadline* is the en
 
 Every part is decided by the end of the window, so ``label_complete`` means the same as
 for the breach label: the deadline of every counted order is on or before the window
-end, and disputes count only when resolved by then. Cancellations count as recorded
-(``cancelled_by``, whatever ``cancelled_at``, an optional column, says): in practice an
-order is cancelled before it ships, so a cancellation after the deadline only confirms a
-failure already counted. Without a disputes table the default is computed from the
+end, and disputes count only when resolved by then. A label is *closed* at its window
+end: nothing timestamped after it can change it, so a model vintage trained as of V on
+labels whose window ends by V saw only what was known at V (``models/vintages.py``). So
+orders created after the window end never count, and a cancellation (by anyone) counts
+only when its ``cancelled_at`` falls before the window end; a source without
+``cancelled_at`` (an optional column) has its cancellations counted as recorded, when
+they happened being unknown. Without a disputes table the default is computed from the
 orders alone (the ``not_received`` part is skipped) and is not NULL; the refunds and loss
 rates are NULL, and ``label_complete`` is false as for the breach label.
 """
@@ -250,18 +253,20 @@ def compute_breach_labels(
                 GROUP BY order_id
             ),
             promised AS (
-                SELECT order_id, supplier_id, shipped_at, cancelled_by,
+                SELECT order_id, supplier_id, created_at, shipped_at, cancelled_by, cancelled_at,
                        date_trunc('day', coalesce(
                            promised_ship_by, created_at + INTERVAL {DEFAULT_PROMISE_LEAD_DAYS} DAY
                        ))::TIMESTAMP AS promised_day
                 FROM {schema}.orders
-                WHERE cancelled_by IS DISTINCT FROM 'buyer'
             ),
             due AS (
+                -- A cancellation counts once known by the window's end (always, when the source
+                -- records no cancelled_at): the label is closed at its window end.
                 SELECT p.as_of_date, o.supplier_id,
                        count(*) AS orders_due,
                        count(*) FILTER (
-                           WHERE o.cancelled_by IN ({suppliers_side})
+                           WHERE (o.cancelled_by IN ({suppliers_side})
+                                  AND coalesce(o.cancelled_at < p.window_end_exclusive, true))
                               OR o.shipped_at IS NULL
                               OR o.shipped_at >= o.promised_day + INTERVAL {DEFAULT_GRACE_DAYS + 1} DAY
                               OR coalesce(n.won_at < p.window_end_exclusive, false)
@@ -270,6 +275,8 @@ def compute_breach_labels(
                 JOIN {view} AS p
                   ON o.promised_day >= p.window_start
                  AND o.promised_day < p.due_end_exclusive
+                 AND o.created_at < p.window_end_exclusive
+                 AND NOT (o.cancelled_by = 'buyer' AND coalesce(o.cancelled_at < p.window_end_exclusive, true))
                 LEFT JOIN not_received AS n USING (order_id)
                 GROUP BY p.as_of_date, o.supplier_id
             )

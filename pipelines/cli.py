@@ -166,7 +166,8 @@ def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool
     # The demo always writes its own landing zone under the home folder: never the one
     # ASSURANCE_LANDING may point at, which holds somebody's real data.
     configured = _settings(home, None)
-    settings = Settings(home=configured.home, landing=configured.home / "landing", policy_file=configured.policy_file)
+    settings = Settings(home=configured.home, landing=configured.home / "landing", policy_file=configured.policy_file,
+                        vintage_config_file=configured.vintage_config_file)
     os.environ["ASSURANCE_LANDING"] = str(settings.landing)
     started = time.monotonic()
     # Taken before the landing zone is replaced: a run in progress on this home may be reading it.

@@ -14,13 +14,16 @@ class Settings:
     home: Path
     landing: Path
     policy_file: Path | None = None
+    vintage_config_file: Path | None = None  # model vintages' cadence (models/vintages.yaml when None)
 
     @classmethod
     def from_env(cls) -> "Settings":
         home = Path(os.environ.get("ASSURANCE_HOME", "var")).resolve()
         landing = Path(os.environ.get("ASSURANCE_LANDING", home / "landing")).resolve()
         policy = os.environ.get("ASSURANCE_POLICY")
-        return cls(home=home, landing=landing, policy_file=Path(policy).resolve() if policy else None)
+        vintages = os.environ.get("ASSURANCE_VINTAGES")
+        return cls(home=home, landing=landing, policy_file=Path(policy).resolve() if policy else None,
+                   vintage_config_file=Path(vintages).resolve() if vintages else None)
 
     @property
     def warehouse(self) -> Path:
