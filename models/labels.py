@@ -276,7 +276,7 @@ def compute_breach_labels(
                   ON o.promised_day >= p.window_start
                  AND o.promised_day < p.due_end_exclusive
                  AND o.created_at < p.window_end_exclusive
-                 AND NOT (o.cancelled_by = 'buyer' AND coalesce(o.cancelled_at < p.window_end_exclusive, true))
+                 AND NOT (o.cancelled_by IS NOT DISTINCT FROM 'buyer' AND coalesce(o.cancelled_at < p.window_end_exclusive, true))
                 LEFT JOIN not_received AS n USING (order_id)
                 GROUP BY p.as_of_date, o.supplier_id
             )

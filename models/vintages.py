@@ -62,7 +62,8 @@ UNTRAINABLE = "untrainable"
 
 # Tags on each registered vintage (MLflow model version).
 TAG_AS_OF = "vintage_as_of_date"
-TAG_FINGERPRINT = "data_fingerprint_sha256"
+# sha256 of the vintage's rows as the kind fingerprints them (its reuse key)
+TAG_FINGERPRINT = "vintage_data_fingerprint"
 TAG_CADENCE = "vintage_cadence"
 TAG_KIND = "model_kind"
 TAG_STATUS = "vintage_status"
@@ -207,7 +208,8 @@ def build_vintages(
             version = log_and_register(
                 result, tracking_uri, registered_model_name=kind.registered_model_name,
                 experiment_name=experiment_name, run_name=f"vintage-{as_of.isoformat()}", set_alias=False,
-                tags={TAG_AS_OF: as_of.isoformat(), TAG_CADENCE: config.cadence, TAG_KIND: kind.kind},
+                tags={TAG_AS_OF: as_of.isoformat(), TAG_FINGERPRINT: fingerprint, TAG_CADENCE: config.cadence,
+                      TAG_KIND: kind.kind},
             )
             model = result.model
             if serving is not None and serving_model is None:
