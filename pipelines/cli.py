@@ -209,6 +209,7 @@ def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
     from models.backtest import compare_policies, load_scored_history
     from models.backtest_report import write_backtest_report
     from models.policy import Policy
+    from models.vintage_maturity import vintage_maturity
     from warehouse import open_warehouse
     from warehouse.landing_metadata import read_data_horizon
 
@@ -222,6 +223,10 @@ def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
     path = settings.reports / f"backtest-{datetime.now():%Y%m%d-%H%M%S}.html"
     write_backtest_report(first, path, comparison=comparison if len(policies) > 1 else None)
     click.echo(comparison.totals.round(3).to_string(index=False))
+    maturity = vintage_maturity(history)
+    if len(maturity):
+        click.echo("\nmodel vintages as their outcomes matured (out of sample: each month scored by its own vintage)")
+        click.echo(maturity.round(4).to_string(index=False))
     click.echo(f"\nreport: {path}")
 
 
