@@ -137,7 +137,7 @@ VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Print Dagster's fu
 @VERBOSE
 @clean_errors
 def run(landing: str, home: str | None, first: str | None, last: str | None, verbose: bool) -> None:
-    """Ingest, validate, compute features, train or reuse the champion, score and publish, as one Dagster run.
+    """Ingest, validate, compute features, train or reuse the model vintages, score and publish, as one Dagster run.
 
     Exit codes: 0 ok; 1 the run failed; 2 unusable input or months outside the data; 3 another
     run is writing the same home. The full log is under the home folder, in logs/.

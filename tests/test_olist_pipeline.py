@@ -1,8 +1,9 @@
 """The whole pipeline on real Olist marketplace data (skipped when the data is not beside the repo).
 
-Olist has no disputes, so no honest model can be trained on it: the run must say so and
-score with a champion trained elsewhere (here a small synthetic world in the same home),
-and every feature that needs the absent inquiries must be null, never zero.
+Olist has no disputes, so no honest model can be trained on it, and no model trained on
+other data knew its months (DESIGN §4: a month is scored only by a model vintage trained on
+what was known by then): the run must publish its features and storefront figures without
+scores and say why, and every feature that needs the absent inquiries must be null, never zero.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from importers.olist import import_olist
 from pipelines.runner import run_months
 from pipelines.settings import Settings
-from synthetic import generate_landing_zone
+from pipelines.summary import describe_run
 
 OLIST_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "olist"
 
@@ -27,32 +28,29 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def olist_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("olist")
-    home = root / "home"
-    synthetic_landing = root / "synthetic"
-    generate_landing_zone(synthetic_landing, n_suppliers=300, start="2024-01", months=16, seed=5)
-    run_months(Settings(home=home, landing=synthetic_landing), "2025-04", "2025-04", log_level="WARNING")
-
     olist_landing = root / "olist"
     import_olist(OLIST_DATA, olist_landing)
-    settings = Settings(home=home, landing=olist_landing)
+    settings = Settings(home=root / "home", landing=olist_landing)
     outcome = run_months(settings, "2017-01", "2018-07", log_level="WARNING")
     con = duckdb.connect(str(settings.warehouse), read_only=True)
-    yield con, outcome
+    yield con, outcome, settings
     con.close()
 
 
-def test_olist_scores_are_published_for_every_month(olist_run):
-    con, outcome = olist_run
-    months, rows, run_ids = con.execute(
-        "SELECT count(DISTINCT as_of_date), count(*), list(DISTINCT run_id) FROM published.supplier_scores "
-        "WHERE as_of_date BETWEEN '2017-01-01' AND '2018-07-31'"
+def test_olist_months_are_published_without_scores_and_the_run_says_why(olist_run):
+    con, outcome, settings = olist_run
+    features, scores = con.execute(
+        "SELECT (SELECT count(DISTINCT as_of_date) FROM published.supplier_features WHERE as_of_date BETWEEN '2017-01-01' AND '2018-07-31'), "
+        "(SELECT count(*) FROM published.supplier_scores)"
     ).fetchone()
-    assert months == 19 and rows > 1000 and run_ids == [outcome.run_id]
+    assert (features, scores) == (19, 0)
     assert outcome.failed_checks == []
+    (line,) = [line for line in describe_run(settings, outcome, seconds=1.0).splitlines() if "not scored" in line]
+    assert "19 month(s)" in line and "breach none" in line and "disputes" in line
 
 
 def test_features_that_need_inquiries_are_null_not_zero(olist_run):
-    con, _ = olist_run
+    con, *_ = olist_run
     non_null = con.execute(
         "SELECT count(response_rate_6m), count(median_response_hours_6m) FROM published.storefront_metrics "
         "WHERE as_of_date BETWEEN '2017-01-01' AND '2018-07-31'"
@@ -65,7 +63,7 @@ def test_features_that_need_inquiries_are_null_not_zero(olist_run):
 
 
 def test_dispute_features_and_labels_are_unknown_not_zero(olist_run):
-    con, _ = olist_run
+    con, *_ = olist_run
     non_null = con.execute(
         "SELECT count(dispute_ratio_6m), count(buyer_won_dispute_share_6m), count(*) FROM published.supplier_features "
         "WHERE as_of_date BETWEEN '2017-01-01' AND '2018-07-31'"
@@ -74,15 +72,15 @@ def test_dispute_features_and_labels_are_unknown_not_zero(olist_run):
 
 
 def test_real_mess_is_quarantined_with_its_rule_and_counted(olist_run):
-    con, _ = olist_run
+    con, *_ = olist_run
     rules = dict(con.execute("SELECT rule, count(*) FROM quarantine.orders GROUP BY 1").fetchall())
     assert sum(rules.values()) > 0
     assert any("ship" in rule for rule in rules), rules
 
 
 def test_the_model_was_not_trained_on_olist(olist_run):
-    con, _ = olist_run
-    versions = {row[0] for row in con.execute("SELECT DISTINCT model_version FROM published.supplier_scores").fetchall()}
-    assert len(versions) == 1, "Olist months are scored by the synthetic champion, no new version"
+    con, *_ = olist_run
     trainable = con.execute("SELECT count(*) FROM models.training_set").fetchone()[0]
     assert trainable == 0, "no Olist month has a known outcome: nothing to train on"
+    serving = con.execute("SELECT count(*) FROM models.vintages WHERE status = 'serving'").fetchone()[0]
+    assert serving == 0

@@ -17,6 +17,7 @@ from models.labels import compute_breach_labels, label_window_end
 from models.registry import registered_version_tags, tracking_uri_for_home
 from models.training import TrainingConfig, complete_label_rows, train_breach_model
 from models.training_set import untrainable_reason
+from models.vintage_maturity import vintage_maturity
 from models.vintages import (
     REFUSED,
     SERVING,
@@ -209,3 +210,30 @@ def test_an_untrainable_vintage_is_recorded_not_registered(tmp_path):
     build = build_vintages(training, _kind(), [D("2024-12-31")], uri, "t", VintageConfig(3, 6))
     (vintage,) = build.vintages
     assert vintage.status == UNTRAINABLE and vintage.version is None and "only 0 breach" in vintage.reasons
+
+
+def test_the_maturity_report_judges_each_vintage_on_its_matured_months_only():
+    history = pd.DataFrame({
+        "as_of_date": [D("2025-01-31")] * 4 + [D("2025-04-30")] * 2,
+        "supplier_id": ["a", "b", "c", "d", "a", "b"],
+        "model_version": ["m/1@2024-12-31"] * 4 + ["m/2@2025-03-31"] * 2,
+        "breach_probability_6m": [0.1, 0.2, 0.3, 0.8, 0.5, 0.5],
+        "breach_6m": [False, False, True, True, None, None],
+        # April's outcome window is still open: it counts as scored, not as matured
+        "label_complete": [True] * 4 + [False] * 2,
+        "loss_rate_model_version": ["l/1@2024-12-31"] * 6,
+        "loss_rate_6m": [0.01, 0.01, 0.02, 0.02, 0.5, 0.5],
+        "forward_order_value_6m_usd": [100.0, 100.0, 100.0, 100.0, 1.0, 1.0],
+        "breach_refund_usd_6m": [0.0, 0.0, 3.0, 5.0, 0.0, 0.0],
+    })
+    report = vintage_maturity(history).set_index(["model", "vintage"])
+    first = report.loc[("breach", "m/1@2024-12-31")]
+    assert (first["months_scored"], first["months_matured"], first["supplier_months_matured"]) == (1, 1, 4)
+    assert first["mean_predicted"] == pytest.approx(0.35) and first["realised"] == 0.5 and first["auc"] == 1.0
+    second = report.loc[("breach", "m/2@2025-03-31")]
+    assert (second["months_scored"], second["months_matured"]) == (1, 0) and np.isnan(second["auc"])
+    loss = report.loc[("loss_rate", "l/1@2024-12-31")]
+    # refund dollars per dollar of order value, exposure-weighted, matured months only
+    assert loss["mean_predicted"] == pytest.approx(0.015) and loss["realised"] == pytest.approx(0.02)
+    assert loss["gini"] > 0
+    assert ("default", "m/1@2024-12-31") not in report.index  # no default columns in this history
