@@ -22,6 +22,10 @@ from synthetic import generate_landing_zone
 
 CUT = date(2025, 1, 31)  # after the first quarterly vintage (2024-12-31), before the second
 RUN_METADATA = ("run_id", "published_at")
+# Three pipeline runs (a cut world, the whole world, a world without claims): minutes on a
+# shared 2-core machine. The default suite covers the no-outcome case on Olist
+# (tests/test_olist_pipeline.py) and months before the first vintage end to end.
+pytestmark = pytest.mark.slow
 
 
 def _run_whole_landing_zone(home, landing):
