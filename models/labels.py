@@ -216,6 +216,12 @@ def compute_breach_labels(
     # Without a disputes table (a source that records none) an outcome is unknown, not
     # "no breach": labels are NULL and never complete, so nothing is trained on them.
     recorded = duckdb_table_exists(con, schema, "disputes")
+    # cancelled_at is optional (DESIGN §3 addition): without it a cancellation counts as recorded.
+    has_cancelled_at = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = 'orders' "
+        "AND column_name = 'cancelled_at'", [schema]
+    ).fetchone()[0] > 0
+    cancelled_at = "cancelled_at" if has_cancelled_at else "NULL::TIMESTAMP AS cancelled_at"
     disputes = f"{schema}.disputes" if recorded else NO_DISPUTES_SQL
     con.register(view, periods)
     try:
@@ -253,7 +259,7 @@ def compute_breach_labels(
                 GROUP BY order_id
             ),
             promised AS (
-                SELECT order_id, supplier_id, created_at, shipped_at, cancelled_by, cancelled_at,
+                SELECT order_id, supplier_id, created_at, shipped_at, cancelled_by, {cancelled_at},
                        date_trunc('day', coalesce(
                            promised_ship_by, created_at + INTERVAL {DEFAULT_PROMISE_LEAD_DAYS} DAY
                        ))::TIMESTAMP AS promised_day
