@@ -1,10 +1,9 @@
-"""The training set and the champion risk models: loss rate, default and breach (unpartitioned:
-they span all history)."""
+"""The training set and the vintages of the three risk models: loss rate, default and breach
+(unpartitioned: they span all history; models/vintages.py says which vintage scores which month)."""
 
 
 import base64
 import io
-from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
@@ -12,17 +11,27 @@ import pandas as pd
 from assets.landing import landing_zone
 from assets.partitions import single_run
 from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, WarehouseParam
-from features import FEATURES
-from models.loss_rate import LOSS_RATE_COLUMN, exposure_rows, train_loss_rate_model
-from models.model_features import LABEL_COLUMN
+from features.sql_engine import duckdb_table_exists
 from models.plots import loss_rate_calibration_figure, reliability_figure
-from models.registry import ModelAliasNotFound, alias_data_fingerprint, load_model_by_alias, log_and_register, promote_if_better
-from models.training import TrainingConfig, complete_label_rows, train_breach_model, training_data_fingerprint
-from models.training_set import DEFAULT_LABEL_COLUMN, build_training_set, untrainable_default_reason, untrainable_reason
+from models.training_set import DEFAULT_LABEL_COLUMN, NotEnoughHistoryError, build_training_set, first_activity_month_end
+from models.vintages import (
+    BREACH,
+    DEFAULT,
+    LOSS_RATE,
+    SERVING,
+    VintageBuild,
+    VintageConfig,
+    build_vintages,
+    risk_model_kinds,
+    vintage_as_of_dates,
+    vintages_table,
+)
 from warehouse.landing_metadata import read_data_horizon
 
 TRAINING_SET_TABLE = "models.training_set"
 OOT_PREDICTIONS_TABLE = "models.oot_predictions"
+# Every vintage of every risk model: as-of date, status (serving, refused, untrainable), version.
+VINTAGES_TABLE = "models.vintages"
 
 
 def _figure_markdown(figure) -> dg.MetadataValue:
@@ -39,7 +48,13 @@ def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -
     default; DESIGN §4); later months are scored, never trained on."""
     with warehouse.connect() as con:
         horizon = read_data_horizon(con)
-        rows = build_training_set(con, horizon)
+        try:
+            rows = build_training_set(con, horizon)
+        except NotEnoughHistoryError as too_short:
+            # No vintage can be trained: the months are published without scores (models/vintages.py).
+            con.execute(f"DROP TABLE IF EXISTS {TRAINING_SET_TABLE}")
+            context.log.warning(f"no training set: {too_short}")
+            return dg.MaterializeResult(metadata={"dagster/row_count": 0, "not_built_because": str(too_short)})
         con.execute("CREATE SCHEMA IF NOT EXISTS models")
         con.register("_training_rows", rows)
         con.execute(f"CREATE OR REPLACE TABLE {TRAINING_SET_TABLE} AS SELECT * FROM _training_rows")
@@ -65,76 +80,99 @@ def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -
 
 
 def _load_training(warehouse: WarehouseParam) -> pd.DataFrame:
+    """The training set; empty when the history is too short to have one."""
     with warehouse.connect() as con:
+        if not duckdb_table_exists(con, "models", "training_set"):
+            return pd.DataFrame({"as_of_date": pd.Series([], dtype=object), "supplier_id": pd.Series([], dtype=object)})
         training = con.execute(f"SELECT * FROM {TRAINING_SET_TABLE} ORDER BY as_of_date, supplier_id").df()
     training["as_of_date"] = pd.to_datetime(training["as_of_date"]).dt.date
     return training
 
 
-def _train_or_reuse(
-    context: dg.AssetExecutionContext,
-    model_registry: ModelRegistryParam,
-    name: str,
-    fingerprint: str,
-    problem: str | None,
-    train: Callable[[], object],
-    label_column: str,
-) -> tuple[object | None, dict]:
-    """Reuse the champion when its training data is unchanged (or nothing can be learned and a
-    champion exists); otherwise train, register a challenger and let the gates decide.
-    Returns the training result (None when reused) and the asset's metadata."""
-    uri = model_registry.tracking_uri
-    champion_fingerprint = alias_data_fingerprint(uri, "champion", registered_model_name=name)
-    if problem:
-        if champion_fingerprint is None:
-            raise ModelAliasNotFound(
-                f"cannot train {name}: {problem}; and the registry {uri} has no champion to fall back on. "
-                "Train one on data with disputes into the same home first (e.g. `assurance demo --home HOME`), then rerun"
+def vintage_config(model_registry: ModelRegistryParam) -> VintageConfig:
+    path = model_registry.vintage_config_file
+    return VintageConfig.from_yaml(path) if path else VintageConfig.from_yaml()
+
+
+def _vintage_dates(warehouse: WarehouseParam, training: pd.DataFrame, config: VintageConfig) -> list:
+    """The calendar month ends a vintage falls on, from the first month with orders to the data horizon."""
+    with warehouse.connect(read_only=True) as con:
+        horizon = read_data_horizon(con)
+        try:
+            first = first_activity_month_end(con)
+        except NotEnoughHistoryError:
+            return []
+    return vintage_as_of_dates(first, horizon.date(), config)
+
+
+def _build_vintages(
+    context: dg.AssetExecutionContext, warehouse: WarehouseParam, model_registry: ModelRegistryParam, kind: str
+) -> tuple[VintageBuild, dict]:
+    """Train or reuse every vintage of one risk model, record them in `models.vintages`, and
+    describe them for the asset's metadata. A model no vintage of which can be trained is no
+    failure: the months no vintage knew are not scored (models/vintages.py)."""
+    config = vintage_config(model_registry)
+    training = _load_training(warehouse)
+    model_kind = risk_model_kinds(
+        model_registry.registered_model_name, model_registry.loss_rate_model_name, model_registry.default_model_name
+    )[kind]
+    build = build_vintages(
+        training, model_kind, _vintage_dates(warehouse, training, config), model_registry.tracking_uri,
+        model_registry.experiment_name, config, log=context.log.info,
+    )
+    with warehouse.connect() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS models")
+        con.register("_vintages", vintages_table(build.vintages))
+        con.execute(f"CREATE TABLE IF NOT EXISTS {VINTAGES_TABLE} AS SELECT * FROM _vintages LIMIT 0")
+        con.execute("BEGIN TRANSACTION")
+        con.execute(f"DELETE FROM {VINTAGES_TABLE} WHERE kind = ?", [kind])
+        con.execute(f"INSERT INTO {VINTAGES_TABLE} BY NAME SELECT * FROM _vintages")
+        con.execute("COMMIT")
+        con.unregister("_vintages")
+    serving = [v for v in build.vintages if v.status == SERVING]
+    if not serving:
+        why = build.vintages[-1].reasons if build.vintages else "no month has enough complete six-month outcomes"
+        context.log.warning(f"no {kind} vintage could be trained ({why}): months are published without scores")
+    metadata = {
+        "cadence": config.cadence,
+        "vintages_trained": sum(v.trained_now for v in build.vintages),
+        "vintages_serving": len(serving),
+        "champion_version": serving[-1].label if serving else "none",
+        "vintages": dg.MetadataValue.md(
+            "| as of | status | version | decision |\n|---|---|---|---|\n" + "\n".join(
+                f"| {v.as_of_date} | {v.status} | {v.version or ''} | {v.reasons} |" for v in build.vintages
             )
-        _, version = load_model_by_alias(uri, "champion", registered_model_name=name)
-        context.log.warning(f"not training {name}: {problem}; scoring with the existing champion {version}")
-        return None, {"champion_version": version, "trained": False, "not_trained_because": problem,
-                               "data_fingerprint": fingerprint}
-    if champion_fingerprint == fingerprint:
-        _, version = load_model_by_alias(uri, "champion", registered_model_name=name)
-        context.log.info(f"training data unchanged (sha256 {fingerprint[:12]}): reusing champion {version}")
-        return None, {"champion_version": version, "trained": False, "data_fingerprint": fingerprint}
-    result = train()
-    version = log_and_register(result, uri, registered_model_name=name, experiment_name=model_registry.experiment_name)
-    decision = promote_if_better(uri, result.evaluation_frame, registered_model_name=name,
-                                 experiment_name=model_registry.experiment_name, label_column=label_column)
-    _, champion_version = load_model_by_alias(uri, "champion", registered_model_name=name)
-    context.log.info(f"trained {version}; champion is {champion_version}: {'; '.join(decision.reasons)}")
-    metrics = {key: round(float(value), 6) for key, value in result.metrics.items() if key.startswith("evaluation_")}
-    return result, {
-        "trained_version": version,
-        "champion_version": champion_version,
-        "trained": True,
-        "promotion": "; ".join(decision.reasons),
-        "split": dg.MetadataValue.json(result.split.describe()),
-        # one float per metric, so the UI's Plots tab charts them across materializations
-        **{f"out_of_time/{key.removeprefix('evaluation_')}": value for key, value in metrics.items()},
-        "data_fingerprint": fingerprint,
+        ),
     }
+    if build.results:
+        newest = build.results[max(build.results)]
+        metrics = {key: round(float(value), 6) for key, value in newest.metrics.items() if key.startswith("evaluation_")}
+        # one float per metric, so the UI's Plots tab charts them across materializations
+        metadata.update({f"out_of_time/{key.removeprefix('evaluation_')}": value for key, value in metrics.items()})
+        metadata["split"] = dg.MetadataValue.json(newest.split.describe())
+    return build, metadata
+
+
+def _newest_trained(build: VintageBuild):
+    """The newest vintage trained by this run and its training result (None when all were reused)."""
+    if not build.results:
+        return None, None
+    as_of = max(build.results)
+    return next(v for v in build.vintages if v.as_of_date == as_of), build.results[as_of]
 
 
 @dg.asset(deps=[training_set], backfill_policy=single_run, group_name="model", pool=WAREHOUSE_POOL, kinds={"lightgbm", "mlflow"})
 def breach_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, model_registry: ModelRegistryParam) -> dg.MaterializeResult:
-    """The champion breach model (any buyer-won dispute in six months; published as information):
-    a calibrated LightGBM classifier trained on earlier months and evaluated on later ones,
-    reused while its training data is unchanged, replaced only through the promotion gates."""
-    training = _load_training(warehouse)
-    fingerprint = training_data_fingerprint(complete_label_rows(training))
-    result, metadata = _train_or_reuse(
-        context, model_registry, model_registry.registered_model_name, fingerprint,
-        untrainable_reason(training), lambda: train_breach_model(training, FEATURES, TrainingConfig.from_yaml()),
-        LABEL_COLUMN,
-    )
+    """The vintages of the breach model (any buyer-won dispute in six months; published as
+    information): calibrated LightGBM classifiers, each trained as of a month end on what was
+    known then and evaluated on its newest complete months; reused while their inputs are unchanged."""
+    build, metadata = _build_vintages(context, warehouse, model_registry, BREACH)
+    vintage, result = _newest_trained(build)
     if result is not None:
         predictions = result.evaluation_frame[["as_of_date", "supplier_id", "breach_6m", "predicted_probability"]].rename(
             columns={"predicted_probability": "breach_probability_6m"}
         )
-        predictions["model_version"] = metadata["trained_version"]
+        predictions["model_version"] = vintage.label
         with warehouse.connect() as con:
             con.execute("CREATE SCHEMA IF NOT EXISTS models")
             con.register("_oot", predictions)
@@ -148,17 +186,10 @@ def breach_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, m
 
 @dg.asset(deps=[training_set], backfill_policy=single_run, group_name="model", pool=WAREHOUSE_POOL, kinds={"lightgbm", "mlflow"})
 def default_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, model_registry: ModelRegistryParam) -> dg.MaterializeResult:
-    """The champion default model: the calibrated probability that a supplier stops fulfilling
-    within six months, when everything outstanding under its amount is lost; size never raises it."""
-    training = _load_training(warehouse)
-    fingerprint = training_data_fingerprint(complete_label_rows(training, DEFAULT_LABEL_COLUMN))
-    result, metadata = _train_or_reuse(
-        context, model_registry, model_registry.default_model_name, fingerprint,
-        untrainable_default_reason(training),
-        lambda: train_breach_model(training, FEATURES, TrainingConfig.from_yaml(), label_column=DEFAULT_LABEL_COLUMN,
-                                   size_non_increasing=True),
-        DEFAULT_LABEL_COLUMN,
-    )
+    """The vintages of the default model: the calibrated probability that a supplier stops
+    fulfilling within six months, when everything outstanding under its amount is lost; size never raises it."""
+    build, metadata = _build_vintages(context, warehouse, model_registry, DEFAULT)
+    _, result = _newest_trained(build)
     if result is not None:
         y = result.evaluation_frame[DEFAULT_LABEL_COLUMN].astype(int).to_numpy()
         p = result.evaluation_frame["predicted_probability"].to_numpy()
@@ -168,15 +199,10 @@ def default_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, 
 
 @dg.asset(deps=[training_set], backfill_policy=single_run, group_name="model", pool=WAREHOUSE_POOL, kinds={"lightgbm", "mlflow"})
 def loss_rate_model(context: dg.AssetExecutionContext, warehouse: WarehouseParam, model_registry: ModelRegistryParam) -> dg.MaterializeResult:
-    """The champion loss-rate model: buyer-won refunds per dollar of order value in the next six
-    months, per coverage (pre-shipment, post-delivery), Tweedie boosters with volume as exposure."""
-    training = _load_training(warehouse)
-    fingerprint = training_data_fingerprint(exposure_rows(training))
-    result, metadata = _train_or_reuse(
-        context, model_registry, model_registry.loss_rate_model_name, fingerprint,
-        untrainable_reason(training), lambda: train_loss_rate_model(training, FEATURES),
-        LOSS_RATE_COLUMN,
-    )
+    """The vintages of the loss-rate model: buyer-won refunds per dollar of order value in the
+    next six months, per coverage (pre-shipment, post-delivery), Tweedie boosters with volume as exposure."""
+    build, metadata = _build_vintages(context, warehouse, model_registry, LOSS_RATE)
+    _, result = _newest_trained(build)
     if result is not None:
         metadata["calibration_plot"] = _figure_markdown(loss_rate_calibration_figure(result.calibration_tables))
     return dg.MaterializeResult(metadata=metadata)

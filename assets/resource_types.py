@@ -34,6 +34,7 @@ class ModelRegistry(Protocol):
     experiment_name: str
     loss_rate_model_name: str
     default_model_name: str
+    vintage_config_file: str  # empty: models/vintages.yaml
 
 
 class PublishedStore(Protocol):

@@ -1,4 +1,4 @@
-"""Monthly scores: champion-model breach probability, reason codes, eligibility and amount."""
+"""Monthly scores: each month scored by the model vintages serving it; reason codes, eligibility and amount."""
 
 
 from datetime import datetime, timedelta, timezone
@@ -9,27 +9,53 @@ import duckdb
 import pyarrow as pa
 
 from assets.features import SUPPLIER_FEATURES_TABLE, supplier_features
-from assets.modeling import breach_model, default_model, loss_rate_model
+from assets.modeling import VINTAGES_TABLE, breach_model, default_model, loss_rate_model
 from assets.partitions import as_of_dates_in_run, month_end_partitions, partition_key_of, single_run
 from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, PolicySourceParam, WarehouseParam
 from models.overrides import Overrides, apply_overrides, frozen_amounts_before_start, load_overrides, record_override_changes
 from models.policy import Policy
-from models.registry import load_model_by_alias
-from models.supplier_decisions import RiskModels, decide_month
-from warehouse import replace_months
+from models.registry import load_model_version
+from models.supplier_decisions import SCORE_SCHEMA, RiskModels, decide_month
+from models.vintages import BREACH, DEFAULT, LOSS_RATE, RISK_MODEL_KINDS, Vintage, serving_vintage, vintages_from_table, why_not_scored
+from warehouse import replace_months, transaction
 
 SCORES_TABLE = "models.scores"
 # Every change to the analyst overrides file, one row per change (contract: data_contracts/published/override_audit.yaml).
 OVERRIDE_AUDIT_TABLE = "published.override_audit"
 
 
-def load_risk_models(model_registry: ModelRegistryParam) -> RiskModels:
-    """The champions of the three registered risk models."""
-    uri = model_registry.tracking_uri
-    breach, breach_version = load_model_by_alias(uri, "champion", registered_model_name=model_registry.registered_model_name)
-    loss, loss_version = load_model_by_alias(uri, "champion", registered_model_name=model_registry.loss_rate_model_name)
-    default, default_version = load_model_by_alias(uri, "champion", registered_model_name=model_registry.default_model_name)
-    return RiskModels(breach, breach_version, loss, loss_version, default, default_version)
+def load_vintages(con) -> list[Vintage]:
+    """Every recorded vintage of the three risk models (none before the models were built)."""
+    try:
+        return vintages_from_table(con.execute(f"SELECT * FROM {VINTAGES_TABLE}").fetch_arrow_table())
+    except duckdb.CatalogException:
+        return []
+
+
+class VintageModels:
+    """The risk models each month is scored with: per kind, the newest serving vintage as of the
+    month; each registered version loaded once per run."""
+
+    def __init__(self, model_registry: ModelRegistryParam, vintages: list[Vintage]) -> None:
+        self.tracking_uri = model_registry.tracking_uri
+        self.vintages = vintages
+        self._loaded: dict[str, object] = {}
+
+    def _model(self, version: str):
+        if version not in self._loaded:
+            self._loaded[version] = load_model_version(self.tracking_uri, version)
+        return self._loaded[version]
+
+    def for_month(self, as_of_date) -> RiskModels | None:
+        """The three vintages serving ``as_of_date``; None when a model has none (the month is not scored)."""
+        chosen = {kind: serving_vintage(self.vintages, kind, as_of_date) for kind in RISK_MODEL_KINDS}
+        if any(vintage is None for vintage in chosen.values()):
+            return None
+        breach, loss_rate, default = (chosen[kind] for kind in (BREACH, LOSS_RATE, DEFAULT))
+        return RiskModels(
+            self._model(breach.version), breach.label, self._model(loss_rate.version), loss_rate.label,
+            self._model(default.version), default.label,
+        )
 
 
 def load_policy(source: PolicySourceParam) -> Policy:
@@ -61,24 +87,35 @@ def supplier_scores(
 ) -> dg.MaterializeResult:
     """INTERNAL working table `models.scores` (services read `published/supplier_scores`):
     each supplier's six-month loss rate (per coverage), default probability and breach
-    probability from the champion models, reason codes from the first two, and the limit
-    policy's eligibility, risk grade and Trade Assurance Amount.
+    probability from the newest serving vintage of each model as of the month (models/vintages.py),
+    reason codes from the first two, and the limit policy's eligibility, risk grade and Trade
+    Assurance Amount. A month no vintage knew gets no rows (not scored).
     Months run oldest first because each month's amount may rise only so far above the last."""
-    models = load_risk_models(model_registry)
     limit_policy = load_policy(policy)
     overrides = load_overrides(policy.overrides_file or None, required=policy.overrides_required)
     as_of_dates = as_of_dates_in_run(context)
     with warehouse.connect() as con:
         audit_changes = _audit_overrides(context, con, overrides)
+        vintages = load_vintages(con)
+        models = VintageModels(model_registry, vintages)
+        not_scored: dict = {}
         for as_of_date in as_of_dates:
-            features = con.execute(
-                f"SELECT * FROM {SUPPLIER_FEATURES_TABLE} WHERE as_of_date = ? ORDER BY supplier_id", [as_of_date]
-            ).df()
-            decided = decide_month(features, models, limit_policy, _previous_amounts(con, as_of_date))
-            decided = _with_overrides(context, con, decided, overrides, as_of_date)
-            con.execute("BEGIN TRANSACTION")
-            replace_months(con, SCORES_TABLE, [as_of_date], decided)
-            con.execute("COMMIT")
+            month_models = models.for_month(as_of_date)
+            if month_models is None:
+                not_scored[as_of_date] = why_not_scored(vintages, RISK_MODEL_KINDS, as_of_date)
+                decided = SCORE_SCHEMA.empty_table()
+            else:
+                features = con.execute(
+                    f"SELECT * FROM {SUPPLIER_FEATURES_TABLE} WHERE as_of_date = ? ORDER BY supplier_id", [as_of_date]
+                ).df()
+                decided = decide_month(features, month_models, limit_policy, _previous_amounts(con, as_of_date))
+                decided = _with_overrides(context, con, decided, overrides, as_of_date)
+            with transaction(con):
+                replace_months(con, SCORES_TABLE, [as_of_date], decided)
+            if month_models is None:
+                context.add_asset_metadata({"dagster/row_count": 0, "not_scored": not_scored[as_of_date]},
+                                           partition_key=partition_key_of(as_of_date))
+                continue
             eligible = int(sum(decided.column("eligible").to_pylist()))
             amount = float(sum(decided.column("trade_assurance_amount_usd").to_pylist()))
             # Numbers, per month's partition: the UI's Plots tab charts them across partitions.
@@ -88,15 +125,20 @@ def supplier_scores(
                     "eligible": eligible,
                     "eligible_share": round(eligible / decided.num_rows, 6) if decided.num_rows else 0.0,
                     "amount_usd": round(amount, 2),
+                    "model_version": month_models.breach_version,
+                    "loss_rate_model_version": month_models.loss_rate_version,
+                    "default_model_version": month_models.default_version,
                 },
                 partition_key=partition_key_of(as_of_date),
             )
             context.log.info(f"scored {as_of_date}: {decided.num_rows:,} suppliers, {eligible:,} eligible, ${amount:,.0f} covered")
+    if not_scored:
+        months = sorted(not_scored)
+        context.log.warning(f"{len(months)} month(s) not scored ({months[0]}..{months[-1]}): {not_scored[months[-1]]}")
     return dg.MaterializeResult(
         metadata={
-            "model_version": models.breach_version,
-            "loss_rate_model_version": models.loss_rate_version,
-            "default_model_version": models.default_version,
+            "months_scored": len(as_of_dates) - len(not_scored),
+            "months_not_scored": len(not_scored),
             "policy_version": limit_policy.version,
             "overrides_version": overrides.version,
             "override_audit_changes": audit_changes,

@@ -75,6 +75,7 @@ import numpy as np
 import pandas as pd
 
 from models.policy import DECISION_COLUMNS, NOT_OPTED_IN, UNRATED_GRADE, true_flags
+from models.vintage_maturity import VINTAGE_COLUMNS
 
 OUTCOME_COLUMNS: tuple[str, ...] = ("breach_6m", "breach_refund_usd_6m")
 # Used when present, approximated otherwise (see the module docstring).
@@ -95,6 +96,8 @@ V2_SCORE_COLUMNS: tuple[str, ...] = (
     "loss_rate_post_delivery_6m",
     "default_probability_6m",
 )
+# The model vintages behind each scored row (published.supplier_scores).
+SCORE_VERSION_COLUMNS: tuple[str, ...] = tuple(VINTAGE_COLUMNS.values())
 TOP_QUINTILE_PERCENTILE = 0.8
 ADDITIVE_METRICS: tuple[str, ...] = (
     "suppliers_scored",
@@ -544,8 +547,10 @@ def load_scored_history(
     from models.labels import compute_breach_labels
 
     score_columns = {row[0] for row in con.execute(f"DESCRIBE {scores_table}").fetchall()}
+    # Each month's own scores and the vintages that made them (models/vintages.py): every
+    # outcome replayed was unknown to the model that scored its month.
     selected = ", ".join(
-        f"s.{c}" for c in ("breach_probability_6m", *V2_SCORE_COLUMNS) if c in score_columns
+        f"s.{c}" for c in ("breach_probability_6m", *V2_SCORE_COLUMNS, *SCORE_VERSION_COLUMNS) if c in score_columns
     )
     scored = con.execute(
         f"""SELECT f.*, {selected}

@@ -58,10 +58,13 @@ promise, of ``created_at + DEFAULT_PROMISE_LEAD_DAYS``. Its *deadline* is the en
 
 Every part is decided by the end of the window, so ``label_complete`` means the same as
 for the breach label: the deadline of every counted order is on or before the window
-end, and disputes count only when resolved by then. Cancellations count as recorded
-(``cancelled_by``, whatever ``cancelled_at``, an optional column, says): in practice an
-order is cancelled before it ships, so a cancellation after the deadline only confirms a
-failure already counted. Without a disputes table the default is computed from the
+end, and disputes count only when resolved by then. A label is *closed* at its window
+end: nothing timestamped after it can change it, so a model vintage trained as of V on
+labels whose window ends by V saw only what was known at V (``models/vintages.py``). So
+orders created after the window end never count, and a cancellation (by anyone) counts
+only when its ``cancelled_at`` falls before the window end; a source without
+``cancelled_at`` (an optional column) has its cancellations counted as recorded, when
+they happened being unknown. Without a disputes table the default is computed from the
 orders alone (the ``not_received`` part is skipped) and is not NULL; the refunds and loss
 rates are NULL, and ``label_complete`` is false as for the breach label.
 
@@ -248,7 +251,7 @@ def compute_breach_labels(
         # Without a disputes table (a source that records none) an outcome is unknown, not
         # "no breach": labels are NULL and never complete, so nothing is trained on them.
         recorded = duckdb_table_exists(con, schema, "disputes")
-        outcome_ctes = _claims_outcome_ctes(schema, view, recorded)
+        outcome_ctes = _claims_outcome_ctes(schema, view, recorded, orders_with_cancel_time(con, schema))
     con.register(view, periods)
     try:
         table = con.execute(
@@ -297,16 +300,30 @@ def compute_breach_labels(
     return table.cast(LABEL_SCHEMA)
 
 
-def _promised_orders_cte(schema: str, columns: str) -> str:
-    """``promised``: the orders the supplier had to fulfil (not cancelled by the buyer, who
-    withdrew), with their promised ship day (module docstring)."""
+def orders_with_cancel_time(con: duckdb.DuckDBPyConnection, schema: str) -> str:
+    """The orders relation with a ``cancelled_at`` column: a null one for orders without that
+    optional column (a source that records no cancellation times: its cancellations count
+    as recorded, when unknown)."""
+    present = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = 'orders' "
+        "AND column_name = 'cancelled_at'", [schema]
+    ).fetchone()[0] > 0
+    return f"{schema}.orders" if present else f"(SELECT *, NULL::TIMESTAMP AS cancelled_at FROM {schema}.orders)"
+
+
+def _promised_orders_cte(orders: str, columns: str) -> str:
+    """``promised``: the supplier's orders with their promised ship day (module docstring) and
+    when the buyer withdrew the order, if it did (``buyer_cancelled_at``; -infinity when the
+    time is unknown: withdrawn all along). Labels are closed at their window end, so a
+    withdrawal counts only once known (``_orders_due_cte``, the performance failures)."""
     return f"""promised AS (
-                SELECT order_id, supplier_id, {columns},
+                SELECT order_id, supplier_id, created_at, {columns},
+                       CASE WHEN cancelled_by = 'buyer' THEN coalesce(cancelled_at, '-infinity'::TIMESTAMP) END
+                           AS buyer_cancelled_at,
                        date_trunc('day', coalesce(
                            promised_ship_by, created_at + INTERVAL {DEFAULT_PROMISE_LEAD_DAYS} DAY
                        ))::TIMESTAMP AS promised_day
-                FROM {schema}.orders
-                WHERE cancelled_by IS DISTINCT FROM 'buyer'
+                FROM {orders} AS orders
             )"""
 
 
@@ -322,20 +339,24 @@ def _orders_due_cte(view: str, failed: str, failures_joined: str) -> str:
                 JOIN {view} AS p
                   ON o.promised_day >= p.window_start
                  AND o.promised_day < p.due_end_exclusive
+                 -- closed at the window end: later orders and later withdrawals do not count
+                 AND o.created_at < p.window_end_exclusive
+                 AND NOT coalesce(o.buyer_cancelled_at < p.window_end_exclusive, false)
                 LEFT JOIN {failures_joined} USING (order_id)
                 GROUP BY p.as_of_date, o.supplier_id
             )"""
 
 
-def _claims_outcome_ctes(schema: str, view: str, recorded: bool) -> str:
+def _claims_outcome_ctes(schema: str, view: str, recorded: bool, orders: str) -> str:
     """``breaches`` (buyer-won disputes resolved in the window) and ``due`` (orders falling due
     and those that failed) under the claims definition."""
     pre = ", ".join(f"'{r}'" for r in PRE_SHIPMENT_REASONS)
     post = ", ".join(f"'{r}'" for r in POST_DELIVERY_REASONS)
     suppliers_side = ", ".join(f"'{c}'" for c in SUPPLIER_SIDE_CANCELLERS)
     disputes = f"{schema}.disputes" if recorded else NO_DISPUTES_SQL
-    promised = _promised_orders_cte(schema, "shipped_at, cancelled_by")
-    failed = f"""o.cancelled_by IN ({suppliers_side})
+    promised = _promised_orders_cte(orders, "shipped_at, cancelled_by, cancelled_at")
+    # A cancellation counts once known by the window's end (always, when its time is unknown).
+    failed = f"""(o.cancelled_by IN ({suppliers_side}) AND coalesce(o.cancelled_at < p.window_end_exclusive, true))
                               OR o.shipped_at IS NULL
                               OR o.shipped_at >= o.promised_day + INTERVAL {DEFAULT_GRACE_DAYS + 1} DAY
                               OR coalesce(n.won_at < p.window_end_exclusive, false)"""
@@ -412,9 +433,10 @@ def _performance_outcome_ctes(
         return f"sum(f.amount_usd::{EXACT_USD}){condition}::DOUBLE{share}"
 
     return f"""
-            {_promised_orders_cte(schema, "amount_usd, shipped_at, delivered_at, cancelled_by, cancelled_at")},
-            failure_events AS (
-                SELECT o.order_id, o.supplier_id, o.amount_usd, o.promised_day,
+            {_promised_orders_cte(orders_with_cancel_time(con, schema),
+                                  "amount_usd, shipped_at, delivered_at, cancelled_by, cancelled_at")},
+            candidate_failure_events AS (
+                SELECT o.order_id, o.supplier_id, o.amount_usd, o.promised_day, o.buyer_cancelled_at,
                        least({late}, {undelivered}, {cancelled}) AS pre_shipment_failed_at,
                        r.rated_at,
                        -- a low rating before the goods arrived complains of non-receipt
@@ -422,6 +444,12 @@ def _performance_outcome_ctes(
                            AS rated_before_delivery
                 FROM promised AS o
                 LEFT JOIN {low_ratings} AS r USING (order_id)
+            ),
+            failure_events AS (
+                -- an order the buyer withdrew before it failed never fails; a withdrawal after the
+                -- failure (perhaps after the window) changes nothing known at the window end
+                SELECT * FROM candidate_failure_events
+                WHERE buyer_cancelled_at IS NULL OR buyer_cancelled_at > least(pre_shipment_failed_at, rated_at)
             ),
             failures AS (
                 SELECT order_id, supplier_id, amount_usd, promised_day, pre_shipment_failed_at,

@@ -343,12 +343,15 @@ def log_and_register(
     experiment_name: str = EXPERIMENT_NAME,
     run_name: str | None = None,
     tags: dict[str, str] | None = None,
+    set_alias: bool = True,
 ) -> str:
     """Log a training run with its model, register it, set its alias; return its version.
 
     The first version of the registered model becomes ``champion``; any later one becomes
-    ``challenger`` (promote it with ``promote_if_better``). Returns the version string
-    ``"<name>/<n>"``; the returned model's ``metadata['mlflow_run_id']`` is set too.
+    ``challenger`` (promote it with ``promote_if_better``). With ``set_alias=False`` (model
+    vintages, ``models.vintages``) no alias is touched and ``tags`` also go on the version.
+    Returns the version string ``"<name>/<n>"``; the returned model's
+    ``metadata['mlflow_run_id']`` is set too.
     """
     with _tracking(tracking_uri) as client:
         experiment_id = _experiment_id(client, tracking_uri, experiment_name)
@@ -358,15 +361,18 @@ def log_and_register(
             log_training_run(result, title=registered_model_name)
             model_info = _log_model_files(result, registered_model_name)
             model_version = mlflow.register_model(model_info.model_uri, registered_model_name)
-        alias = CHALLENGER if _alias_version(client, registered_model_name, CHAMPION) else CHAMPION
-        client.set_registered_model_alias(registered_model_name, alias, model_version.version)
         client.set_model_version_tag(
             registered_model_name, model_version.version, "data_fingerprint_sha256", result.data_fingerprint
         )
-        client.set_model_version_tag(registered_model_name, model_version.version, "initial_alias", alias)
         client.set_model_version_tag(
             registered_model_name, model_version.version, "outcome_definition", result.outcome_definition
         )
+        if set_alias:
+            alias = CHALLENGER if _alias_version(client, registered_model_name, CHAMPION) else CHAMPION
+            client.set_registered_model_alias(registered_model_name, alias, model_version.version)
+            client.set_model_version_tag(registered_model_name, model_version.version, "initial_alias", alias)
+        for key, value in (tags or {}).items() if not set_alias else ():
+            client.set_model_version_tag(registered_model_name, model_version.version, key, value)
         client.update_model_version(
             registered_model_name, model_version.version, description=model_card(result, registered_model_name)
         )
@@ -449,6 +455,39 @@ def load_model_by_alias(
         model = load_registered_model(client, tracking_uri, registered_model_name, number)
     model.version = version_string(registered_model_name, number)
     return model, model.version
+
+
+def load_model_version(tracking_uri: str, version: str):
+    """The model registered as ``"<name>/<n>"`` (a ``BreachRiskModel`` or ``LossRateModel``)."""
+    name, number = version.rsplit("/", 1)
+    with _tracking(tracking_uri) as client:
+        model = load_registered_model(client, tracking_uri, name, number)
+    model.version = version
+    return model
+
+
+def registered_version_tags(tracking_uri: str, registered_model_name: str) -> dict[str, dict[str, str]]:
+    """Every registered version of ``registered_model_name`` (``"<name>/<n>"``) with its tags, oldest first."""
+    with _tracking(tracking_uri) as client:
+        versions = client.search_model_versions(f"name = '{registered_model_name}'")
+    ordered = sorted(versions, key=lambda v: int(v.version))
+    return {version_string(registered_model_name, v.version): dict(v.tags) for v in ordered}
+
+
+def set_version_tags(tracking_uri: str, version: str, tags: dict[str, str]) -> None:
+    """Tag the registered version ``"<name>/<n>"``."""
+    name, number = version.rsplit("/", 1)
+    with _tracking(tracking_uri) as client:
+        for key, value in tags.items():
+            client.set_model_version_tag(name, number, key, str(value)[:5000])
+
+
+def point_alias(tracking_uri: str, version: str, alias: str = CHAMPION) -> None:
+    """Move ``alias`` to the registered version ``"<name>/<n>"`` (no-op when it is there already)."""
+    name, number = version.rsplit("/", 1)
+    with _tracking(tracking_uri) as client:
+        if _alias_version(client, name, alias) != number:
+            client.set_registered_model_alias(name, alias, number)
 
 
 def alias_data_fingerprint(
@@ -551,6 +590,47 @@ def compare_on_rows(
     ])
 
 
+def _validation_rows(validation: pd.DataFrame, label_column: str) -> pd.DataFrame:
+    return exposure_rows(validation) if label_column == LOSS_RATE_COLUMN else complete_label_rows(validation, label_column)
+
+
+def gate_challenger(
+    champion,
+    challenger,
+    validation: pd.DataFrame,
+    *,
+    label_column: str = LABEL_COLUMN,
+    gates: PromotionGates | None = None,
+) -> PromotionDecision:
+    """The promotion gates between two loaded models on the same rows, touching no alias.
+
+    ``champion`` None: the challenger passes. A champion that cannot score the rows (the
+    feature set moved on) cannot serve either, so the challenger passes too."""
+    gates = gates or PromotionGates()
+    rows = _validation_rows(validation, label_column)
+    decision = PromotionDecision(
+        promoted=False,
+        reasons=[],
+        champion_version=getattr(champion, "version", None),
+        challenger_version=getattr(challenger, "version", None),
+        validation_rows=len(rows),
+        validation_fingerprint=training_data_fingerprint(rows) if len(rows) else None,
+    )
+    decision.challenger_metrics = validation_metrics(challenger, rows, label_column)
+    if champion is None:
+        decision.promoted = True
+        decision.reasons.append("no champion registered: the challenger becomes champion")
+        return decision
+    try:
+        decision.champion_metrics = validation_metrics(champion, rows, label_column)
+    except KeyError as missing:
+        decision.promoted = True
+        decision.reasons.append(f"champion cannot score the validation rows ({missing}): challenger takes over")
+        return decision
+    decision.promoted, decision.reasons = compare_on_rows(decision.champion_metrics, decision.challenger_metrics, gates)
+    return decision
+
+
 def promote_if_better(
     tracking_uri: str,
     validation: pd.DataFrame,
@@ -568,48 +648,24 @@ def promote_if_better(
     alias is removed. The decision is returned and logged either way.
     """
     gates = gates or PromotionGates()
-    loss_rate = label_column == LOSS_RATE_COLUMN
-    rows = exposure_rows(validation) if loss_rate else complete_label_rows(validation, label_column)
     with _tracking(tracking_uri) as client:
         champion_number = _alias_version(client, registered_model_name, CHAMPION)
         challenger_number = _alias_version(client, registered_model_name, CHALLENGER)
     champion_version = version_string(registered_model_name, champion_number) if champion_number else None
     challenger_version = version_string(registered_model_name, challenger_number) if challenger_number else None
-    decision = PromotionDecision(
-        promoted=False,
-        reasons=[],
-        champion_version=champion_version,
-        challenger_version=challenger_version,
-        validation_rows=len(rows),
-        validation_fingerprint=training_data_fingerprint(rows) if len(rows) else None,
-    )
-    if challenger_number is None:
-        decision.reasons.append("no challenger registered: nothing to promote")
-        return decision
-    if challenger_number == champion_number:
-        decision.reasons.append("challenger is already the champion")
-        return decision
-
+    if challenger_number is None or challenger_number == champion_number:
+        rows = _validation_rows(validation, label_column)
+        return PromotionDecision(
+            promoted=False,
+            reasons=["no challenger registered: nothing to promote" if challenger_number is None
+                     else "challenger is already the champion"],
+            champion_version=champion_version, challenger_version=challenger_version, validation_rows=len(rows),
+            validation_fingerprint=training_data_fingerprint(rows) if len(rows) else None,
+        )
     challenger, _ = load_model_by_alias(tracking_uri, CHALLENGER, registered_model_name=registered_model_name)
-    decision.challenger_metrics = validation_metrics(challenger, rows, label_column)
-    if champion_number is None:
-        decision.promoted = True
-        decision.reasons.append("no champion registered: the challenger becomes champion")
-    else:
-        champion, _ = load_model_by_alias(tracking_uri, CHAMPION, registered_model_name=registered_model_name)
-        try:
-            champion_metrics = validation_metrics(champion, rows, label_column)
-        except KeyError as missing:
-            # The feature set moved on: a champion that cannot score today's features
-            # cannot serve the pipeline either, so the challenger takes over.
-            champion_metrics = None
-            decision.promoted = True
-            decision.reasons.append(f"champion cannot score the validation rows ({missing}): challenger takes over")
-        if champion_metrics is not None:
-            decision.champion_metrics = champion_metrics
-            decision.promoted, decision.reasons = compare_on_rows(
-                decision.champion_metrics, decision.challenger_metrics, gates
-            )
+    champion = (load_model_by_alias(tracking_uri, CHAMPION, registered_model_name=registered_model_name)[0]
+                if champion_number is not None else None)
+    decision = gate_challenger(champion, challenger, validation, label_column=label_column, gates=gates)
     _record_decision(tracking_uri, decision, gates, registered_model_name, experiment_name,
                      champion_number, challenger_number)
     return decision

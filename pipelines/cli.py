@@ -152,7 +152,7 @@ VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Print Dagster's fu
 @VERBOSE
 @clean_errors
 def run(landing: str, home: str | None, first: str | None, last: str | None, verbose: bool) -> None:
-    """Ingest, validate, compute features, train or reuse the champion, score and publish, as one Dagster run.
+    """Ingest, validate, compute features, train or reuse the model vintages, score and publish, as one Dagster run.
 
     Exit codes: 0 ok; 1 the run failed; 2 unusable input or months outside the data; 3 another
     run is writing the same home. The full log is under the home folder, in logs/.
@@ -184,7 +184,7 @@ def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool
     configured = _settings(home, None)
     settings = Settings(
         home=configured.home, landing=configured.home / "landing", policy_file=configured.policy_file,
-        overrides_file=configured.overrides_file,
+        overrides_file=configured.overrides_file, vintage_config_file=configured.vintage_config_file,
     )
     os.environ["ASSURANCE_LANDING"] = str(settings.landing)
     started = time.monotonic()
@@ -250,6 +250,7 @@ def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
     from models.backtest import compare_policies, load_scored_history
     from models.backtest_report import write_backtest_report
     from models.policy import Policy
+    from models.vintage_maturity import vintage_maturity
     from warehouse import open_warehouse
     from warehouse.landing_metadata import read_data_horizon
 
@@ -263,6 +264,10 @@ def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
     path = settings.reports / f"backtest-{datetime.now():%Y%m%d-%H%M%S}.html"
     write_backtest_report(first, path, comparison=comparison if len(policies) > 1 else None)
     click.echo(comparison.totals.round(3).to_string(index=False))
+    maturity = vintage_maturity(history)
+    if len(maturity):
+        click.echo("\nmodel vintages as their outcomes matured (out of sample: each month scored by its own vintage)")
+        click.echo(maturity.round(4).to_string(index=False))
     click.echo(f"\nreport: {path}")
 
 

@@ -29,7 +29,7 @@ assurance_monthly = dg.define_asset_job(
     selection=dg.AssetSelection.all(),
     partitions_def=month_end_partitions,
     executor_def=dg.in_process_executor,
-    description="Ingest and validate the landing zone, compute features, train or reuse the champion model, "
+    description="Ingest and validate the landing zone, compute features, train or reuse the model vintages, "
     "score, apply the limit policy and publish the selected months.",
 )
 

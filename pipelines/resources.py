@@ -43,6 +43,9 @@ class MLflowResource(dg.ConfigurableResource):
     # The models the amount rests on (DESIGN §4); the breach model above is information.
     loss_rate_model_name: str = "supplier_loss_rate"
     default_model_name: str = "supplier_default_risk"
+    # The refit cadence and minimum outcome months of the model vintages (models/vintages.py,
+    # ASSURANCE_VINTAGES); empty means the packaged models/vintages.yaml.
+    vintage_config_file: str = ""
 
 
 class PublishedStoreResource(dg.ConfigurableResource):

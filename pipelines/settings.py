@@ -16,6 +16,7 @@ class Settings:
     policy_file: Path | None = None
     # Analyst overrides (models/overrides.py); None: `overrides.yaml` in the home folder, if present.
     overrides_file: Path | None = None
+    vintage_config_file: Path | None = None  # model vintages' cadence (models/vintages.yaml when None)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -23,11 +24,13 @@ class Settings:
         landing = Path(os.environ.get("ASSURANCE_LANDING", home / "landing")).resolve()
         policy = os.environ.get("ASSURANCE_POLICY")
         overrides = os.environ.get("ASSURANCE_OVERRIDES")
+        vintages = os.environ.get("ASSURANCE_VINTAGES")
         return cls(
             home=home,
             landing=landing,
             policy_file=Path(policy).resolve() if policy else None,
             overrides_file=Path(overrides).resolve() if overrides else None,
+            vintage_config_file=Path(vintages).resolve() if vintages else None,
         )
 
     @property

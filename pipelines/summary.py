@@ -6,6 +6,8 @@ from pathlib import Path
 
 import duckdb
 
+from assets.partitions import month_end_of
+from models.vintages import RISK_MODEL_KINDS, vintages_from_table, why_not_scored
 from pipelines.runner import RunOutcome
 from pipelines.settings import Settings
 from warehouse import open_warehouse
@@ -73,13 +75,40 @@ def risk_by_size(con: duckdb.DuckDBPyConnection, as_of_date) -> list[tuple] | No
         return None
 
 
+def not_scored_line(con: duckdb.DuckDBPyConnection, months: list) -> str | None:
+    """One line saying which months of the run have no scores and why (models/vintages.py)."""
+    try:
+        vintages = vintages_from_table(con.execute("SELECT * FROM models.vintages").fetch_arrow_table())
+    except duckdb.CatalogException:
+        vintages = []
+    reasons = {month: why_not_scored(vintages, RISK_MODEL_KINDS, month) for month in months}
+    missing = sorted(month for month, reason in reasons.items() if reason)
+    if not missing:
+        return None
+    return f"  not scored            {len(missing)} month(s) ({missing[0]} .. {missing[-1]}): {reasons[missing[-1]]}"
+
+
 def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_dir: Path | None = None) -> str:
     with open_warehouse(settings.warehouse, read_only=True) as con:
-        months, suppliers_scored, first, last = con.execute(
-            """SELECT count(DISTINCT as_of_date), count(*), min(as_of_date), max(as_of_date)
-               FROM published.supplier_scores WHERE run_id = ?""",
-            [outcome.run_id],
+        run_months = [month for (month,) in con.execute(
+            "SELECT DISTINCT as_of_date FROM published.supplier_features WHERE as_of_date BETWEEN ? AND ? ORDER BY 1",
+            [month_end_of(outcome.first_month).replace(day=1), month_end_of(outcome.last_month)],
+        ).fetchall()]
+        suppliers_scored, last = con.execute(
+            "SELECT count(*), max(as_of_date) FROM published.supplier_scores WHERE run_id = ?", [outcome.run_id]
         ).fetchone()
+        unscored = not_scored_line(con, run_months)
+        if last is None:
+            return "\n".join([
+                "",
+                f"Run {outcome.run_id} finished in {seconds:,.0f} s",
+                f"  months processed      {len(run_months)} ({run_months[0] if run_months else '-'} .. "
+                f"{run_months[-1] if run_months else '-'}): features and storefront figures published",
+                unscored or "  not scored            no month",
+                f"  warehouse      {settings.warehouse}",
+            ])
+        first = run_months[0] if run_months else None
+        months = len(run_months)
         latest = con.execute(
             """SELECT count(*), avg(eligible::INT), sum(trade_assurance_amount_usd),
                       median(trade_assurance_amount_usd) FILTER (WHERE eligible),
@@ -98,9 +127,10 @@ def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_
     lines = [
         "",
         f"Run {outcome.run_id} finished in {seconds:,.0f} s",
-        f"  months processed      {months} ({first} .. {last})",
+        f"  months processed      {months} ({first} .. {run_months[-1]})",
         f"  supplier-months       {suppliers_scored:,} scored",
-        f"  latest month {last}: {n_latest:,} suppliers, {share_eligible or 0:.1%} eligible",
+        *([unscored] if unscored else []),
+        f"  latest scored month {last}: {n_latest:,} suppliers, {share_eligible or 0:.1%} eligible",
         f"    total Trade Assurance Amount   ${total_amount or 0:,.0f}",
         f"    median amount (eligible)       ${median_amount or 0:,.0f}",
         f"    risk grades                    " + ", ".join(f"{grade}: {n:,}" for grade, n in grades),

@@ -14,50 +14,11 @@ from hypothesis import strategies as st
 
 from features import compute_storefront_metrics, compute_supplier_features, month_ends
 from features.reference import as_comparable_frame
+from landing_cut import as_known_at
 from test_features_equivalence import assert_frames_match
 from test_features_landing_zone import connection_with, random_landing_zone, zone_as_of_dates
 
 T = pd.Timestamp
-
-
-def as_known_at(zone: dict[str, pd.DataFrame | None], as_of: date) -> dict[str, pd.DataFrame | None]:
-    """The landing zone as it would have been extracted at the end of day ``as_of``:
-    rows created later dropped, facts recorded later (shipment, delivery, answer,
-    resolution, opt-in) not yet there."""
-    cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-
-    def before(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-        return frame[frame[column] < cutoff].copy()
-
-    def unknown_after(frame: pd.DataFrame, column: str) -> None:
-        frame[column] = frame[column].where(frame[column] < cutoff)
-
-    suppliers = before(zone["suppliers"], "joined_at")
-    unknown_after(suppliers, "assurance_opt_in_at")
-    orders = before(zone["orders"], "created_at")
-    unknown_after(orders, "shipped_at")
-    unknown_after(orders, "delivered_at")
-    # A cancellation dated after T had not happened at T: the order then had the status
-    # its other facts known by T give it.
-    cancelled_later = orders["status"].eq("cancelled") & (orders["cancelled_at"] >= cutoff)
-    status_at_t = orders["delivered_at"].notna().map({True: "completed", False: "placed"})
-    status_at_t = status_at_t.where(orders["delivered_at"].notna() | orders["shipped_at"].isna(), "shipped")
-    orders.loc[cancelled_later, "status"] = status_at_t[cancelled_later]
-    orders.loc[cancelled_later, "cancelled_by"] = None
-    unknown_after(orders, "cancelled_at")
-    disputes = before(zone["disputes"], "opened_at")
-    unresolved = ~(disputes["resolved_at"] < cutoff)
-    disputes.loc[unresolved, "outcome"] = "open"
-    unknown_after(disputes, "resolved_at")
-    known = {"suppliers": suppliers, "orders": orders, "disputes": disputes}
-    if zone["inquiries"] is not None:
-        inquiries = before(zone["inquiries"], "received_at")
-        unknown_after(inquiries, "first_response_at")
-        known["inquiries"] = inquiries
-    else:
-        known["inquiries"] = None
-    known["reviews"] = None if zone["reviews"] is None else before(zone["reviews"], "created_at")
-    return known
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

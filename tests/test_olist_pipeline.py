@@ -42,13 +42,17 @@ def olist_run(tmp_path_factory):
     con.close()
 
 
-def test_olist_scores_are_published_for_every_month(olist_run):
+def test_olist_features_are_published_for_every_month_and_scores_from_the_first_vintage(olist_run):
     con, outcome = olist_run
+    feature_months = con.execute(
+        "SELECT count(DISTINCT as_of_date) FROM published.supplier_features WHERE as_of_date BETWEEN '2017-01-01' AND '2018-07-31'"
+    ).fetchone()[0]
     months, rows, run_ids = con.execute(
         "SELECT count(DISTINCT as_of_date), count(*), list(DISTINCT run_id) FROM published.supplier_scores "
         "WHERE as_of_date BETWEEN '2017-01-01' AND '2018-07-31'"
     ).fetchone()
-    assert months == 19 and rows > 1000 and run_ids == [outcome.run_id]
+    # months before the first vintage are not scored (no model knew them); the rest are
+    assert feature_months == 19 and 0 < months < 19 and rows > 1000 and run_ids == [outcome.run_id]
     assert outcome.failed_checks == []
 
 
@@ -56,11 +60,12 @@ def test_olist_models_are_trained_on_olist_own_outcomes(olist_run):
     con, _ = olist_run
     definitions = con.execute("SELECT list(DISTINCT outcome_definition) FROM published.supplier_scores").fetchone()[0]
     assert definitions == [OLIST_OUTCOMES.canonical()]
-    versions = con.execute(
-        "SELECT list(DISTINCT model_version), list(DISTINCT loss_rate_model_version), list(DISTINCT default_model_version) "
-        "FROM published.supplier_scores"
-    ).fetchone()
-    assert versions == (["supplier_breach_risk/1"], ["supplier_loss_rate/1"], ["supplier_default_risk/1"])
+    # every scored month by a vintage of Olist's own models, trained as of a month end at or before it
+    vintages = con.execute(
+        "SELECT DISTINCT as_of_date, model_version FROM published.supplier_scores ORDER BY 1"
+    ).fetchall()
+    assert vintages and all(version.startswith("supplier_breach_risk/") and "@" in version for _, version in vintages)
+    assert all(version.rsplit("@", 1)[1] <= str(month) for month, version in vintages)
 
 
 def test_features_that_need_inquiries_are_null_not_zero(olist_run):

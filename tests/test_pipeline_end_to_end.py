@@ -15,6 +15,7 @@ import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from assets.partitions import MONTH_END_PARTITIONS, month_end_of, month_keys
+from models.registry import registered_version_tags
 from pipelines.runner import run_months
 from pipelines.settings import Settings
 from synthetic import generate_landing_zone
@@ -58,6 +59,8 @@ def busiest_suppliers(landing: Path, n: int) -> list[str]:
     return [row[0] for row in duckdb.execute(
         "SELECT supplier_id FROM read_parquet(?) GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ?",
         [str(landing / "orders" / "**" / "*.parquet"), n]).fetchall()]
+FIRST_SCORED, SCORED_MONTHS = "2024-12-31", 9
+RISK_MODEL_NAMES = ("supplier_breach_risk", "supplier_loss_rate", "supplier_default_risk")
 
 # A downstream service: opens warehouse.duckdb read-only about ten times a second and
 # records the rows it sees per month (the file appears when the first months are published).
@@ -144,10 +147,14 @@ def test_supplier_scores_have_the_contract_columns_and_types(warehouse):
 
 
 def test_one_row_per_supplier_and_month_for_every_month(warehouse):
-    months, rows, distinct = warehouse.execute(
-        "SELECT count(DISTINCT as_of_date), count(*), count(DISTINCT (as_of_date, supplier_id)) FROM published.supplier_scores"
+    months, rows, distinct, first = warehouse.execute(
+        "SELECT count(DISTINCT as_of_date), count(*), count(DISTINCT (as_of_date, supplier_id)), min(as_of_date) "
+        "FROM published.supplier_scores"
     ).fetchone()
-    assert months == 20 and rows == distinct and rows > 0
+    # Scored from the first quarterly model vintage on (six complete outcome months: as of 2024-12-31);
+    # no model knew the eleven months before it (models/vintages.py).
+    assert months == SCORED_MONTHS and str(first) == FIRST_SCORED and rows == distinct and rows > 0
+    assert warehouse.execute("SELECT count(DISTINCT as_of_date) FROM published.supplier_features").fetchone()[0] == 20
     for table in ("supplier_features", "storefront_metrics"):
         keys = warehouse.execute(
             f"SELECT count(*) - count(DISTINCT (as_of_date, supplier_id)) FROM published.{table}"
@@ -155,9 +162,10 @@ def test_one_row_per_supplier_and_month_for_every_month(warehouse):
         assert keys == 0
     missing = warehouse.execute(
         """SELECT count(*) FROM published.supplier_features f
-           ANTI JOIN published.supplier_scores s USING (as_of_date, supplier_id)"""
+           ANTI JOIN published.supplier_scores s USING (as_of_date, supplier_id)
+           WHERE f.as_of_date >= ?""", [FIRST_SCORED]
     ).fetchone()[0]
-    assert missing == 0, "every supplier with features has a score"
+    assert missing == 0, "every supplier with features has a score from the first vintage on"
 
 
 def test_amounts_are_consistent_with_eligibility(warehouse):
@@ -196,7 +204,8 @@ def test_parquet_copies_match_the_warehouse(pipeline_home, warehouse):
         ).fetchone()[0]
         in_duckdb = warehouse.execute(f"SELECT count(*) FROM published.{table}").fetchone()[0]
         assert parquet == in_duckdb > 0
-        assert len(list((settings.published_parquet / table).glob("as_of_date=*"))) == 20
+        months = SCORED_MONTHS if table == "supplier_scores" else 20
+        assert len(list((settings.published_parquet / table).glob("as_of_date=*"))) == months
         # Nothing but month folders, each holding its one file; no staging left beside them.
         assert all(p.name.startswith("as_of_date=") for p in (settings.published_parquet / table).iterdir())
         assert {f.name for f in (settings.published_parquet / table).glob("*/*")} == {"part-0.parquet"}
@@ -266,7 +275,10 @@ def test_the_published_row_shows_the_override_in_force_and_only_then(pipeline_ho
     assert audit == [(name, "added", outcome.run_id) for name in ("OV-EXCLUDE", "OV-FREEZE", "OV-TYPO")]
     # the override of a supplier that does not exist is counted in each month's metadata
     by_partition = _materializations_in_run(dagster_instance, outcome.run_id, dg.AssetKey("supplier_scores"))
-    assert {key: m["overrides_unknown_supplier"].value for key, m in by_partition.items()} == dict.fromkeys(_run_partition_keys(), 1)
+    # (in every scored month: a month before the first vintage has no scores to override)
+    scored = [key for key in _run_partition_keys() if key >= FIRST_SCORED[:7]]
+    assert {key: m["overrides_unknown_supplier"].value for key, m in by_partition.items()
+            if "overrides_unknown_supplier" in m} == dict.fromkeys(scored, 1)
 
 
 def test_a_lower_amount_is_published_with_its_notice(warehouse):
@@ -284,6 +296,28 @@ def test_a_lower_amount_is_published_with_its_notice(warehouse):
              ON p.supplier_id = s.supplier_id AND p.as_of_date = s.as_of_date - INTERVAL 1 DAY * day(s.as_of_date)"""
     ).fetchone()
     assert notices > 0 and wrong == 0
+def test_each_vintage_is_judged_on_the_months_it_scored_as_their_outcomes_mature(warehouse):
+    """The backtest's history carries each month's own vintage; the maturity report judges each
+    vintage only on the months it scored (out of sample), counting those whose outcome is known."""
+    from models.backtest import load_scored_history
+    from models.vintage_maturity import vintage_maturity
+    from warehouse.landing_metadata import read_data_horizon
+
+    history = load_scored_history(warehouse, read_data_horizon(warehouse))
+    published = dict(warehouse.execute(
+        "SELECT model_version, count(DISTINCT as_of_date) FROM published.supplier_scores GROUP BY 1").fetchall())
+    report = vintage_maturity(history)
+    breach = report[report["model"] == "breach"].set_index("vintage")
+    assert breach["months_scored"].to_dict() == published
+    first = breach.loc["supplier_breach_risk/1@2024-12-31"]
+    # of its months, those up to February 2025 have a six-month outcome complete by the horizon (August 2025)
+    matured = warehouse.execute(
+        """SELECT count(DISTINCT as_of_date) FROM published.supplier_scores
+           WHERE model_version = 'supplier_breach_risk/1@2024-12-31' AND as_of_date <= '2025-02-28'"""
+    ).fetchone()[0]
+    assert first["months_matured"] == matured >= 3
+    assert 0.5 < first["auc"] <= 1 and 0 < first["mean_predicted"] < 1 and 0 < first["realised"] < 1
+    assert set(report["model"]) == {"breach", "default", "loss_rate"}
 
 
 def test_backtest_coverage_reconciles_with_the_published_amounts(warehouse):
@@ -390,12 +424,16 @@ def test_each_partition_carries_its_own_month_row_count_and_numbers(pipeline_hom
         assert sorted(by_partition) == keys, asset_key
         for key, metadata in by_partition.items():
             row_count = metadata["dagster/row_count"]
-            assert isinstance(row_count, dg.IntMetadataValue) and row_count.value == expected[key], (asset_key, key)
+            assert isinstance(row_count, dg.IntMetadataValue) and row_count.value == expected.get(key, 0), (asset_key, key)
             assert not any(name.startswith("distribution_") for name in metadata), (asset_key, key)
     scores = _materializations_in_run(dagster_instance, outcome.run_id, dg.AssetKey("supplier_scores"))
-    for metadata in scores.values():
+    for key, metadata in scores.items():
+        if key < FIRST_SCORED[:7]:
+            assert "before the first model vintage" in metadata["not_scored"].value, key
+            continue
         assert isinstance(metadata["eligible_share"], dg.FloatMetadataValue)
         assert isinstance(metadata["amount_usd"], dg.FloatMetadataValue)
+        assert metadata["model_version"].value.endswith(("@2024-12-31", "@2025-03-31", "@2025-06-30")), key
 
 
 def test_feature_distribution_is_that_months_numbers(pipeline_home, dagster_instance, warehouse):
@@ -421,7 +459,10 @@ def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
     value_columns = "as_of_date, supplier_id, eligible, ineligible_reasons, breach_probability_6m, risk_grade, trade_assurance_amount_usd, reason_codes, model_version, policy_version, amount_binding_from, amount_before_binding_usd, override_id, override_action, override_reason"
     before = warehouse.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
     warehouse.close()
+    versions = {name: registered_version_tags(settings.mlflow_tracking_uri, name) for name in RISK_MODEL_NAMES}
     second = run_months(settings, "2025-06", LAST, log_level="WARNING")
+    # Every vintage's inputs are unchanged: all reused, none retrained or registered again.
+    assert {name: registered_version_tags(settings.mlflow_tracking_uri, name) for name in RISK_MODEL_NAMES} == versions
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
         after = con.execute(f"SELECT {value_columns} FROM published.supplier_scores WHERE as_of_date >= '2025-06-01' ORDER BY 1, 2").fetchall()
