@@ -93,6 +93,10 @@ def version_string(name: str, version: str | int) -> str:
     return f"{name}/{version}"
 
 
+# The project's packages the model code imports, copied into each logged model (code_paths).
+MODEL_CODE_PACKAGES = ("models", "data_contracts")
+
+
 def _pip_requirements() -> list[str]:
     """What ``models.mlflow_pyfunc`` and the ``models`` modules it loads import, pinned to
     this environment (tests/test_models_mlflow_native.py checks the list against the
@@ -106,6 +110,10 @@ def _pip_requirements() -> list[str]:
         f"scipy=={distribution_version('scipy')}",
         f"threadpoolctl=={distribution_version('threadpoolctl')}",
         f"pyyaml=={distribution_version('pyyaml')}",
+        # data_contracts (the outcome definitions the models record) and what its package imports
+        f"duckdb=={distribution_version('duckdb')}",
+        f"pyarrow=={distribution_version('pyarrow')}",
+        f"pydantic=={distribution_version('pydantic')}",
     ]
 
 
@@ -322,13 +330,16 @@ def _log_model_files(result: TrainingResult | LossRateTrainingResult, registered
     example = model_input_example(result.model, result.evaluation_frame) if len(result.evaluation_frame) else None
     with tempfile.TemporaryDirectory() as tmp:
         files = save_model_files(result.model, Path(tmp) / MODEL_FILES_ARTIFACT)
-        package = Path(tmp) / "models"
-        shutil.copytree(PYFUNC_CODE_FILE.parent, package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        packages = []
+        for name in MODEL_CODE_PACKAGES:
+            packages.append(Path(tmp) / name)
+            shutil.copytree(PYFUNC_CODE_FILE.parents[1] / name, packages[-1],
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(PYFUNC_CODE_FILE),
             artifacts={MODEL_FILES_ARTIFACT: str(files)},
-            code_paths=[str(package)],
+            code_paths=[str(package) for package in packages],
             signature=None if example is None else model_signature(result.model, example),
             input_example=example,
             pip_requirements=_pip_requirements(),

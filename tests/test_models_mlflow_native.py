@@ -27,6 +27,7 @@ from models.registry import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     EXPERIMENT_NAME,
+    MODEL_CODE_PACKAGES,
     PYFUNC_CODE_FILE,
     REGISTERED_MODEL_NAME,
     RUN_DESCRIPTION_TAG,
@@ -223,15 +224,22 @@ def _third_party_imports(code_file: Path) -> set[str]:
             and any(getattr(h.type, "id", None) == "ImportError" for h in node.handlers)
             for statement in node.body for inner in ast.walk(statement)
         }
+        # imports inside a function run only when it is called (e.g. Great Expectations in
+        # data_contracts.expectations, which loading and predicting never call)
+        optional |= {id(inner) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                     for statement in node.body for inner in ast.walk(statement)}
         for node in ast.walk(tree):
             if id(node) in optional:
                 continue
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
             for name in names:
-                if name.split(".")[0] == "models":
-                    module = root.joinpath(*name.split("."))
-                    pending += [p for p in (module.with_suffix(".py"), module / "__init__.py") if p.exists()]
+                if name.split(".")[0] in MODEL_CODE_PACKAGES:
+                    parts = name.split(".")
+                    module = root.joinpath(*parts)
+                    # importing a module runs its package's __init__ too
+                    pending += [p for p in (module.with_suffix(".py"), module / "__init__.py",
+                                            root.joinpath(parts[0], "__init__.py")) if p.exists()]
                 elif name.split(".")[0] not in sys.stdlib_module_names and name != "__future__":
                     external.add(name.split(".")[0])
     return external
