@@ -1,0 +1,197 @@
+"""The monitoring statistics: drift with sample-size-aware critical values, score collapse,
+calibration and ranking on completed outcomes, per segment."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import monitoring as m
+
+
+def _normal(seed: int, n: int, shift: float = 0.0) -> pd.Series:
+    return pd.Series(np.random.default_rng(seed).normal(shift, 1.0, n))
+
+
+def test_a_known_shift_is_flagged():
+    result = m.drift_test("x", _normal(1, 20_000), _normal(2, 5_000, shift=0.5))
+    assert result.drifted and result.psi > result.critical_psi
+
+
+def test_a_shift_below_the_tolerated_psi_is_not_flagged_however_large_the_samples():
+    # A 0.05-sd shift has a true PSI of about 0.0025: real, but too small to act on.
+    result = m.drift_test("x", _normal(1, 200_000), _normal(2, 200_000, shift=0.05))
+    assert not result.drifted
+    # Yurdakul's test alone (tolerance 0) would flag it: the tolerance is what keeps it quiet.
+    assert m.drift_test("x", _normal(1, 200_000), _normal(2, 200_000, shift=0.05), tolerated_psi=0.0).drifted
+
+
+@pytest.mark.parametrize(
+    "n_reference, n_current",
+    [
+        (60, 60),  # tiny: PSI of pure noise is often above 0.1 here
+        (1_000, 200),  # a segment against a month
+        (10_000, 2_000),  # a month against a training window
+    ],
+)
+def test_same_distribution_alarms_at_the_documented_rate(n_reference, n_current):
+    """Yurdakul's approximation holds: with no tolerance the false-alarm rate is alpha; with
+    the default tolerance it is far below."""
+    alpha, repetitions = 0.05, 400
+    rng = np.random.default_rng(n_reference + n_current)
+    exact = tolerant = 0
+    for _ in range(repetitions):
+        reference, current = pd.Series(rng.normal(size=n_reference)), pd.Series(rng.normal(size=n_current))
+        exact += m.drift_test("x", reference, current, alpha=alpha, tolerated_psi=0.0).drifted
+        tolerant += m.drift_test("x", reference, current, alpha=alpha).drifted
+    bound = alpha + 3 * math.sqrt(alpha * (1 - alpha) / repetitions)
+    assert exact / repetitions <= bound, exact
+    assert tolerant / repetitions <= alpha, tolerant
+
+
+def test_noise_above_the_folklore_threshold_is_not_an_alarm_in_a_small_sample():
+    rng = np.random.default_rng(5)
+    psis = [m.drift_test("x", pd.Series(rng.normal(size=60)), pd.Series(rng.normal(size=60))) for _ in range(50)]
+    assert any(r.psi > 0.1 for r in psis)  # the 0.1 rule of thumb would alarm on noise
+    assert not any(r.drifted for r in psis)
+
+
+def test_tiny_samples_never_alarm():
+    result = m.drift_test("x", _normal(1, 5_000), _normal(2, m.MIN_DRIFT_ROWS - 1, shift=3.0))
+    assert result.psi > 1 and not result.drifted and math.isinf(result.critical_psi)
+
+
+def test_critical_psi_shrinks_with_sample_size_to_the_tolerance():
+    values = [m.critical_psi(n, n, 10) for n in (100, 1_000, 10_000, 1_000_000)]
+    assert values == sorted(values, reverse=True)
+    assert values[-1] == pytest.approx(m.TOLERATED_PSI, rel=0.1)
+    assert m.critical_psi(100, 100, 10) > 0.1
+
+
+def test_missing_values_are_a_bin_of_their_own():
+    reference = _normal(1, 5_000)
+    current = _normal(2, 5_000)
+    current[:1_500] = np.nan  # a feed starts sending NULLs
+    result = m.drift_test("x", reference, current)
+    assert result.drifted and result.most_changed_bin == m.MISSING_BIN
+    assert result.missing_share_current == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(
+    "reference, current, drifted",
+    [
+        # same category mix
+        (["a"] * 500 + ["b"] * 500, ["a"] * 250 + ["b"] * 250, False),
+        # a category unseen in the reference takes half the month: pooled as <other>, drifts
+        (["a"] * 500 + ["b"] * 500, ["a"] * 100 + ["b"] * 150 + ["new"] * 250, True),
+        # booleans are categories too
+        ([True] * 900 + [False] * 100, [True] * 250 + [False] * 250, True),
+    ],
+)
+def test_categorical_drift(reference, current, drifted):
+    assert m.drift_test("c", pd.Series(reference), pd.Series(current)).drifted is drifted
+
+
+def test_mass_points_keep_their_bin():
+    # 70% zeros (no disputes): equal quantiles merge into one bin instead of empty ones.
+    values = pd.Series(np.r_[np.zeros(700), np.arange(1, 301)])
+    bins = m.reference_bins(values)
+    counts = m.bin_counts(values, bins)
+    assert counts[0] == 700 and counts.sum() == 1_000 and (counts[:-1] > 0).all()
+
+
+def test_drift_table_shares_alpha_over_columns_and_sorts_worst_first():
+    reference = pd.DataFrame({"a": _normal(1, 5_000), "b": _normal(2, 5_000)})
+    current = pd.DataFrame({"a": _normal(3, 5_000), "b": _normal(4, 5_000, shift=1.0)})
+    table = m.drift_table(m.profile(reference, ["a", "b"]), current)
+    assert list(table["column"]) == ["b", "a"] and list(table["drifted"]) == [True, False]
+    single = m.drift_test("b", reference["b"], current["b"])
+    assert table.loc[0, "critical_psi"] > single.critical_psi  # alpha / 2 each
+
+
+@pytest.mark.parametrize(
+    "current, collapsed",
+    [
+        (np.random.default_rng(2).lognormal(-5, 1, 5_000), False),  # a normal month
+        (np.full(5_000, 0.01), True),  # a constant score
+        (np.random.default_rng(2).lognormal(-5, 0.1, 5_000), True),  # spread shrunk to a tenth
+        (np.r_[np.random.default_rng(2).lognormal(-5, 1, 4_990), [np.nan] * 10], True),  # NaN scores
+        (np.array([]), True),  # no scores at all
+    ],
+)
+def test_score_collapse(current, collapsed):
+    reference = np.random.default_rng(1).lognormal(-5, 1, 20_000)
+    assert m.score_collapse(reference, current).collapsed is collapsed
+
+
+def _bernoulli(seed: int, n: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.beta(1, 8, n)
+    return (rng.random(n) < np.clip(p * scale, 0, 1)).astype(int), p
+
+
+@pytest.mark.parametrize(
+    "scale, miscalibrated, blocking",
+    [
+        (1.0, False, False),  # calibrated
+        (1.1, False, False),  # 10% off: within the tolerance
+        (1.6, True, False),  # 60% more events than predicted: a warning
+        (3.0, True, True),  # three times the predicted events: beyond the blocking factor
+    ],
+)
+def test_probability_calibration(scale, miscalibrated, blocking):
+    y, p = _bernoulli(3, 5_000, scale)
+    result = m.probability_calibration(y, p)
+    assert (result.miscalibrated, result.beyond_blocking_bound) == (miscalibrated, blocking)
+
+
+def test_calibration_of_a_small_sample_is_not_significant():
+    y, p = _bernoulli(3, 40, 1.6)
+    assert not m.probability_calibration(y, p).miscalibrated
+
+
+def test_loss_rate_calibration_uses_refund_dollars():
+    rng = np.random.default_rng(4)
+    exposure = rng.lognormal(9, 1, 5_000)
+    rate = rng.lognormal(-6, 0.5, 5_000)
+    refund = rng.poisson(exposure * rate / 50) * 50.0  # refunds in lumps of $50
+    assert not m.loss_rate_calibration(refund, exposure, rate).miscalibrated
+    halved = m.loss_rate_calibration(refund, exposure, rate / 2.5)
+    assert halved.miscalibrated and halved.beyond_blocking_bound and halved.ratio > 2
+
+
+def test_ranking_degradation_needs_significance():
+    rng = np.random.default_rng(6)
+    p = rng.random(5_000)
+    y = (rng.random(5_000) < p).astype(int)
+    auc, se = m.auc_with_standard_error(y, p)
+    assert 0.7 < auc < 0.9 and 0 < se < 0.02
+    assert not m.ranking_degraded(auc, se, auc)
+    assert m.ranking_degraded(auc, se, auc + 0.1)
+    assert not m.ranking_degraded(auc, 0.2, auc + 0.1)  # a tiny segment's AUC says little
+    assert math.isnan(m.auc_with_standard_error(np.zeros(10, int), p[:10])[0])
+
+
+def test_performance_by_segment_reports_small_segments_without_alarming():
+    rng = np.random.default_rng(7)
+    n = 4_000
+    p = rng.beta(1, 8, n)
+    frame = pd.DataFrame({
+        "as_of_date": date(2025, 1, 31), "supplier_id": [f"S{i}" for i in range(n)],
+        "country": np.where(np.arange(n) < 3_900, "CN", "VN"),  # VN: 100 suppliers
+        "category": "tools", "tenure_months": 30, "orders_6m": 10,
+        "default_probability_6m": p,
+    })
+    y = rng.random(n) < p
+    y[3_900:] = rng.random(100) < np.clip(p[3_900:] * 4, 0, 1)  # the small segment is badly off
+    frame["default_6m"] = y
+    table = m.performance_by_segment(frame, m.MONITORED_SCORES[1])
+    vn = table[(table["segment"] == "country") & (table["value"] == "VN")].iloc[0]
+    assert vn["rows"] == 100 and not vn["alarmable"] and not vn["miscalibrated"]
+    overall = table[table["segment"] == "all"].iloc[0]
+    assert overall["alarmable"] and overall["rows"] == n
+    assert set(table["segment"]) == {"all", "country", "tenure_band", "volume_band", "category"}
