@@ -273,8 +273,8 @@ def profile(reference: pd.DataFrame, columns: Sequence[str], size: float | None 
     counts = {column: bin_counts(reference[column], bins[column]) for column in columns}
     months = tuple(sorted(reference["as_of_date"].unique())) if "as_of_date" in reference else ()
     groups = [reference[reference["as_of_date"] == month] for month in months]
-    monthly = {column: np.array([bin_counts(group[column], bins[column]) for group in groups]).reshape(len(groups), -1)
-               for column in columns}
+    monthly = {column: np.array([bin_counts(group[column], bins[column]) for group in groups]).reshape(
+        len(groups), len(bins[column].labels)) for column in columns}
     return Profile(bins, counts, float(size if size is not None else len(reference)), monthly, months)
 
 

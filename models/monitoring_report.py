@@ -10,14 +10,13 @@ with the standard library's escaping, no template engine needed for one fixed la
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from models.backtest_report import CSS, _img, _table
+from models.backtest_report import _img, _table, html_document
 from models.monitoring import (
     CALIBRATION_BLOCKING_FACTOR,
     CALIBRATION_TOLERANCE,
@@ -160,14 +159,7 @@ def render_monitoring_report(tables: dict[str, pd.DataFrame], title: str = "Risk
                      "ranking_reference", "in_training_window", "alarm", "blocking"]], "{:,.4f}"))
     else:
         sections.append("<p>No month has a complete six-month outcome window yet.</p>")
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    sections.append(f'<p class="note">Generated {generated} by models.monitoring_report.</p>')
-    return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-        + "\n".join(sections)
-        + "</body></html>"
-    )
+    return html_document(title, sections, "models.monitoring_report")
 
 
 def write_monitoring_report(tables: dict[str, pd.DataFrame], path: str | Path) -> Path:

@@ -195,3 +195,63 @@ def test_performance_by_segment_reports_small_segments_without_alarming():
     overall = table[table["segment"] == "all"].iloc[0]
     assert overall["alarmable"] and overall["rows"] == n
     assert set(table["segment"]) == {"all", "country", "tenure_band", "volume_band", "category"}
+
+
+def test_the_reference_window_is_the_versions_fitted_months(tmp_path):
+    """`model_reference` reads the months a registered version was fitted on (train and
+    calibration windows of its training run) and its out-of-time metrics from MLflow."""
+    from mlflow import MlflowClient
+
+    from models.monitoring_data import model_reference, months_of_span
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    run = client.create_run(client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri()))
+    client.log_param(run.info.run_id, "window.train", "2024-01-31..2024-03-31 (3 months)")
+    client.log_param(run.info.run_id, "window.calibration", "2024-04-30..2024-04-30 (1 months)")
+    client.log_param(run.info.run_id, "window.evaluation", "2024-05-31..2024-07-31 (3 months)")
+    client.log_metric(run.info.run_id, "evaluation_auc", 0.81)
+    client.create_registered_model("supplier_default_risk")
+    client.create_model_version("supplier_default_risk", (tmp_path / "a").as_uri(), run_id=run.info.run_id)
+
+    reference = model_reference(uri, "supplier_default_risk/1")
+    assert reference.months == (date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30))
+    assert reference.metrics["evaluation_auc"] == pytest.approx(0.81)
+    assert model_reference(uri, "supplier_default_risk/9").months == ()  # unknown: the caller falls back
+    with pytest.raises(ValueError, match="not a month span"):
+        months_of_span("Jan..Mar")
+
+
+def _monthly_frames(shifts: dict[int, float], n: int = 2_000):
+    """Eight months of one input and the three scores; ``shifts`` moves the input's mean in
+    the months given (by index)."""
+    from features import month_ends
+
+    months = month_ends(date(2024, 1, 1), date(2024, 8, 31))
+    rng = np.random.default_rng(11)
+    features, scores = [], []
+    for i, month in enumerate(months):
+        ids = [f"S{k}" for k in range(n)]
+        features.append(pd.DataFrame({"as_of_date": month, "supplier_id": ids, "x": rng.normal(shifts.get(i, 0.0), 1, n)}))
+        scores.append(pd.DataFrame({"as_of_date": month, "supplier_id": ids, **{
+            column: rng.lognormal(-4, 1, n) for column in m.SCORE_COLUMNS}}))
+    return months, pd.concat(features, ignore_index=True), pd.concat(scores, ignore_index=True)
+
+
+def test_an_input_alarms_when_it_changes_now_into_something_the_model_never_saw():
+    months, features, scores = _monthly_frames({1: 1.0, 7: -1.5})
+    monitor = m.Monitor(features, scores, ["x"])
+    reference = months[:6]
+    alarms = {month: m.monitoring_tables(monitor.month(month, reference))["drift"] for month in months[1:]}
+    assert alarms[months[7]].set_index("column").loc["x", "alarm"]  # out of the window, sudden, new
+    assert not alarms[months[6]].set_index("column").loc["x", "alarm"]  # an ordinary month
+    assert not alarms[months[1]]["alarm"].any()  # shifted, but a month the model learned from
+
+
+def test_a_month_like_a_season_of_the_training_window_does_not_alarm():
+    # Month 2 of the window was already shifted (a season): month 7 repeats it.
+    months, features, scores = _monthly_frames({2: 1.0, 7: 1.0})
+    drift = m.monitoring_tables(m.Monitor(features, scores, ["x"]).month(months[7], months[:6]))["drift"]
+    row = drift.set_index("column").loc["x"]
+    assert row["psi_previous"] > row["critical_previous"]  # it did change from last month
+    assert row["nearest_month"] == months[2] and not row["alarm"]
