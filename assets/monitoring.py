@@ -91,7 +91,7 @@ def model_monitoring(
                 {
                     "drifted_inputs": int(drift[(drift["kind"] == "input")]["alarm"].sum()),
                     "drifted_scores": int(drift[(drift["kind"] == "score")]["alarm"].sum()),
-                    "max_input_psi_vs_training": float(drift[drift["kind"] == "input"]["psi_reference"].max(skipna=True) or 0.0),
+                    "max_input_psi_vs_training": float(drift[drift["kind"] == "input"]["psi_reference"].fillna(0).max()),
                     **({f"{score}/observed_to_expected": float(row.observed_to_expected)
                         for score, row in overall.iterrows()} if overall is not None else {}),
                 },

@@ -683,8 +683,10 @@ def monitoring_tables(month: MonthMonitoring) -> dict[str, pd.DataFrame]:
         if table is None:
             continue
         table = table.assign(as_of_date=month.as_of_date, score=score.column, in_training_window=inside)
-        table["alarm"] = ~inside & (table["miscalibrated"] | table["ranking_degraded"])
-        table["blocking"] = ~inside & score.blocks_publishing & (table["segment"] == "all") & table["beyond_blocking_bound"]
+        out_of_sample = not inside
+        table["alarm"] = out_of_sample & (table["miscalibrated"] | table["ranking_degraded"]).astype(bool)
+        table["blocking"] = (out_of_sample and score.blocks_publishing) & (table["segment"] == "all") \
+            & table["beyond_blocking_bound"].astype(bool)
         frames.append(table)
     performance = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return {"drift": drift, "collapse": collapse, "performance": performance}

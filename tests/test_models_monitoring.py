@@ -255,3 +255,36 @@ def test_a_month_like_a_season_of_the_training_window_does_not_alarm():
     row = drift.set_index("column").loc["x"]
     assert row["psi_previous"] > row["critical_previous"]  # it did change from last month
     assert row["nearest_month"] == months[2] and not row["alarm"]
+
+
+@pytest.mark.parametrize(
+    "month_index, scale, blocking, warned",
+    [
+        (7, 1.0, False, False),  # out of the window, calibrated
+        (7, 3.0, True, True),  # out of the window, three times the predicted defaults: blocks
+        (3, 3.0, False, False),  # the same inside the training window: reported, not alarmed
+    ],
+)
+def test_calibration_verdicts_per_month(month_index, scale, blocking, warned):
+    months, features, scores = _monthly_frames({})
+    rng = np.random.default_rng(month_index)
+    month = months[month_index]
+    rows = scores[scores["as_of_date"] == month].copy()
+    rows["default_probability_6m"] = rng.beta(1, 30, len(rows))
+    rows["breach_probability_6m"] = rng.beta(2, 10, len(rows))
+    scores.loc[rows.index, ["default_probability_6m", "breach_probability_6m"]] = rows[
+        ["default_probability_6m", "breach_probability_6m"]]
+    exposure = rng.lognormal(8, 1, len(rows))
+    outcomes = pd.DataFrame({
+        "as_of_date": month, "supplier_id": rows["supplier_id"].to_numpy(),
+        "default_6m": rng.random(len(rows)) < np.clip(rows["default_probability_6m"].to_numpy() * scale, 0, 1),
+        "breach_6m": rng.random(len(rows)) < rows["breach_probability_6m"].to_numpy(),
+        "forward_order_value_6m_usd": exposure,
+        "breach_refund_usd_6m": rng.poisson(exposure * rows["loss_rate_6m"].to_numpy() / 20) * 20.0,
+    })
+    monitored = m.Monitor(features, scores, ["x"]).month(month, months[:6], outcomes)
+    performance = m.monitoring_tables(monitored)["performance"]
+    default = performance[(performance["score"] == "default_probability_6m") & (performance["segment"] == "all")].iloc[0]
+    assert bool(default["blocking"]) is blocking
+    assert bool(default["alarm"]) is warned
+    assert bool(m.performance_alarm_lines(performance, blocking=True)) is blocking
