@@ -347,21 +347,27 @@ def _log_spread(scores: np.ndarray) -> float:
     return float(np.std(np.log(positive))) if positive.size > 1 else 0.0
 
 
+def _top_value_share(scores: np.ndarray) -> float:
+    finite = scores[np.isfinite(scores)]
+    return float(pd.Series(finite).value_counts().iloc[0] / scores.size) if finite.size else 1.0
+
+
 def score_collapse(reference: Iterable[float], current: Iterable[float]) -> CollapseResult:
-    """Has this month's score lost its spread (module constants), or gone missing?"""
+    """Has this month's score lost its spread, or gone missing (module constants)? The spread
+    and the share of one value are judged against the reference (a source whose suppliers
+    were always alike is not a collapse); without a reference only missing values count."""
     ref = np.asarray(list(reference) if not isinstance(reference, np.ndarray) else reference, dtype=float)
     cur = np.asarray(list(current) if not isinstance(current, np.ndarray) else current, dtype=float)
     if cur.size == 0:
         return CollapseResult(True, "no scores", 0.0, 0.0, 0.0)
     non_finite = float(np.mean(~np.isfinite(cur)))
-    finite = cur[np.isfinite(cur)]
-    top_share = float(pd.Series(finite).value_counts().iloc[0] / cur.size) if finite.size else 1.0
+    top_share = _top_value_share(cur)
     ref_spread = _log_spread(ref)
     ratio = _log_spread(cur) / ref_spread if ref_spread > 0 else 1.0
     reasons = []
     if non_finite > 0:
         reasons.append(f"{non_finite:.1%} of scores missing or not finite")
-    if finite.size > 1 and top_share > COLLAPSE_TOP_VALUE_SHARE:
+    if ref.size and cur.size > 1 and top_share > max(COLLAPSE_TOP_VALUE_SHARE, 2 * _top_value_share(ref)):
         reasons.append(f"{top_share:.1%} of suppliers share one score (bound {COLLAPSE_TOP_VALUE_SHARE:.0%})")
     if ratio < COLLAPSE_SPREAD_RATIO:
         reasons.append(f"spread {ratio:.2f} of the reference's (bound {COLLAPSE_SPREAD_RATIO})")

@@ -111,6 +111,11 @@ def load_monitoring_run(
     a version the registry cannot place."""
     months = sorted(set(months))
     scored = _month_rows(con, scores_table, months)
+    missing = [column for score in MONITORED_SCORES for column in (score.column, score.version_column)
+               if column not in scored.columns]
+    if missing:
+        raise ValueError(f"{scores_table} has no column {', '.join(missing)}: it was scored by an older release; "
+                         "rescore the months with the current models (`assurance run`) before monitoring them")
     references: dict[date, tuple[date, ...]] = {}
     rankings: dict[date, dict[str, float]] = {}
     versions: dict[date, dict[str, str]] = {}

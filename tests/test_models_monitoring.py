@@ -4,7 +4,7 @@ calibration and ranking on completed outcomes, per segment."""
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -126,6 +126,13 @@ def test_drift_table_shares_alpha_over_columns_and_sorts_worst_first():
 def test_score_collapse(current, collapsed):
     reference = np.random.default_rng(1).lognormal(-5, 1, 20_000)
     assert m.score_collapse(reference, current).collapsed is collapsed
+
+
+def test_alike_suppliers_are_no_collapse_when_they_always_were():
+    always_alike = np.r_[np.full(600, 0.01), np.random.default_rng(1).lognormal(-5, 1, 400)]
+    assert not m.score_collapse(always_alike, always_alike).collapsed
+    assert not m.score_collapse([], always_alike).collapsed  # no reference: only missing values count
+    assert m.score_collapse([], [np.nan, 0.1]).collapsed
 
 
 def _bernoulli(seed: int, n: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -288,3 +295,18 @@ def test_calibration_verdicts_per_month(month_index, scale, blocking, warned):
     assert bool(default["blocking"]) is blocking
     assert bool(default["alarm"]) is warned
     assert bool(m.performance_alarm_lines(performance, blocking=True)) is blocking
+
+
+def test_scores_without_the_current_columns_get_a_clear_error(tmp_path):
+    import duckdb
+
+    from models.monitoring_data import load_monitoring_run
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA models")
+    con.execute("CREATE TABLE models.scores AS SELECT DATE '2025-01-31' AS as_of_date, 'S1' AS supplier_id, "
+                "0.1 AS breach_probability_6m, 'supplier_breach_risk/1' AS model_version")
+    with pytest.raises(ValueError, match="no column loss_rate_6m.*rescore the months"):
+        load_monitoring_run(con, [date(2025, 1, 31)], features_table="features.supplier_features",
+                            scores_table="models.scores", tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
+                            data_horizon=datetime(2025, 2, 1))
