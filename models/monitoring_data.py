@@ -84,7 +84,7 @@ class MonitoringRun:
     references: dict[date, tuple[date, ...]]  # per month: union of its model versions' fitted months
     rankings: dict[date, dict[str, float]]  # per month: each score's out-of-time ranking, by column
     outcomes: pd.DataFrame  # completed outcomes of the months (label_complete only)
-    versions: dict[date, dict[str, str]]  # per month: score column -> model version
+    versions: dict[date, dict[str, str]]  # per month: score column -> the model version most rows name
 
     def month(self, as_of_date: date) -> MonthMonitoring:
         outcomes = self.outcomes[self.outcomes["as_of_date"] == as_of_date]
@@ -122,20 +122,20 @@ def load_monitoring_run(
     known: dict[str, ModelReference] = {}
     for as_of_date in months:
         rows = scored[scored["as_of_date"] == as_of_date]
-        versions[as_of_date] = {score.column: str(rows[score.version_column].iloc[0]) for score in MONITORED_SCORES
-                                if len(rows) and score.version_column in rows}
+        # The version most of the month's rows name (one per month today; several only if a
+        # month mixes vintages, when every one's fitted months join the reference).
+        versions[as_of_date] = {score.column: str(rows[score.version_column].value_counts().index[0])
+                                for score in MONITORED_SCORES if len(rows)}
         fitted: set[date] = set()
         rankings[as_of_date] = {}
         for score in MONITORED_SCORES:
-            version = versions[as_of_date].get(score.column)
-            if version is None:
-                continue
-            if version not in known:
-                known[version] = model_reference(tracking_uri, version)
-            reference = known[version]
-            fitted |= set(reference.months or training_months)
-            if score.ranking_metric in reference.metrics:
-                rankings[as_of_date][score.column] = reference.metrics[score.ranking_metric]
+            for version in rows[score.version_column].dropna().astype(str).unique():
+                if version not in known:
+                    known[version] = model_reference(tracking_uri, version)
+                fitted |= set(known[version].months or training_months)
+            main = known.get(versions[as_of_date].get(score.column, ""))
+            if main is not None and score.ranking_metric in main.metrics:
+                rankings[as_of_date][score.column] = main.metrics[score.ranking_metric]
         references[as_of_date] = tuple(sorted(fitted))
     needed = set(months) | {add_months(m, -1) for m in months} | {m for ref in references.values() for m in ref}
     features = _month_rows(con, features_table, sorted(needed))

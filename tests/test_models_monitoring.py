@@ -228,6 +228,31 @@ def test_the_reference_window_is_the_versions_fitted_months(tmp_path):
     with pytest.raises(ValueError, match="not a month span"):
         months_of_span("Jan..Mar")
 
+    # A month scored by two versions (vintages): the reference joins both versions' months.
+    import duckdb
+
+    from features import month_ends
+    from models.monitoring_data import load_monitoring_run
+
+    second = client.create_run(client.get_experiment_by_name("e").experiment_id)
+    client.log_param(second.info.run_id, "window.train", "2024-05-31..2024-06-30 (2 months)")
+    client.create_model_version("supplier_default_risk", (tmp_path / "a").as_uri(), run_id=second.info.run_id)
+    months = month_ends(date(2024, 1, 1), date(2024, 8, 31))
+    _, features, scores = _monthly_frames({}, n=100)
+    features = features.rename(columns={"x": "completion_rate_6m"})  # a model input of the catalogue
+    scores = scores.assign(model_version="supplier_breach_risk/1", loss_rate_model_version="supplier_loss_rate/1",
+                           default_model_version="supplier_default_risk/1")
+    last = scores["as_of_date"] == months[-1]
+    scores.loc[last & (scores["supplier_id"] < "S5"), "default_model_version"] = "supplier_default_risk/2"
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA features; CREATE SCHEMA models")
+    con.execute("CREATE TABLE features.supplier_features AS SELECT * FROM features")
+    con.execute("CREATE TABLE models.scores AS SELECT * FROM scores")
+    run = load_monitoring_run(con, months[-2:], features_table="features.supplier_features", scores_table="models.scores",
+                              tracking_uri=uri, data_horizon=datetime(2024, 7, 1))
+    assert run.references[months[-2]] == tuple(months[:4])
+    assert run.references[months[-1]] == tuple(months[:6])
+
 
 def _monthly_frames(shifts: dict[int, float], n: int = 2_000):
     """Eight months of one input and the three scores; ``shifts`` moves the input's mean in
