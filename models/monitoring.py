@@ -575,8 +575,9 @@ class MonthMonitoring:
         training window, and whether it alarms. A column alarms when it drifted from the
         previous month *and* is unlike every month of the training window (a change that
         happened now, into something the model did not learn from). A month inside the
-        training window is part of the reference and never alarms; without a previous month
-        (or a reference) the other comparison decides alone."""
+        training window is part of the reference and never alarms, and so is a month without
+        both comparisons: the first month, or models whose training months are not in this
+        warehouse (trained on another source), are reported only."""
         previous, reference = getattr(self, f"{which}_drift_previous"), getattr(self, f"{which}_drift_reference")
         tables = [t.set_index("column") for t in (previous, reference) if t is not None]
         if not tables:
@@ -594,7 +595,8 @@ class MonthMonitoring:
             out["psi_reference"], out["critical_reference"] = r["psi"], r["critical_psi"]
             out["nearest_month"], out["nearest_month_psi"] = r["nearest_month"], r["nearest_month_psi"]
             new_now &= r["unlike_every_month"].astype(bool)
-        out["alarm"] = new_now & (self.as_of_date not in self.reference_months)
+        both = previous is not None and reference is not None
+        out["alarm"] = new_now & both & (self.as_of_date not in self.reference_months)
         ratio = out.filter(like="psi_").div(out.filter(like="critical_").to_numpy()).max(axis=1)
         return out.assign(_order=ratio.fillna(0)).sort_values("_order", ascending=False, kind="mergesort") \
             .drop(columns="_order").reset_index()

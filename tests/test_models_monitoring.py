@@ -335,3 +335,11 @@ def test_scores_without_the_current_columns_get_a_clear_error(tmp_path):
         load_monitoring_run(con, [date(2025, 1, 31)], features_table="features.supplier_features",
                             scores_table="models.scores", tracking_uri=f"sqlite:///{tmp_path / 'm.db'}",
                             data_horizon=datetime(2025, 2, 1))
+
+
+def test_without_the_training_months_drift_is_reported_not_alarmed():
+    # The models were trained on another source: none of their months is in this warehouse.
+    months, features, scores = _monthly_frames({7: -1.5})
+    drift = m.monitoring_tables(m.Monitor(features, scores, ["x"]).month(months[7], [date(2020, 1, 31)]))["drift"]
+    row = drift.set_index("column").loc["x"]
+    assert row["psi_previous"] > row["critical_previous"] and not row["alarm"]
