@@ -44,13 +44,18 @@ def _with_run_metadata(scores: pa.Table, run_id: str, published_at: datetime) ->
     return scores.append_column("published_at", pa.array([published_at] * n, pa.timestamp("us")))
 
 
-def _published_spec(key: dg.AssetKey, internal: dg.AssetsDefinition, what: str) -> dg.AssetSpec:
+# The published scores wait for the month's monitoring, whose blocking checks (a collapsed
+# score, a model off by more than a factor of two) stop them (assets/monitoring.py).
+MODEL_MONITORING = dg.AssetKey("model_monitoring")
+
+
+def _published_spec(key: dg.AssetKey, internal: dg.AssetsDefinition, what: str, *gates: dg.AssetKey) -> dg.AssetSpec:
     """A published table as the catalogue shows it: named as what services read, with its columns
     from the contract, distinct from the internal working table of the same name upstream."""
     table = PUBLISHED_ASSETS[key]
     return dg.AssetSpec(
         key,
-        deps=[internal],
+        deps=[internal, *gates],
         description=f"PUBLISHED `published.{table}` (DuckDB) and `published/{table}/` (Parquet), what downstream services "
         f"read: {what} Contract: data_contracts/published/{table}.yaml.",
         kinds={"duckdb", "parquet"},
@@ -64,7 +69,8 @@ def _published_spec(key: dg.AssetKey, internal: dg.AssetsDefinition, what: str) 
 
 @dg.multi_asset(
     specs=[
-        _published_spec(PUBLISHED_SCORES, supplier_scores, "eligibility, loss rate, default and breach probabilities, risk grade and Trade Assurance Amount per supplier and month."),
+        _published_spec(PUBLISHED_SCORES, supplier_scores, "eligibility, loss rate, default and breach probabilities, risk grade and Trade Assurance Amount per supplier and month.",
+                        MODEL_MONITORING),
         _published_spec(PUBLISHED_FEATURES, supplier_features, "the features each published score was computed from."),
         _published_spec(PUBLISHED_STOREFRONT, storefront_metrics, "buyer-facing storefront figures (DESIGN §5 definitions)."),
     ],
@@ -121,17 +127,19 @@ def _published_months(con: duckdb.DuckDBPyConnection, table: str, as_of_dates: l
 
 
 def _per_partition(
-    context: dg.AssetCheckExecutionContext, outcomes: dict[date, tuple[bool, dict]]
+    context: dg.AssetCheckExecutionContext,
+    outcomes: dict[date, tuple[bool, dict] | tuple[bool, dict, dg.AssetCheckSeverity]],
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
     """One evaluation per month of the run, recorded against that month's partition.
 
     `dg.AssetCheckResult` carries no partition: in a run over a range of months (a single-run
     backfill) Dagster records it once without one, and the UI then shows every month's check
     as skipped. An `AssetCheckEvaluation` names its partition and the materialization of that
-    partition it checked, so each month reads passed or failed on its own.
+    partition it checked, so each month reads passed or failed on its own. An outcome may
+    carry its severity as a third element (default ERROR).
     """
     (spec,) = context.check_specs
-    for as_of_date, (passed, metadata) in sorted(outcomes.items()):
+    for as_of_date, (passed, metadata, *severity) in sorted(outcomes.items()):
         key = partition_key_of(as_of_date)
         latest = context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=spec.asset_key, asset_partitions=[key]), limit=1
@@ -148,6 +156,7 @@ def _per_partition(
             check_name=spec.name,
             passed=passed,
             metadata=metadata,
+            severity=severity[0] if severity else dg.AssetCheckSeverity.ERROR,
             target_materialization_data=target,
             blocking=spec.blocking,
             partition=key,

@@ -304,12 +304,16 @@ def render_backtest_report(
     sections.append("<h2>Amount drivers (policy, supplier-months)</h2>"
                     + _table(_code_counts(result, "amount_drivers")))
     sections.append("<h2>Per month</h2>" + _table(result.monthly))
+    return html_document(title, sections, "models.backtest_report")
+
+
+def html_document(title: str, sections: Sequence[str], generated_by: str) -> str:
+    """One self-contained page: the sections, then when and by which module it was generated."""
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    sections.append(f'<p class="note">Generated {generated} by models.backtest_report.</p>')
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-        + "\n".join(sections)
+        + "\n".join([*sections, f'<p class="note">Generated {generated} by {html.escape(generated_by)}.</p>'])
         + "</body></html>"
     )
 

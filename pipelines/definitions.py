@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import features, landing, modeling, publishing, reporting, scoring
+from assets import features, landing, modeling, monitoring, publishing, reporting, scoring
 from assets.catalogue import catalogued
 from pipelines.jobs import assurance_monthly, landing_zone_months, monthly_publication
 from pipelines.resources import (
@@ -16,7 +16,7 @@ from pipelines.resources import (
 )
 from pipelines.settings import REGISTERED_MODEL_NAME, Settings
 
-ASSET_MODULES = [landing, features, modeling, scoring, publishing, reporting]
+ASSET_MODULES = [landing, features, modeling, scoring, monitoring, publishing, reporting]
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:

@@ -154,12 +154,17 @@ def describe_run(settings: Settings, outcome: RunOutcome, seconds: float, truth_
             f"  breach model, out-of-time AUC {model_auc} vs oracle (generator's true probabilities) {oracle_auc} "
             f"on the same {quality['rows']:,} supplier-months"
         )
+    # A warning check (drift, calibration) does not fail the run: say so here, or nobody sees it.
+    failed = getattr(outcome, "failed_checks", [])
+    lines.append("  checks         " + (f"{len(failed)} warned or failed: " + "; ".join(failed) if failed
+                                        else "all passed (monitoring: no drift or performance alarm)"))
     lines += [
         "",
         "Outputs",
         f"  warehouse      {settings.warehouse}  (schema published: supplier_scores, supplier_scores_latest, supplier_features, storefront_metrics)",
         f"  parquet        {settings.published_parquet}/<table>/as_of_date=YYYY-MM-DD/",
         f"  quarantine     {settings.quarantine_parquet}/ and warehouse schema quarantine",
+        f"  reports        {settings.reports}/ (backtest.html, monitoring.html)",
         *([f"  run log        {outcome.log_path}"] if getattr(outcome, "log_path", None) else []),
         "Look around",
         f"  Dagster UI     DAGSTER_HOME={settings.dagster_home} ASSURANCE_HOME={settings.home} uv run dagster dev -m pipelines.definitions",

@@ -28,10 +28,12 @@ def test_definitions_load_and_hold_the_whole_graph(tmp_path):
         "loss_rate_model",
         "default_model",
         "supplier_scores",
+        "model_monitoring",
         "published/supplier_scores",
         "published/supplier_features",
         "published/storefront_metrics",
         "policy_backtest",
+        "monitoring_report",
     }
     job = defs.resolve_job_def(MONTHLY_JOB_NAME)
     assert job.partitions_def == month_end_partitions
@@ -82,6 +84,10 @@ def test_the_asset_checks_are_all_there(tmp_path):
         ("published/supplier_scores", "parquet_matches_warehouse"),
         ("published/supplier_features", "supplier_features_meet_contract"),
         ("published/storefront_metrics", "storefront_metrics_meet_contract"),
+        ("model_monitoring", "model_inputs_stable"),
+        ("model_monitoring", "scores_stable"),
+        ("model_monitoring", "scores_not_collapsed"),
+        ("model_monitoring", "models_calibrated_on_completed_outcomes"),
     }
 
 
@@ -125,3 +131,13 @@ def test_published_assets_are_told_apart_from_their_internal_twins(tmp_path):
         assert graph.get(published).description.startswith(f"PUBLISHED `published.{published.path[-1]}`")
         assert graph.get(internal).description.startswith("INTERNAL working table")
         assert f"published/{published.path[-1]}" in graph.get(internal).description
+
+
+def test_publishing_waits_for_the_blocking_monitoring_checks(tmp_path):
+    """Only a collapsed score and a model off by more than the blocking factor stop publishing:
+    those two checks block, and the published scores depend on the monitored asset."""
+    graph = _graph(tmp_path)
+    blocking = {key.name for key in graph.asset_check_keys
+                if key.asset_key == dg.AssetKey("model_monitoring") and graph.get_check_spec(key).blocking}
+    assert blocking == {"scores_not_collapsed", "models_calibrated_on_completed_outcomes"}
+    assert dg.AssetKey("model_monitoring") in graph.get(dg.AssetKey(["published", "supplier_scores"])).parent_keys

@@ -359,6 +359,19 @@ def test_backtest_report_and_what_if_need_no_retraining(pipeline_home):
     assert list((settings.home / "mlartifacts").rglob("MLmodel")) == versions_before
 
 
+def test_monitoring_ran_every_month_without_alarm_and_wrote_its_report(pipeline_home, warehouse):
+    """The monitoring is part of the monthly run: a month of drift and collapse results per
+    partition, performance for the months whose outcomes completed, and the report."""
+    settings, *_ = pipeline_home
+    months = warehouse.execute("SELECT count(DISTINCT as_of_date) FROM monitoring.drift").fetchone()[0]
+    assert months == 20
+    completed = warehouse.execute("SELECT count(DISTINCT as_of_date) FROM monitoring.performance").fetchone()[0]
+    assert 0 < completed < 20  # the last six months' outcomes are still open
+    assert warehouse.execute("SELECT count(*) FROM monitoring.collapse WHERE collapsed").fetchone()[0] == 0
+    report = (settings.reports / "monitoring.html").read_text()
+    assert "No alarms in any monitored month." in report
+
+
 def _run_partition_keys() -> list[str]:
     return month_keys(month_end_of(FIRST), month_end_of(LAST))
 

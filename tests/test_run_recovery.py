@@ -229,5 +229,6 @@ def test_a_run_killed_with_sigkill_does_not_stop_the_next_run(tmp_path):
     recovered = [line for line in second.stderr.splitlines() if line.startswith("recovered stale run")]
     assert len(recovered) == 1 and f"(pid {first.pid} no longer running)" in recovered[0], second.stderr[-3000:]
     assert "months processed      14" in second.stdout
+    assert "checks         all passed" in second.stdout  # the summary says when a check warned
     run_log = Path(second.stdout.split("run log", 1)[1].split()[0])
     assert run_log.parent == home / "logs" and recovered[0] in run_log.read_text()

@@ -1,0 +1,150 @@
+"""What monitoring reads: the months' features, scores and completed outcomes from the
+warehouse, and what each registered model version learned from (its reference window).
+
+Drift is measured against the months a model's rows came from, so "the reference window"
+belongs to the model version that scored a month, not to the calendar. Every version's
+training run logs its out-of-time split as MLflow params (``window.train``,
+``window.calibration``: ``"2024-01-31..2025-03-31 (15 months)"``) and its out-of-time
+metrics; ``model_reference`` reads both for a version string ``"<name>/<n>"`` as published
+in the ``*model_version`` columns. A scheme with several versions in use at once (one per
+vintage) keeps working as long as each version's run logs those params: the monitoring
+asks for the versions named in each month's rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import duckdb
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from models.labels import add_months, compute_breach_labels, is_label_complete
+from models.model_features import resolve_model_features
+from models.monitoring import EXPOSURE_COLUMN, MONITORED_SCORES, SCORE_COLUMNS, Monitor, MonthMonitoring, drift_columns
+
+# The windows whose rows fitted some part of the model (the booster, then its calibration).
+FITTED_WINDOWS = ("window.train", "window.calibration")
+_SPAN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    version: str
+    months: tuple[date, ...]  # as-of months of the rows it was fitted on; empty when unknown
+    metrics: dict[str, float] = field(default_factory=dict)  # its training run's metrics
+
+
+def months_of_span(span: str) -> list[date]:
+    """``"2024-01-31..2024-04-30 (4 months)"`` -> the month ends 2024-01-31 .. 2024-04-30."""
+    match = _SPAN.match(span.strip())
+    if not match:
+        raise ValueError(f"not a month span: {span!r} (expected 'YYYY-MM-DD..YYYY-MM-DD (n months)')")
+    first, last = (date.fromisoformat(part) for part in match.groups())
+    months = [first]
+    while months[-1] < last:
+        months.append(add_months(months[-1], 1))
+    return months
+
+
+def model_reference(tracking_uri: str, model_version: str) -> ModelReference:
+    """The fitted months and metrics of ``"<name>/<n>"``; empty when the registry does not know
+    it (the caller then falls back on the training set's months)."""
+    name, _, number = model_version.rpartition("/")
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        run = client.get_run(client.get_model_version(name, number).run_id)
+    except MlflowException:
+        return ModelReference(model_version, ())
+    months = sorted({m for key in FITTED_WINDOWS if key in run.data.params for m in months_of_span(run.data.params[key])})
+    return ModelReference(model_version, tuple(months), dict(run.data.metrics))
+
+
+def _month_rows(con: duckdb.DuckDBPyConnection, table: str, months: Sequence[date]) -> pd.DataFrame:
+    frame = con.execute(
+        f"SELECT * FROM {table} WHERE as_of_date IN (SELECT unnest(?::DATE[])) ORDER BY as_of_date, supplier_id",
+        [sorted(set(months))],
+    ).df()
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
+    return frame
+
+
+OUTCOME_COLUMNS = sorted({score.outcome for score in MONITORED_SCORES} | {EXPOSURE_COLUMN})
+
+
+@dataclass
+class MonitoringRun:
+    """The months to monitor with what they need loaded, and the monitor over them."""
+
+    monitor: Monitor
+    references: dict[date, tuple[date, ...]]  # per month: union of its model versions' fitted months
+    rankings: dict[date, dict[str, float]]  # per month: each score's out-of-time ranking, by column
+    outcomes: pd.DataFrame  # completed outcomes of the months (label_complete only)
+    versions: dict[date, dict[str, str]]  # per month: score column -> the model version most rows name
+
+    def month(self, as_of_date: date) -> MonthMonitoring:
+        outcomes = self.outcomes[self.outcomes["as_of_date"] == as_of_date]
+        return self.monitor.month(as_of_date, self.references[as_of_date], outcomes if len(outcomes) else None,
+                                  self.rankings[as_of_date])
+
+
+def load_monitoring_run(
+    con: duckdb.DuckDBPyConnection,
+    months: Sequence[date],
+    *,
+    features_table: str,
+    scores_table: str,
+    tracking_uri: str,
+    data_horizon: datetime,
+    training_months: Sequence[date] = (),
+    schema: str = "validated",
+) -> MonitoringRun:
+    """Everything ``months`` need: their scores and features, those of the month before each
+    and of the reference months, and the outcomes complete by ``data_horizon``.
+
+    The reference of a month is the union of the fitted months of the model versions that
+    scored it (``model_reference``); ``training_months`` (the training set's) stands in for
+    a version the registry cannot place."""
+    months = sorted(set(months))
+    scored = _month_rows(con, scores_table, months)
+    missing = [column for score in MONITORED_SCORES for column in (score.column, score.version_column)
+               if column not in scored.columns]
+    if missing:
+        raise ValueError(f"{scores_table} has no column {', '.join(missing)}: it was scored by an older release; "
+                         "rescore the months with the current models (`assurance run`) before monitoring them")
+    references: dict[date, tuple[date, ...]] = {}
+    rankings: dict[date, dict[str, float]] = {}
+    versions: dict[date, dict[str, str]] = {}
+    known: dict[str, ModelReference] = {}
+    for as_of_date in months:
+        rows = scored[scored["as_of_date"] == as_of_date]
+        # The version most of the month's rows name (one per month today; several only if a
+        # month mixes vintages, when every one's fitted months join the reference).
+        versions[as_of_date] = {score.column: str(rows[score.version_column].value_counts().index[0])
+                                for score in MONITORED_SCORES if len(rows)}
+        fitted: set[date] = set()
+        rankings[as_of_date] = {}
+        for score in MONITORED_SCORES:
+            for version in rows[score.version_column].dropna().astype(str).unique():
+                if version not in known:
+                    known[version] = model_reference(tracking_uri, version)
+                fitted |= set(known[version].months or training_months)
+            main = known.get(versions[as_of_date].get(score.column, ""))
+            if main is not None and score.ranking_metric in main.metrics:
+                rankings[as_of_date][score.column] = main.metrics[score.ranking_metric]
+        references[as_of_date] = tuple(sorted(fitted))
+    needed = set(months) | {add_months(m, -1) for m in months} | {m for ref in references.values() for m in ref}
+    features = _month_rows(con, features_table, sorted(needed))
+    scores = pd.concat([scored, _month_rows(con, scores_table, sorted(needed - set(months)))], ignore_index=True)
+    inputs = drift_columns(feature.name for feature in resolve_model_features(None, features)) if len(features) else []
+    complete = [m for m in months if is_label_complete(m, data_horizon)]
+    outcomes = compute_breach_labels(con, complete, schema=schema, data_horizon=data_horizon).to_pandas() if complete \
+        else pd.DataFrame(columns=["as_of_date", "supplier_id", "label_complete", *OUTCOME_COLUMNS])
+    outcomes = outcomes[outcomes["label_complete"].astype(bool)][["as_of_date", "supplier_id", *OUTCOME_COLUMNS]]
+    outcomes["as_of_date"] = pd.to_datetime(outcomes["as_of_date"]).dt.date
+    return MonitoringRun(Monitor(features, scores[["as_of_date", "supplier_id", *SCORE_COLUMNS]], inputs),
+                         references, rankings, outcomes, versions)
