@@ -26,6 +26,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "model_registry": MLflowResource(
             tracking_uri=settings.mlflow_tracking_uri,
             registered_model_name=REGISTERED_MODEL_NAME,
+            vintage_config_file=str(settings.vintage_config_file or ""),
         ),
         "published_store": PublishedStoreResource(parquet_root=str(settings.published_parquet), reports_dir=str(settings.reports)),
         "policy": PolicyResource(

@@ -237,3 +237,15 @@ def test_the_maturity_report_judges_each_vintage_on_its_matured_months_only():
     assert loss["mean_predicted"] == pytest.approx(0.015) and loss["realised"] == pytest.approx(0.02)
     assert loss["gini"] > 0
     assert ("default", "m/1@2024-12-31") not in report.index  # no default columns in this history
+
+
+def test_assurance_vintages_points_the_run_at_another_cadence(tmp_path, monkeypatch):
+    from pipelines.definitions import build_resources
+    from pipelines.settings import Settings
+
+    config = tmp_path / "monthly.yaml"
+    config.write_text("refit_every_months: 1\nmin_label_months: 6\n")
+    monkeypatch.setenv("ASSURANCE_VINTAGES", str(config))
+    resource = build_resources(Settings.from_env())["model_registry"]
+    assert resource.vintage_config_file == str(config.resolve())
+    assert VintageConfig.from_yaml(resource.vintage_config_file).cadence == "monthly"
