@@ -80,7 +80,7 @@ def _add_month_metadata(context: dg.AssetExecutionContext, as_of_date: date, met
 @dg.asset(**MONTHLY_FEATURE_ASSET)
 def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam) -> dg.MaterializeResult:
     """INTERNAL working table `features.supplier_features` (services read `published/supplier_features`):
-    every supplier's features at each month end, from what was known by that day (DESIGN §4);
+    every supplier's features at each month end, from what was known by that day (docs/design.md §4);
     definitions in docs/feature_catalogue.md."""
     as_of_dates = as_of_dates_in_data(context, Path(landing.path))
     context.log.info(f"computing supplier features for {len(as_of_dates)} month ends {as_of_dates[0]}..{as_of_dates[-1]}")
@@ -101,7 +101,7 @@ def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehousePar
 @dg.asset(**MONTHLY_FEATURE_ASSET)
 def storefront_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam) -> dg.MaterializeResult:
     """INTERNAL working table `features.storefront_metrics` (services read `published/storefront_metrics`):
-    the buyer-facing figures of DESIGN §5 (12-month transactions and value, response rate and
+    the buyer-facing figures of docs/design.md §5 (12-month transactions and value, response rate and
     speed, on-time shipment), exactly as the storefront shows them."""
     as_of_dates = as_of_dates_in_data(context, Path(landing.path))
     with warehouse.connect() as con:

@@ -63,7 +63,7 @@ def quarantine_within_tolerance(report: IngestReport) -> dg.AssetCheckResult:
 )
 def landing_zone(context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam) -> dg.MaterializeResult:
     """Landing-zone tables checked against their contracts: each row accepted into `validated.*`
-    or quarantined in `quarantine.*` with the rule it broke (DESIGN §3)."""
+    or quarantined in `quarantine.*` with the rule it broke (docs/design.md §3)."""
     landing_dir = Path(landing.path)
     context.log.info(f"ingesting landing zone {landing_dir}")
     with warehouse.connect() as con:

@@ -45,7 +45,7 @@ def _figure_markdown(figure) -> dg.MetadataValue:
 def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -> dg.MaterializeResult:
     """Features at every month end whose six-month outcome window is complete, joined with the
     outcomes that followed (breach, refunds per cover with the order value they fell on,
-    default; DESIGN §4); later months are scored, never trained on."""
+    default; docs/design.md §4); later months are scored, never trained on."""
     with warehouse.connect() as con:
         horizon = read_data_horizon(con)
         try:

@@ -55,7 +55,7 @@ def as_of_dates_in_run(context: dg.AssetExecutionContext | dg.AssetCheckExecutio
 
 class MonthsOutsideDataError(ValueError):
     """A run selected months the landing zone does not cover: keys stay registered from an earlier
-    landing zone, or were added by hand. They are refused, not computed empty (DESIGN §5)."""
+    landing zone, or were added by hand. They are refused, not computed empty (docs/design.md §5)."""
 
 
 def as_of_dates_in_data(context: dg.AssetExecutionContext, landing_dir: Path) -> list[date]:

@@ -1,4 +1,4 @@
-"""The published tables of DESIGN §5: what downstream services read, a month whole or not at all."""
+"""The published tables of docs/design.md §5: what downstream services read, a month whole or not at all."""
 
 
 from collections.abc import Iterator
@@ -72,7 +72,7 @@ def _published_spec(key: dg.AssetKey, internal: dg.AssetsDefinition, what: str, 
         _published_spec(PUBLISHED_SCORES, supplier_scores, "eligibility, loss rate, default and breach probabilities, risk grade and Trade Assurance Amount per supplier and month.",
                         MODEL_MONITORING),
         _published_spec(PUBLISHED_FEATURES, supplier_features, "the features each published score was computed from."),
-        _published_spec(PUBLISHED_STOREFRONT, storefront_metrics, "buyer-facing storefront figures (DESIGN §5 definitions)."),
+        _published_spec(PUBLISHED_STOREFRONT, storefront_metrics, "buyer-facing storefront figures (docs/design.md §5 definitions)."),
     ],
     partitions_def=month_end_partitions,
     backfill_policy=single_run,

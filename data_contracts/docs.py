@@ -91,7 +91,7 @@ def render_markdown() -> str:
         "<!-- Generated from data_contracts/landing/*.yaml and data_contracts/published/*.yaml by",
         "     `uv run python -m data_contracts.docs`. Do not edit by hand: edit the YAML and regenerate. -->",
         "",
-        "The landing zone (DESIGN §3) and the published tables (DESIGN §5) are contracts: they change",
+        "The landing zone (docs/design.md §3) and the published tables (docs/design.md §5) are contracts: they change",
         "only by adding (a new optional column, a new table). This page is rendered from the YAML files",
         "in `data_contracts/` that the validator, the quarantine rules and the Great Expectations",
         "suites are built from, so it cannot drift from what is enforced.",

@@ -114,7 +114,7 @@ def ingest_landing_zone(
     quarantine_parquet_dir: Path | None = None,
     horizon: datetime | None = None,
 ) -> IngestReport:
-    """Read and validate a landing zone (DESIGN §3) into `con`.
+    """Read and validate a landing zone (docs/design.md §3) into `con`.
 
     Creates `validated.<table>` (accepted rows, typed exactly per docs/architecture.md),
     `quarantine.<table>` (rejected rows: original columns as VARCHAR + `rule`, `rule_detail`,
@@ -217,7 +217,7 @@ def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[s
         for name, s in tables.items():
             accepted = con.execute(f"SELECT count(*) FROM {VALIDATED_SCHEMA}.{_q(name)}").fetchone()[0]
             quarantined = con.execute(f"SELECT count(*) FROM {QUARANTINE_SCHEMA}.{_q(name)}").fetchone()[0]
-            # The promise of DESIGN §3: every row read is either accepted or quarantined.
+            # The promise of docs/design.md §3: every row read is either accepted or quarantined.
             if not (s.rows_read == accepted + quarantined == s.rows_accepted + s.rows_quarantined):
                 raise AssertionError(
                     f"{name}: read {s.rows_read} != accepted {accepted} + quarantined {quarantined}")

@@ -1,4 +1,4 @@
-"""Reading a landing zone (DESIGN §3) into per-table DuckDB staging tables.
+"""Reading a landing zone (docs/design.md §3) into per-table DuckDB staging tables.
 
 Job of this module: find each table's files, refuse files that cannot be used at all
 (raising `LandingZoneError`), and load every row into a temporary staging table with

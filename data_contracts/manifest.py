@@ -6,7 +6,7 @@ is right for a feed cut at the end of a day of trading, but wrong for an export 
 later than its last order (Olist: orders stop in August 2018, deliveries and reviews go on
 into October): it would quarantine real deliveries as "after the horizon". A manifest
 states the time instead. The file name starts with `_`, so readers of the table folders
-ignore it (DESIGN §3 is unchanged; this is an optional addition).
+ignore it (docs/design.md §3 is unchanged; this is an optional addition).
 
     {"snapshot_at": "2018-10-17T17:30:18Z", "source": "olist",
      "not_collected": ["disputes", "inquiries"],

@@ -63,7 +63,7 @@ def _load_order_times(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> None
     if not files:
         raise LandingZoneError(
             "orders", "no Parquet or CSV files", file=str(landing_dir / "orders"),
-            expectation="a folder of order files (DESIGN §3)", next_step="check the --landing path")
+            expectation="a folder of order files (docs/design.md §3)", next_step="check the --landing path")
     floor = plausible_floor().isoformat(sep=" ")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_SPAN_TABLE} (created_at TIMESTAMP, _rule VARCHAR)")
     by_expression: dict[str, list[str]] = {}

@@ -50,7 +50,7 @@ def render_catalogue() -> str:
         )
     lines += [
         "",
-        "## Storefront metrics (DESIGN §5, contract)",
+        "## Storefront metrics (docs/design.md §5, contract)",
         "",
         "`compute_storefront_metrics(con, as_of_dates)` returns the same rows with the "
         "buyer-facing figures; each is the supplier feature named here, computed by the same code.",

@@ -72,7 +72,7 @@ _supplier_cancellation = _rate(
 _on_time = _rate(
     "on_time_shipment_rate_6m", "6m",
     "Of the orders whose promised_ship_by falls in the six-month window by T, the share "
-    "shipped before the end of their promised day (DESIGN §5).",
+    "shipped before the end of their promised day (docs/design.md §5).",
     "no order had a promised ship day in the window", -1)
 _dispute = _rate(
     "dispute_ratio_6m", "6m",
@@ -94,7 +94,7 @@ _buyer_won = _rate(
     "no dispute resolved in the window", +1)
 _response_rate = _rate(
     "response_rate_6m", "6m",
-    "Of the inquiries received in the six-month window, the share with first_response_at by T (DESIGN §5).",
+    "Of the inquiries received in the six-month window, the share with first_response_at by T (docs/design.md §5).",
     f"no inquiries received in the window, or {NO_INQUIRIES}", -1)
 _review_mean = _rate(
     "review_mean_6m", "6m",
@@ -172,7 +172,7 @@ FEATURES: list[FeatureSpec] = [
     _response_rate, _shrunk(_response_rate),
     _rate("median_response_hours_6m", "6m",
           "Median of first_response_at − received_at in hours over the inquiries received in the "
-          "six-month window and answered by T (DESIGN §5; interpolated between the middle two).",
+          "six-month window and answered by T (docs/design.md §5; interpolated between the middle two).",
           f"no inquiry in the window answered by T, or {NO_INQUIRIES}", +1),
     _rate("p90_response_hours_6m", "6m",
           "90th percentile (linear interpolation) of the same response times.",

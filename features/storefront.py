@@ -1,4 +1,4 @@
-"""Buyer-facing storefront figures (DESIGN §5, contract).
+"""Buyer-facing storefront figures (docs/design.md §5, contract).
 
 Each storefront column *is* a supplier feature under its published name: the SQL is the
 one in ``features.window_aggregates`` / ``features.supplier_features``, so the storefront

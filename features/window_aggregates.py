@@ -196,7 +196,7 @@ def create_rolled_order_cohorts(engine: FeatureEngine) -> None:
 
 
 def create_rolled_promised_shipments(engine: FeatureEngine) -> None:
-    """Orders whose promised ship day falls in the six-month window (DESIGN §5).
+    """Orders whose promised ship day falls in the six-month window (docs/design.md §5).
 
     On time means shipped before the end of the promised day. That is settled by the end
     of the promised day, which is never after T, so an order unshipped on its promised
@@ -221,7 +221,7 @@ def create_rolled_promised_shipments(engine: FeatureEngine) -> None:
 
 def create_rolled_deliveries(engine: FeatureEngine) -> None:
     """Deals: orders not cancelled by T whose ``delivered_at`` falls in the last twelve
-    months (DESIGN §5 ``transactions_12m`` / ``deal_value_12m_usd``)."""
+    months (docs/design.md §5 ``transactions_12m`` / ``deal_value_12m_usd``)."""
     bucket_sql = f"""
         SELECT supplier_key, delivered_m, cancelled_m,
                count(*) AS deals,
@@ -357,7 +357,7 @@ def create_rolled_buyers(engine: FeatureEngine) -> None:
 
 def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
     """Inquiries received in the six-month window, answered by T, and the response
-    times of those answered (DESIGN §5 ``response_rate_6m``,
+    times of those answered (docs/design.md §5 ``response_rate_6m``,
     ``median_response_hours_6m``).
 
     Quantiles need the individual response times (``rolled_response_times``, below).

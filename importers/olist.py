@@ -1,4 +1,4 @@
-"""Turn the Olist public marketplace data into a landing zone (DESIGN §3).
+"""Turn the Olist public marketplace data into a landing zone (docs/design.md §3).
 
 Olist ("Brazilian E-Commerce Public Dataset by Olist") is real marketplace data that
 nobody on this project wrote. It is not a Trade Assurance programme, so the mapping
@@ -48,7 +48,7 @@ DEFAULT_OLIST_SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "
 OLIST_TIMEZONE = "America/Sao_Paulo"
 OLIST_CURRENCY = "BRL"
 
-# Olist order_status -> landing status (DESIGN §3: placed, shipped, completed, cancelled).
+# Olist order_status -> landing status (docs/design.md §3: placed, shipped, completed, cancelled).
 # A status not listed here is passed through unchanged, so the pipeline's validation
 # quarantines it as an unknown enum instead of the importer guessing.
 STATUS_MAP: dict[str, str] = {
@@ -109,7 +109,7 @@ SOURCE_COLUMNS: dict[str, tuple[str, ...]] = {
 
 _UTC_TS = pa.timestamp("us", tz="UTC")
 
-# Landing-zone schemas: the DESIGN §3 columns first, in contract order, then a few
+# Landing-zone schemas: the docs/design.md §3 columns first, in contract order, then a few
 # extra columns (allowed: "extra columns are ignored") that keep the link to Olist.
 LANDING_SCHEMAS: dict[str, pa.Schema] = {
     "suppliers": pa.schema(
@@ -357,7 +357,7 @@ def read_olist_source(src: Path) -> dict[str, pa.Table]:
     src = Path(src)
     if not src.is_dir():
         raise OlistSourceError(
-            f"Olist data not found at {src}; see ../shared/data/olist/README.md"
+            f"Olist data not found at {src}; see docs/olist.md (Getting the data)"
         )
     tables: dict[str, pa.Table] = {}
     for name, relative in SOURCE_FILES.items():
@@ -471,7 +471,7 @@ def map_olist(tables: Mapping[str, pa.Table]) -> tuple[dict[str, pa.Table], Olis
 
 
 def write_landing_zone(landing: Mapping[str, pa.Table], out: Path) -> None:
-    """One sub-folder per table, one zstd Parquet file each (DESIGN §3)."""
+    """One sub-folder per table, one zstd Parquet file each (docs/design.md §3)."""
     for name, table in landing.items():
         folder = Path(out) / name
         folder.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ Everything here compares forecasts on the *same rows*: the evaluation window of 
 training run (months no part of the model was fitted on). When the data comes from the
 synthetic generator, its ``_truth/`` holds each supplier's true six-month breach
 probability, the best any model could do; evaluation code may read it, the pipeline
-never does (DESIGN §3).
+never does (docs/design.md §3).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def segment_metrics(predictions: pd.DataFrame, forecasters: list[str], label_col
     return pd.DataFrame(rows)
 
 
-# The generator's truths of the two quantities the amount rests on (DESIGN §3, §4).
+# The generator's truths of the two quantities the amount rests on (docs/design.md §3, §4).
 ORACLE_LOSS_RATE_COLUMNS = {
     "total": "loss_rate_6m",
     "pre_shipment": "loss_rate_pre_shipment_6m",

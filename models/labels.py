@@ -1,6 +1,6 @@
 """Forward-looking labels: breaches, loss rate and default in the six months after T.
 
-DESIGN §4: a *breach* is a dispute on the supplier's orders that was resolved in the
+docs/design.md §4: a *breach* is a dispute on the supplier's orders that was resolved in the
 buyer's favour (``outcome = 'buyer_favored'``), counted with its refund, whose resolution
 falls in the label window ``(T, T + 6 months]``.
 
@@ -21,7 +21,7 @@ Exact boundaries (timestamps are naive UTC, as everywhere in the warehouse):
 The population is every supplier that had joined by the end of day T, matching the rows
 of ``features.compute_supplier_features``.
 
-Loss rate (DESIGN §4)
+Loss rate (docs/design.md §4)
 ---------------------
 * ``forward_order_value_6m_usd``, the exposure: the sum of ``amount_usd`` of the supplier's
   orders *created* in the window (``created_at`` in ``[T + 1 day, window end + 1 day)``,
@@ -37,7 +37,7 @@ Loss rate (DESIGN §4)
   ``realised_loss_rate_pre_shipment_6m`` / ``realised_loss_rate_post_delivery_6m`` likewise: refund dollars
   per dollar of order value taken in the same window. NULL when the exposure is 0.
 
-Default ("stops fulfilling", DESIGN §4)
+Default ("stops fulfilling", docs/design.md §4)
 --------------------------------------
 An order's *promised day* is the day of ``promised_ship_by`` or, when the source has no
 promise, of ``created_at + DEFAULT_PROMISE_LEAD_DAYS``. Its *deadline* is the end of

@@ -2,7 +2,7 @@
 
 What the programme's fee (3% + $1) has to cover is refunds per covered dollar, not the
 chance of any refund: the latter grows with the number of orders a supplier takes, the
-former does not (DESIGN §4). This module learns the loss rate of each coverage Trade
+former does not (docs/design.md §4). This module learns the loss rate of each coverage Trade
 Assurance sells, out of time, from the labels of `models/labels.py`:
 
 * ``pre_shipment``: late shipment and goods not received;

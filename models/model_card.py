@@ -27,7 +27,7 @@ PREDICTS = {
     "breach_6m": [
         "**Predicts** the probability that a supplier has a *breach* (a dispute resolved in the",
         "buyer's favour on its orders) in the six months after a month end T, from features",
-        "known by the end of day T (DESIGN §4). Published as information: it grows with the",
+        "known by the end of day T (docs/design.md §4). Published as information: it grows with the",
         "number of orders a supplier takes, so the amount does not rest on it.",
     ],
     "default_6m": [
@@ -35,7 +35,7 @@ PREDICTS = {
         "end T: it stops fulfilling, so most orders falling due go unshipped, are cancelled by",
         "the supplier or platform, or are never received (`models/labels.py` defines the event),",
         "from features known by the end of day T. In that event everything outstanding under",
-        "the supplier's amount is lost, so it prices the amount itself (DESIGN §4, §7). How",
+        "the supplier's amount is lost, so it prices the amount itself (docs/design.md §4, §7). How",
         "much a supplier trades is held non-increasing: size is never read as risk.",
     ],
 }
@@ -114,7 +114,7 @@ def render_loss_rate_card(result, title: str = "supplier_loss_rate") -> str:
         "",
         "**Predicts** the six-month *loss rate*: buyer-won refunds resolved in the six months after",
         "a month end T per dollar of the supplier's order value in that window, from features",
-        "known by the end of day T (DESIGN §4). One Tweedie booster per coverage (pre-shipment:",
+        "known by the end of day T (docs/design.md §4). One Tweedie booster per coverage (pre-shipment:",
         "late shipment, not received; post-delivery: quality; other), weighted by the window's",
         "order value (the exposure); the published `loss_rate_6m` is their sum. It is what the",
         "programme's fee must cover per covered dollar, and does not grow with a supplier's size:",

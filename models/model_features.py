@@ -57,7 +57,7 @@ CATEGORICAL_COLUMNS = ("country", "membership_tier", "category")
 
 # How much a supplier trades: counts and values of orders, deals, buyers and reviews.
 # The chance of *any* dispute grows with them, but the per-dollar loss rate and the
-# default probability must not read size as risk (DESIGN §7: trading a lot is never a
+# default probability must not read size as risk (docs/design.md §7: trading a lot is never a
 # reason), so the models of those two hold each of these non-increasing
 # (``per_dollar_features``): more trade can only lower them, never raise them, and a
 # size feature is never cited as raising a supplier's risk.

@@ -471,7 +471,7 @@ class MonitoredScore:
     kind: str  # BINARY or LOSS_RATE
     outcome: str  # the label column of models.labels
     version_column: str  # the published column naming the model version
-    blocks_publishing: bool  # the amount rests on it (DESIGN §7); the breach model is information
+    blocks_publishing: bool  # the amount rests on it (docs/design.md §7); the breach model is information
     ranking_metric: str  # the model's own out-of-time ranking, as its training run logged it (MLflow)
 
 

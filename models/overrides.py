@@ -1,6 +1,6 @@
 """Analyst overrides: freeze, cap or exclude a supplier for a stated period, after the policy.
 
-DESIGN §7 lets a risk analyst override the policy for one supplier, with a reason, an author
+docs/design.md §7 lets a risk analyst override the policy for one supplier, with a reason, an author
 and an expiry; overrides are audited and shown in the published row. The overrides are an
 input, like the policy file: a YAML file (``$ASSURANCE_HOME/overrides.yaml`` unless
 ``ASSURANCE_OVERRIDES`` names another), validated here with pydantic:

@@ -1,6 +1,6 @@
 """One month's decision per supplier: risk quantities, reasons, eligibility and amount.
 
-Joins the two separate decisions of DESIGN §7 (risk from the models, amount from the
+Joins the two separate decisions of docs/design.md §7 (risk from the models, amount from the
 policy) into the rows of `published.supplier_scores` (without the run metadata). Three
 models score each supplier (``RiskModels``):
 

@@ -8,7 +8,7 @@ The complete-label months of the training frame are split in time order:
 
 * The booster never sees a calibration or evaluation month; the calibrator is fitted on
   months after the booster's, so it also absorbs drift; the evaluation months are the
-  newest whose six-month label window is complete (DESIGN §4), touched by nothing.
+  newest whose six-month label window is complete (docs/design.md §4), touched by nothing.
 * ``embargo_months`` can drop months between train and calibration: labels of the last
   training months look six months ahead and so overlap the calibration months' outcome
   period. The default keeps them (0) because history is short; set 6 for a strict purge.

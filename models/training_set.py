@@ -1,7 +1,7 @@
 """The training set: features at each month end joined with the labels that followed it.
 
 Only month ends whose whole six-month outcome window lies before the data horizon get a
-label that can be trained on (DESIGN §4); the rest are scored, never trained on.
+label that can be trained on (docs/design.md §4); the rest are scored, never trained on.
 """
 
 from __future__ import annotations

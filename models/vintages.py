@@ -1,6 +1,6 @@
 """Model vintages: each risk model trained *as of* a month end V on what was known at V.
 
-DESIGN §4: a month's published decision uses only what was known at its month end, the
+docs/design.md §4: a month's published decision uses only what was known at its month end, the
 model included. So no single model scores every month; instead:
 
 * A **vintage** of a model as of V is trained on the training rows at as-of dates t whose

@@ -1,4 +1,4 @@
-"""`assurance`: the short way to generate data, run the pipeline and validate a landing zone (DESIGN §6)."""
+"""`assurance`: the short way to generate data, run the pipeline and validate a landing zone (docs/design.md §6)."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Print Dagster's fu
 
 @main.command()
 @click.option("--landing", required=True, envvar="ASSURANCE_LANDING", show_envvar=True,
-              type=click.Path(exists=True, file_okay=False), help="Landing-zone folder (DESIGN §3).")
+              type=click.Path(exists=True, file_okay=False), help="Landing-zone folder (docs/design.md §3).")
 @click.option("--home", envvar="ASSURANCE_HOME", show_envvar=True, type=click.Path(file_okay=False),
               help="Home folder for outputs [default: ./var].")
 @click.option("--from", "first", callback=_month, help="First as-of month YYYY-MM [default: first month with orders].")
@@ -200,7 +200,7 @@ def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool
 
 @main.command()
 @click.option("--landing", required=True, envvar="ASSURANCE_LANDING", show_envvar=True,
-              type=click.Path(exists=True, file_okay=False), help="Landing-zone folder (DESIGN §3).")
+              type=click.Path(exists=True, file_okay=False), help="Landing-zone folder (docs/design.md §3).")
 @click.option("--home", envvar="ASSURANCE_HOME", show_envvar=True, type=click.Path(file_okay=False),
               help="Home folder [default: ./var].")
 @clean_errors

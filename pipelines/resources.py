@@ -28,7 +28,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class LandingZoneResource(dg.ConfigurableResource):
-    """The landing-zone folder of DESIGN §3 the run ingests."""
+    """The landing-zone folder of docs/design.md §3 the run ingests."""
 
     path: str
     quarantine_parquet_dir: str
@@ -40,7 +40,7 @@ class MLflowResource(dg.ConfigurableResource):
     tracking_uri: str
     registered_model_name: str
     experiment_name: str = "supplier_breach_risk"
-    # The models the amount rests on (DESIGN §4); the breach model above is information.
+    # The models the amount rests on (docs/design.md §4); the breach model above is information.
     loss_rate_model_name: str = "supplier_loss_rate"
     default_model_name: str = "supplier_default_risk"
     # The refit cadence and minimum outcome months of the model vintages (models/vintages.py,

@@ -98,7 +98,7 @@ def _root_cause(error) -> str:
     return _meaningful_line(error.message or "", error.cls_name or "")
 
 
-# Causes the CLI reports with their own exit codes (DESIGN §6): unusable input, busy warehouse.
+# Causes the CLI reports with their own exit codes (docs/design.md §6): unusable input, busy warehouse.
 _EXIT_CODE_OF_CAUSE = {"LandingZoneError": 2, "MonthsOutsideDataError": 2, "OverridesFileError": 2, "WarehouseLockedError": 3}
 _NEXT_STEP = "next: fix the cause (full trace in the log) and run the same command again"
 

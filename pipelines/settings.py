@@ -1,4 +1,4 @@
-"""Where everything lives: one home folder (ASSURANCE_HOME, default ./var) per DESIGN §5."""
+"""Where everything lives: one home folder (ASSURANCE_HOME, default ./var) per docs/design.md §5."""
 
 from __future__ import annotations
 

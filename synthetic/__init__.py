@@ -1,4 +1,4 @@
-"""Synthetic trading histories: a landing zone (DESIGN §3) plus its ground truth.
+"""Synthetic trading histories: a landing zone (docs/design.md §3) plus its ground truth.
 
     from synthetic import generate_landing_zone
     summary = generate_landing_zone(Path("var/landing"), n_suppliers=5000)

@@ -14,7 +14,7 @@ Vocabulary
   or slow transit, lost in transit, never shipped). The path probabilities depend on
   the supplier's state; the delays within a path come from fixed day distributions.
 * A non-cancelled order may get one **dispute**, with a **reason** that depends on its
-  path, and an **outcome**; ``buyer_favored`` outcomes are the breaches of DESIGN §4.
+  path, and an **outcome**; ``buyer_favored`` outcomes are the breaches of docs/design.md §4.
 
 All delays are whole days added to the *day* of an anchor event, each at least one day,
 and the time of day of every event is drawn afresh. That keeps every timestamp strictly
@@ -247,7 +247,7 @@ def routes_with_reasons(reasons: tuple[int, ...]) -> np.ndarray:
     return np.array([1.0 if r in reasons else 0.0 for _, r in BREACH_ROUTES])
 
 
-# The two covers Trade Assurance sells (DESIGN §4); 'other' belongs to neither.
+# The two covers Trade Assurance sells (docs/design.md §4); 'other' belongs to neither.
 PRE_SHIPMENT_REASONS = (R_LATE_SHIPMENT, R_NOT_RECEIVED)
 POST_DELIVERY_REASONS = (R_QUALITY,)
 

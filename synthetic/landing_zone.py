@@ -1,4 +1,4 @@
-"""Write a synthetic landing zone (DESIGN §3) and its ground truth, month by month.
+"""Write a synthetic landing zone (docs/design.md §3) and its ground truth, month by month.
 
 Layout under `out_dir`::
 

@@ -1,7 +1,7 @@
 r"""Ground truth: each supplier's true six-month breach probability, loss rate and default
 probability at every month end.
 
-Definition (DESIGN §4): at month end T (end of month m), a *breach* is a dispute on one
+Definition (docs/design.md §4): at month end T (end of month m), a *breach* is a dispute on one
 of the supplier's orders with outcome ``buyer_favored`` whose ``resolved_at`` falls in
 (T, T + 6 months], i.e. whose resolution day lies in calendar months m+1 .. m+6.
 

@@ -1,4 +1,4 @@
-"""The `assurance` command line (DESIGN §6): exit codes and one-line errors, never a traceback."""
+"""The `assurance` command line (docs/design.md §6): exit codes and one-line errors, never a traceback."""
 
 from __future__ import annotations
 

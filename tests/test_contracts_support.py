@@ -116,7 +116,7 @@ def write_landing(root: Path, tables: dict[str, pd.DataFrame], fmt: str = "parqu
 
 
 def assert_reconciles(report, con) -> None:
-    """DESIGN §3: every row read is either accepted or quarantined, per table."""
+    """docs/design.md §3: every row read is either accepted or quarantined, per table."""
     for name, s in report.tables.items():
         accepted = con.execute(f"SELECT count(*) FROM validated.{name}").fetchone()[0]
         quarantined = con.execute(f"SELECT count(*) FROM quarantine.{name}").fetchone()[0]

@@ -1,4 +1,4 @@
-"""The one Definitions loads, holds the graph DESIGN §2 describes, and its partitions are monthly."""
+"""The one Definitions loads, holds the graph docs/design.md §2 describes, and its partitions are monthly."""
 
 from __future__ import annotations
 

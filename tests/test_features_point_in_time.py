@@ -1,4 +1,4 @@
-"""Point-in-time behaviour (DESIGN §4/§5): later facts never reach T, facts appear from
+"""Point-in-time behaviour (docs/design.md §4/§5): later facts never reach T, facts appear from
 the month they became known, absent tables give NULL, storefront figures hand-checked."""
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def test_present_but_empty_optional_table_gives_zero_counts_and_null_rates():
     assert features["response_rate_6m_shrunk"].null_count == features.num_rows
 
 
-# --- storefront, hand-checked (DESIGN §5) --------------------------------------------------
+# --- storefront, hand-checked (docs/design.md §5) --------------------------------------------------
 
 def storefront_zone(with_inquiries: bool = True) -> dict[str, pd.DataFrame | None]:
     suppliers = pd.concat([

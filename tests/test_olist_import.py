@@ -25,7 +25,7 @@ OLIST_DATA = Path(__file__).parents[1].parent / "shared/data/olist"
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
-# DESIGN §3, written out here independently of the importer so the test checks the
+# docs/design.md §3, written out here independently of the importer so the test checks the
 # contract, not the importer against itself.
 CONTRACT_COLUMNS: dict[str, dict[str, pa.DataType]] = {
     "suppliers": {
@@ -481,7 +481,7 @@ def test_missing_source_column_names_the_file_and_column(tmp_path):
 @pytest.fixture(scope="module")
 def real_import(tmp_path_factory):
     if not (OLIST_DATA / SOURCE_FILES["orders"]).is_file():
-        pytest.skip(f"Olist data not found at {OLIST_DATA}; see ../shared/data/olist/README.md")
+        pytest.skip(f"Olist data not found at {OLIST_DATA}; see docs/olist.md (Getting the data)")
     out = tmp_path_factory.mktemp("olist") / "landing"
     return out, import_olist(OLIST_DATA, out)
 

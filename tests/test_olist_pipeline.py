@@ -21,7 +21,7 @@ OLIST_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "o
 
 pytestmark = [
     pytest.mark.skipif(
-        not OLIST_DATA.exists(), reason=f"Olist data not found at {OLIST_DATA}; see ../shared/data/olist/README.md"
+        not OLIST_DATA.exists(), reason=f"Olist data not found at {OLIST_DATA}; see docs/olist.md (Getting the data)"
     ),
     # Trains three models on 15k supplier-months and publishes 19 months: over a minute of
     # CPU (about 6 minutes on a busy 2-core machine). `make test-all` runs it.

@@ -1,4 +1,4 @@
-"""The whole pipeline, in-process, on a tiny generated landing zone: published tables meet DESIGN §5."""
+"""The whole pipeline, in-process, on a tiny generated landing zone: published tables meet docs/design.md §5."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def test_every_asset_check_passed(pipeline_home):
 
 
 def test_a_reader_polling_the_warehouse_during_the_run_never_made_it_fail(pipeline_home, warehouse):
-    """DESIGN §5: a reader never makes a run fail (the run above succeeded with the reader
+    """docs/design.md §5: a reader never makes a run fail (the run above succeeded with the reader
     polling throughout) and never sees a partial month."""
     _, _, reading = pipeline_home
     whole = dict(warehouse.execute("SELECT as_of_date::VARCHAR, count(*) FROM published.supplier_scores GROUP BY 1").fetchall())

@@ -1,4 +1,4 @@
-"""Property-based checks of the limit policy's invariants (DESIGN §7), for any input:
+"""Property-based checks of the limit policy's invariants (docs/design.md §7), for any input:
 formula v1 (``models/policies/v1.yaml``); v2's are in ``test_policy_v2_properties.py``,
 which reuses this file's strategies.
 

@@ -1,4 +1,4 @@
-"""Property-based checks of policy v2's invariants (DESIGN §7, issue 12), for any input.
+"""Property-based checks of policy v2's invariants (docs/design.md §7, issue 12), for any input.
 
 Supplier rows and policy parameters are drawn by hypothesis (strategies shared with the
 v1 file), nulls included. The growth limit depends on the previous amount: every

@@ -1,4 +1,4 @@
-"""The synthetic landing zone: columns and types (DESIGN §3), internal consistency, the
+"""The synthetic landing zone: columns and types (docs/design.md §3), internal consistency, the
 snapshot rule, determinism, optional tables."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Point-in-time history end to end (DESIGN §4): appending later months to the landing zone
+"""Point-in-time history end to end (docs/design.md §4): appending later months to the landing zone
 never changes a published decision of an earlier month, and a landing zone no model can be
 trained on still publishes its features, with the months not scored and the reason said."""
 

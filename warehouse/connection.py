@@ -1,6 +1,6 @@
 """Opening the warehouse: the pipeline's private working file behind the published one.
 
-Downstream services open `$ASSURANCE_HOME/warehouse.duckdb` read-only (DESIGN §5). DuckDB
+Downstream services open `$ASSURANCE_HOME/warehouse.duckdb` read-only (docs/design.md §5). DuckDB
 locks a file for its writer against every other process, readers included, so if the run
 wrote that file, a service polling it could make a step fail to open it. The run therefore
 writes a private working file, `$ASSURANCE_HOME/.work/warehouse.duckdb`, and the published

@@ -1,6 +1,6 @@
 """Publishing months of results: DuckDB tables and hive-partitioned Parquet, whole or not at all.
 
-Readers must never see a half-written month (DESIGN §5), and a run killed at any instant
+Readers must never see a half-written month (docs/design.md §5), and a run killed at any instant
 must leave every published month readable and the two stores agreeing once the next run
 starts. The order of work makes that hold:
 
@@ -76,7 +76,7 @@ def month_file(parquet_root: Path, table: str, as_of_date: date) -> Path:
 def _ensure_table(con: duckdb.DuckDBPyConnection, qualified: str, rows: pa.Table) -> None:
     """Create the table from the frame's schema, or add columns the frame brings.
 
-    Published tables change only by adding columns (DESIGN: contracts grow, never rename),
+    Published tables change only by adding columns (docs/design.md: contracts grow, never rename),
     so a new feature becomes a new nullable column and older months read NULL there.
     """
     con.register("_schema_probe", rows.slice(0, 0))

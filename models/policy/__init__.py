@@ -1,6 +1,6 @@
 """The Trade Assurance limit policy: eligibility, risk grade and Trade Assurance Amount.
 
-Risk and amount are separate decisions (DESIGN §7): a versioned YAML configuration
+Risk and amount are separate decisions (docs/design.md §7): a versioned YAML configuration
 (``models/policies/*.yaml``) turns the model's risk outputs and the supplier's trading
 capacity into a decision. Two formulas, chosen by the YAML's ``formula`` key:
 

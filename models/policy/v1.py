@@ -6,7 +6,7 @@ loadable, with byte-identical results, to compare against v2. Its weakness (issu
 ``p``, the chance of *any* buyer-won dispute in six months, grows with the number of
 orders, so v1 reads size as risk. v2 (``models/policy/v2.py``) replaces it.
 
-Risk and amount are separate decisions (DESIGN §7). The model gives a six-month breach
+Risk and amount are separate decisions (docs/design.md §7). The model gives a six-month breach
 probability ``p``; this module turns ``p`` and the supplier's trading capacity into a
 decision through an explicit, versioned configuration (``models/policies/*.yaml``).
 Steps shared with v2 (eligibility rules other than risk, boosts, caps, growth limit,

@@ -4,7 +4,7 @@ Selected by ``formula: v2`` in the policy YAML (``models/policies/default.yaml``
 v1 (``models/policy/v1.py``) limited the amount by ``breach_probability_6m``, the chance
 of *any* buyer-won dispute in six months, which grows with a supplier's number of
 orders: it refused and shrank the largest suppliers for trading a lot (issue 12). v2
-reads the two quantities the programme actually risks (DESIGN §4, §7), per supplier
+reads the two quantities the programme actually risks (docs/design.md §4, §7), per supplier
 and month end:
 
 ``r`` = ``loss_rate_6m`` (>= 0)
