@@ -715,18 +715,3 @@ def _record_decision(
                 path = Path(tmp) / "promotion_decision.json"
                 path.write_text(json.dumps(decision.to_dict(), indent=2, default=str))
                 mlflow.log_artifact(str(path))
-
-
-def alias_data_fingerprint(
-    tracking_uri: str, alias: str = CHAMPION, *, registered_model_name: str = REGISTERED_MODEL_NAME
-) -> str | None:
-    """The training-data fingerprint of the version behind ``alias`` (None when no such version).
-
-    Lets the pipeline reuse the champion when the training data has not changed, so a rerun
-    on the same input registers no new version and reproduces the same scores.
-    """
-    with _tracking(tracking_uri) as client:
-        number = _alias_version(client, registered_model_name, alias)
-        if number is None:
-            return None
-        return client.get_model_version(registered_model_name, number).tags.get("data_fingerprint_sha256")
