@@ -352,6 +352,9 @@ def _top_value_share(scores: np.ndarray) -> float:
     return float(pd.Series(finite).value_counts().iloc[0] / scores.size) if finite.size else 1.0
 
 
+NOT_SCORED = "not scored: no model vintage knew this month"
+
+
 def score_collapse(reference: Iterable[float], current: Iterable[float]) -> CollapseResult:
     """Has this month's score lost its spread, or gone missing (module constants)? The spread
     and the share of one value are judged against the reference (a source whose suppliers
@@ -631,6 +634,7 @@ class Monitor:
         reference_months: Sequence[date],
         outcomes: pd.DataFrame | None = None,
         reference_rankings: Mapping[str, float] | None = None,
+        compare_scores_with_previous: bool = True,
     ) -> MonthMonitoring:
         """Drift of inputs and scores against the month before and the reference months,
         collapse of each score, and (with ``outcomes``: that month's labels, complete) the
@@ -644,8 +648,12 @@ class Monitor:
             return drift_table(base, current) if base is not None and len(current) else None
 
         reference_scores = self._rows(self.scores, reference)
-        collapse = {column: score_collapse(reference_scores[column].to_numpy(float), current_scores[column].to_numpy(float))
-                    for column in SCORE_COLUMNS}
+        if len(current_scores) == 0 and not reference:
+            # not scored by design: no model vintage knew the month (models/vintages.py)
+            collapse = {column: CollapseResult(False, NOT_SCORED, 0.0, 0.0, 0.0) for column in SCORE_COLUMNS}
+        else:
+            collapse = {column: score_collapse(reference_scores[column].to_numpy(float), current_scores[column].to_numpy(float))
+                        for column in SCORE_COLUMNS}
         performance = None
         if outcomes is not None and len(outcomes):
             rows = current_scores.merge(current_features, on=["as_of_date", "supplier_id"], how="left",
@@ -658,7 +666,7 @@ class Monitor:
             reference_months=reference,
             input_drift_previous=drift("input", previous, current_features),
             input_drift_reference=drift("input", reference, current_features),
-            score_drift_previous=drift("score", previous, current_scores),
+            score_drift_previous=drift("score", previous, current_scores) if compare_scores_with_previous else None,
             score_drift_reference=drift("score", reference, current_scores),
             collapse=collapse,
             performance=performance,

@@ -55,6 +55,7 @@ def model_reference(tracking_uri: str, model_version: str) -> ModelReference:
     """The fitted months and metrics of ``"<name>/<n>"``; empty when the registry does not know
     it (the caller then falls back on the training set's months)."""
     name, _, number = model_version.rpartition("/")
+    number = number.split("@", 1)[0]  # a vintage names its as-of date after the version: "<name>/<n>@<date>"
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         run = client.get_run(client.get_model_version(name, number).run_id)
@@ -88,8 +89,12 @@ class MonitoringRun:
 
     def month(self, as_of_date: date) -> MonthMonitoring:
         outcomes = self.outcomes[self.outcomes["as_of_date"] == as_of_date]
+        previous = self.versions.get(add_months(as_of_date, -1))
+        # A new model vintage moves the scores by design: their month-over-month drift is then
+        # reported against the training window only, never alarmed on.
+        same_models = previous is None or previous == self.versions.get(as_of_date)
         return self.monitor.month(as_of_date, self.references[as_of_date], outcomes if len(outcomes) else None,
-                                  self.rankings[as_of_date])
+                                  self.rankings[as_of_date], compare_scores_with_previous=same_models)
 
 
 def load_monitoring_run(

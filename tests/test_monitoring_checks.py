@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from assets import monitoring
-from assets.partitions import month_end_partitions, partition_key_of
+from assets.partitions import month_end_partitions, partition_key_of, register_months
 from features import month_ends
 from pipelines.resources import MLflowResource, PublishedStoreResource, WarehouseResource
 from warehouse import open_warehouse
@@ -88,10 +88,14 @@ def stands_for_publishing() -> None:
 
 
 def _run(resources: dict) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    # the months are dynamic partitions: the runner registers the data's months before a run
+    register_months(instance, [partition_key_of(month) for month in MONTHS])
     return dg.materialize(
         [monitoring.model_monitoring, monitoring.model_inputs_stable, monitoring.scores_stable,
          monitoring.scores_not_collapsed, monitoring.models_calibrated_on_completed_outcomes, stands_for_publishing],
         resources=resources,
+        instance=instance,
         tags={"dagster/asset_partition_range_start": partition_key_of(MONTHS[1]),
               "dagster/asset_partition_range_end": partition_key_of(MONTHS[-1])},
         raise_on_error=False,

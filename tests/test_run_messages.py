@@ -110,7 +110,9 @@ def test_what_libraries_print_during_a_run_goes_to_the_log_file(tmp_path, capsys
     with run_log.libraries_to_log_file(log):
         logging.getLogger("mlflow.store.db.utils").info("Creating initial MLflow database tables...")
         print("Successfully registered model 'supplier_breach_risk'.", file=sys.stderr)
-        warnings.warn("Add type hints to the `predict` method", UserWarning)
+        with warnings.catch_warnings():  # shown even if this line warned before in the process
+            warnings.simplefilter("always")
+            warnings.warn("Add type hints to the `predict` method", UserWarning)
         # the run's own console handler still reaches the console
         console = logging.StreamHandler(run_log._console_stream)
         console.emit(logging.LogRecord("assurance", logging.INFO, __file__, 1, "done training_set (1.0 s)", None, None))
