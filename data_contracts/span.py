@@ -34,7 +34,7 @@ from data_contracts.landing_zone import (
     discover_table_files,
     install_macros,
 )
-from data_contracts.manifest import read_snapshot_at
+from data_contracts.manifest import MANIFEST_NAME, read_snapshot_at
 
 def plausible_floor() -> datetime:
     """Order timestamps before this (naive UTC) are implausible and never pick a run's months:
@@ -58,8 +58,7 @@ def _created_at_sql(source_type: str | None) -> str:
     return "_lz_parse_ts(CAST(created_at AS VARCHAR))"
 
 
-def _load_order_times(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> None:
-    files, _ignored = discover_table_files(landing_dir, "orders")
+def _load_order_times(con: duckdb.DuckDBPyConnection, landing_dir: Path, files: list) -> None:
     if not files:
         raise LandingZoneError(
             "orders", "no Parquet or CSV files", file=str(landing_dir / "orders"),
@@ -91,11 +90,33 @@ def landing_zone_month_span(landing_dir: Path) -> tuple[date, date]:
     `LandingZoneError` when the orders cannot be read or none has a plausible `created_at`.
     """
     landing_dir = Path(landing_dir)
+    files, _ignored = discover_table_files(landing_dir, "orders")
+    # One run asks several times (the CLI, then each feature asset): the span is read once per
+    # state of the orders files and the manifest, identified by their sizes and modification times.
+    state = (landing_dir.resolve(), *(_file_state(path) for path in (landing_dir / MANIFEST_NAME, *(f.path for f in files))))
+    if state not in _spans:
+        _spans.clear()  # one landing zone at a time is the common case: keep the cache small
+        _spans[state] = _read_month_span(landing_dir, files)
+    return _spans[state]
+
+
+_spans: dict[tuple, tuple[date, date]] = {}
+
+
+def _file_state(path: Path) -> tuple[str, int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+def _read_month_span(landing_dir: Path, files: list) -> tuple[date, date]:
     snapshot_at = read_snapshot_at(landing_dir)
     con = duckdb.connect()
     try:
         install_macros(con)
-        _load_order_times(con, landing_dir)
+        _load_order_times(con, landing_dir, files)
         horizon = snapshot_at or _horizon_from_orders(con, _SPAN_TABLE)
         first = None
         if horizon is not None:

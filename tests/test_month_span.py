@@ -194,3 +194,19 @@ def test_from_after_to_is_refused_without_reading_the_data(tmp_path):
     (tmp_path / "landing").mkdir()
     result = invoke("run", "--landing", str(tmp_path / "landing"), "--from", "2025-06", "--to", "2025-01")
     assert result.exit_code == 2 and "--from 2025-06 is after --to 2025-01" in result.output
+
+
+def test_the_span_is_read_once_per_state_of_the_orders_files(tmp_path, monkeypatch):
+    """The CLI and each feature asset ask for the span in one run: the orders are scanned once,
+    and again only when an orders file (or the manifest) changes."""
+    from data_contracts import span
+
+    copy = tmp_path / "landing"
+    generate_landing_zone(copy, n_suppliers=20, start="2024-01", months=8, seed=4)
+    reads = []
+    real = span._read_month_span
+    monkeypatch.setattr(span, "_read_month_span", lambda *args: reads.append(1) or real(*args))
+    first = landing_zone_month_span(copy)
+    assert landing_zone_month_span(copy) == first and len(reads) == 1
+    add_orders(copy, "late", ["2024-08-15 10:00:00"])  # a new file: read again
+    assert landing_zone_month_span(copy) == first and len(reads) == 2
