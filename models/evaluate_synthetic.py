@@ -25,11 +25,14 @@ import pandas as pd
 from models.evaluation import (
     ORACLE_DEFAULT_COLUMN,
     ORACLE_LOSS_RATE_COLUMNS,
+    LATENT_STATE_COLUMNS,
     default_against_oracle,
     evaluate_against_oracle,
     loss_rate_against_oracle,
+    oracle_level_by_month,
     read_truth,
     rolling_origin_validation,
+    train_informed_learner,
 )
 from models.loss_rate import train_loss_rate_model
 from models.training import TrainingConfig, train_breach_model
@@ -108,7 +111,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nreason codes: {len(rows):,} rows in {seconds:.2f} s = {len(rows) / seconds:,.0f} rows/s "
           f"(num_threads={result.model.num_threads})")
 
-    report_risk_models(training, read_truth(args.landing, [*ORACLE_LOSS_RATE_COLUMNS.values(), ORACLE_DEFAULT_COLUMN]))
+    report_risk_models(
+        training,
+        read_truth(args.landing, [*ORACLE_LOSS_RATE_COLUMNS.values(), ORACLE_DEFAULT_COLUMN, *LATENT_STATE_COLUMNS]),
+    )
 
     if args.origins:
         print("\n## Rolling-origin validation\n")
@@ -133,6 +139,10 @@ def report_risk_models(training: pd.DataFrame, truth: pd.DataFrame) -> None:
     worst = float(total["worst_decile_gap_to_oracle"])
     print(f"\n- worst decile gap to the oracle's rate {worst:.1%} (bar {RISK_BAR['max_decile_gap_to_oracle']:.0%}): "
           + ("met" if worst <= RISK_BAR["max_decile_gap_to_oracle"] else "NOT met"))
+    levels = oracle_level_by_month(training, truth)
+    print(f"- the oracle's own level, realised / expected refund dollars per month over {len(levels)} months: "
+          f"{levels['realised_over_oracle'].min():.2f}..{levels['realised_over_oracle'].max():.2f} "
+          "(month-to-month noise no forecaster can remove)")
     model_error, oracle_error = float(total["model_mean_abs_decile_error"]), float(total["oracle_mean_abs_decile_error"])
     print(f"- calibration against what happened, mean absolute decile error: model {model_error:.1%}, "
           f"oracle {oracle_error:.1%} (bar: model within {RISK_BAR['max_decile_gap_to_oracle']:.0%} of the oracle's): "
@@ -143,11 +153,16 @@ def report_risk_models(training: pd.DataFrame, truth: pd.DataFrame) -> None:
                                  size_non_increasing=True)
     print(f"\n## Default probability, evaluation window {default.split.describe()['evaluation']}\n")
     print(f"trained in {time.perf_counter() - started:.1f} s\n")
-    tables = default_against_oracle(default, truth)
+    informed = train_informed_learner(training, truth, FEATURES, TrainingConfig.from_yaml(),
+                                      label_column=DEFAULT_LABEL_COLUMN, size_non_increasing=True)
+    tables = default_against_oracle(default, truth, informed)
     print(tables["metrics"].round(4).to_markdown())
     gap = float(tables["metrics"].loc["model", "auc_gap_to_oracle"])
     print(f"\n- AUC gap to the oracle {gap:.4f} (bar {RISK_BAR['max_default_auc_gap_to_oracle']}): "
           + ("met" if gap <= RISK_BAR["max_default_auc_gap_to_oracle"] else "NOT met"))
+    learning = float(tables["metrics"].loc["informed_learner", "auc_gap_to_oracle"])
+    print(f"- of which learning (the same learner also handed {', '.join(LATENT_STATE_COLUMNS)}): {learning:.4f}; "
+          f"information the features lack: {gap - learning:.4f}")
     print("\nSegments:\n")
     print(tables["segments"].round(4).to_markdown(index=False))
 

@@ -266,16 +266,68 @@ def loss_rate_against_oracle(result, truth: pd.DataFrame) -> dict[str, pd.DataFr
             "segments": pd.DataFrame(segment_rows)}
 
 
-def default_against_oracle(result: TrainingResult, truth: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def default_against_oracle(
+    result: TrainingResult, truth: pd.DataFrame, informed: TrainingResult | None = None
+) -> dict[str, pd.DataFrame]:
     """The default model against the generator's true default probability on its evaluation
     rows: AUC, Brier and ECE of both against the realised ``default_6m``, overall and per
-    tenure and volume band."""
+    tenure and volume band. ``informed`` (`train_informed_learner`), when given, is scored on
+    the same rows as a third forecaster."""
     rows = _with_oracle(result.evaluation_frame, truth, {"default": ORACLE_DEFAULT_COLUMN})
     y = rows[result.label_column].astype(int).to_numpy()
     forecasts = {"model": rows["predicted_probability"].to_numpy(), "oracle": rows["oracle_default"].to_numpy()}
+    if informed is not None:
+        keyed = informed.evaluation_frame.set_index(["supplier_id", "as_of_date"])["predicted_probability"]
+        forecasts["informed_learner"] = keyed.reindex(pd.MultiIndex.from_frame(rows[["supplier_id", "as_of_date"]])).to_numpy()
+        if np.isnan(forecasts["informed_learner"]).any():
+            raise ValueError("the informed learner was evaluated on other rows than the model: same training frame needed")
     metrics = pd.DataFrame(
         [{"forecaster": name, **classification_metrics(y, p)} for name, p in forecasts.items()]
     ).set_index("forecaster")
     metrics["auc_gap_to_oracle"] = metrics.loc["oracle", "auc"] - metrics["auc"]
-    predictions = rows.assign(p_model=forecasts["model"], p_oracle=forecasts["oracle"])
+    predictions = rows.assign(**{f"p_{name}": p for name, p in forecasts.items()})
     return {"metrics": metrics, "segments": segment_metrics(predictions, list(forecasts), result.label_column)}
+
+
+# What the oracle conditions on and the data only hints at: the latent reliability and
+# whether the supplier is already fraudulent at T (columns of ``_truth/``).
+LATENT_STATE_COLUMNS = ("latent_reliability", "is_fraudulent")
+
+
+def train_informed_learner(
+    training: pd.DataFrame,
+    truth: pd.DataFrame,
+    feature_specs_or_columns: Iterable | None,
+    config: TrainingConfig,
+    **train_options,
+) -> TrainingResult:
+    """The same learner as the model, also handed the generator's latent state at T.
+
+    It separates the two reasons a model trails the oracle: the oracle knows the latent state
+    (information the data may not hold) and the exact form of the process (which a learner
+    has to find from a finite number of events). What this learner still misses is the cost
+    of learning alone, at this many rows and positive labels; the rest of the model's gap
+    is information. Evaluation tooling only: it reads ``_truth/``."""
+    from models.model_features import ModelFeature, resolve_model_features  # noqa: PLC0415
+
+    latent = truth[["supplier_id", "as_of_date", *LATENT_STATE_COLUMNS]].astype({"is_fraudulent": float})
+    frame = training.merge(latent, on=["supplier_id", "as_of_date"], how="left", validate="many_to_one")
+    features = [*resolve_model_features(feature_specs_or_columns, training),
+                *(ModelFeature(column, 0, False) for column in LATENT_STATE_COLUMNS)]
+    return train_breach_model(frame, features, config, **train_options)
+
+
+def oracle_level_by_month(training: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Per month of complete labels: realised refund dollars over the oracle's expected refund
+    dollars (its loss rate times the window's order value), over every supplier with order
+    value in its window. The oracle's own month-to-month level error: a floor under any
+    calibration bar stated against realised refunds."""
+    from models.loss_rate import EXPOSURE_COLUMN, TOTAL_REFUND_COLUMN  # noqa: PLC0415
+
+    rows = _with_oracle(complete_label_rows(training), truth, {"total": ORACLE_LOSS_RATE_COLUMNS["total"]})
+    rows = rows[rows[EXPOSURE_COLUMN] > 0]
+    expected = rows["oracle_total"] * rows[EXPOSURE_COLUMN]
+    by_month = pd.DataFrame({"as_of_date": rows["as_of_date"], "realised": rows[TOTAL_REFUND_COLUMN], "expected": expected})
+    table = by_month.groupby("as_of_date", sort=True)[["realised", "expected"]].sum()
+    table["realised_over_oracle"] = table["realised"] / table["expected"]
+    return table.reset_index()

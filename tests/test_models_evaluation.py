@@ -63,3 +63,46 @@ def test_ece_is_zero_for_perfect_bins_and_positive_when_biased():
     y = np.array([0, 1] * 500)
     assert expected_calibration_error(y, np.full(1000, 0.5)) == pytest.approx(0.0)
     assert expected_calibration_error(y, np.full(1000, 0.7)) == pytest.approx(0.2)
+
+
+def test_the_informed_learner_reads_the_latent_state_and_is_scored_on_the_models_rows(frame):
+    # A stand-in for the generator's latent state: the true default probability on a logit
+    # scale, and a fraud flag for the riskiest tail. Handed it, the learner must beat the
+    # model that has only the features; the table scores both on the very same rows.
+    from models.evaluation import default_against_oracle, train_informed_learner
+    from models.training_set import DEFAULT_LABEL_COLUMN
+
+    p = frame["true_default_probability_6m"].clip(1e-6, 1 - 1e-6)
+    truth = frame[["supplier_id", "as_of_date"]].assign(
+        default_probability_6m=p, latent_reliability=-np.log(p / (1 - p)), is_fraudulent=p > p.quantile(0.99)
+    )
+    options = {"label_column": DEFAULT_LABEL_COLUMN, "size_non_increasing": True}
+    model = train_breach_model(frame, None, FAST, **options)
+    informed = train_informed_learner(frame, truth, None, FAST, **options)
+    assert {"latent_reliability", "is_fraudulent"} <= {f.name for f in informed.model.features}
+    metrics = default_against_oracle(model, truth, informed)["metrics"]
+    assert list(metrics.index) == ["model", "oracle", "informed_learner"]
+    assert (metrics["rows"] == len(model.evaluation_frame)).all()
+    assert metrics.loc["informed_learner", "auc"] > metrics.loc["model", "auc"]
+
+
+def test_the_oracles_monthly_level_is_realised_over_expected_refund_dollars():
+    # Two months, one supplier each: realised $30 against 0.01 x $2,000 expected = 1.5;
+    # $10 against 0.02 x $1,000 = 0.5. A supplier without order value in its window has no
+    # loss rate and is left out (its $99 would otherwise divide by nothing).
+    import datetime as dt
+
+    import pandas as pd
+
+    from models.evaluation import oracle_level_by_month
+
+    jan, feb = dt.date(2025, 1, 31), dt.date(2025, 2, 28)
+    training = pd.DataFrame({
+        "supplier_id": ["a", "b", "c"], "as_of_date": [jan, feb, feb], "label_complete": True,
+        "breach_6m": [1, 1, 1], "forward_order_value_6m_usd": [2000.0, 1000.0, 0.0],
+        "breach_refund_usd_6m": [30.0, 10.0, 99.0],
+    })
+    truth = pd.DataFrame({"supplier_id": ["a", "b", "c"], "as_of_date": [jan, feb, feb],
+                          "loss_rate_6m": [0.01, 0.02, 0.5]})
+    table = oracle_level_by_month(training, truth)
+    assert table["realised_over_oracle"].round(6).tolist() == [1.5, 0.5]
