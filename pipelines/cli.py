@@ -248,7 +248,7 @@ def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
     from datetime import datetime
 
     from models.backtest import compare_policies, load_scored_history
-    from models.backtest_report import write_backtest_report
+    from models.backtest_report import backtest_csv_path, formatted, totals_text, write_backtest_report
     from models.policy import Policy
     from models.vintage_maturity import vintage_maturity
     from warehouse import open_warehouse
@@ -262,13 +262,14 @@ def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
     comparison = compare_policies(history, policies)
     first = comparison.results[current.version]
     path = settings.reports / f"backtest-{datetime.now():%Y%m%d-%H%M%S}.html"
-    write_backtest_report(first, path, comparison=comparison if len(policies) > 1 else None)
-    click.echo(comparison.totals.round(3).to_string(index=False))
+    shown = comparison if len(policies) > 1 else None
+    write_backtest_report(first, path, comparison=shown)
+    click.echo(totals_text(first, shown))
     maturity = vintage_maturity(history)
     if len(maturity):
         click.echo("\nmodel vintages as their outcomes matured (out of sample: each month scored by its own vintage)")
-        click.echo(maturity.round(4).to_string(index=False))
-    click.echo(f"\nreport: {path}")
+        click.echo(formatted(maturity).to_string(index=False))
+    click.echo(f"\nreport: {path}\nper month, side by side (CSV): {backtest_csv_path(path)}")
 
 
 @main.command("check-overrides")
