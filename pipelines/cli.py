@@ -35,6 +35,7 @@ def clean_errors(command):
     def wrapper(*args, **kwargs):
         from data_contracts import LandingZoneError
         from models.overrides import OverridesFileError
+        from models.policy import PolicyConfigError
         from pipelines.home_lock import HomeBusyError
         from pipelines.runner import MonthRangeError, PipelineRunFailed
         from warehouse import WarehouseLockedError
@@ -50,6 +51,9 @@ def clean_errors(command):
             sys.exit(EXIT_UNUSABLE_INPUT)
         except OverridesFileError as error:
             click.secho(f"error: unusable overrides file: {error}", fg="red", err=True)
+            sys.exit(EXIT_UNUSABLE_INPUT)
+        except PolicyConfigError as error:
+            click.secho(f"error: unusable policy file: {error}", fg="red", err=True)
             sys.exit(EXIT_UNUSABLE_INPUT)
         except (WarehouseLockedError, HomeBusyError) as error:
             click.secho(f"error: {error}", fg="red", err=True)
@@ -133,6 +137,10 @@ def _run(settings: Settings, first: str | None, last: str | None, verbose: bool 
 
     check_month_order(first, last)
     load_overrides(settings.overrides, required=settings.overrides_file is not None)  # a bad file stops nothing half-way
+    if settings.policy_file:
+        from models.policy import Policy
+
+        Policy.from_yaml(settings.policy_file)  # nor does a bad policy file (exit 2, one line)
     span = landing_zone_month_span(settings.landing)
     first, last = month_range(first, last, span)
     click.echo(f"running months {first}..{last} on {settings.landing} (home {settings.home})")
