@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from models.config_errors import one_line
 from models.policy.common import UNRATED_GRADE
 
 if TYPE_CHECKING:
@@ -487,69 +488,17 @@ def _parse_policy(raw: Mapping[str, Any], source: str | None) -> Policy:
 
 # --------------------------------------------------------------------------- messages
 
-MAX_ERRORS_SHOWN = 3
-UNKNOWN_KEY, MISSING_KEY = ("extra_forbidden", "unexpected_keyword_argument"), ("missing",)
-
-
 def _one_line(exc: ValidationError) -> str:
-    """pydantic's errors as one line: key path, what is wrong, what is allowed. Unknown and
-    missing keys of one mapping are named together."""
-    problems: list[str | tuple[str, str, list[str]]] = []
-    keys: dict[tuple[str, tuple, str], list[str]] = {}
-    for error in exc.errors(include_url=False):
-        loc = list(error["loc"])
-        tag = loc.pop(0) if loc and loc[0] in FORMULAS else FORMULA_V1  # the formula's tag is no key
-        if error["type"] in UNKNOWN_KEY + MISSING_KEY and loc:
-            group = (error["type"] in UNKNOWN_KEY and "unknown" or "missing", tuple(loc[:-1]), tag)
-            if group not in keys:
-                keys[group] = []
-                problems.append(group)
-            keys[group].append(str(loc[-1]))
-        else:
-            problems.append(_describe(error, loc, tag))
-    texts = [p if isinstance(p, str) else _describe_keys(*p, keys[p]) for p in problems]
-    more = len(texts) - MAX_ERRORS_SHOWN
-    return "; ".join(texts[:MAX_ERRORS_SHOWN]) + (f" (and {more} more)" if more > 0 else "")
+    return one_line(exc, lambda tag: _file_schema(tag or FORMULA_V1), root="policy", tags=FORMULAS,
+                    special=_policy_special)
 
 
-def _describe_keys(problem: str, parent: tuple, tag: str, names: list[str]) -> str:
-    where = _path(list(parent)) or "policy"
-    if problem == "missing":
-        return f"{where}: missing key(s) {names}"
-    allowed = sorted(_schema_at(tag, list(parent)).get("properties", {}))
-    return f"{where}: unknown key(s) {names}; allowed: {', '.join(allowed)}"
-
-
-def _describe(error: Mapping[str, Any], loc: list, tag: str) -> str:
-    kind, value = error["type"], error.get("input")
-    where = _path(loc)
-    if kind == "formula":
-        return f"formula: expected one of {list(FORMULAS)}, got {value.get('formula')!r}"
-    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
-        schema = _number_schema(_schema_at(tag, loc))
-        low, high = schema.get("minimum", -math.inf), schema.get("maximum", math.inf)
-        return f"{where}: {value} is outside [{float(low)}, {float(high)}]"
-    if kind in ("float_type", "float_parsing", "int_type", "int_parsing"):
-        return f"{where}: expected a number, got {value!r}"
-    if kind == "bool_type":
-        return f"{where}: expected true or false, got {value!r}"
-    if kind == "string_type":
-        return f"{where}: expected a string, got {value!r}"
-    if kind in ("list_type", "tuple_type"):
-        return f"{where}: expected a list, got {value!r}"
-    if kind in ("dict_type", "model_type", "dataclass_type", "model_attributes_type"):
-        return f"{where or 'policy'}: expected a mapping, got {value!r}"
-    if kind == "string_pattern_mismatch" and loc == ["name"]:
-        return f"name: expected a non-empty string without spaces or '+', got {value!r}"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
-def _path(loc: list) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+def _policy_special(error: Mapping[str, Any], loc: list) -> str | None:
+    if error["type"] == "formula":
+        return f"formula: expected one of {list(FORMULAS)}, got {error['input'].get('formula')!r}"
+    if error["type"] == "string_pattern_mismatch" and loc == ["name"]:
+        return f"name: expected a non-empty string without spaces or '+', got {error['input']!r}"
+    return None
 
 
 @functools.cache
@@ -567,43 +516,6 @@ def policy_json_schema() -> dict[str, Any]:
 @functools.cache
 def _file_schema(formula: str) -> dict[str, Any]:
     return (PolicyFileV1 if formula == FORMULA_V1 else PolicyFileV2).model_json_schema()
-
-
-def _schema_at(formula: str, loc: list) -> dict[str, Any]:
-    """The sub-schema of a key path in a ``formula`` file's schema (empty when unknown)."""
-    schema = _file_schema(formula)
-    defs = schema.get("$defs", {})
-    node: dict[str, Any] = schema
-    for part in loc:
-        node = _resolve(node, defs, part)
-        if not node:
-            return {}
-    return _resolve(node, defs, None)
-
-
-def _resolve(node: dict[str, Any], defs: dict[str, Any], part: Any) -> dict[str, Any]:
-    if "$ref" in node:
-        node = defs[node["$ref"].rsplit("/", 1)[-1]]
-    if part is None:
-        return node
-    for option in node.get("oneOf", node.get("anyOf", [])):
-        found = _resolve(option, defs, part)
-        if found:
-            return found
-    if isinstance(part, int) and "items" in node:
-        return node["items"]
-    if part in node.get("properties", {}):
-        return node["properties"][part]
-    if isinstance(node.get("additionalProperties"), dict):
-        return node["additionalProperties"]
-    return {}
-
-
-def _number_schema(node: dict[str, Any]) -> dict[str, Any]:
-    for option in node.get("anyOf", []):
-        if option.get("type") in ("number", "integer"):
-            return option
-    return node
 
 
 def main(argv: list[str] | None = None) -> int:
