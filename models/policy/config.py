@@ -67,7 +67,6 @@ def Number(description: str, low: float = 0.0, high: float | None = None) -> Any
 
 Probability = Number("a probability or share, from 0 to 1", high=1.0)
 Multiplier = Number("a multiplier, from 1 to 10", low=1.0, high=10.0)
-Strings = Annotated[list[str], Field(strict=False)]
 
 
 def _sorted_unique(values: list[str]) -> tuple[str, ...]:
@@ -79,8 +78,8 @@ class CommonEligibility:
     """The rules both formulas share (they differ in the risk ceilings)."""
 
     require_opt_in: Annotated[bool, Field(strict=True, description="a supplier must have opted in (null opt-in: not)")]
-    eligible_tiers: Annotated[Strings, Field(description="membership tiers that may be covered")]
-    enabled_countries: Annotated[Strings | None, Field(
+    eligible_tiers: Annotated[list[str], Field(description="membership tiers that may be covered")]
+    enabled_countries: Annotated[list[str] | None, Field(
         description="ISO 3166-1 alpha-2 codes where the programme is live; null: every country")]
     min_tenure_months: Number("months since joining")
     min_orders_6m: Number("orders in the last six months")
