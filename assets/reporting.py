@@ -9,7 +9,7 @@ from assets.resource_types import WAREHOUSE_POOL, PolicySourceParam, PublishedSt
 from assets.scoring import SCORES_TABLE, load_policy, supplier_scores
 from assets.features import SUPPLIER_FEATURES_TABLE
 from models.backtest import load_scored_history, run_backtest
-from models.backtest_report import write_backtest_report
+from models.backtest_report import formatted, write_backtest_report
 from models.vintage_maturity import vintage_maturity
 from warehouse.landing_metadata import read_data_horizon
 
@@ -33,7 +33,7 @@ def policy_backtest(
         history = load_scored_history(con, read_data_horizon(con), SCORES_TABLE, SUPPLIER_FEATURES_TABLE)
     result = run_backtest(history, limit_policy)
     path = write_backtest_report(result, Path(published_store.reports_dir) / BACKTEST_REPORT)
-    totals = result.totals.drop(columns=["policy_version"]).round(3)
+    totals = formatted(result.totals.drop(columns=["policy_version"]))  # $1,234,567, not 1.234567e+06
     maturity = vintage_maturity(history)
     context.log.info(f"backtest report: {path}")
     return dg.MaterializeResult(
@@ -42,6 +42,6 @@ def policy_backtest(
             "policy_version": limit_policy.version,
             "totals": dg.MetadataValue.md(totals.to_markdown(index=False)),
             # each vintage's months as their outcomes matured: calibration and ranking out of sample
-            "vintage_maturity": dg.MetadataValue.md(maturity.round(4).to_markdown(index=False)),
+            "vintage_maturity": dg.MetadataValue.md(formatted(maturity).to_markdown(index=False)),
         }
     )

@@ -21,82 +21,97 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import yaml
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from data_contracts.outcomes import CLAIMS, OUTCOME_DEFINITION_COLUMN
 from models.calibration import CalibrationChoice, fit_calibrator
+from models.config_errors import one_line
 from models.linear_score import LinearScore
 from models.metrics import classification_metrics
 from models.model_features import KEY_COLUMNS, LABEL_COLUMN, ModelFeature, per_dollar_features, resolve_model_features
 from models.scoring import BreachRiskModel, build_design_matrix
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("training.yaml")
+Months = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+Share = Annotated[float, Field(gt=0, le=1)]
 
 
-@dataclass
+class TrainingConfigError(ValueError):
+    """A training YAML that cannot be used; one line naming the file, the key and what is allowed."""
+
+
+# A pydantic dataclass: every value is checked when the config is built (from a file, in code
+# or by dataclasses.replace), and a key that is not a field is refused.
+@pydantic_dataclass(config=ConfigDict(extra="forbid"))
 class TrainingConfig:
-    calibration_months: int = 3
-    evaluation_months: int = 3
-    embargo_months: int = 0
+    calibration_months: Annotated[int, Field(ge=1)] = 3
+    evaluation_months: Annotated[int, Field(ge=1)] = 3
+    embargo_months: Months = 0
     # The first months of a history have truncated feature windows (a six-month rate at
     # the first month end sees one month) and labels without orders in flight: they teach
     # the booster relationships that never hold again. Skip this many leading months (as
     # long as at least 6 months remain). Off by default: on the default synthetic world
     # skipping 5 months cost more (less data) than it gained (AUC 0.881 vs 0.886).
-    feature_warmup_months: int = 0
+    feature_warmup_months: Months = 0
     # Last as-of date the split may use (None: the newest complete month). Rolling-origin
     # validation moves this back in time.
     evaluation_end: date | None = None
-    calibration_method: str = "auto"  # auto | isotonic | platt | identity
+    calibration_method: Literal["auto", "isotonic", "platt", "identity"] = "auto"
     # Weight training rows by recency: a row ``a`` months before the last training month
     # weighs 0.5 ** (a / half_life). None: all months weigh the same. Meant for drifting
     # marketplaces; off by default (a 6-month half-life lowered AUC on synthetic data).
-    recency_half_life_months: float | None = None
+    recency_half_life_months: Positive | None = None
     # Blend the booster with a sign-constrained logistic regression fitted on the same
     # training months (models/linear_score.py): raw log-odds = (1 - w) * booster + w *
     # logistic, then the one calibrator, fitted on that combined score. 0: booster alone.
     # Off by default here; training.yaml sets the measured value.
-    logistic_blend: float = 0.0
-    logistic_C: float = 1.0  # inverse L2 strength of the logistic, as scikit-learn's C
+    logistic_blend: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    logistic_C: Positive = 1.0  # inverse L2 strength of the logistic, as scikit-learn's C
     seed: int = 7
-    num_threads: int = 1  # see training.yaml: faster than 2 on a shared 2-core machine
-    learning_rate: float = 0.03
-    num_leaves: int = 15
-    max_depth: int = -1
-    min_data_in_leaf: int = 200
-    feature_fraction: float = 0.9
-    bagging_fraction: float = 0.8
-    bagging_freq: int = 1
-    lambda_l2: float = 5.0
-    cat_smooth: float = 20.0
-    max_boost_rounds: int = 1500
-    early_stopping_rounds: int = 100
-    monotone_constraints_method: str = "intermediate"
+    num_threads: Annotated[int, Field(ge=1)] = 1  # see training.yaml: faster than 2 on a shared 2-core machine
+    learning_rate: Positive = 0.03
+    num_leaves: Annotated[int, Field(ge=2)] = 15
+    max_depth: int = -1  # -1: no limit
+    min_data_in_leaf: Annotated[int, Field(ge=1)] = 200
+    feature_fraction: Share = 0.9
+    bagging_fraction: Share = 0.8
+    bagging_freq: Months = 1
+    lambda_l2: Annotated[float, Field(ge=0)] = 5.0
+    cat_smooth: Annotated[float, Field(ge=0)] = 20.0
+    max_boost_rounds: Annotated[int, Field(ge=1)] = 1500
+    early_stopping_rounds: Annotated[int, Field(ge=1)] = 100
+    monotone_constraints_method: Literal["basic", "intermediate", "advanced"] = "intermediate"
     lightgbm_overrides: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_yaml(cls, path: str | Path = DEFAULT_CONFIG_PATH) -> TrainingConfig:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        return cls.from_dict(data)
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise TrainingConfigError(f"{path}: not valid YAML: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except TrainingConfigError as exc:
+            raise TrainingConfigError(f"{path}: {exc}") from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
-        data = dict(data)
-        if isinstance(data.get("evaluation_end"), str):
-            data["evaluation_end"] = date.fromisoformat(data["evaluation_end"])
-        return cls(**data)
+        """Validated (an ISO date string for ``evaluation_end`` is read as a date)."""
+        try:
+            return TypeAdapter(cls).validate_python(data)
+        except ValidationError as exc:
+            raise TrainingConfigError(one_line(exc, lambda _tag: TypeAdapter(cls).json_schema(), root="training config")) from None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -35,6 +35,7 @@ def clean_errors(command):
     def wrapper(*args, **kwargs):
         from data_contracts import LandingZoneError
         from models.overrides import OverridesFileError
+        from models.policy import PolicyConfigError
         from pipelines.home_lock import HomeBusyError
         from pipelines.runner import MonthRangeError, PipelineRunFailed
         from warehouse import WarehouseLockedError
@@ -50,6 +51,9 @@ def clean_errors(command):
             sys.exit(EXIT_UNUSABLE_INPUT)
         except OverridesFileError as error:
             click.secho(f"error: unusable overrides file: {error}", fg="red", err=True)
+            sys.exit(EXIT_UNUSABLE_INPUT)
+        except PolicyConfigError as error:
+            click.secho(f"error: unusable policy file: {error}", fg="red", err=True)
             sys.exit(EXIT_UNUSABLE_INPUT)
         except (WarehouseLockedError, HomeBusyError) as error:
             click.secho(f"error: {error}", fg="red", err=True)
@@ -133,6 +137,10 @@ def _run(settings: Settings, first: str | None, last: str | None, verbose: bool 
 
     check_month_order(first, last)
     load_overrides(settings.overrides, required=settings.overrides_file is not None)  # a bad file stops nothing half-way
+    if settings.policy_file:
+        from models.policy import Policy
+
+        Policy.from_yaml(settings.policy_file)  # nor does a bad policy file (exit 2, one line)
     span = landing_zone_month_span(settings.landing)
     first, last = month_range(first, last, span)
     click.echo(f"running months {first}..{last} on {settings.landing} (home {settings.home})")
@@ -248,7 +256,7 @@ def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
     from datetime import datetime
 
     from models.backtest import compare_policies, load_scored_history
-    from models.backtest_report import write_backtest_report
+    from models.backtest_report import backtest_csv_path, formatted, totals_text, write_backtest_report
     from models.policy import Policy
     from models.vintage_maturity import vintage_maturity
     from warehouse import open_warehouse
@@ -262,13 +270,14 @@ def backtest(home: str | None, policy_files: tuple[str, ...]) -> None:
     comparison = compare_policies(history, policies)
     first = comparison.results[current.version]
     path = settings.reports / f"backtest-{datetime.now():%Y%m%d-%H%M%S}.html"
-    write_backtest_report(first, path, comparison=comparison if len(policies) > 1 else None)
-    click.echo(comparison.totals.round(3).to_string(index=False))
+    shown = comparison if len(policies) > 1 else None
+    write_backtest_report(first, path, comparison=shown)
+    click.echo(totals_text(first, shown))
     maturity = vintage_maturity(history)
     if len(maturity):
         click.echo("\nmodel vintages as their outcomes matured (out of sample: each month scored by its own vintage)")
-        click.echo(maturity.round(4).to_string(index=False))
-    click.echo(f"\nreport: {path}")
+        click.echo(formatted(maturity).to_string(index=False))
+    click.echo(f"\nreport: {path}\nper month, side by side (CSV): {backtest_csv_path(path)}")
 
 
 @main.command("check-overrides")

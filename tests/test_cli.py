@@ -214,3 +214,26 @@ def test_run_refuses_an_overrides_file_named_but_missing(small_landing, tmp_path
     monkeypatch.setenv("ASSURANCE_OVERRIDES", str(tmp_path / "typo.yaml"))
     result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--home", str(tmp_path / "home")])
     assert result.exit_code == 2 and "no such overrides file" in result.output
+
+
+BAD_POLICY = "name: tap\nversion: 1.0.0\neligibility: {require_opt_in: yes-please}\n"
+
+
+def test_backtest_refuses_a_bad_policy_file_in_one_line(tmp_path):
+    policy = tmp_path / "typo.yaml"
+    policy.write_text(BAD_POLICY)
+    result = CliRunner().invoke(main, ["backtest", "--home", str(tmp_path), "--policy", str(policy)])
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"error: unusable policy file: {policy}: ")
+
+
+def test_run_refuses_a_bad_policy_file_before_anything_runs(small_landing, tmp_path, monkeypatch):
+    policy = tmp_path / "typo.yaml"
+    policy.write_text(BAD_POLICY)
+    monkeypatch.setenv("ASSURANCE_POLICY", str(policy))
+    home = tmp_path / "home"
+    result = CliRunner().invoke(main, ["run", "--landing", str(small_landing), "--home", str(home)])
+    assert result.exit_code == 2, result.output
+    assert "unusable policy file" in result.output and "missing key(s)" in result.output
+    assert not (home / "warehouse.duckdb").exists() and not (home / "dagster").exists()

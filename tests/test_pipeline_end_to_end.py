@@ -492,3 +492,27 @@ def test_rerunning_months_reproduces_identical_values(pipeline_home, warehouse):
         assert con.execute("SELECT count(*) FROM published.override_audit").fetchone()[0] == 3
     finally:
         con.close()
+
+
+def test_readme_sample_output_has_the_lines_the_summary_prints(pipeline_home):
+    """README.md's sample output is rewritten by pipelines.readme_figures from a home: its lines
+    (what each says, not the figures of one run) are those the script prints for a real run."""
+    import re
+
+    from pipelines.readme_figures import README, block_of, replace_block, sample_output
+
+    settings, *_ = pipeline_home
+    generated = sample_output(settings, seconds=1.0)
+
+    def line_kinds(block: str) -> list[str]:
+        # each line up to its first figure: "Run", "months processed", "total Trade Assurance Amount", ...
+        return [re.split(r"[\d$]", line, maxsplit=1)[0].strip() for line in block.splitlines()]
+
+    readme = README.read_text()
+    assert line_kinds(block_of(readme)) == line_kinds(generated)
+    # the rewrite replaces the block and nothing else, and is idempotent
+    rewritten = replace_block(readme, generated)
+    assert block_of(rewritten) == generated
+    assert replace_block(rewritten, generated) == rewritten
+    assert rewritten.split("<!-- sample-output:begin")[0] == readme.split("<!-- sample-output:begin")[0]
+    assert rewritten.split("<!-- sample-output:end -->")[1] == readme.split("<!-- sample-output:end -->")[1]

@@ -347,3 +347,133 @@ def test_output_keeps_input_columns_and_row_order():
     assert list(out.columns[: len(frame.columns)]) == list(frame.columns)
     assert out["trade_assurance_amount_usd"].dtype == np.float64
     assert out["eligible"].dtype == bool
+
+
+# --------------------------------------------------------------------------- pydantic rules
+# The rules are pydantic models since issue 16: the same rules, one-line messages naming the
+# key path and what is allowed, and a JSON Schema for editors.
+
+import json  # noqa: E402
+
+from jsonschema import Draft202012Validator  # noqa: E402
+
+from models.policy.config import SCHEMA_PATH, main, policy_json_schema  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA_MODELINE = "# yaml-language-server: $schema=../../docs/policy.schema.json"
+
+
+@pytest.mark.parametrize(
+    "path, version",
+    [
+        # the policy_version each file published under before pydantic (main at e7e7e37): a
+        # published row must still match its policy file
+        ("models/policies/default.yaml", "tap-2.1.0+0164760a"),
+        ("models/policies/v1.yaml", "tap-1.0.0+dfce3de4"),
+        ("models/policies/conservative.yaml", "tap-conservative-2.0.0+96d780a2"),
+        ("tests/policies/v2_cases.yaml", "tap-2.0.0+82d43f33"),
+    ],
+)
+def test_shipped_policies_keep_their_published_policy_version(path, version):
+    assert Policy.from_yaml(REPO / path).version == version
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        # an unknown key names the section and every key allowed there
+        (lambda r: r["eligibility"].update(surprise=1, other=2),
+         "eligibility: unknown key(s) ['surprise', 'other']; allowed: eligible_tiers, enabled_countries, "
+         "max_breach_probability, min_orders_6m, min_tenure_months, require_opt_in"),
+        # several missing keys of one mapping in one message
+        (lambda r: [r.pop(k) for k in ("caps", "growth")], "policy: missing key(s) ['caps', 'growth']"),
+        # a range says its bounds
+        (lambda r: r["eligibility"].update(max_breach_probability=1.5),
+         "eligibility.max_breach_probability: 1.5 is outside [0.0, 1.0]"),
+        # a key path into a list
+        (lambda r: r["eligibility"].update(eligible_tiers=["gold", 3]),
+         "eligibility.eligible_tiers[1]: expected a string, got 3"),
+        (lambda r: r["rounding"]["steps"][1].update(step_usd=0),
+         "rounding.steps[1].step_usd: 0 is outside [0.01, inf]"),
+        (lambda r: r["caps"]["tier_caps_usd"].update(gold="lots"),
+         "caps.tier_caps_usd.gold: expected a number, got 'lots'"),
+        (lambda r: r["eligibility"].update(require_opt_in="yes"),
+         "eligibility.require_opt_in: expected true or false, got 'yes'"),
+        (lambda r: r.update(caps=5), "caps: expected a mapping, got 5"),
+        (lambda r: r["risk_grades"][0].update(grade="NR"), "risk_grades: grades must be unique and not 'NR'"),
+        (lambda r: r.update(formula="v3"), "formula: expected one of ['v1', 'v2'], got 'v3'"),
+    ],
+)
+def test_a_wrong_key_or_value_is_named_with_what_is_allowed(mutate, message):
+    raw = V1.to_dict()
+    mutate(raw)
+    with pytest.raises(PolicyConfigError) as caught:
+        Policy.from_dict(raw)
+    assert str(caught.value) == message
+
+
+def test_a_v2_file_is_told_its_own_allowed_keys():
+    raw = Policy.default().to_dict()
+    raw["risk_grades"][0]["max_probability"] = 0.02  # a v1 band key
+    with pytest.raises(PolicyConfigError, match=r"^risk_grades\[0\]: unknown key\(s\) \['max_probability'\]; "
+                                                r"allowed: grade, max_default_probability, max_loss_rate$"):
+        Policy.from_dict(raw)
+
+
+def test_a_bad_file_is_one_line_naming_the_file(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    raw = V1.to_dict()
+    raw["eligibility"]["max_breach_probabilty"] = 0.2  # typo
+    raw["caps"]["global_cap_usd"] = -1
+    raw["growth"]["max_relative_increase"] = "half"
+    raw["name"] = "my policy"
+    for section in ("capacity", "expected_loss", "performance_boost"):
+        del raw[section]  # three missing keys of one mapping: one problem
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(PolicyConfigError) as caught:
+        Policy.from_yaml(bad)
+    text = str(caught.value)
+    assert "\n" not in text and "pydantic" not in text
+    assert text.startswith(f"{bad}: ")
+    assert "policy: missing key(s) ['capacity', 'expected_loss', 'performance_boost']" in text
+    assert text.endswith("(and 2 more)")  # 5 problems: the first three shown
+
+
+def test_sections_stay_validated_when_replaced():
+    # the sections are pydantic dataclasses: dataclasses.replace validates the field too
+    import dataclasses
+
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        dataclasses.replace(V1.eligibility, max_breach_probability=2.0)
+
+
+def test_committed_json_schema_is_the_generated_one(capsys):
+    assert json.loads(SCHEMA_PATH.read_text()) == policy_json_schema()
+    assert main(["--schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == policy_json_schema()
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "models" / "policies").glob("*.yaml")))
+def test_shipped_policies_follow_the_json_schema_and_point_editors_at_it(path: Path):
+    validator = Draft202012Validator(policy_json_schema())
+    raw = yaml.safe_load(path.read_text())
+    assert not list(validator.iter_errors(raw))
+    # an editor with the YAML language server reads the schema from the file's first line
+    assert path.read_text().splitlines()[0] == SCHEMA_MODELINE
+    assert (path.parent / "../../docs/policy.schema.json").resolve() == SCHEMA_PATH
+    # and flags what the loader refuses: a typo, a value out of range
+    typo = {**raw, "eligibility": {**raw["eligibility"], "min_tenure_month": 6}}
+    assert list(validator.iter_errors(typo))
+    wrong = {**raw, "expected_loss": {**raw["expected_loss"], "fee_rate": 3}}
+    assert list(validator.iter_errors(wrong))
+
+
+def test_policy_files_are_checked_from_the_command_line(tmp_path: Path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: tap\nversion: 1\n")
+    assert main([str(V1_POLICY_PATH)]) == 0
+    assert "tap-1.0.0+dfce3de4" in capsys.readouterr().out
+    assert main([str(bad)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -6,20 +6,31 @@ absent, so old files keep loading with their old ``policy_version``) or ``v2`` (
 rate and default probability). Unknown keys are rejected at every level, so a typo
 never silently means "default". The formulas are documented in ``models/policy/v1.py``
 and ``models/policy/v2.py``.
+
+The rules are pydantic models (the sections are pydantic dataclasses, so the formulas
+read plain frozen dataclasses); a file that breaks one fails with one line naming the
+file, the key path and what is allowed. The same models give the JSON Schema editors use
+(``python -m models.policy --schema``; committed as ``docs/policy.schema.json``).
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from models.config_errors import one_line
 from models.policy.common import UNRATED_GRADE
 
 if TYPE_CHECKING:
@@ -38,112 +49,167 @@ class PolicyConfigError(ValueError):
     """A policy configuration that cannot be used; the message names the key."""
 
 
-# --------------------------------------------------------------------------- config
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "policy.schema.json"
 
 
-@dataclass(frozen=True)
+# --------------------------------------------------------------------------- sections
+# Each section is a frozen pydantic dataclass: validated when built (from a file or by
+# dataclasses.replace), read by the formulas as a plain dataclass. Numbers are strict (true
+# or "lots" is not a number) and stored as floats, which the content hash relies on.
+
+SECTION = ConfigDict(extra="forbid")
+
+
+def Number(description: str, low: float = 0.0, high: float | None = None) -> Any:  # noqa: N802 - a type
+    """A number in [low, high] (no upper bound when ``high`` is None)."""
+    return Annotated[float, Field(ge=low, le=high, strict=True, description=description)]
+
+
+Probability = Number("a probability or share, from 0 to 1", high=1.0)
+Multiplier = Number("a multiplier, from 1 to 10", low=1.0, high=10.0)
+
+
+def _sorted_unique(values: list[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(values)))
+
+
+@pydantic_dataclass(frozen=True, config=SECTION)
 class CommonEligibility:
     """The rules both formulas share (they differ in the risk ceilings)."""
 
-    require_opt_in: bool
-    eligible_tiers: tuple[str, ...]
-    enabled_countries: tuple[str, ...] | None  # None: every country
-    min_tenure_months: float
-    min_orders_6m: float
+    require_opt_in: Annotated[bool, Field(strict=True, description="a supplier must have opted in (null opt-in: not)")]
+    eligible_tiers: Annotated[list[str], Field(description="membership tiers that may be covered")]
+    enabled_countries: Annotated[list[str] | None, Field(
+        description="ISO 3166-1 alpha-2 codes where the programme is live; null: every country")]
+    min_tenure_months: Number("months since joining")
+    min_orders_6m: Number("orders in the last six months")
+
+    # Sorted and deduplicated: the order of a list in the file is not a parameter.
+    _tiers = field_validator("eligible_tiers")(lambda v: _sorted_unique(v))
+    _countries = field_validator("enabled_countries")(lambda v: None if v is None else _sorted_unique(v))
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class EligibilityRules(CommonEligibility):
     """v1: one ceiling, on the six-month breach probability."""
 
-    max_breach_probability: float
+    max_breach_probability: Number("above it a supplier is not covered (RISK_ABOVE_CEILING)", high=1.0)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class EligibilityRulesV2(CommonEligibility):
     """v2: ceilings on the loss rate and on the default probability."""
 
-    max_loss_rate: float
-    max_default_probability: float
+    max_loss_rate: Number("refunds per dollar of order value above which a supplier is not covered; at most the "
+                          "break-even loss rate target_loss_ratio x fee_rate / loss_given_breach")
+    max_default_probability: Number("six-month default probability above which a supplier is not covered", high=1.0)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class RiskGradeBand:
     """v1: a grade for breach probabilities in [previous bound, max_probability)."""
 
-    grade: str
-    max_probability: float  # exclusive upper bound, except the last band which is 1.0
+    grade: Annotated[str, Field(min_length=1, strict=True, description="the grade's label, e.g. A")]
+    # exclusive upper bound, except the last band which is 1.0
+    max_probability: Number("upper bound (exclusive) of the band's breach probability; the last band's is 1.0",
+                            high=1.0)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class RiskGradeBandV2:
     """v2: a grade per quantity, each over [previous bound, bound); the published grade
     is the worse of the loss-rate grade and the default-probability grade."""
 
-    grade: str
-    max_loss_rate: float | None  # None only in the last band: no upper bound
-    max_default_probability: float  # the last band's is 1.0
+    grade: Annotated[str, Field(min_length=1, strict=True, description="the grade's label, e.g. A")]
+    max_loss_rate: Annotated[float | None, Field(ge=0.0, strict=True, description=(
+        "upper bound (exclusive) of the band's loss rate; null only in the last band: no bound"))]
+    max_default_probability: Number("upper bound (exclusive) of the band's default probability; the last band's "
+                                    "is 1.0", high=1.0)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class CapacityRules:
-    fallback_deal_value_share: float
-    base_share_of_volume: float
+    fallback_deal_value_share: Number("share of 12-month deal value credited when assured deal value is lower",
+                                      high=1.0)
+    base_share_of_volume: Number("base amount as a share of the covered volume", high=10.0)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class ExpectedLossRules:
-    horizon_months: float
-    loss_given_breach: float
-    target_loss_ratio: float
-    fee_rate: float
-    fee_per_order_usd: float
-    assured_order_share: float
+    horizon_months: Number("months of trade the amount covers", low=1.0, high=60.0)
+    # LGD > 0: a zero would make every supplier riskless and the limit meaningless.
+    loss_given_breach: Number("share of a covered loss not recovered from the supplier", low=1e-6, high=1.0)
+    target_loss_ratio: Number("expected loss accepted per dollar of fee income", high=100.0)
+    fee_rate: Number("programme fee per dollar of covered order value", high=1.0)
+    fee_per_order_usd: Number("programme fee per covered order, USD")
+    assured_order_share: Number("share of orders_6m assumed covered (fee per order)", high=1.0)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class ReviewBoost:
-    min_review_count_6m: float
-    min_review_mean_6m: float
-    multiplier: float
+    min_review_count_6m: Number("reviews in the last six months")
+    min_review_mean_6m: Number("mean review score, 1 to 5", low=1.0, high=5.0)
+    multiplier: Multiplier
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class OnTimeBoost:
-    min_orders_6m: float
-    min_on_time_shipment_rate_6m: float
-    multiplier: float
+    min_orders_6m: Number("orders in the last six months")
+    min_on_time_shipment_rate_6m: Number("share of orders shipped on time", high=1.0)
+    multiplier: Multiplier
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class PerformanceBoost:
     review: ReviewBoost
     on_time: OnTimeBoost
-    max_multiplier: float
+    max_multiplier: Multiplier
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class Caps:
-    tier_caps_usd: tuple[tuple[str, float], ...]  # sorted (tier, cap) pairs: hashable
-    default_tier_cap_usd: float
-    global_cap_usd: float
+    # A mapping tier -> USD in the file; sorted (tier, cap) pairs here, so the policy hashes.
+    tier_caps_usd: Annotated[dict[str, Number("USD")], Field(description="cap per membership tier, USD")]
+    default_tier_cap_usd: Number("cap for an eligible tier not listed in tier_caps_usd, USD")
+    global_cap_usd: Number("cap for every supplier, USD")
+
+    _pairs = field_validator("tier_caps_usd")(lambda v: tuple(sorted(v.items())))
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class RoundingStep:
-    from_usd: float
-    step_usd: float
+    from_usd: Number("where the band starts, USD; a multiple of its step_usd")
+    step_usd: Number("amounts in the band are rounded down to a multiple of this, USD", low=0.01)
 
 
-@dataclass(frozen=True)
+NOTICE_KEY = "decrease_notice_days"
+# A notice ends by the next month end (February has 28 days), so a published row never has
+# to carry two pending decreases: the previous month's notice has always run out.
+MAX_NOTICE_DAYS = 28
+
+
+@pydantic_dataclass(frozen=True, config=SECTION)
 class GrowthLimit:
-    max_relative_increase: float
-    max_absolute_increase_usd: float
-    first_assessment_max_usd: float | None
+    max_relative_increase: Number("a rise is at most previous x this (or max_absolute_increase_usd)", high=100.0)
+    max_absolute_increase_usd: Number("a rise is at most this (or the relative increase), USD")
+    first_assessment_max_usd: Annotated[float | None, Field(ge=0.0, strict=True, description=(
+        "limit for a supplier with no previous amount, USD; null: no limit beyond the caps"))]
     # Days after the as-of date from which a lower amount binds new orders (0: at once).
     # Optional in the YAML; left out of the normalised form when 0, so files written before
     # it keep their policy_version.
-    decrease_notice_days: int = 0
+    decrease_notice_days: Annotated[int, Field(ge=0, le=MAX_NOTICE_DAYS, description=(
+        "days after the month end before a lower amount binds new orders (0: at once)"))] = 0
+
+    @field_validator(NOTICE_KEY, mode="before")
+    @classmethod
+    def _whole_days(cls, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
+                or not 0 <= value <= MAX_NOTICE_DAYS:
+            raise ValueError(
+                f"expected a whole number of days from 0 to {MAX_NOTICE_DAYS}, got {value!r}; a notice must end "
+                "by the next month end, so each published row carries at most one pending decrease"
+            )
+        return int(value)
 
 
 @dataclass(frozen=True)
@@ -262,300 +328,117 @@ class Policy:
         return apply_policy(scored, self, previous_amounts)
 
 
-
-# --------------------------------------------------------------------------- parsing
-
-_POLICY_KEYS = {
-    "name", "version", "eligibility", "risk_grades", "capacity", "expected_loss",
-    "performance_boost", "caps", "rounding", "growth",
-}
+# --------------------------------------------------------------------------- files
 
 
-def _section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = raw.get(key)
-    if not isinstance(value, Mapping):
-        raise PolicyConfigError(f"{key}: expected a mapping")
-    return value
+class Rounding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: Annotated[tuple[RoundingStep, ...], Field(min_length=1, description=(
+        "bands by from_usd: amounts are rounded DOWN to the step of the band they fall in"))]
+
+    @field_validator("steps")
+    @classmethod
+    def _monotone(cls, steps: tuple[RoundingStep, ...]) -> tuple[RoundingStep, ...]:
+        if steps[0].from_usd != 0.0:
+            raise ValueError("the first band must start at 0")
+        if any(cur.from_usd <= prev.from_usd for prev, cur in zip(steps, steps[1:], strict=False)):
+            raise ValueError("from_usd must increase strictly")
+        for s in steps:
+            # Monotone rounding needs each band start to sit on its own grid: then an
+            # amount just below a band start rounds below it and one at/above rounds to
+            # at least the start.
+            if not _is_multiple(s.from_usd, s.step_usd):
+                raise ValueError(f"from_usd {s.from_usd} is not a multiple of step_usd {s.step_usd}")
+        return steps
 
 
-def _check_keys(node: Mapping[str, Any], expected: set[str], where: str) -> None:
-    unknown = set(node) - expected
-    missing = expected - set(node)
-    if unknown:
-        raise PolicyConfigError(f"{where}: unknown key(s) {sorted(unknown)}")
-    if missing:
-        raise PolicyConfigError(f"{where}: missing key(s) {sorted(missing)}")
+class _PolicyFile(BaseModel):
+    """What both formulas' files have."""
+
+    model_config = ConfigDict(extra="forbid", title="Trade Assurance policy")
+
+    name: Annotated[str, Field(strict=True, min_length=1, pattern=r"^[^ +]+$", description=(
+        "the policy's name: the start of its policy_version '<name>-<version>+<content hash>'"))]
+    version: Annotated[str, Field(description="the version people read, e.g. 2.1.0; bump it by hand")]
+    capacity: CapacityRules
+    expected_loss: ExpectedLossRules
+    performance_boost: PerformanceBoost
+    caps: Caps
+    rounding: Rounding
+    growth: GrowthLimit
+
+    # YAML reads `version: 2` as a number: it is a label.
+    _version = field_validator("version", mode="before")(lambda v: v if isinstance(v, str) else str(v))
+
+    @field_validator("risk_grades", check_fields=False)
+    @classmethod
+    def _unique_grades(cls, bands: list) -> list:
+        grades = [b.grade for b in bands]
+        if len(set(grades)) != len(grades) or UNRATED_GRADE in grades:
+            raise ValueError(f"grades must be unique and not {UNRATED_GRADE!r}")
+        return bands
 
 
-def _number(
-    node: Mapping[str, Any],
-    key: str,
-    where: str,
-    *,
-    low: float = 0.0,
-    high: float = math.inf,
-    allow_none: bool = False,
-) -> float | None:
-    value = node[key]
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise PolicyConfigError(f"{where}.{key}: expected a number, got {value!r}")
-    value = float(value)
-    if not (low <= value <= high) or math.isnan(value):
-        raise PolicyConfigError(f"{where}.{key}: {value} is outside [{low}, {high}]")
-    return value
+class PolicyFileV1(_PolicyFile):
+    """Formula v1: breach probability (a file without ``formula`` is v1)."""
+
+    model_config = ConfigDict(title="Trade Assurance policy, formula v1 (breach probability)")
+
+    formula: Annotated[Literal["v1"], Field(description="v1: breach probability (the default when absent)")] = FORMULA_V1
+    eligibility: EligibilityRules
+    risk_grades: Annotated[list[RiskGradeBand], Field(min_length=1, description=(
+        "bands of breach probability, [previous bound, max_probability), the last ending at 1.0"))]
+
+    @field_validator("risk_grades")
+    @classmethod
+    def _bands(cls, bands: list[RiskGradeBand]) -> list[RiskGradeBand]:
+        _check_increasing([b.max_probability for b in bands], "max_probability", 1.0, "1.0")
+        return bands
 
 
-def _string_list(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise PolicyConfigError(f"{where}: expected a list of strings")
-    return tuple(sorted(set(value)))
+class PolicyFileV2(_PolicyFile):
+    """Formula v2: loss rate and default probability."""
+
+    model_config = ConfigDict(title="Trade Assurance policy, formula v2 (loss rate and default probability)")
+
+    formula: Annotated[Literal["v2"], Field(description="v2: loss rate and default probability")]
+    eligibility: EligibilityRulesV2
+    risk_grades: Annotated[list[RiskGradeBandV2], Field(min_length=1, description=(
+        "bands per quantity, each [previous bound, bound); the last has max_loss_rate null and "
+        "max_default_probability 1.0"))]
+
+    @field_validator("risk_grades")
+    @classmethod
+    def _bands(cls, bands: list[RiskGradeBandV2]) -> list[RiskGradeBandV2]:
+        if any(b.max_loss_rate is None for b in bands[:-1]):
+            raise ValueError("only the last band's max_loss_rate may be null")
+        loss_bounds = [math.inf if b.max_loss_rate is None else b.max_loss_rate for b in bands]
+        _check_increasing(loss_bounds, "max_loss_rate", math.inf, "null (no bound)")
+        _check_increasing([b.max_default_probability for b in bands], "max_default_probability", 1.0, "1.0")
+        return bands
+
+    @model_validator(mode="after")
+    def _break_even(self) -> PolicyFileV2:
+        _check_v2_break_even(self.eligibility, self.expected_loss)
+        return self
 
 
-def _parse_policy(raw: Mapping[str, Any], source: str | None) -> Policy:
-    formula = raw.get("formula", FORMULA_V1)
-    if formula not in FORMULAS:
-        raise PolicyConfigError(f"formula: expected one of {list(FORMULAS)}, got {formula!r}")
-    _check_keys(raw, _POLICY_KEYS | ({"formula"} if "formula" in raw else set()), "policy")
-    name = raw["name"]
-    if not isinstance(name, str) or not name or any(c in name for c in " +"):
-        raise PolicyConfigError("name: expected a non-empty string without spaces or '+'")
-    semver = str(raw["version"])
-
-    if formula == FORMULA_V1:
-        eligibility: EligibilityRules | EligibilityRulesV2 = EligibilityRules(
-            **_common_eligibility(raw, {"max_breach_probability"}),
-            max_breach_probability=_number(
-                raw["eligibility"], "max_breach_probability", "eligibility", high=1.0
-            ),
-        )
-        bands: tuple[RiskGradeBand, ...] | tuple[RiskGradeBandV2, ...] = _v1_grades(raw)
-    else:
-        e = raw["eligibility"]
-        eligibility = EligibilityRulesV2(
-            **_common_eligibility(raw, {"max_loss_rate", "max_default_probability"}),
-            max_loss_rate=_number(e, "max_loss_rate", "eligibility"),
-            max_default_probability=_number(e, "max_default_probability", "eligibility",
-                                            high=1.0),
-        )
-        bands = _v2_grades(raw)
-
-    c = _section(raw, "capacity")
-    _check_keys(c, {"fallback_deal_value_share", "base_share_of_volume"}, "capacity")
-    capacity = CapacityRules(
-        fallback_deal_value_share=_number(c, "fallback_deal_value_share", "capacity", high=1.0),
-        base_share_of_volume=_number(c, "base_share_of_volume", "capacity", high=10.0),
-    )
-
-    x = _section(raw, "expected_loss")
-    _check_keys(
-        x,
-        {"horizon_months", "loss_given_breach", "target_loss_ratio", "fee_rate",
-         "fee_per_order_usd", "assured_order_share"},
-        "expected_loss",
-    )
-    expected_loss = ExpectedLossRules(
-        horizon_months=_number(x, "horizon_months", "expected_loss", low=1.0, high=60.0),
-        # LGD > 0: a zero would make every supplier riskless and the limit meaningless.
-        loss_given_breach=_number(x, "loss_given_breach", "expected_loss", low=1e-6, high=1.0),
-        target_loss_ratio=_number(x, "target_loss_ratio", "expected_loss", high=100.0),
-        fee_rate=_number(x, "fee_rate", "expected_loss", high=1.0),
-        fee_per_order_usd=_number(x, "fee_per_order_usd", "expected_loss"),
-        assured_order_share=_number(x, "assured_order_share", "expected_loss", high=1.0),
-    )
-
-    b = _section(raw, "performance_boost")
-    _check_keys(b, {"review", "on_time", "max_multiplier"}, "performance_boost")
-    r = _section(b, "review")
-    _check_keys(r, {"min_review_count_6m", "min_review_mean_6m", "multiplier"},
-                "performance_boost.review")
-    o = _section(b, "on_time")
-    _check_keys(o, {"min_orders_6m", "min_on_time_shipment_rate_6m", "multiplier"},
-                "performance_boost.on_time")
-    boost = PerformanceBoost(
-        review=ReviewBoost(
-            min_review_count_6m=_number(r, "min_review_count_6m", "performance_boost.review"),
-            min_review_mean_6m=_number(r, "min_review_mean_6m", "performance_boost.review",
-                                       low=1.0, high=5.0),
-            multiplier=_number(r, "multiplier", "performance_boost.review", low=1.0, high=10.0),
-        ),
-        on_time=OnTimeBoost(
-            min_orders_6m=_number(o, "min_orders_6m", "performance_boost.on_time"),
-            min_on_time_shipment_rate_6m=_number(
-                o, "min_on_time_shipment_rate_6m", "performance_boost.on_time", high=1.0
-            ),
-            multiplier=_number(o, "multiplier", "performance_boost.on_time", low=1.0, high=10.0),
-        ),
-        max_multiplier=_number(b, "max_multiplier", "performance_boost", low=1.0, high=10.0),
-    )
-
-    k = _section(raw, "caps")
-    _check_keys(k, {"tier_caps_usd", "default_tier_cap_usd", "global_cap_usd"}, "caps")
-    tier_caps = k["tier_caps_usd"]
-    if not isinstance(tier_caps, Mapping):
-        raise PolicyConfigError("caps.tier_caps_usd: expected a mapping tier -> USD")
-    caps = Caps(
-        tier_caps_usd=tuple(
-            sorted((str(t), _number(tier_caps, t, "caps.tier_caps_usd")) for t in tier_caps)
-        ),
-        default_tier_cap_usd=_number(k, "default_tier_cap_usd", "caps"),
-        global_cap_usd=_number(k, "global_cap_usd", "caps"),
-    )
-
-    rnd = _section(raw, "rounding")
-    _check_keys(rnd, {"steps"}, "rounding")
-    steps_raw = rnd["steps"]
-    if not isinstance(steps_raw, list) or not steps_raw:
-        raise PolicyConfigError("rounding.steps: expected a non-empty list")
-    steps = []
-    for i, s in enumerate(steps_raw):
-        where = f"rounding.steps[{i}]"
-        if not isinstance(s, Mapping):
-            raise PolicyConfigError(f"{where}: expected a mapping")
-        _check_keys(s, {"from_usd", "step_usd"}, where)
-        steps.append(RoundingStep(_number(s, "from_usd", where),
-                                  _number(s, "step_usd", where, low=0.01)))
-    if steps[0].from_usd != 0.0:
-        raise PolicyConfigError("rounding.steps: the first band must start at 0")
-    for prev, cur in zip(steps, steps[1:], strict=False):
-        if cur.from_usd <= prev.from_usd:
-            raise PolicyConfigError("rounding.steps: from_usd must increase strictly")
-    for s in steps:
-        # Monotone rounding needs each band start to sit on its own grid: then an
-        # amount just below a band start rounds below it and one at/above rounds to
-        # at least the start.
-        if not _is_multiple(s.from_usd, s.step_usd):
-            raise PolicyConfigError(
-                f"rounding.steps: from_usd {s.from_usd} is not a multiple of step_usd "
-                f"{s.step_usd}"
-            )
-
-    g = _section(raw, "growth")
-    _check_keys(g, {"max_relative_increase", "max_absolute_increase_usd",
-                    "first_assessment_max_usd"} | ({NOTICE_KEY} & set(g)), "growth")
-    growth = GrowthLimit(
-        max_relative_increase=_number(g, "max_relative_increase", "growth", high=100.0),
-        max_absolute_increase_usd=_number(g, "max_absolute_increase_usd", "growth"),
-        first_assessment_max_usd=_number(g, "first_assessment_max_usd", "growth",
-                                         allow_none=True),
-        decrease_notice_days=_notice_days(g.get(NOTICE_KEY, 0)),
-    )
-
-    policy = Policy(
-        name=name,
-        policy_semver=semver,
-        eligibility=eligibility,
-        risk_grades=bands,
-        capacity=capacity,
-        expected_loss=expected_loss,
-        performance_boost=boost,
-        caps=caps,
-        rounding=tuple(steps),
-        growth=growth,
-        formula=formula,
-        source=source,
-    )
-    if isinstance(eligibility, EligibilityRulesV2):
-        _check_v2_break_even(eligibility, expected_loss)
-    return policy
+def _formula_of(raw: Any) -> str:
+    formula = raw.get("formula", FORMULA_V1) if isinstance(raw, Mapping) else getattr(raw, "formula", None)
+    return formula if isinstance(formula, str) else repr(formula)
 
 
-NOTICE_KEY = "decrease_notice_days"
-# A notice ends by the next month end (February has 28 days), so a published row never has
-# to carry two pending decreases: the previous month's notice has always run out.
-MAX_NOTICE_DAYS = 28
-
-
-def _notice_days(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) \
-            or not 0 <= value <= MAX_NOTICE_DAYS:
-        raise PolicyConfigError(
-            f"growth.{NOTICE_KEY}: expected a whole number of days from 0 to {MAX_NOTICE_DAYS}, "
-            f"got {value!r}; a notice must end by the next month end, so each published row "
-            "carries at most one pending decrease"
-        )
-    return int(value)
-
-
-def _common_eligibility(raw: Mapping[str, Any], ceilings: set[str]) -> dict[str, Any]:
-    """The shared eligibility rules as keyword arguments; ``ceilings``: the formula's
-    own keys in the section (checked for presence here, parsed by the caller)."""
-    e = _section(raw, "eligibility")
-    _check_keys(
-        e,
-        {"require_opt_in", "eligible_tiers", "enabled_countries", "min_tenure_months",
-         "min_orders_6m"} | ceilings,
-        "eligibility",
-    )
-    if not isinstance(e["require_opt_in"], bool):
-        raise PolicyConfigError("eligibility.require_opt_in: expected true or false")
-    countries = e["enabled_countries"]
-    return dict(
-        require_opt_in=e["require_opt_in"],
-        eligible_tiers=_string_list(e["eligible_tiers"], "eligibility.eligible_tiers"),
-        enabled_countries=None
-        if countries is None
-        else _string_list(countries, "eligibility.enabled_countries"),
-        min_tenure_months=_number(e, "min_tenure_months", "eligibility"),
-        min_orders_6m=_number(e, "min_orders_6m", "eligibility"),
-    )
-
-
-def _grade_entries(raw: Mapping[str, Any], keys: set[str]) -> list[tuple[str, Mapping, str]]:
-    """(grade, band mapping, where) per risk grade band, keys and grade names checked."""
-    bands_raw = raw["risk_grades"]
-    if not isinstance(bands_raw, list) or not bands_raw:
-        raise PolicyConfigError("risk_grades: expected a non-empty list")
-    entries = []
-    for i, band in enumerate(bands_raw):
-        where = f"risk_grades[{i}]"
-        if not isinstance(band, Mapping):
-            raise PolicyConfigError(f"{where}: expected a mapping")
-        _check_keys(band, {"grade"} | keys, where)
-        if not isinstance(band["grade"], str) or not band["grade"]:
-            raise PolicyConfigError(f"{where}.grade: expected a non-empty string")
-        entries.append((band["grade"], band, where))
-    grades = [g for g, _, _ in entries]
-    if len(set(grades)) != len(grades) or UNRATED_GRADE in grades:
-        raise PolicyConfigError(f"risk_grades: grades must be unique and not {UNRATED_GRADE!r}")
-    return entries
+POLICY_FILE = TypeAdapter(Annotated[
+    Annotated[PolicyFileV1, Tag(FORMULA_V1)] | Annotated[PolicyFileV2, Tag(FORMULA_V2)],
+    Discriminator(_formula_of, custom_error_type="formula",
+                  custom_error_message=f"expected one of {list(FORMULAS)}"),
+])
 
 
 def _check_increasing(bounds: list[float], key: str, last: float, last_text: str) -> None:
     if any(b2 <= b1 for b1, b2 in zip(bounds, bounds[1:], strict=False)) or bounds[-1] != last:
-        raise PolicyConfigError(
-            f"risk_grades: {key} must increase strictly and end at {last_text}"
-        )
-
-
-def _v1_grades(raw: Mapping[str, Any]) -> tuple[RiskGradeBand, ...]:
-    bands = tuple(
-        RiskGradeBand(grade, _number(band, "max_probability", where, high=1.0))
-        for grade, band, where in _grade_entries(raw, {"max_probability"})
-    )
-    _check_increasing([b.max_probability for b in bands], "max_probability", 1.0, "1.0")
-    return bands
-
-
-def _v2_grades(raw: Mapping[str, Any]) -> tuple[RiskGradeBandV2, ...]:
-    entries = _grade_entries(raw, {"max_loss_rate", "max_default_probability"})
-    bands = tuple(
-        RiskGradeBandV2(
-            grade,
-            _number(band, "max_loss_rate", where, allow_none=True),
-            _number(band, "max_default_probability", where, high=1.0),
-        )
-        for grade, band, where in entries
-    )
-    loss_bounds = [math.inf if b.max_loss_rate is None else b.max_loss_rate for b in bands]
-    if any(b is None for b in [b.max_loss_rate for b in bands[:-1]]):
-        raise PolicyConfigError("risk_grades: only the last band's max_loss_rate may be null")
-    _check_increasing(loss_bounds, "max_loss_rate", math.inf, "null (no bound)")
-    _check_increasing(
-        [b.max_default_probability for b in bands], "max_default_probability", 1.0, "1.0"
-    )
-    return bands
+        raise ValueError(f"{key} must increase strictly and end at {last_text}")
 
 
 def _check_v2_break_even(elig: EligibilityRulesV2, el: ExpectedLossRules) -> None:
@@ -569,7 +452,7 @@ def _check_v2_break_even(elig: EligibilityRulesV2, el: ExpectedLossRules) -> Non
     """
     break_even = el.target_loss_ratio * el.fee_rate / el.loss_given_breach
     if elig.max_loss_rate > break_even * (1 + 1e-12):
-        raise PolicyConfigError(
+        raise ValueError(
             f"eligibility.max_loss_rate: {elig.max_loss_rate} is above the break-even loss "
             f"rate target_loss_ratio x fee_rate / loss_given_breach = {break_even:.6g}; "
             "above it a larger supplier would get a smaller amount"
@@ -579,3 +462,74 @@ def _check_v2_break_even(elig: EligibilityRulesV2, el: ExpectedLossRules) -> Non
 def _is_multiple(value: float, step: float) -> bool:
     ratio = value / step
     return abs(ratio - round(ratio)) < 1e-9
+
+
+def _parse_policy(raw: Mapping[str, Any], source: str | None) -> Policy:
+    try:
+        parsed = POLICY_FILE.validate_python(raw)
+    except ValidationError as exc:
+        raise PolicyConfigError(_one_line(exc)) from None
+    return Policy(
+        name=parsed.name,
+        policy_semver=parsed.version,
+        eligibility=parsed.eligibility,
+        risk_grades=tuple(parsed.risk_grades),
+        capacity=parsed.capacity,
+        expected_loss=parsed.expected_loss,
+        performance_boost=parsed.performance_boost,
+        caps=parsed.caps,
+        rounding=parsed.rounding.steps,
+        growth=parsed.growth,
+        formula=parsed.formula,
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------- messages
+
+def _one_line(exc: ValidationError) -> str:
+    return one_line(exc, lambda tag: _file_schema(tag or FORMULA_V1), root="policy", tags=FORMULAS,
+                    special=_policy_special)
+
+
+def _policy_special(error: Mapping[str, Any], loc: list) -> str | None:
+    if error["type"] == "formula":
+        return f"formula: expected one of {list(FORMULAS)}, got {error['input'].get('formula')!r}"
+    if error["type"] == "string_pattern_mismatch" and loc == ["name"]:
+        return f"name: expected a non-empty string without spaces or '+', got {error['input']!r}"
+    return None
+
+
+@functools.cache
+def policy_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a policy file (either formula), for editors."""
+    schema = POLICY_FILE.json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Trade Assurance policy (models/policies/*.yaml)",
+        "description": "Generated by `python -m models.policy --schema` from models/policy/config.py.",
+        **schema,
+    }
+
+
+@functools.cache
+def _file_schema(formula: str) -> dict[str, Any]:
+    return (PolicyFileV1 if formula == FORMULA_V1 else PolicyFileV2).model_json_schema()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.policy",
+                                     description="Check policy files, or print the JSON Schema of a policy file.")
+    parser.add_argument("--schema", action="store_true", help="print the JSON Schema (docs/policy.schema.json)")
+    parser.add_argument("files", nargs="*", type=Path, help="policy YAML files to check")
+    args = parser.parse_args(argv)
+    if args.schema:
+        print(json.dumps(policy_json_schema(), indent=2))
+    failed = False
+    for path in args.files:
+        try:
+            print(f"{path}: {Policy.from_yaml(path).version}")
+        except PolicyConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed = True
+    return 2 if failed else 0
