@@ -62,7 +62,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
 ARTIFACTS_FOLDER = "mlartifacts"
-# Opens the experiment in the MLflow UI's model-training view (not the GenAI traces view).
+# Records that the experiment is model training, not GenAI. MLflow 3.17's UI does not read it: a
+# switch at its top left, GenAI by default, picks the view (docs/ui_tour.md).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 RUN_DESCRIPTION_TAG = "mlflow.note.content"
