@@ -9,8 +9,7 @@ import pyarrow.compute as pc
 
 from assets.landing import landing_zone
 from assets.partitions import as_of_dates_in_data, month_end_partitions, partition_key_of, single_run
-from assets.resource_types import WAREHOUSE_POOL, LandingZoneParam, WarehouseParam
-from features import compute_storefront_metrics, compute_supplier_features
+from assets.resource_types import WAREHOUSE_POOL, FeatureEngineParam, LandingZoneParam, WarehouseParam
 from warehouse import replace_months, transaction
 
 SUPPLIER_FEATURES_TABLE = "features.supplier_features"
@@ -78,14 +77,20 @@ def _add_month_metadata(context: dg.AssetExecutionContext, as_of_date: date, met
 
 
 @dg.asset(**MONTHLY_FEATURE_ASSET)
-def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam) -> dg.MaterializeResult:
+def supplier_features(
+    context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam, feature_engine: FeatureEngineParam
+) -> dg.MaterializeResult:
     """INTERNAL working table `features.supplier_features` (services read `published/supplier_features`):
     every supplier's features at each month end, from what was known by that day (docs/design.md §4);
-    definitions in docs/feature_catalogue.md."""
+    definitions in docs/feature_catalogue.md. Computed on the configured feature engine (DuckDB or
+    Spark), always landed in the warehouse."""
     as_of_dates = as_of_dates_in_data(context, Path(landing.path))
-    context.log.info(f"computing supplier features for {len(as_of_dates)} month ends {as_of_dates[0]}..{as_of_dates[-1]}")
+    context.log.info(
+        f"computing supplier features for {len(as_of_dates)} month ends {as_of_dates[0]}..{as_of_dates[-1]} "
+        f"on {feature_engine.description}"
+    )
     with warehouse.connect() as con:
-        rows = compute_supplier_features(con, as_of_dates)
+        rows = feature_engine.supplier_features(con, as_of_dates)
         with transaction(con):
             replace_months(con, SUPPLIER_FEATURES_TABLE, as_of_dates, rows)
         per_month = _rows_per_month(rows)
@@ -95,20 +100,22 @@ def supplier_features(context: dg.AssetExecutionContext, warehouse: WarehousePar
                 "distribution": _distribution(con, SUPPLIER_FEATURES_TABLE, as_of_date),
             })
     context.log.info(f"supplier features: {rows.num_rows:,} rows, {rows.num_columns - 2} features")
-    return dg.MaterializeResult(metadata={"features": rows.num_columns - 2})
+    return dg.MaterializeResult(metadata={"features": rows.num_columns - 2, "feature_engine": feature_engine.description})
 
 
 @dg.asset(**MONTHLY_FEATURE_ASSET)
-def storefront_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam) -> dg.MaterializeResult:
+def storefront_metrics(
+    context: dg.AssetExecutionContext, warehouse: WarehouseParam, landing: LandingZoneParam, feature_engine: FeatureEngineParam
+) -> dg.MaterializeResult:
     """INTERNAL working table `features.storefront_metrics` (services read `published/storefront_metrics`):
     the buyer-facing figures of docs/design.md §5 (12-month transactions and value, response rate and
     speed, on-time shipment), exactly as the storefront shows them."""
     as_of_dates = as_of_dates_in_data(context, Path(landing.path))
     with warehouse.connect() as con:
-        rows = compute_storefront_metrics(con, as_of_dates)
+        rows = feature_engine.storefront_metrics(con, as_of_dates)
         with transaction(con):
             replace_months(con, STOREFRONT_METRICS_TABLE, as_of_dates, rows)
     per_month = _rows_per_month(rows)
     for as_of_date in as_of_dates:
         _add_month_metadata(context, as_of_date, {"dagster/row_count": int(per_month.get(as_of_date, 0))})
-    return dg.MaterializeResult()
+    return dg.MaterializeResult(metadata={"feature_engine": feature_engine.description})

@@ -26,6 +26,7 @@ from models.vintages import (
     vintage_as_of_dates,
     vintages_table,
 )
+from warehouse import transaction
 from warehouse.landing_metadata import read_data_horizon
 
 TRAINING_SET_TABLE = "models.training_set"
@@ -124,10 +125,9 @@ def _build_vintages(
         con.execute("CREATE SCHEMA IF NOT EXISTS models")
         con.register("_vintages", vintages_table(build.vintages))
         con.execute(f"CREATE TABLE IF NOT EXISTS {VINTAGES_TABLE} AS SELECT * FROM _vintages LIMIT 0")
-        con.execute("BEGIN TRANSACTION")
-        con.execute(f"DELETE FROM {VINTAGES_TABLE} WHERE kind = ?", [kind])
-        con.execute(f"INSERT INTO {VINTAGES_TABLE} BY NAME SELECT * FROM _vintages")
-        con.execute("COMMIT")
+        with transaction(con):
+            con.execute(f"DELETE FROM {VINTAGES_TABLE} WHERE kind = ?", [kind])
+            con.execute(f"INSERT INTO {VINTAGES_TABLE} BY NAME SELECT * FROM _vintages")
         con.unregister("_vintages")
     serving = [v for v in build.vintages if v.status == SERVING]
     if not serving:

@@ -33,7 +33,7 @@ from models.monitoring import (
 )
 from models.monitoring_data import load_monitoring_run
 from models.monitoring_report import write_monitoring_report
-from warehouse import replace_months
+from warehouse import replace_months, transaction
 from warehouse.landing_metadata import read_data_horizon
 
 MONITORING_TABLES = {name: f"monitoring.{name}" for name in ("drift", "collapse", "performance")}
@@ -97,18 +97,17 @@ def model_monitoring(
                 },
                 partition_key=partition_key_of(as_of_date),
             )
-        con.execute("BEGIN TRANSACTION")
-        for name, frames in tables.items():
-            frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-            if name == "performance":
-                con.execute("CREATE SCHEMA IF NOT EXISTS monitoring")
-                # A month whose outcomes are still incomplete has no rows: clear it all the same.
-                if _table_exists(con, MONITORING_TABLES[name]):
-                    con.execute(f"DELETE FROM {MONITORING_TABLES[name]} WHERE as_of_date IN (SELECT unnest(?::DATE[]))",
-                                [as_of_dates])
-            if frame is not None:
-                replace_months(con, MONITORING_TABLES[name], as_of_dates, pa.Table.from_pandas(frame, preserve_index=False))
-        con.execute("COMMIT")
+        with transaction(con):
+            for name, frames in tables.items():
+                frame = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+                if name == "performance":
+                    con.execute("CREATE SCHEMA IF NOT EXISTS monitoring")
+                    # A month whose outcomes are still incomplete has no rows: clear it all the same.
+                    if _table_exists(con, MONITORING_TABLES[name]):
+                        con.execute(f"DELETE FROM {MONITORING_TABLES[name]} WHERE as_of_date IN (SELECT unnest(?::DATE[]))",
+                                    [as_of_dates])
+                if frame is not None:
+                    replace_months(con, MONITORING_TABLES[name], as_of_dates, pa.Table.from_pandas(frame, preserve_index=False))
     return dg.MaterializeResult(metadata={"months": len(as_of_dates)})
 
 

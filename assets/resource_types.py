@@ -7,11 +7,14 @@ these protocols instead of importing the resource classes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from datetime import date
 from typing import Protocol
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 
 # Every asset that writes the DuckDB file runs in this pool: DuckDB allows one writer per file.
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -21,6 +24,18 @@ class Warehouse(Protocol):
     path: str
 
     def connect(self, read_only: bool = False) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+
+
+class FeatureEngine(Protocol):
+    """Computes the feature tables from the warehouse's `validated.*` tables, on DuckDB or elsewhere;
+    the rows come back as Arrow, the same whichever engine computed them."""
+
+    @property
+    def description(self) -> str: ...
+
+    def supplier_features(self, con: duckdb.DuckDBPyConnection, as_of_dates: Sequence[date]) -> pa.Table: ...
+
+    def storefront_metrics(self, con: duckdb.DuckDBPyConnection, as_of_dates: Sequence[date]) -> pa.Table: ...
 
 
 class LandingZone(Protocol):
@@ -50,6 +65,7 @@ class PolicySource(Protocol):
 
 WarehouseParam = dg.ResourceParam[Warehouse]
 LandingZoneParam = dg.ResourceParam[LandingZone]
+FeatureEngineParam = dg.ResourceParam[FeatureEngine]
 ModelRegistryParam = dg.ResourceParam[ModelRegistry]
 PublishedStoreParam = dg.ResourceParam[PublishedStore]
 PolicySourceParam = dg.ResourceParam[PolicySource]

@@ -41,7 +41,7 @@ class ColumnContract:
     nullable: bool = False
     unique: bool = False
     allowed_values: tuple[str, ...] | None = None  # exact, case-sensitive
-    pattern: str | None = None  # regular expression the whole value must match
+    pattern: str | None = None  # regular expression the whole value must match (data_contracts/rules.py anchors it)
     min: float | None = None
     max: float | None = None
     min_exclusive: bool = False
@@ -61,12 +61,6 @@ class ColumnContract:
     def is_timestamp(self) -> bool:
         return self.type == "TIMESTAMP"
 
-    @property
-    def value_regex(self) -> str | None:
-        """`pattern` anchored to the whole value: every engine (quarantine SQL, the DuckDB
-        checks, Great Expectations, which searches) then means the same thing by it."""
-        return None if self.pattern is None else f"^(?:{self.pattern})$"
-
 
 @dataclass(frozen=True)
 class RowRule:
@@ -82,12 +76,6 @@ class RowRule:
     op: str | None = None
     other: str | None = None
     sql: str | None = None
-
-    def condition_sql(self, left: str = "", right: str = "") -> str:
-        """SQL that is true when the row satisfies the rule (null counts as satisfied)."""
-        if self.sql is not None:
-            return f"coalesce(({self.sql}), true)"
-        return f"coalesce({left}{_q(self.column)} {self.op} {right}{_q(self.other)}, true)"
 
 
 @dataclass(frozen=True)

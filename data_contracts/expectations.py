@@ -1,9 +1,11 @@
 """Great Expectations 1.x suites derived from the contracts, and the checks Dagster calls.
 
-Each contract becomes a list of `ContractCheck`s; every check has two renderings:
+Each contract becomes a list of `ContractCheck`s (`data_contracts/rules.py`, where each rule is
+declared once); every check has two renderings here:
 
 * a GX expectation (`build_expectation_suite`), run by GX on a pandas frame, and
-* a DuckDB aggregate (`_count_unexpected_sql`), run on the whole table where it lives.
+* a DuckDB aggregate (`count(*) FILTER (WHERE violation_sql)`), run on the whole table where it
+  lives; the quarantine runs the same `violation_sql` per row.
 
 Why both: GX on pandas is the shared, readable vocabulary (and what data people already know),
 but materialising 20M orders into pandas for it takes minutes and many GiB. So
@@ -30,34 +32,19 @@ from typing import Any
 import duckdb
 
 from data_contracts.contracts import TableContract, _q
+from data_contracts.rules import (
+    BLANK_TEXT_PYTHON_REGEX,
+    ContractCheck,
+    check_columns,
+    contract_checks,
+    cross_table_violation_sql,
+    python_whole_value,
+    violation_sql,
+)
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 DEFAULT_FULL_ROWS_LIMIT = 100_000
-
-_OPS_SQL = {">=": ">=", ">": ">", "<=": "<=", "<": "<", "=": "="}
-
-
-@dataclass(frozen=True)
-class ContractCheck:
-    """One verifiable statement of a contract (`kind` names the GX expectation family)."""
-
-    kind: str  # columns_match_set | not_null | unique | compound_unique | in_set | regex | between | pair | sql | types | reference | cross_table
-    rule: str  # the contract rule it enforces, e.g. null_required, non_positive_amount
-    columns: tuple[str, ...] = ()
-    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-
-    @property
-    def gx_capable(self) -> bool:
-        return self.kind in {"columns_match_set", "not_null", "unique", "compound_unique",
-                             "in_set", "regex", "between", "pair"}
-
-    @property
-    def label(self) -> str:
-        """Unique within a table, e.g. `between(amount_usd):non_positive_amount`."""
-        target = f"({', '.join(self.columns)})" if self.columns and self.kind not in ("columns_match_set", "types") else ""
-        return f"{self.kind}{target}:{self.rule}"
-
 
 @dataclass
 class ExpectationOutcome:
@@ -99,58 +86,6 @@ class ContractCheckResult:
         return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- checks
-
-
-def contract_checks(contract: TableContract, horizon: datetime | None = None,
-                    reference_tables: bool = True) -> list[ContractCheck]:
-    checks = [ContractCheck("columns_match_set", "columns", tuple(contract.column_names),
-                            {"exact": contract.extra_columns != "allowed"}),
-              ContractCheck("types", "column_types", tuple(contract.column_names))]
-    for c in contract.columns:
-        if not c.nullable:
-            checks.append(ContractCheck("not_null", "null_required", (c.name,)))
-    if len(contract.primary_key) == 1:
-        checks.append(ContractCheck("unique", "duplicate_id", contract.primary_key))
-    elif contract.primary_key:
-        checks.append(ContractCheck("compound_unique", "duplicate_id", contract.primary_key))
-    for c in contract.columns:
-        if c.unique and (c.name,) != contract.primary_key:
-            checks.append(ContractCheck("unique", "duplicate_id", (c.name,)))
-        if c.allowed_values is not None:
-            checks.append(ContractCheck("in_set", "unknown_enum", (c.name,), {"values": list(c.allowed_values)}))
-        if c.pattern is not None:
-            checks.append(ContractCheck("regex", "invalid_format", (c.name,), {"regex": c.value_regex}))
-        if c.max is not None and c.above_max_rule != c.range_rule:
-            if c.min is not None:
-                checks.append(ContractCheck("between", c.range_rule, (c.name,), {
-                    "min": c.min, "max": None, "strict_min": c.min_exclusive, "strict_max": False}))
-            checks.append(ContractCheck("between", c.above_max_rule, (c.name,), {
-                "min": None, "max": c.max, "strict_min": False, "strict_max": c.max_exclusive}))
-        elif c.min is not None or c.max is not None:
-            checks.append(ContractCheck("between", c.range_rule, (c.name,), {
-                "min": c.min, "max": c.max, "strict_min": c.min_exclusive, "strict_max": c.max_exclusive}))
-        if contract.plausible_from is not None and c.is_timestamp:
-            checks.append(ContractCheck("between", "before_plausible_era", (c.name,), {
-                "min": contract.plausible_from, "max": None, "strict_min": False, "strict_max": False}))
-        if horizon is not None and c.is_timestamp and c.horizon_bound:
-            checks.append(ContractCheck("between", "after_horizon", (c.name,), {
-                "min": None, "max": horizon, "strict_min": False, "strict_max": False}))
-    for rule in contract.row_rules:
-        if rule.sql is not None:
-            checks.append(ContractCheck("sql", rule.name, (), {"sql": rule.sql}))
-        else:
-            checks.append(ContractCheck("pair", rule.name, (rule.column, rule.other), {"op": rule.op}))
-    if reference_tables:
-        for ref in contract.references:
-            checks.append(ContractCheck("reference", ref.missing_rule, (ref.column,),
-                                        {"table": ref.table, "ref_column": ref.ref_column}))
-        for rule in contract.cross_table_rules:
-            checks.append(ContractCheck("cross_table", rule.name, (rule.column,), {
-                "op": rule.op, "table": rule.table, "ref_column": rule.ref_column, "via": rule.via}))
-    return checks
-
-
 # --------------------------------------------------------------------------- GX rendering
 
 
@@ -160,7 +95,7 @@ def _gx():
     return gx
 
 
-def _to_gx_expectation(check: ContractCheck):
+def gx_expectation(check: ContractCheck):
     gxe = _gx().expectations
     meta = {"rule": check.rule, "check": check.label}
     col = check.columns[0] if check.columns else None
@@ -169,6 +104,8 @@ def _to_gx_expectation(check: ContractCheck):
                                                 exact_match=check.params["exact"], meta=meta)
     if check.kind == "not_null":
         return gxe.ExpectColumnValuesToNotBeNull(column=col, meta=meta)
+    if check.kind == "not_blank":
+        return gxe.ExpectColumnValuesToNotMatchRegex(column=col, regex=BLANK_TEXT_PYTHON_REGEX, meta=meta)
     if check.kind == "unique":
         return gxe.ExpectColumnValuesToBeUnique(column=col, meta=meta)
     if check.kind == "compound_unique":
@@ -176,7 +113,7 @@ def _to_gx_expectation(check: ContractCheck):
     if check.kind == "in_set":
         return gxe.ExpectColumnValuesToBeInSet(column=col, value_set=check.params["values"], meta=meta)
     if check.kind == "regex":
-        return gxe.ExpectColumnValuesToMatchRegex(column=col, regex=check.params["regex"], meta=meta)
+        return gxe.ExpectColumnValuesToMatchRegex(column=col, regex=python_whole_value(check.params["pattern"]), meta=meta)
     if check.kind == "between":
         p = check.params
         return gxe.ExpectColumnValuesToBeBetween(column=col, min_value=p["min"], max_value=p["max"],
@@ -205,7 +142,7 @@ def build_expectation_suite(contract: TableContract, horizon: datetime | None = 
     suite = gx.ExpectationSuite(name=f"{contract.layer}.{contract.name}")
     for check in contract_checks(contract, horizon):
         if check.gx_capable:
-            suite.add_expectation(_to_gx_expectation(check))
+            suite.add_expectation(gx_expectation(check))
     return suite
 
 
@@ -247,7 +184,7 @@ def _run_gx(frame, contract: TableContract, checks: list[ContractCheck]) -> list
     _context()
     suite = _gx().ExpectationSuite(name=f"{contract.layer}.{contract.name}")
     for check in gx_checks:
-        suite.add_expectation(_to_gx_expectation(check))
+        suite.add_expectation(gx_expectation(check))
     batch = _batch_definition(f"{contract.layer}.{contract.name}").get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format="SUMMARY")
     by_label = {}
@@ -264,40 +201,6 @@ def _run_gx(frame, contract: TableContract, checks: list[ContractCheck]) -> list
 
 
 # --------------------------------------------------------------------------- DuckDB rendering
-
-
-def _sql_literal(value: Any) -> str:
-    if isinstance(value, datetime):
-        return f"TIMESTAMP '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
-    if isinstance(value, (int, float)):
-        return repr(float(value))
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def violation_sql(check: ContractCheck) -> str | None:
-    """SQL true for an unexpected row, for the checks that are a per-row filter; the one
-    rendering of those rules, which the quarantine uses too."""
-    col = _q(check.columns[0]) if check.columns else None
-    p = check.params
-    if check.kind == "not_null":
-        return f"{col} IS NULL"
-    if check.kind == "in_set":
-        return f"{col} IS NOT NULL AND {col} NOT IN ({', '.join(_sql_literal(v) for v in p['values'])})"
-    if check.kind == "regex":
-        return f"{col} IS NOT NULL AND NOT regexp_matches({col}, {_sql_literal(p['regex'])})"
-    if check.kind == "between":
-        parts = []
-        if p["min"] is not None:
-            parts.append(f"{col} {'<=' if p['strict_min'] else '<'} {_sql_literal(p['min'])}")
-        if p["max"] is not None:
-            parts.append(f"{col} {'>=' if p['strict_max'] else '>'} {_sql_literal(p['max'])}")
-        return f"{col} IS NOT NULL AND ({' OR '.join(parts)})"
-    if check.kind == "pair":
-        a, b = (_q(c) for c in check.columns)
-        return f"{a} IS NOT NULL AND {b} IS NOT NULL AND NOT ({a} {_OPS_SQL[p['op']]} {b})"
-    if check.kind == "sql":
-        return f"NOT coalesce(({p['sql']}), true)"
-    return None
 
 
 def _duckdb_outcomes(con: duckdb.DuckDBPyConnection, relation: str, schema: str | None,
@@ -356,21 +259,17 @@ def _duckdb_outcomes(con: duckdb.DuckDBPyConnection, relation: str, schema: str 
                        f"(SELECT 1 FROM {ref_relation} r WHERE r.{_q(check.params['ref_column'])} = s.{col})")
             else:
                 via = _q(check.params["via"])
-                sql = (f"SELECT count(*) FROM {relation} s JOIN {ref_relation} r ON r.{via} = s.{via} "
-                       f"WHERE NOT coalesce(s.{col} {_OPS_SQL[check.params['op']]} "
-                       f"r.{_q(check.params['ref_column'])}, true)")
+                broken = cross_table_violation_sql(check.params["op"], check.columns[0], check.params["ref_column"])
+                sql = f"SELECT count(*) FROM {relation} s JOIN {ref_relation} r ON r.{via} = s.{via} WHERE {broken}"
             add(check, int(con.execute(sql).fetchone()[0]))
     return [outcomes[c.label] for c in checks if c.label in outcomes]
-
-
-def check_columns(check: ContractCheck) -> tuple[str, ...]:
-    return () if check.kind in ("columns_match_set", "types", "sql") else check.columns
 
 
 def _gx_type_name(check: ContractCheck) -> str | None:
     return {
         "columns_match_set": "expect_table_columns_to_match_set",
         "not_null": "expect_column_values_to_not_be_null",
+        "not_blank": "expect_column_values_to_not_match_regex",
         "unique": "expect_column_values_to_be_unique",
         "compound_unique": "expect_compound_columns_to_be_unique",
         "in_set": "expect_column_values_to_be_in_set",

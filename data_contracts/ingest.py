@@ -29,6 +29,7 @@ from data_contracts.manifest import MANIFEST_NAME, read_declared_outcomes, read_
 from data_contracts.outcomes import write_outcome_definition
 from data_contracts.quarantine import apply_table_rules, single_row_rule_sql
 from data_contracts.report import IngestReport, TableIngestStats, load_tolerances
+from data_contracts.transaction import transaction
 
 VALIDATED_SCHEMA = "validated"
 QUARANTINE_SCHEMA = "quarantine"
@@ -211,8 +212,7 @@ def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[s
                           absent_optional_tables=absent, unknown_tables=unknown_tables,
                           ignored_files=top_level_files, outcome_definition=outcomes)
 
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _write_tables(con, staged, absent, report)
         for name, s in tables.items():
             accepted = con.execute(f"SELECT count(*) FROM {VALIDATED_SCHEMA}.{_q(name)}").fetchone()[0]
@@ -221,10 +221,6 @@ def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[s
             if not (s.rows_read == accepted + quarantined == s.rows_accepted + s.rows_quarantined):
                 raise AssertionError(
                     f"{name}: read {s.rows_read} != accepted {accepted} + quarantined {quarantined}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     if quarantine_parquet_dir is not None:
         _write_quarantine_parquet(con, list(staged), absent, Path(quarantine_parquet_dir))
     return report

@@ -31,18 +31,28 @@ deterministic and a row's reason is its most basic defect):
     `review_before_order`.
 
 Rules 1-6 are evaluated while reading (`single_row_rule_sql`); 7-10 afterwards, table by table
-in dependency order, by `apply_table_rules`.
+in dependency order, by `apply_table_rules`. Rules 2-7 and 10 are the contract's checks
+(`data_contracts/rules.py`): the condition that quarantines a row is the check's own
+`violation_sql`, the same SQL the aggregate checks count and the rule the GX expectation states.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 
 from data_contracts.contracts import ColumnContract, TableContract, _q
-from data_contracts.expectations import contract_checks, violation_sql
 from data_contracts.landing_zone import raw_name
+from data_contracts.rules import (
+    AFTER_HORIZON,
+    BEFORE_PLAUSIBLE_ERA,
+    ContractCheck,
+    contract_checks,
+    cross_table_violation_sql,
+    violation_sql,
+)
 
 # Rule names in evaluation order (for documentation and the report's row order).
 RULE_ORDER: tuple[str, ...] = (
@@ -134,82 +144,88 @@ def _shown(column: ColumnContract, alias: str = "") -> str:
     return f"coalesce({_lit(column.name + '=')} || {original}, {_lit(column.name + ' is null')})"
 
 
-def _range_conditions(column: ColumnContract, ident: str) -> list[tuple[str, str]]:
-    """(SQL true when a non-null value breaks it, rule) for the column's minimum (and
-    integrality) and its maximum; one entry when both share a rule."""
-    low, high = [], []
-    if column.min is not None:
-        low.append(f"{ident} {'<=' if column.min_exclusive else '<'} {float(column.min)!r}")
-    if column.type in ("INTEGER", "BIGINT"):
-        low.append(f"{ident} <> round({ident})")
-    if column.max is not None:
-        high.append(f"{ident} {'>=' if column.max_exclusive else '>'} {float(column.max)!r}")
-    if column.above_max_rule == column.range_rule:
-        low, high = low + high, []
-    return [(f"({' OR '.join(parts)})", rule) for parts, rule in ((low, column.range_rule), (high, column.above_max_rule)) if parts]
+@dataclass(frozen=True)
+class QuarantineCondition:
+    """One WHEN of the quarantine's CASE: rows where `condition` holds get `rule`, explained by `detail`."""
+
+    condition: str
+    rule: str
+    detail: str  # SQL rendering the offending value(s) for `_rule_detail`
+    check: ContractCheck | None = None  # the contract check it compiles; None for the type rules (1)
 
 
-def single_row_rule_sql(contract: TableContract) -> tuple[str, str]:
-    """(`_rule` CASE, `_rule_detail` CASE) for rules 1-6, over the staged column names."""
-    whens: list[tuple[str, str, str]] = []  # (condition, rule, detail sql)
+# The order in which the contract's single-row checks are tried (module docstring, rules 2-6).
+_CHECK_GROUPS = (
+    lambda check: check.kind in ("not_null", "not_blank"),
+    lambda check: check.kind == "in_set",
+    lambda check: check.kind == "regex",
+    lambda check: check.is_range_rule,
+    lambda check: check.kind == "between" and check.rule == BEFORE_PLAUSIBLE_ERA,
+    lambda check: check.kind in ("pair", "sql"),
+)
+
+
+def _detail(contract: TableContract, check: ContractCheck) -> str:
+    if check.kind in ("not_null", "not_blank"):
+        return _lit(f"{check.columns[0]} is null")
+    if check.rule == BEFORE_PLAUSIBLE_ERA:
+        return f"{_shown(contract.column(check.columns[0]))} || {_lit(' before ' + contract.plausible_from.date().isoformat())}"
+    if check.kind == "pair":
+        column, other = check.columns
+        return f"{_shown(contract.column(column))} || ' vs ' || {_shown(contract.column(other))}"
+    if check.kind == "sql":
+        rule = next(r for r in contract.row_rules if r.name == check.rule)
+        return _lit(rule.description or rule.name)
+    return _shown(contract.column(check.columns[0]))
+
+
+def single_row_rules(contract: TableContract) -> list[QuarantineCondition]:
+    """Rules 1-6 in evaluation order: the type rules, then the contract's single-row checks."""
+    whens: list[QuarantineCondition] = []
     for c in contract.columns:
         if c.type == "VARCHAR":
             continue
         ident, raw = _q(c.name), _q(raw_name(c.name))
-        whens.append((f"{raw} IS NOT NULL AND trim({raw}) <> '' AND {ident} IS NULL",
-                      _UNPARSEABLE[c.type], _shown(c)))
+        whens.append(QuarantineCondition(f"{raw} IS NOT NULL AND trim({raw}) <> '' AND {ident} IS NULL",
+                                         _UNPARSEABLE[c.type], _shown(c)))
     for c in contract.columns:
         if c.type in ("DOUBLE", "INTEGER", "BIGINT"):
-            whens.append((f"{_q(c.name)} IS NOT NULL AND NOT isfinite({_q(c.name)})",
-                          "non_finite_number", _shown(c)))
-    for c in contract.columns:
-        if not c.nullable:
-            ident = _q(c.name)
-            empty = f" OR trim({ident}) = ''" if c.type == "VARCHAR" else ""
-            whens.append((f"{ident} IS NULL{empty}", "null_required", _lit(f"{c.name} is null")))
-    # Enumerations, then formats, each in column order: rendered by the contract checks'
-    # own SQL, so a rule means the same in quarantine and in the expectation suites.
-    value_checks = contract_checks(contract, reference_tables=False)
-    for kind in ("in_set", "regex"):
-        for check in (c for c in value_checks if c.kind == kind):
-            whens.append((violation_sql(check), check.rule, _shown(contract.column(check.columns[0]))))
-    for c in contract.columns:
-        for condition, rule in _range_conditions(c, _q(c.name)):
-            whens.append((f"{_q(c.name)} IS NOT NULL AND {condition}", rule, _shown(c)))
-    if contract.plausible_from is not None:
-        era = _ts_literal(contract.plausible_from)
-        for c in contract.columns:
-            if c.is_timestamp:
-                whens.append((f"{_q(c.name)} < {era}", "before_plausible_era",
-                              f"{_shown(c)} || {_lit(' before ' + contract.plausible_from.date().isoformat())}"))
-    for rule in contract.row_rules:
-        if rule.sql is not None:
-            detail = _lit(rule.description or rule.name)
-        else:
-            detail = f"{_shown(contract.column(rule.column))} || ' vs ' || {_shown(contract.column(rule.other))}"
-        whens.append((f"NOT {rule.condition_sql()}", rule.name, detail))
+            whens.append(QuarantineCondition(f"{_q(c.name)} IS NOT NULL AND NOT isfinite({_q(c.name)})",
+                                             "non_finite_number", _shown(c)))
+    checks = contract_checks(contract, reference_tables=False)
+    for in_group in _CHECK_GROUPS:
+        for check in (c for c in checks if in_group(c)):
+            whens.append(QuarantineCondition(violation_sql(check), check.rule, _detail(contract, check), check))
+    return whens
+
+
+def single_row_rule_sql(contract: TableContract) -> tuple[str, str]:
+    """(`_rule` CASE, `_rule_detail` CASE) for rules 1-6, over the staged column names."""
+    whens = single_row_rules(contract)
     if not whens:
         return "CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"
-    rule_case = "CASE " + " ".join(f"WHEN {cond} THEN {_lit(rule)}" for cond, rule, _ in whens) + " END"
-    detail_case = "CASE " + " ".join(f"WHEN {cond} THEN {detail}" for cond, _, detail in whens) + " END"
+    rule_case = "CASE " + " ".join(f"WHEN {w.condition} THEN {_lit(w.rule)}" for w in whens) + " END"
+    detail_case = "CASE " + " ".join(f"WHEN {w.condition} THEN {w.detail}" for w in whens) + " END"
     return rule_case, detail_case
 
 
-def _ts_literal(value: datetime) -> str:
-    return f"TIMESTAMP '{value.strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+def horizon_rules(contract: TableContract, horizon: datetime) -> list[QuarantineCondition]:
+    """Rule 7: a timestamp (other than a promise about the future) after the data horizon."""
+    return [
+        QuarantineCondition(violation_sql(check), check.rule,
+                            f"{_shown(contract.column(check.columns[0]))} || {_lit(' after horizon ' + str(horizon))}", check)
+        for check in contract_checks(contract, horizon, reference_tables=False) if check.rule == AFTER_HORIZON
+    ]
 
 
 def apply_horizon_rule(con: duckdb.DuckDBPyConnection, stage: str, contract: TableContract,
                        horizon: datetime) -> None:
-    bounded = [c for c in contract.columns if c.is_timestamp and c.horizon_bound]
-    if not bounded:
+    whens = horizon_rules(contract, horizon)
+    if not whens:
         return
-    h = _ts_literal(horizon)
-    cond = " OR ".join(f"{_q(c.name)} > {h}" for c in bounded)
-    detail = "CASE " + " ".join(
-        f"WHEN {_q(c.name)} > {h} THEN {_shown(c)} || {_lit(' after horizon ' + str(horizon))}" for c in bounded
-    ) + " END"
-    con.execute(f"UPDATE {stage} SET _rule = 'after_horizon', _rule_detail = {detail} "
+    cond = " OR ".join(f"({w.condition})" for w in whens)
+    detail = "CASE " + " ".join(f"WHEN {w.condition} THEN {w.detail}" for w in whens) + " END"
+    con.execute(f"UPDATE {stage} SET _rule = {_lit(AFTER_HORIZON)}, _rule_detail = {detail} "
                 f"WHERE _rule IS NULL AND ({cond})")
 
 
@@ -267,7 +283,7 @@ def apply_cross_table_rules(con: duckdb.DuckDBPyConnection, stage: str, contract
     for rule in contract.cross_table_rules:
         ref_stage = stages[rule.table]
         ref_column = contracts[rule.table].column(rule.ref_column)
-        col, ref_col, via = _q(rule.column), _q(rule.ref_column), _q(rule.via)
+        via = _q(rule.via)
         detail = (f"{_shown(contract.column(rule.column), 's.')} || ' vs {rule.table}.' || "
                   f"{_shown(ref_column, 'r.')}")
         con.execute(f"""
@@ -275,7 +291,7 @@ def apply_cross_table_rules(con: duckdb.DuckDBPyConnection, stage: str, contract
             SET _rule = {_lit(rule.name)}, _rule_detail = {detail}
             FROM {ref_stage} AS r
             WHERE r._rule IS NULL AND r.{via} = s.{via} AND s._rule IS NULL
-              AND NOT coalesce(s.{col} {rule.op} r.{ref_col}, true)""")
+              AND {cross_table_violation_sql(rule.op, rule.column, rule.ref_column)}""")
 
 
 def apply_table_rules(con: duckdb.DuckDBPyConnection, stage: str, contract: TableContract,

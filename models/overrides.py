@@ -56,6 +56,7 @@ import pyarrow as pa
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from data_contracts.transaction import transaction
 from models.policy.common import OVERRIDE_CAPPED, OVERRIDE_EXCLUDED, OVERRIDE_FROZEN
 
 FREEZE, CAP, EXCLUDE = "freeze", "cap", "exclude"
@@ -393,8 +394,7 @@ def record_override_changes(
     removed since the last audited state, in one transaction; return the rows appended.
     Idempotent: the same file again appends nothing."""
     schema = audit_table.split(".", 1)[0]
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         con.register("_audit_probe", AUDIT_SCHEMA.empty_table())
         try:
@@ -418,8 +418,4 @@ def record_override_changes(
                 con.execute(f"INSERT INTO {audit_table} BY NAME SELECT * FROM _audit_rows")
             finally:
                 con.unregister("_audit_rows")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return appended

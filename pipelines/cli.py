@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.settings import Settings
+from pipelines.settings import FEATURE_ENGINES, Settings
 
 MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -37,7 +38,9 @@ def clean_errors(command):
         from models.overrides import OverridesFileError
         from models.policy import PolicyConfigError
         from pipelines.home_lock import HomeBusyError
+        from pipelines.resources import FeatureEngineUnavailableError
         from pipelines.runner import MonthRangeError, PipelineRunFailed
+        from pipelines.settings import SettingsError
         from warehouse import WarehouseLockedError
         from warehouse.landing_metadata import WarehouseNotLoadedError
 
@@ -46,7 +49,7 @@ def clean_errors(command):
         except LandingZoneError as error:
             click.secho(f"error: unusable landing zone: {error}", fg="red", err=True)
             sys.exit(EXIT_UNUSABLE_INPUT)
-        except MonthRangeError as error:
+        except (MonthRangeError, SettingsError, FeatureEngineUnavailableError) as error:
             click.secho(f"error: {error}", fg="red", err=True)
             sys.exit(EXIT_UNUSABLE_INPUT)
         except OverridesFileError as error:
@@ -93,11 +96,13 @@ def _log_traceback() -> Path | None:
     return path
 
 
-def _settings(home: str | None, landing: str | None = None) -> Settings:
+def _settings(home: str | None, landing: str | None = None, engine: str | None = None) -> Settings:
     if home:
         os.environ["ASSURANCE_HOME"] = str(Path(home).resolve())
     if landing:
         os.environ["ASSURANCE_LANDING"] = str(Path(landing).resolve())
+    if engine:
+        os.environ["ASSURANCE_FEATURE_ENGINE"] = engine
     return Settings.from_env()
 
 
@@ -133,6 +138,7 @@ def _run(settings: Settings, first: str | None, last: str | None, verbose: bool 
     """Check the months against each other and against the data, then run them: nothing runs on a bad range."""
     from data_contracts.span import landing_zone_month_span
     from models.overrides import load_overrides
+    from pipelines.resources import feature_engine_resource
     from pipelines.runner import check_month_order, month_range, run_months
 
     check_month_order(first, last)
@@ -141,6 +147,7 @@ def _run(settings: Settings, first: str | None, last: str | None, verbose: bool 
         from models.policy import Policy
 
         Policy.from_yaml(settings.policy_file)  # nor does a bad policy file (exit 2, one line)
+    feature_engine_resource(settings).check_available()  # Spark without pyspark or Java: one line, before any work
     span = landing_zone_month_span(settings.landing)
     first, last = month_range(first, last, span)
     click.echo(f"running months {first}..{last} on {settings.landing} (home {settings.home})")
@@ -148,6 +155,11 @@ def _run(settings: Settings, first: str | None, last: str | None, verbose: bool 
 
 
 VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Print Dagster's full stack traces on the console too (they always go to the log).")
+ENGINE = click.option(
+    "--engine", type=click.Choice(FEATURE_ENGINES), envvar="ASSURANCE_FEATURE_ENGINE", show_envvar=True,
+    help="Where the feature assets compute [default: duckdb]; spark needs the spark extra and reads "
+    "ASSURANCE_SPARK_MASTER / ASSURANCE_SPARK_REMOTE (README, Running the features on Spark).",
+)
 
 
 @main.command()
@@ -157,9 +169,10 @@ VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Print Dagster's fu
               help="Home folder for outputs [default: ./var].")
 @click.option("--from", "first", callback=_month, help="First as-of month YYYY-MM [default: first month with orders].")
 @click.option("--to", "last", callback=_month, help="Last as-of month YYYY-MM [default: last complete month of data].")
+@ENGINE
 @VERBOSE
 @clean_errors
-def run(landing: str, home: str | None, first: str | None, last: str | None, verbose: bool) -> None:
+def run(landing: str, home: str | None, first: str | None, last: str | None, engine: str | None, verbose: bool) -> None:
     """Ingest, validate, compute features, train or reuse the model vintages, score and publish, as one Dagster run.
 
     Exit codes: 0 ok; 1 the run failed; 2 unusable input or months outside the data; 3 another
@@ -167,7 +180,7 @@ def run(landing: str, home: str | None, first: str | None, last: str | None, ver
     """
     from pipelines.summary import describe_run
 
-    settings = _settings(home, landing)
+    settings = _settings(home, landing, engine)
     started = time.monotonic()
     outcome = _run(settings, first, last, verbose)
     click.echo(describe_run(settings, outcome, seconds=time.monotonic() - started))
@@ -179,9 +192,10 @@ def run(landing: str, home: str | None, first: str | None, last: str | None, ver
 @click.option("--seed", default=7, show_default=True, type=int, help="Random seed: the same seed gives the same world and results.")
 @click.option("--months", default=30, show_default=True, type=click.IntRange(min=13),
               help="Months of trading history (at least 13: enough for six months of outcomes to train on).")
+@ENGINE
 @VERBOSE
 @clean_errors
-def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool) -> None:
+def demo(home: str | None, suppliers: int, seed: int, months: int, engine: str | None, verbose: bool) -> None:
     """Generate a synthetic landing zone under the home folder and run the whole pipeline on it."""
     from pipelines.home_lock import home_lock
     from pipelines.summary import describe_run
@@ -189,11 +203,8 @@ def demo(home: str | None, suppliers: int, seed: int, months: int, verbose: bool
 
     # The demo always writes its own landing zone under the home folder: never the one
     # ASSURANCE_LANDING may point at, which holds somebody's real data.
-    configured = _settings(home, None)
-    settings = Settings(
-        home=configured.home, landing=configured.home / "landing", policy_file=configured.policy_file,
-        overrides_file=configured.overrides_file, vintage_config_file=configured.vintage_config_file,
-    )
+    configured = _settings(home, None, engine)
+    settings = dataclasses.replace(configured, landing=configured.home / "landing")
     os.environ["ASSURANCE_LANDING"] = str(settings.landing)
     started = time.monotonic()
     # Taken before the landing zone is replaced: a run in progress on this home may be reading it.

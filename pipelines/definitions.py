@@ -13,6 +13,7 @@ from pipelines.resources import (
     PolicyResource,
     PublishedStoreResource,
     WarehouseResource,
+    feature_engine_resource,
 )
 from pipelines.settings import REGISTERED_MODEL_NAME, Settings
 
@@ -23,6 +24,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse)),
         "landing": LandingZoneResource(path=str(settings.landing), quarantine_parquet_dir=str(settings.quarantine_parquet)),
+        "feature_engine": feature_engine_resource(settings),
         "model_registry": MLflowResource(
             tracking_uri=settings.mlflow_tracking_uri,
             registered_model_name=REGISTERED_MODEL_NAME,

@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,6 +137,11 @@ class _LogFileStream(io.TextIOBase):
 LIBRARY_LOGGERS = ("mlflow", "alembic", "py.warnings", "great_expectations", "lightgbm")
 
 
+def _warning_to_library_log(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as a record of the `py.warnings` logger (what logging.captureWarnings does)."""
+    logging.getLogger("py.warnings").warning("%s", warnings.formatwarning(message, category, filename, lineno, line))
+
+
 @contextlib.contextmanager
 def libraries_to_log_file(path: Path, verbose: bool = False) -> Iterator[None]:
     """During a run, what the libraries print or log (MLflow's notices and warnings, Python
@@ -154,13 +160,15 @@ def libraries_to_log_file(path: Path, verbose: bool = False) -> Iterator[None]:
         library.handlers, library.propagate = [to_file], False
     stream, previous_console = _LogFileStream(path), _console_stream
     _console_stream = sys.stderr
-    logging.captureWarnings(True)
+    # Set, not logging.captureWarnings(True): that is a no-op once a library captured warnings
+    # before (Great Expectations does on import), leaving warnings to whoever shows them now.
+    previous_showwarning, warnings.showwarning = warnings.showwarning, _warning_to_library_log
     try:
         with contextlib.redirect_stderr(stream), contextlib.redirect_stdout(stream):
             yield
     finally:
         stream.flush()
-        logging.captureWarnings(False)
+        warnings.showwarning = previous_showwarning
         _console_stream = previous_console
         for name, (handlers, propagate) in saved.items():
             library = logging.getLogger(name)

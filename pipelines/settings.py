@@ -8,6 +8,16 @@ from pathlib import Path
 
 REGISTERED_MODEL_NAME = "supplier_breach_risk"
 
+# Where the feature assets compute (pipelines/resources.py): DuckDB in process, or Spark.
+FEATURE_ENGINE_DUCKDB = "duckdb"
+FEATURE_ENGINE_SPARK = "spark"
+FEATURE_ENGINES = (FEATURE_ENGINE_DUCKDB, FEATURE_ENGINE_SPARK)
+DEFAULT_SPARK_MASTER = "local[*]"
+
+
+class SettingsError(ValueError):
+    """An environment variable or option holds a value the pipeline cannot use (bad usage: exit code 2)."""
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -17,6 +27,20 @@ class Settings:
     # Analyst overrides (models/overrides.py); None: `overrides.yaml` in the home folder, if present.
     overrides_file: Path | None = None
     vintage_config_file: Path | None = None  # model vintages' cadence (models/vintages.yaml when None)
+    feature_engine: str = FEATURE_ENGINE_DUCKDB  # ASSURANCE_FEATURE_ENGINE / --engine: one of FEATURE_ENGINES
+    spark_master: str = DEFAULT_SPARK_MASTER  # ASSURANCE_SPARK_MASTER: local[*], local[4], spark://host:7077, yarn, ...
+    spark_remote: str | None = None  # ASSURANCE_SPARK_REMOTE: a Spark Connect URL (sc://host:15002); wins over the master
+    # ASSURANCE_SPARK_STAGING: the folder the validated tables are written to as Parquet for Spark
+    # to read (DuckDB writes it, so a local path; on a cluster, one its executors mount too);
+    # None: `.work/spark-staging` in the home folder.
+    spark_staging: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.feature_engine not in FEATURE_ENGINES:
+            raise SettingsError(
+                f"feature engine {self.feature_engine!r} is unknown: set ASSURANCE_FEATURE_ENGINE (or --engine) "
+                f"to one of {', '.join(FEATURE_ENGINES)}"
+            )
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -25,12 +49,17 @@ class Settings:
         policy = os.environ.get("ASSURANCE_POLICY")
         overrides = os.environ.get("ASSURANCE_OVERRIDES")
         vintages = os.environ.get("ASSURANCE_VINTAGES")
+        staging = os.environ.get("ASSURANCE_SPARK_STAGING")
         return cls(
             home=home,
             landing=landing,
             policy_file=Path(policy).resolve() if policy else None,
             overrides_file=Path(overrides).resolve() if overrides else None,
             vintage_config_file=Path(vintages).resolve() if vintages else None,
+            feature_engine=(os.environ.get("ASSURANCE_FEATURE_ENGINE") or FEATURE_ENGINE_DUCKDB).strip().lower(),
+            spark_master=os.environ.get("ASSURANCE_SPARK_MASTER") or DEFAULT_SPARK_MASTER,
+            spark_remote=os.environ.get("ASSURANCE_SPARK_REMOTE") or None,
+            spark_staging=Path(staging).resolve() if staging else None,
         )
 
     @property
@@ -54,6 +83,11 @@ class Settings:
     def mlflow_tracking_uri(self) -> str:
         # sqlite URIs need four slashes for an absolute path.
         return f"sqlite:///{(self.home / 'mlflow.db').as_posix()}"
+
+    @property
+    def spark_staging_dir(self) -> Path:
+        """Where the Spark engine stages the validated tables (ASSURANCE_SPARK_STAGING, else under the home)."""
+        return self.spark_staging or self.home / ".work" / "spark-staging"
 
     @property
     def dagster_home(self) -> Path:

@@ -21,7 +21,7 @@ from assets.partitions import (
 )
 from assets.publishing import PUBLISHED_SCORES
 from pipelines.jobs import landing_zone_months, monthly_publication
-from pipelines.resources import LandingZoneResource
+from pipelines.resources import DuckDBFeatureEngineResource, LandingZoneResource
 from pipelines.runner import _failure as run_failure
 from synthetic import generate_landing_zone
 
@@ -226,6 +226,7 @@ def test_feature_assets_refuse_months_outside_the_data(instance, landing, keys, 
     resources = {
         "warehouse": WarehouseNotToBeOpened(),
         "landing": LandingZoneResource(path=str(landing), quarantine_parquet_dir=str(landing.parent / "q")),
+        "feature_engine": DuckDBFeatureEngineResource(),
     }
     for asset in (supplier_features, storefront_metrics):
         result = dg.materialize([asset], instance=instance, resources=resources, raise_on_error=False,

@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+
+from data_contracts.transaction import transaction  # noqa: F401 - re-exported: warehouse.transaction
 
 WORKING_FOLDER = ".work"
 
@@ -82,15 +82,3 @@ def open_warehouse(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPy
         working.parent.mkdir(parents=True, exist_ok=True)
     return _connect(working, read_only)
 
-
-@contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One DuckDB transaction: committed when the block ends, rolled back if it raises, so a
-    failed write never leaves the connection inside an open transaction or half a month."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
