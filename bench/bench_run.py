@@ -3,6 +3,8 @@
     uv run python bench/bench_run.py                  # 1m and 8m, writes bench/results/run.md, run.json, run_stages.png
     uv run python bench/bench_run.py --sizes 1m       # one size (other sizes' recorded results are kept)
     uv run python bench/bench_run.py --sizes 20m      # the large world (~20M orders; allow an hour)
+    uv run python bench/bench_run.py --sizes 1m --code /path/to/other/checkout --label "main e7e7e37"
+                                                       # the same world run by another checkout's code (before/after)
 
 For each size, a landing zone from `synthetic.generate_landing_zone` (cached under bench/_data/,
 git-ignored) is run into a fresh home folder by the CLI's own path (the month span,
@@ -40,7 +42,7 @@ RESULTS_MD = BENCH_DIR / "results" / "run.md"
 RESULTS_JSON = BENCH_DIR / "results" / "run.json"
 RESULTS_PLOT = BENCH_DIR / "results" / "run_stages.png"
 SIZES = {
-    "1m": dict(n_suppliers=5_000, months=24, seed=41),
+    "1m": dict(n_suppliers=6_500, months=24, seed=41),
     "8m": dict(n_suppliers=50_000, months=24, seed=41),
     "20m": dict(n_suppliers=50_000, months=30, seed=41, orders_per_supplier_month=13.2),
 }
@@ -104,9 +106,10 @@ class Sampler:
         return cpu, peak
 
 
-def measure_run(size: str) -> dict:
-    """One `assurance run` of the size's landing zone into a fresh home (in this fresh process)."""
-    sys.path.insert(0, str(REPO))
+def measure_run(size: str, code: Path = REPO) -> dict:
+    """One `assurance run` of the size's landing zone into a fresh home (in this fresh process), by
+    the pipeline code of the checkout `code` (this repository unless measuring another one)."""
+    sys.path.insert(0, str(code))
     import dagster as dg
 
     from data_contracts.span import landing_zone_month_span
@@ -157,7 +160,7 @@ def _count(home: Path, sql: str) -> int:
         return con.execute(sql).fetchone()[0]
 
 
-def measure_pandas_storefront(size: str) -> dict:
+def measure_pandas_storefront(size: str, code: Path = REPO) -> dict:
     """The five storefront figures for every month end with plain pandas (the reference a user
     would write by hand): wall and CPU seconds, peak RSS."""
     import pandas as pd
@@ -197,7 +200,7 @@ def measure_pandas_storefront(size: str) -> dict:
             "peak_rss_gib": round(_peak_rss() / 2**30, 2), "rows": rows}
 
 
-def measure_duckdb_copy(size: str) -> dict:
+def measure_duckdb_copy(size: str, code: Path = REPO) -> dict:
     """A bare DuckDB read of every landing table and write into a file-backed database."""
     import duckdb
     import psutil
@@ -224,8 +227,10 @@ def _peak_rss() -> int:
 MEASURES = {"run": measure_run, "pandas_storefront": measure_pandas_storefront, "duckdb_copy": measure_duckdb_copy}
 
 
-def in_child(what: str, size: str) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", what, "--sizes", size], capture_output=True, text=True, cwd=REPO)
+def in_child(what: str, size: str, code: Path, script: str = __file__) -> dict:
+    """`script --child what` in a fresh process (its own peak RSS): its JSON answer."""
+    done = subprocess.run([sys.executable, script, "--child", what, "--sizes", size, "--code", str(code)],
+                          capture_output=True, text=True, cwd=code)
     if done.returncode != 0:
         raise RuntimeError(f"{what} at {size} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -236,23 +241,24 @@ def write_results(results: dict) -> None:
     lines = [
         "# Benchmark: the whole run",
         "",
-        "Command: `uv run python bench/bench_run.py [--sizes 1m,8m,20m]` (from the repository root).",
+        "Command: `uv run python bench/bench_run.py [--sizes 1m,8m,20m] [--code CHECKOUT --label NAME]` (from the repository root).",
         "Each size: `assurance run` of a synthetic landing zone into a fresh home, by the CLI's own code path,",
         "with two references on the same world in the same invocation. CPU seconds are the process's",
         "(all threads). Other work may have shared the 2 cores: see the load average per size.",
         "",
-        "| size | orders | supplier-months scored | run wall (s) | run CPU (s) | peak RSS (GiB) | pandas storefront (s) | DuckDB read+write (s) | run / pandas | measured | load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| size | code | orders | supplier-months scored | run wall (s) | run CPU (s) | peak RSS (GiB) | pandas storefront (s) | DuckDB read+write (s) | run / pandas | measured | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for size, r in results.items():
+    for key, r in results.items():
+        size, code = r["size"], r["code"]
         run, pandas_ref, copy = r["run"], r["pandas_storefront"], r["duckdb_copy"]
         lines.append(
-            f"| {size} | {r['n_orders']:,} | {run['supplier_months_scored']:,} | {run['wall_s']} | {run['cpu_s']} | "
+            f"| {size} | {code} | {r['n_orders']:,} | {run['supplier_months_scored']:,} | {run['wall_s']} | {run['cpu_s']} | "
             f"{run['peak_rss_gib']} | {pandas_ref['wall_s']} | {copy['wall_s']} | {run['wall_s'] / pandas_ref['wall_s']:.1f}x | "
             f"{r['measured']} | {r['load_avg']} |"
         )
-    for size, r in results.items():
-        lines += ["", f"## Stages at {size}", "", "| stage | wall (s) | CPU (s) | peak RSS (GiB) |", "|---|---|---|---|"]
+    for key, r in results.items():
+        lines += ["", f"## Stages at {r['size']}, {r['code']}", "", "| stage | wall (s) | CPU (s) | peak RSS (GiB) |", "|---|---|---|---|"]
         lines += [f"| {s['stage']} | {s['wall_s']} | {s['cpu_s']} | {s['peak_rss_gib']} |" for s in r["run"]["stages"]]
     lines += ["", f"![stages]({RESULTS_PLOT.name})", ""]
     RESULTS_MD.write_text("\n".join(lines))
@@ -266,14 +272,14 @@ def _plot(results: dict) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(9 * len(results), 6), squeeze=False)
-    for ax, (size, r) in zip(axes[0], results.items()):
+    for ax, r in zip(axes[0], results.values()):
         stages = [s for s in r["run"]["stages"] if s["wall_s"] >= 0.05 * r["run"]["wall_s"] / 10]
         names = [s["stage"].replace("published__", "published/") for s in stages][::-1]
         ax.barh(names, [s["wall_s"] for s in stages][::-1], color="#4c72b0", label="stage wall")
         for value, label, style in ((r["pandas_storefront"]["wall_s"], "pandas storefront script", "--"),
                                     (r["duckdb_copy"]["wall_s"], "DuckDB read+write of the landing zone", ":")):
             ax.axvline(value, color="#c44e52", linestyle=style, label=f"{label} ({value:.0f} s)")
-        ax.set_title(f"{size}: {r['n_orders']:,} orders, run {r['run']['wall_s']:.0f} s")
+        ax.set_title(f"{r['size']}, {r['code']}: {r['n_orders']:,} orders, run {r['run']['wall_s']:.0f} s")
         ax.set_xlabel("wall seconds")
         ax.tick_params(axis="y", labelsize=7)
         ax.legend(fontsize=7, loc="lower right")
@@ -284,27 +290,33 @@ def _plot(results: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1m,8m", help="comma-separated: " + ", ".join(SIZES))
+    parser.add_argument("--code", type=Path, default=REPO,
+                        help="checkout whose pipeline code is run (default: this one); the world and references are the same")
+    parser.add_argument("--label", default="this branch", help="name of the measured code in the results")
     parser.add_argument("--child", choices=sorted(MEASURES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = [s for s in args.sizes.split(",") if s]
+    code = args.code.resolve()
     if args.child:
-        print(json.dumps(MEASURES[args.child](sizes[0])))
+        print(json.dumps(MEASURES[args.child](sizes[0], code)))
         return
     results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     for size in sizes:
         landing = ensure_landing_zone(size)
-        print(f"{size}: landing zone {landing}", flush=True)
-        measured = {what: in_child(what, size) for what in ("duckdb_copy", "pandas_storefront", "run")}
+        print(f"{size}: landing zone {landing}, code {code} ({args.label})", flush=True)
+        measured = {what: in_child(what, size, code) for what in ("duckdb_copy", "pandas_storefront", "run")}
         for what, figures in measured.items():
             print(f"  {what}: {figures['wall_s']} s wall, {figures['cpu_s']} CPU s, peak {figures['peak_rss_gib']} GiB", flush=True)
-        results[size] = {
+        results[f"{size} {args.label}"] = {
+            "size": size,
+            "code": args.label,
             "n_orders": json.loads((landing / "_generated.json").read_text())["n_orders"],
             "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "load_avg": round(os.getloadavg()[0], 1),
             "machine": f"{os.cpu_count()} cores, {platform.platform()}",
             **measured,
         }
-        results = {s: results[s] for s in SIZES if s in results}
+        results = dict(sorted(results.items(), key=lambda item: (list(SIZES).index(item[1]["size"]), item[1]["measured"])))
         write_results(results)
 
 

@@ -9,6 +9,8 @@ never sees a half-ingested landing zone.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -34,6 +36,11 @@ from data_contracts.transaction import transaction
 VALIDATED_SCHEMA = "validated"
 QUARANTINE_SCHEMA = "quarantine"
 INGEST_REPORT_TABLE = f"{VALIDATED_SCHEMA}._ingest_report"
+
+# The staging tables hold every landing row at once (DuckDB temporary tables, in memory up to
+# the connection's memory limit, 80% of RAM by default): with this cap DuckDB spills them to the
+# warehouse file's temporary folder, so ingest's peak memory stays flat as the landing zone grows.
+INGEST_MEMORY_LIMIT = "2GB"
 
 # A gap of more than this many days without any order, after the median order date, means the
 # orders beyond it are stray timestamps (e.g. a year typo), not the end of the data.
@@ -134,7 +141,8 @@ def ingest_landing_zone(
                                expectation="a folder with one sub-folder per table",
                                next_step="pass the folder that contains suppliers/, orders/, disputes/")
     try:
-        return _ingest(landing_dir, con, contracts, quarantine_parquet_dir, horizon)
+        with _bounded_memory(con):
+            return _ingest(landing_dir, con, contracts, quarantine_parquet_dir, horizon)
     except LandingZoneError:
         raise
     except (duckdb.Error, OSError) as exc:
@@ -148,6 +156,25 @@ def ingest_landing_zone(
                 con.execute(f"DROP TABLE IF EXISTS _lz_stage_{name}")
             except duckdb.Error:
                 pass
+
+
+@contextmanager
+def _bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """``INGEST_MEMORY_LIMIT`` on a file-backed connection while ingesting (its earlier limit
+    after); an in-memory database, which has no file to spill beside, keeps its limit."""
+    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    if not path or not path[0]:
+        yield
+        return
+    limit = "SELECT current_setting('memory_limit')"
+    before = con.execute(limit).fetchone()[0]
+    con.execute("RESET memory_limit")
+    restore = "RESET memory_limit" if con.execute(limit).fetchone()[0] == before else f"SET memory_limit = '{before}'"
+    con.execute(f"SET memory_limit = '{INGEST_MEMORY_LIMIT}'")
+    try:
+        yield
+    finally:
+        con.execute(restore)
 
 
 def _ingest(landing_dir: Path, con: duckdb.DuckDBPyConnection, contracts: dict[str, TableContract],

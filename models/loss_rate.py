@@ -38,6 +38,7 @@ from models.metrics import loss_rate_calibration_table, loss_rate_metrics
 from models.model_features import ModelFeature, per_dollar_features, resolve_model_features
 from models.reason_codes import top_reason_codes
 from models.scoring import build_design_matrix
+from models.tree_shap import booster_contributions, booster_predict
 from data_contracts.outcomes import CLAIMS, OUTCOME_DEFINITION_COLUMN
 from models.training import (
     OutOfTimeSplit,
@@ -135,7 +136,7 @@ class LossRateModel:
     def component_rates(self, design: pd.DataFrame) -> dict[str, np.ndarray]:
         """Per coverage (``COVERAGES``), the calibrated loss rate of each row of ``design``."""
         return {
-            coverage: self.scales[coverage] * self.booster(coverage).predict(design, num_threads=self.num_threads)
+            coverage: self.scales[coverage] * booster_predict(self.booster(coverage), design, self.num_threads)
             if len(design) else np.empty(0)
             for coverage in COVERAGES
         }
@@ -169,7 +170,7 @@ class LossRateModel:
         combined = np.zeros((len(design), len(self.features) + 1))
         threads = os.cpu_count() or 1
         for coverage in COVERAGES:
-            contributions = np.asarray(self.booster(coverage).predict(design, pred_contrib=True, num_threads=threads))
+            contributions = booster_contributions(self.booster(coverage), design, threads)
             combined += (components[coverage] / total)[:, None] * contributions
         return combined
 

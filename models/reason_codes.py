@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from models.model_features import ModelFeature
 
@@ -115,18 +116,22 @@ def top_reason_codes(
     n_rows = contributions.shape[0]
     if n_rows == 0 or k <= 0:
         return [[] for _ in range(n_rows)]
-    # Stable sort on the negated contribution: ties keep the model's feature order. Look a
-    # little beyond k because features sharing a code (a rate and its shrunk twin) count once.
-    depth = min(n_features, 3 * k)
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :depth]
-    ordered_values = np.take_along_axis(contributions, order, axis=1)
+    # Per feature, the code each row would get if that feature were one of its reasons, as an
+    # index into ``names``: the selection below is one compiled pass over integers.
+    names: list[str] = []
+    index: dict[str, int] = {}
 
-    # Per feature, the code each row would get if that feature were one of its reasons.
-    code_matrix = np.empty((n_rows, n_features), dtype=object)
+    def code_id(code: str) -> int:
+        if code not in index:
+            index[code] = len(names)
+            names.append(code)
+        return index[code]
+
+    code_matrix = np.empty((n_rows, n_features), dtype=np.int64)
     for j, feature in enumerate(features):
         codes = codes_for(feature)
         if feature.categorical:
-            code_matrix[:, j] = codes.high
+            code_matrix[:, j] = code_id(codes.high)
             continue
         values = design[feature.name].to_numpy(dtype=float, na_value=np.nan)
         if feature.risk_direction > 0:
@@ -135,18 +140,51 @@ def top_reason_codes(
             is_high = np.zeros(n_rows, dtype=bool)
         else:
             is_high = values > medians.get(feature.name, 0.0)
-        column = np.where(is_high, codes.high, codes.low).astype(object)
-        column[np.isnan(values)] = codes.unknown
+        column = np.where(is_high, code_id(codes.high), code_id(codes.low))
+        column[np.isnan(values)] = code_id(codes.unknown)
         code_matrix[:, j] = column
-    ordered_codes = np.take_along_axis(code_matrix, order, axis=1)
+    # Look a little beyond k because features sharing a code (a rate and its shrunk twin) count once.
+    chosen = _top_codes(np.ascontiguousarray(contributions), code_matrix, k, min(n_features, 3 * k))
+    return [[names[code] for code in row if code >= 0] for row in chosen.tolist()]
 
-    result: list[list[str]] = []
-    for codes_row, positive_row in zip(ordered_codes.tolist(), (ordered_values > 0).tolist(), strict=True):
-        row: list[str] = []
-        for code, positive in zip(codes_row, positive_row, strict=True):
-            if not positive or len(row) == k:
-                break
-            if code not in row:
-                row.append(code)
-        result.append(row)
-    return result
+
+@njit(cache=True, nogil=True)
+def _top_codes(contributions, code_matrix, k, depth):
+    """Per row, the codes of its ``depth`` largest positive contributions (ties: the model's
+    feature order first), in that order, each code once, at most ``k``; -1 pads."""
+    n_rows, n_features = contributions.shape
+    chosen = np.full((n_rows, k), -1, np.int64)
+    top_value = np.empty(depth)
+    top_feature = np.empty(depth, np.int64)
+    for i in range(n_rows):
+        size = 0
+        for j in range(n_features):
+            value = contributions[i, j]
+            if not value > 0:
+                continue
+            if size == depth and value <= top_value[size - 1]:
+                continue
+            # insert after every kept value >= this one: an equal value of an earlier feature stays first
+            at = size if size < depth else depth - 1
+            while at > 0 and top_value[at - 1] < value:
+                if at < depth:
+                    top_value[at] = top_value[at - 1]
+                    top_feature[at] = top_feature[at - 1]
+                at -= 1
+            top_value[at] = value
+            top_feature[at] = j
+            if size < depth:
+                size += 1
+        count = 0
+        for position in range(size):
+            code = code_matrix[i, top_feature[position]]
+            seen = False
+            for c in range(count):
+                if chosen[i, c] == code:
+                    seen = True
+            if not seen:
+                chosen[i, count] = code
+                count += 1
+                if count == k:
+                    break
+    return chosen

@@ -109,6 +109,7 @@ def _pip_requirements() -> list[str]:
         f"pandas=={pd.__version__}",
         f"numpy=={np.__version__}",
         f"scipy=={distribution_version('scipy')}",
+        f"numba=={distribution_version('numba')}",  # models.tree_shap, models.reason_codes
         f"threadpoolctl=={distribution_version('threadpoolctl')}",
         f"pyyaml=={distribution_version('pyyaml')}",
         # data_contracts (the outcome definitions the models record) and what its package imports

@@ -25,6 +25,7 @@ from models.calibration import Calibrator
 from models.linear_score import LinearScore
 from models.model_features import ModelFeature
 from models.reason_codes import top_reason_codes
+from models.tree_shap import booster_contributions, booster_predict
 
 
 class BreachRiskModel:
@@ -96,12 +97,12 @@ class BreachRiskModel:
 
     def _raw_proba(self, design: pd.DataFrame) -> np.ndarray:
         if self.linear is None:
-            return self.booster.predict(design, num_threads=self.num_threads)
+            return booster_predict(self.booster, design, self.num_threads)
         return _sigmoid(self.raw_score(design))
 
     def raw_score(self, design: pd.DataFrame) -> np.ndarray:
         """Log-odds before calibration: the booster's raw score, blended with the logistic's."""
-        score = self.booster.predict(design, raw_score=True, num_threads=self.num_threads)
+        score = booster_predict(self.booster, design, self.num_threads, raw_score=True)
         if self.linear is not None:
             score = self.booster_weight * score + self.linear_weight * self.linear.decision_function(design)
         return score
@@ -119,13 +120,13 @@ class BreachRiskModel:
     def contributions(self, features_df: pd.DataFrame) -> np.ndarray:
         """Contributions in log-odds: rows x (features + bias), summing to the raw score.
 
-        TreeSHAP of the booster; with a logistic blend, both weighted, each feature's
+        TreeSHAP of the booster (models.tree_shap); with a logistic blend, both weighted, each feature's
         TreeSHAP value plus its centred logistic term (biases add in the bias column)."""
         return self.contributions_from_design(self.design_matrix(features_df))
 
     def contributions_from_design(self, design: pd.DataFrame) -> np.ndarray:
         """``contributions`` on a matrix already built by ``design_matrix``."""
-        contributions = self.booster.predict(design, pred_contrib=True, num_threads=_contribution_threads())
+        contributions = booster_contributions(self.booster, design, _contribution_threads())
         if self.linear is not None:
             contributions = self.booster_weight * np.asarray(contributions, dtype=float)
             contributions[:, : len(self.features)] += self.linear_weight * self.linear.contributions(design)
@@ -149,9 +150,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _contribution_threads() -> int:
-    # TreeSHAP costs ~100x a prediction and splits cleanly by row, so it uses every core
-    # (measured 2x faster with 2 threads even on a busy 2-core box); results do not depend
-    # on the thread count.
+    # LightGBM's TreeSHAP (a booster too deep for models.tree_shap's tables) costs ~100x a
+    # prediction and splits cleanly by row, so it uses every core; results do not depend on
+    # the thread count.
     return os.cpu_count() or 1
 
 

@@ -504,3 +504,28 @@ def test_rows_reconcile_check_fails_when_a_row_is_lost(tmp_path):
     result = rows_reconcile(reconcile_row_counts(root, con, report))
     assert not result.passed
     assert "+1 rows unaccounted for" in result.metadata["orders"].value
+
+
+@pytest.mark.parametrize("file_backed", [True, False])
+def test_ingest_caps_duckdb_memory_on_a_file_backed_warehouse_and_restores_it(tmp_path, monkeypatch, file_backed):
+    from data_contracts import ingest as ingest_module
+
+    limit = "SELECT current_setting('memory_limit')"
+    seen = []
+    original_stage_table = ingest_module.stage_table
+
+    def stage_table(con, *args, **kwargs):
+        seen.append(con.execute(limit).fetchone()[0])
+        return original_stage_table(con, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "stage_table", stage_table)
+    landing = write_landing(tmp_path / "lz", valid_tables(), "parquet")
+    con = duckdb.connect(str(tmp_path / "w.duckdb") if file_backed else ":memory:")
+    before = con.execute(limit).fetchone()[0]
+    ingest_landing_zone(landing, con)
+    capped = duckdb.connect(":memory:")
+    capped.execute(f"SET memory_limit = '{ingest_module.INGEST_MEMORY_LIMIT}'")
+    # a file-backed warehouse stages under the cap (DuckDB spills beside the file); an in-memory
+    # one has nowhere to spill and keeps its limit; either way the limit is the same afterwards
+    assert set(seen) == {capped.execute(limit).fetchone()[0] if file_backed else before}
+    assert con.execute(limit).fetchone()[0] == before

@@ -78,3 +78,33 @@ def test_riskiest_supplier_shows_expected_codes(trained):
     codes = model.reason_codes(row, k=5)[0]
     assert {"ON_TIME_SHIPMENT_LOW", "RESPONSE_RATE_LOW"} & set(codes)
     assert len(codes) <= 5 and len(set(codes)) == len(codes)
+
+
+def _reason_codes_by_hand(contributions, code_rows, k):
+    """The definition, row by row: positive contributions by decreasing value (ties: feature
+    order), each code once, at most k."""
+    out = []
+    for values, codes in zip(contributions, code_rows):
+        ranked = sorted((j for j in range(len(codes)) if values[j] > 0), key=lambda j: (-values[j], j))
+        row: list[str] = []
+        for j in ranked[: 3 * k]:  # top_reason_codes looks 3k deep (twins share a code)
+            if codes[j] not in row and len(row) < k:
+                row.append(codes[j])
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_compiled_selection_matches_the_definition_with_ties_missing_values_and_twins(k):
+    import pandas as pd
+
+    rng = np.random.default_rng(k)
+    features = [ModelFeature(f"rate_{j}", 1, False) for j in range(6)] + [
+        ModelFeature("dispute_ratio_6m", 1, False), ModelFeature("dispute_ratio_6m_shrunk", 1, False)]
+    n = 4000
+    # few distinct values: many ties; NaN and non-positive values are never reasons
+    contributions = rng.choice([np.nan, -1.0, 0.0, 0.25, 0.5, 1.0], size=(n, len(features) + 1))
+    design = pd.DataFrame({f.name: np.ones(n) for f in features})
+    codes = [codes_for(f).high for f in features]
+    assert top_reason_codes(contributions, design, features, {}, k=k) == _reason_codes_by_hand(
+        contributions[:, :-1], [codes] * n, k)
