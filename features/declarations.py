@@ -410,6 +410,17 @@ CATALOGUE: tuple[Entry, ...] = (
             ("assured_deal_value_per_month_12m_usd", "assured_deal_value_12m_usd", "trading_months_12m", "12m"),
         )
     ),
+    # --- three-month trends ---------------------------------------------------------------
+    # The last quarter next to the half year: a supplier whose service turned recently
+    # shows it here first. At the end of the output, so earlier columns keep their places.
+    _order_cohort("orders_3m", 3, "Orders created in the three-month window."),
+    _disputed_cohort("disputed_orders_3m", 3, "any_dispute_m",
+                     "Orders created in the three-month window with a dispute (any reason) opened by T."),
+    _dispute_ratio(3),
+    _promised("promised_shipments_3m", 3, "Orders whose promised_ship_by falls in the three-month window by T."),
+    _promised("on_time_shipments_3m", 3, "Of those, the orders shipped before the end of their promised day.",
+              where="shipped_on_time"),
+    _on_time_rate(3),
 )
 
 

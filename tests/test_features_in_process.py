@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from features import event_intervals as ei
 from features import window_aggregates as wa
-from features.reference import as_comparable_frame
+from feature_reference import as_comparable_frame
 from features.sql_engine import DuckDBFeatureEngine
 from features.supplier_features import EVENT_FAMILIES, IN_PROCESS_TABLE, output_feature_columns, run_feature_query_on
 from features.window_totals import NEVER, WindowTotals
