@@ -29,7 +29,7 @@ from features import window_aggregates as wa
 from features.declarations import WindowedStatistic, is_money, statistics_of
 from features.sql_engine import FeatureEngine
 from features.window_totals import NEVER, WindowTotals
-from features.windows import SIX_MONTHS, keyed_facts_sql
+from features.windows import keyed_facts_sql
 
 Columns = dict[str, np.ndarray]
 # Rows per streamed batch: bounds the memory of one batch's numpy columns.
@@ -162,10 +162,10 @@ def _pair_starts(rows: pa.Table) -> np.ndarray:
     return np.r_[True, (keys[1:] != keys[:-1]) | ~(same_buyer | both_null)]
 
 
-def buyer_months(o: Columns) -> Columns:
+def buyer_months(o: Columns, window: int = wa.BUYER_WINDOW_MONTHS) -> Columns:
     """Orders of whole (supplier, buyer) pairs in (supplier, buyer, month) order (from
     ``order_rows_by_buyer``) -> one row per buyer-month with its value, the pair's
-    previous month and its values 1..5 months later (the SQL's lag and leads)."""
+    previous month and its values 1..window-1 months later (the SQL's lag and leads)."""
     n_orders = len(o["created_m"])
     key, month = np.empty(n_orders, np.int64), np.empty(n_orders, np.int64)
     value_micro_usd, new_pair = np.empty(n_orders, np.int64), np.empty(n_orders, np.bool_)
@@ -174,8 +174,8 @@ def buyer_months(o: Columns) -> Columns:
     month, new_pair = month[:n], new_pair[:n]
     # exact integer sums, then the double of the decimal as DuckDB casts it
     value = value_micro_usd[:n] / 1e6
-    previous, later = np.empty(n, np.int64), np.zeros((SIX_MONTHS - 1, n))
-    _link_buyer_months(month, value, new_pair, NEVER, SIX_MONTHS, previous, later)
+    previous, later = np.empty(n, np.int64), np.zeros((window - 1, n))
+    _link_buyer_months(month, value, new_pair, NEVER, window, previous, later)
     # values_later_usd[k - 1]: the SQL's value_{k}m_later_usd
     return {"supplier_key": key[:n], "created_m": month, "value_usd": value, "previous_m": previous,
             "values_later_usd": later}
@@ -263,22 +263,22 @@ def statistics_adder(statistics: list[WindowedStatistic]) -> Callable[[Columns, 
     return add
 
 
-def buyer_intervals(o: Columns, t: WindowTotals) -> None:
+def buyer_intervals(o: Columns, t: WindowTotals, window: int = wa.BUYER_WINDOW_MONTHS) -> None:
     """``create_rolled_buyers``: a buyer counts at T from its earliest month in T's window;
     the squared window value is the monthly squares plus twice each pair of months k
     apart, counted once the later month is in the window."""
-    b = buyer_months(o)
+    b = buyer_months(o, window)
     key, month, value, previous = b["supplier_key"], b["created_m"], b["value_usd"], b["previous_m"]
-    window_end = month + SIX_MONTHS
-    window = t.interval(key, month, window_end)
+    window_end = month + window
+    in_window = t.interval(key, month, window_end)
     first_month = previous == NEVER
-    t.add(BUYER_MONTHS, window)
-    t.add("first_orders_6m", window, where=first_month)
-    t.add("buyers_6m", t.interval(key, np.where(first_month, month, np.maximum(month, previous + SIX_MONTHS)),
+    t.add(BUYER_MONTHS, in_window)
+    t.add("first_orders_6m", in_window, where=first_month)
+    t.add("buyers_6m", t.interval(key, np.where(first_month, month, np.maximum(month, previous + window)),
                                   window_end))
     # the buyer-month's share of the pair's squared window value, d months on: its square
     # plus twice its products with the pair's months up to d months later
-    running = np.empty((SIX_MONTHS, len(value)))
+    running = np.empty((window, len(value)))
     _running_squares(value, b["values_later_usd"], running)
     t.add_by_month("buyer_value_sq_6m", key, month, running)
 
@@ -287,7 +287,7 @@ def response_time_values(q: Columns, t: WindowTotals) -> None:
     """``create_rolled_response_times_sql``: each answered inquiry's response time, kept
     for the quantiles from its answer month while its received month is in the window."""
     key, received = q["supplier_key"], q["received_m"]
-    answered = t.interval(key, np.maximum(received, q["answered_m"]), received + SIX_MONTHS)
+    answered = t.interval(key, np.maximum(received, q["answered_m"]), received + wa.RESPONSE_TIME_WINDOW_MONTHS)
     # ``inquiry_rows`` comes in (supplier, response time) order
     t.add_values("response_hours_6m", answered, q["response_hours"], wa.RESPONSE_TIME_QUANTILES,
                  where=q["answered_m"] != NEVER, ordered=True)

@@ -296,7 +296,11 @@ def create_rolled_statistics(engine: FeatureEngine, schema: str, family: str) ->
     return list(groups)
 
 
-def create_rolled_buyers(engine: FeatureEngine) -> None:
+# The buyers' window (buyers_6m, repeat_orders_6m, buyer_hhi_6m): the kernels take any length.
+BUYER_WINDOW_MONTHS = SIX_MONTHS
+
+
+def create_rolled_buyers(engine: FeatureEngine, window: int = BUYER_WINDOW_MONTHS) -> None:
     """Distinct buyers, buyer concentration and first orders over the six-month window,
     from one ordered pass over each (supplier, buyer)'s monthly order values; nothing
     is kept per buyer after the buckets.
@@ -317,7 +321,7 @@ def create_rolled_buyers(engine: FeatureEngine) -> None:
     repeat orders are its orders minus its first orders, which needs only the month of
     each (supplier, buyer) pair's first order, not an ordering of all orders.
     """
-    later_months = range(1, SIX_MONTHS)
+    later_months = range(1, window)
     # Each lead once (DuckDB evaluates a window expression per occurrence), then matched:
     # the buyer-month k months later is at most k buyer-months ahead.
     leads = ",\n".join(
@@ -352,7 +356,7 @@ def create_rolled_buyers(engine: FeatureEngine) -> None:
     )
     bucket_sql = f"""
         SELECT supplier_key, created_m,
-               CASE WHEN previous_m + {SIX_MONTHS} > created_m THEN previous_m + {SIX_MONTHS}
+               CASE WHEN previous_m + {window} > created_m THEN previous_m + {window}
                     ELSE created_m END AS buyer_counted_from_m,
                count(*) AS buyer_months,
                count(*) FILTER (WHERE previous_m IS NULL) AS first_buyer_months,
@@ -371,7 +375,7 @@ def create_rolled_buyers(engine: FeatureEngine) -> None:
                coalesce(sum(buyer_months) FILTER (WHERE buyer_counted_from_m <= cal.as_of_m), 0) AS buyers_6m,
                sum(first_buyer_months) AS first_orders_6m,
                sum(value_sq_usd) + 2 * ({pairs_in_window}) AS buyer_value_sq_6m
-        FROM {roll_onto_month_ends(bucket_sql, 'created_m', SIX_MONTHS, keyed=True)}
+        FROM {roll_onto_month_ends(bucket_sql, 'created_m', window, keyed=True)}
         GROUP BY ALL
     """)
 
@@ -402,6 +406,7 @@ def inquiry_fact_columns_sql(response: str = "hours") -> str:
 # The response-time quantiles: median and 90th percentile of the hours to the first answer,
 # over the inquiries received in the six-month window and answered by T.
 RESPONSE_TIME_QUANTILES = {"median_response_hours_6m": 0.5, "p90_response_hours_6m": 0.9}
+RESPONSE_TIME_WINDOW_MONTHS = SIX_MONTHS
 
 
 def create_rolled_response_times_sql(engine: FeatureEngine) -> None:
@@ -419,7 +424,7 @@ def create_rolled_response_times_sql(engine: FeatureEngine) -> None:
         FROM (
             SELECT cal.as_of_m, bucket.supplier_key,
                    quantile_cont(response_hours, [{fractions}]) AS response_hours_quantiles
-            FROM {roll_onto_month_ends(response_sql, 'received_m', SIX_MONTHS, keyed=True)}
+            FROM {roll_onto_month_ends(response_sql, 'received_m', RESPONSE_TIME_WINDOW_MONTHS, keyed=True)}
             WHERE answered_m <= cal.as_of_m
             GROUP BY ALL
         )

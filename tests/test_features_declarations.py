@@ -168,3 +168,24 @@ def test_three_month_trends_count_the_last_quarter_only():
         spec, six = FEATURES_BY_NAME[name], FEATURES_BY_NAME[name.replace("_3m", "_6m")]
         assert spec.window == "3m" and spec.risk_direction == six.risk_direction
 
+
+
+@pytest.mark.parametrize("window", [3, 6, 9])
+def test_the_buyer_kernels_take_any_window_and_agree_with_their_sql_and_a_count_by_hand(order_zone, window):
+    engine, facts, as_of_ms, n_keys = order_zone
+    wa.create_rolled_buyers(engine, window)
+    sql = engine.fetch_arrow("SELECT * FROM rolled_buyers").to_pylist()
+    totals = WindowTotals(as_of_ms, n_keys)
+    for rows in ei.order_rows_by_buyer(engine, "validated"):
+        ei.buyer_intervals(rows, totals, window)
+    months, keys = np.array([r["as_of_m"] for r in sql]), np.array([r["supplier_key"] for r in sql])
+    for column in ("buyers_6m", "first_orders_6m"):  # the columns' names, over ``window`` months here
+        assert totals.values_at(column, months, keys).tolist() == [r[column] for r in sql], column
+    squares = totals.values_at("buyer_value_sq_6m", months, keys)
+    assert squares == pytest.approx([float(r["buyer_value_sq_6m"]) for r in sql], rel=1e-12)
+    # distinct buyers with an order created in the window, by hand
+    for m, key, got in zip(months.tolist(), keys.tolist(), totals.values_at("buyers_6m", months, keys).tolist()):
+        buyers = {facts["buyer_id"][i] for i in range(len(facts["supplier_key"]))
+                  if facts["supplier_key"][i] == key and facts["created_m"][i] is not None
+                  and m - window < facts["created_m"][i] <= m}
+        assert got == len(buyers), (m, key)
