@@ -163,10 +163,12 @@ def test_three_month_trends_count_the_last_quarter_only():
     assert by_month(features, "on_time_shipment_rate_3m") == {may: 0.5, june: 0.5, july: 0.0}
     assert by_month(features, "on_time_shipment_rate_6m")[may] == pytest.approx(2 / 3)
     assert by_month(features, "promised_shipments_3m")[july] == 1
-    # the trend rates are model inputs with the same risk direction as their six-month twins
+    # the trend rates keep their six-month twins' risk direction; published, not model
+    # inputs (they did not help on the rolling origins: bench/results/trend_features.md)
     for name in ("dispute_ratio_3m", "on_time_shipment_rate_3m"):
         spec, six = FEATURES_BY_NAME[name], FEATURES_BY_NAME[name.replace("_3m", "_6m")]
         assert spec.window == "3m" and spec.risk_direction == six.risk_direction
+        assert not spec.model_input and not FEATURES_BY_NAME[f"{name}_shrunk"].model_input
 
 
 
