@@ -26,9 +26,9 @@ import pyarrow.compute as pc
 from numba import njit
 
 from features import window_aggregates as wa
-from features.declarations import WindowedStatistic, is_money, statistics_of
+from features.declarations import STATISTIC_BY_NAME, WindowedStatistic, is_money, statistics_of
 from features.sql_engine import FeatureEngine
-from features.window_totals import NEVER, WindowTotals
+from features.window_totals import NEVER, Interval, WindowTotals
 from features.windows import keyed_facts_sql
 
 Columns = dict[str, np.ndarray]
@@ -246,19 +246,32 @@ def activity_interval(statistic: WindowedStatistic, rows: Columns) -> tuple[np.n
     return start, end
 
 
-def statistics_adder(statistics: list[WindowedStatistic]) -> Callable[[Columns, WindowTotals], None]:
+def interval_shape(statistic: WindowedStatistic) -> tuple:
+    """What fixes a statistic's interval: statistics of one stream with the same shape share it."""
+    return (statistic.enters, statistic.lag_months, statistic.window_months, statistic.known_from, statistic.until)
+
+
+Placed = dict[tuple, Interval]
+
+
+def statistics_adder(statistics: list[WindowedStatistic],
+                     then: Callable[[Columns, WindowTotals, Placed], None] | None = None,
+                     ) -> Callable[[Columns, WindowTotals], None]:
     """Adds each declared statistic of one stream to the totals: one interval per distinct
-    interval shape (placed once, shared by the statistics over it)."""
+    interval shape (placed once, shared by the statistics over it). ``then`` gets the
+    batch's placed intervals too (a hand-written part over the same stream)."""
 
     def add(rows: Columns, totals: WindowTotals) -> None:
         key = rows["supplier_key"]
-        placed: dict[tuple, object] = {}
+        placed: Placed = {}
         for s in statistics:
-            shape = (s.enters, s.lag_months, s.window_months, s.known_from, s.until)
+            shape = interval_shape(s)
             if shape not in placed:
                 placed[shape] = totals.interval(key, *activity_interval(s, rows))
             weights = rows[in_process_column(s.weight)] if s.weight is not None else None
             totals.add(s.name, placed[shape], weights, where=rows[s.where] if s.where else None)
+        if then is not None:
+            then(rows, totals, placed)
 
     return add
 
@@ -283,11 +296,17 @@ def buyer_intervals(o: Columns, t: WindowTotals, window: int = wa.BUYER_WINDOW_M
     t.add_by_month("buyer_value_sq_6m", key, month, running)
 
 
-def response_time_values(q: Columns, t: WindowTotals) -> None:
-    """``create_rolled_response_times_sql``: each answered inquiry's response time, kept
-    for the quantiles from its answer month while its received month is in the window."""
-    key, received = q["supplier_key"], q["received_m"]
-    answered = t.interval(key, np.maximum(received, q["answered_m"]), received + wa.RESPONSE_TIME_WINDOW_MONTHS)
+# The response times counted in the quantiles are those of the answered inquiries, over
+# the same interval (``create_rolled_response_times_sql`` in SQL).
+ANSWERED = STATISTIC_BY_NAME["answered_inquiries_6m"]
+assert ANSWERED.window_months == wa.RESPONSE_TIME_WINDOW_MONTHS
+
+
+def response_time_values(q: Columns, t: WindowTotals, placed: Placed) -> None:
+    """Each answered inquiry's response time, kept for the quantiles from its answer
+    month while its received month is in the window: the interval of
+    ``answered_inquiries_6m``, already placed for this batch."""
+    answered = placed[interval_shape(ANSWERED)]
     # ``inquiry_rows`` comes in (supplier, response time) order
     t.add_values("response_hours_6m", answered, q["response_hours"], wa.RESPONSE_TIME_QUANTILES,
                  where=q["answered_m"] != NEVER, ordered=True)
@@ -309,7 +328,10 @@ class FamilyIntervals:
 # Parts that are not interval sums, by family.
 BESPOKE_PARTS: dict[str, tuple] = {
     "buyers": ((order_rows_by_buyer, buyer_intervals),),
-    "inquiries": ((inquiry_rows, response_time_values),),
+}
+# Parts that run after a family's declared statistics of a stream, on their intervals.
+BESPOKE_AFTER: dict[tuple[str, str], Callable[[Columns, WindowTotals, Placed], None]] = {
+    ("inquiries", "inquiries"): response_time_values,
 }
 
 
@@ -317,7 +339,8 @@ def _family_intervals(family: str) -> FamilyIntervals:
     by_stream: dict[str, list[WindowedStatistic]] = {}
     for statistic in statistics_of(family):
         by_stream.setdefault(statistic.stream, []).append(statistic)
-    declared = tuple((STREAM_READERS[name], statistics_adder(found)) for name, found in by_stream.items())
+    declared = tuple((STREAM_READERS[name], statistics_adder(found, BESPOKE_AFTER.get((family, name))))
+                     for name, found in by_stream.items())
     return FamilyIntervals(declared + BESPOKE_PARTS.get(family, ()))
 
 
