@@ -224,7 +224,10 @@ def event_rows(con) -> int:
 
 def step_reference(path: Path, n_suppliers: int) -> dict:
     from features import compute_supplier_features, month_ends
-    from features.reference import as_comparable_frame, reference_supplier_features
+
+    # the reference is the test suite's independent oracle (tests/feature_reference.py)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from feature_reference import as_comparable_frame, reference_supplier_features
 
     con = subsample_connection(path, n_suppliers)
     as_of_dates = month_ends(AS_OF_START, AS_OF_END)
@@ -235,7 +238,6 @@ def step_reference(path: Path, n_suppliers: int) -> dict:
     production = compute_supplier_features(con, as_of_dates)
     production_seconds, production_cpu = time.perf_counter() - started, time.process_time() - cpu
     # Same numbers at this size too (the tests prove it on small random zones).
-    sys.path.insert(0, str(ROOT / "tests"))
     from test_features_equivalence import assert_frames_match
 
     assert_frames_match(as_comparable_frame(production), as_comparable_frame(reference))
@@ -374,7 +376,7 @@ def write_report(command: str, runs: list[dict], reference: list[dict]) -> None:
         "",
         "## Against the pandas reference",
         "",
-        "`features.reference` was run on two hash-picked supplier subsamples of the largest input "
+        "The pandas reference (`tests/feature_reference.py`) was run on two hash-picked supplier subsamples of the largest input "
         "(all their events, the same 24 month ends); production gave the same values there (checked "
         "with the test suite's comparator). The reference's time is fitted as fixed + per_row x "
         "(orders + inquiries) through the two runs and extrapolated to the full input: an estimate, "

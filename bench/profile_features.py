@@ -28,7 +28,6 @@ from features import window_aggregates as wa  # noqa: E402
 from features.event_intervals import IN_PROCESS_FAMILIES, in_process_rolled_table  # noqa: E402
 from features.sql_engine import DuckDBFeatureEngine  # noqa: E402
 from features.supplier_features import (  # noqa: E402
-    DISPUTES_RECORDED,
     EVENT_FAMILIES,
     IN_PROCESS_TABLE,
     RolledTables,
@@ -66,12 +65,18 @@ def main() -> None:
         table = in_process_rolled_table(engine, "validated", in_process, rolled_columns_of(in_process), step=timed)
         engine.register_arrow(IN_PROCESS_TABLE, table)
         tables.append(IN_PROCESS_TABLE)
-    if any(EVENT_FAMILIES[name].needs_order_facts for name in in_sql):
+    facts = wa.facts_needed(stream for name in in_sql for stream in EVENT_FAMILIES[name].streams(name))
+    if "order_facts" in facts:
         timed("order facts", lambda: wa.create_order_facts(engine, "validated"))
+    if "inquiry_facts" in facts:
+        timed("inquiry facts", lambda: wa.create_inquiry_facts(engine, "validated"))
     for name in in_sql:
-        timed(name, lambda name=name: EVENT_FAMILIES[name].build(engine, "validated"))
-        tables += EVENT_FAMILIES[name].rolled_tables
-    rolled = RolledTables(frozenset([*EVENT_FAMILIES, DISPUTES_RECORDED]), tuple(tables))
+        family = EVENT_FAMILIES[name]
+        tables += timed(name, lambda name=name: wa.create_rolled_statistics(engine, "validated", name))
+        if family.build_bespoke is not None:
+            timed(f"{name} (bespoke)", lambda family=family: family.build_bespoke(engine, "validated"))
+            tables += family.bespoke_tables
+    rolled = RolledTables(frozenset(EVENT_FAMILIES), tuple(tables), frozenset({"disputes", "inquiries", "reviews"}))
     timed("output", lambda: engine.fetch_arrow(feature_select_sql(rolled, output_feature_columns())))
     print(f"{'all steps':<40} {time.perf_counter() - started:7.1f} s  {time.process_time() - cpu:7.1f} CPU s")
     timed("bare scan (for scale)", lambda: [con.execute(sql).to_arrow_table() for sql in bench_features.BARE_SCAN_SQL])

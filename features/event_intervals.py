@@ -1,12 +1,14 @@
 """The event families' windowed counts and sums, computed in process.
 
-``features.window_aggregates`` defines every count in SQL: events bucketed by (supplier,
-month) and each bucket rolled onto the month ends whose window holds it. An engine that
-runs in this process (DuckDB) computes the same columns here instead: DuckDB streams each
-event table once, keyed and reduced to month indices, and every statistic becomes an
-activity interval ``[start_m, end_m)`` added to a ``features.window_totals.WindowTotals``.
-The intervals below are those SQL conditions, one for one (the test suite checks that
-both give the same features); a distributed engine keeps the SQL.
+Every windowed count and sum is declared once (``features.declarations``);
+``features.window_aggregates`` compiles the declarations to SQL (events bucketed by
+(supplier, month), each bucket rolled onto the month ends whose window holds it). An
+engine that runs in this process (DuckDB) computes the same columns here instead: DuckDB
+streams each event table once, keyed and reduced to month indices, and every declared
+statistic becomes its activity interval ``[start_m, end_m)`` added to a
+``features.window_totals.WindowTotals`` (``statistics_adder``; the test suite checks that
+both give the same features). A distributed engine keeps the SQL. The buyers and the
+response-time quantiles, which are not interval sums, have hand-written twins below.
 
 A stream's rows arrive as numpy columns: month indices with NULL as ``NEVER``, flags
 with NULL as false, money as exact integer micro-dollars with NULL as 0 (the SQL sums
@@ -24,9 +26,10 @@ import pyarrow.compute as pc
 from numba import njit
 
 from features import window_aggregates as wa
+from features.declarations import STATISTIC_BY_NAME, WindowedStatistic, is_money, statistics_of
 from features.sql_engine import FeatureEngine
-from features.window_totals import NEVER, WindowTotals
-from features.windows import SIX_MONTHS, TWELVE_MONTHS, keyed_facts_sql, month_index_sql
+from features.window_totals import NEVER, Interval, WindowTotals
+from features.windows import keyed_facts_sql
 
 Columns = dict[str, np.ndarray]
 # Rows per streamed batch: bounds the memory of one batch's numpy columns.
@@ -103,26 +106,17 @@ READ_FROM_INSTEAD = {order_rows: order_rows_by_buyer}
 
 
 def disputed_order_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]:
-    """One row per disputed order: its created month and its first dispute's month,
-    overall and per cover (the inner query of the SQL's disputed cohort)."""
+    """One row per disputed order (``window_aggregates.disputed_orders_sql``)."""
     return stream(engine, f"""
-        SELECT keys.supplier_key, any_value(created_m) AS created_m,
-               min(opened_m) AS any_dispute_m,
-               min(opened_m) FILTER (WHERE reason IN ({wa.sql_list(wa.PRE_SHIPMENT_REASONS)})) AS pre_shipment_dispute_m,
-               min(opened_m) FILTER (WHERE reason IN ({wa.sql_list(wa.POST_DELIVERY_REASONS)})) AS post_delivery_dispute_m
-        FROM dispute_facts
+        SELECT keys.supplier_key, disputed.* EXCLUDE (supplier_id)
+        FROM ({wa.disputed_orders_sql()}) AS disputed
         JOIN supplier_keys AS keys USING (supplier_id)
-        WHERE created_m IS NOT NULL
-        GROUP BY keys.supplier_key, order_id
     """)
 
 
 def dispute_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]:
     return stream(engine, f"""
-        SELECT keys.supplier_key, created_m, opened_m, resolved_m,
-               outcome = '{wa.BUYER_WON_OUTCOME}' AS buyer_won,
-               reason IN ({wa.sql_list(wa.PRE_SHIPMENT_REASONS)}) AS pre_shipment,
-               reason IN ({wa.sql_list(wa.POST_DELIVERY_REASONS)}) AS post_delivery,
+        SELECT keys.supplier_key, {wa.dispute_stream_columns_sql()},
                {wa.micro_usd_sql('refund_usd')} AS refund_micro_usd
         FROM dispute_facts
         JOIN supplier_keys AS keys USING (supplier_id)
@@ -141,14 +135,21 @@ def inquiry_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]:
 
 
 def review_rows(engine: FeatureEngine, schema: str) -> Iterator[Columns]:
-    mi = month_index_sql
     return stream(engine, f"""
-        SELECT keys.supplier_key, {mi('r.created_at')} AS review_m, r.rating
-        FROM {schema}.reviews AS r
-        JOIN {schema}.orders AS o USING (order_id)
-        JOIN supplier_keys AS keys ON keys.supplier_id = o.supplier_id
-        WHERE r.created_at IS NOT NULL AND r.rating IS NOT NULL
+        SELECT keys.supplier_key, reviews.* EXCLUDE (supplier_id)
+        FROM ({wa.review_stream_sql(schema)}) AS reviews
+        JOIN supplier_keys AS keys USING (supplier_id)
     """)
+
+
+# The reader of each declared stream (``features.declarations.STREAM_SOURCES``).
+STREAM_READERS: dict[str, Callable[[FeatureEngine, str], Iterator[Columns]]] = {
+    "orders": order_rows,
+    "disputed_orders": disputed_order_rows,
+    "disputes": dispute_rows,
+    "inquiries": inquiry_rows,
+    "reviews": review_rows,
+}
 
 
 def _pair_starts(rows: pa.Table) -> np.ndarray:
@@ -161,10 +162,10 @@ def _pair_starts(rows: pa.Table) -> np.ndarray:
     return np.r_[True, (keys[1:] != keys[:-1]) | ~(same_buyer | both_null)]
 
 
-def buyer_months(o: Columns) -> Columns:
+def buyer_months(o: Columns, window: int = wa.BUYER_WINDOW_MONTHS) -> Columns:
     """Orders of whole (supplier, buyer) pairs in (supplier, buyer, month) order (from
     ``order_rows_by_buyer``) -> one row per buyer-month with its value, the pair's
-    previous month and its values 1..5 months later (the SQL's lag and leads)."""
+    previous month and its values 1..window-1 months later (the SQL's lag and leads)."""
     n_orders = len(o["created_m"])
     key, month = np.empty(n_orders, np.int64), np.empty(n_orders, np.int64)
     value_micro_usd, new_pair = np.empty(n_orders, np.int64), np.empty(n_orders, np.bool_)
@@ -173,8 +174,8 @@ def buyer_months(o: Columns) -> Columns:
     month, new_pair = month[:n], new_pair[:n]
     # exact integer sums, then the double of the decimal as DuckDB casts it
     value = value_micro_usd[:n] / 1e6
-    previous, later = np.empty(n, np.int64), np.zeros((SIX_MONTHS - 1, n))
-    _link_buyer_months(month, value, new_pair, NEVER, SIX_MONTHS, previous, later)
+    previous, later = np.empty(n, np.int64), np.zeros((window - 1, n))
+    _link_buyer_months(month, value, new_pair, NEVER, window, previous, later)
     # values_later_usd[k - 1]: the SQL's value_{k}m_later_usd
     return {"supplier_key": key[:n], "created_m": month, "value_usd": value, "previous_m": previous,
             "values_later_usd": later}
@@ -222,131 +223,93 @@ def _link_buyer_months(month, value, new_pair, never, window, previous, later):
             later[month[i + j] - month[i] - 1, i] = value[i + j]
 
 
-# --- the families' intervals (each the SQL condition of its window_aggregates twin) --------
+# --- the declared statistics as activity intervals -----------------------------------------
 
-def order_cohort_intervals(o: Columns, t: WindowTotals) -> None:
-    """``create_rolled_order_cohorts``, its order part."""
-    key, created = o["supplier_key"], o["created_m"]
-    window_end = created + SIX_MONTHS
-    window = t.interval(key, created, window_end)
-    t.add("orders_6m", window)
-    t.add("order_value_6m_usd", window, o["amount_micro_usd"])
-    t.add("payment_method_known_orders_6m", window, where=o["payment_method_known"])
-    t.add("tt_orders_6m", window, where=o["paid_tt"])
-    t.add("credit_card_orders_6m", window, where=o["paid_credit_card"])
-    t.add("completed_orders_6m", t.interval(key, np.maximum(created, o["delivered_m"]),
-                                            np.minimum(window_end, o["cancelled_m"])))
-    t.add("supplier_cancelled_orders_6m", t.interval(key, np.maximum(created, o["cancelled_m"]), window_end),
-          where=o["supplier_cancelled"])
-    t.add("orders_this_month", t.interval(key, created, created + 1))
-    t.add("orders_previous_month", t.interval(key, created + 1, created + 2))
+def in_process_column(column: str) -> str:
+    """The stream column an in-process statistic reads: money as integer micro-dollars."""
+    return column[: -len("_usd")] + "_micro_usd" if is_money(column) else column
 
 
-def disputed_cohort_intervals(d: Columns, t: WindowTotals) -> None:
-    """``create_rolled_order_cohorts``, its disputed part: counted from the first dispute."""
-    key, created = d["supplier_key"], d["created_m"]
-    for column, first_dispute in (("disputed_orders_6m", "any_dispute_m"),
-                                  ("pre_shipment_disputed_orders_6m", "pre_shipment_dispute_m"),
-                                  ("post_delivery_disputed_orders_6m", "post_delivery_dispute_m")):
-        t.add(column, t.interval(key, np.maximum(created, d[first_dispute]), created + SIX_MONTHS))
+def activity_interval(statistic: WindowedStatistic, rows: Columns) -> tuple[np.ndarray, np.ndarray]:
+    """``[start_m, end_m)`` of each row (``features.declarations``): from the latest of
+    the entering month (plus the lag) and the ``known_from`` months, to the earliest of
+    the window's end and the ``until`` months. ``NEVER`` (a month not known) never starts
+    and never ends an interval."""
+    enters = rows[statistic.enters]
+    opens = enters + statistic.lag_months if statistic.lag_months else enters
+    start = opens
+    for month in statistic.known_from:
+        start = np.maximum(start, rows[month])
+    end = opens + statistic.window_months if statistic.window_months is not None else None
+    for month in statistic.until:
+        end = rows[month] if end is None else np.minimum(end, rows[month])
+    return start, end
 
 
-def promised_shipment_intervals(o: Columns, t: WindowTotals) -> None:
-    """``create_rolled_promised_shipments``."""
-    promised = o["promised_m"]
-    window = t.interval(o["supplier_key"], promised, promised + SIX_MONTHS)
-    t.add("promised_shipments_6m", window)
-    t.add("on_time_shipments_6m", window, where=o["shipped_on_time"])
+def interval_shape(statistic: WindowedStatistic) -> tuple:
+    """What fixes a statistic's interval: statistics of one stream with the same shape share it."""
+    return (statistic.enters, statistic.lag_months, statistic.window_months, statistic.known_from, statistic.until)
 
 
-def delivery_intervals(o: Columns, t: WindowTotals) -> None:
-    """``create_rolled_deliveries``: a deal from its delivery until it leaves the twelve
-    months or its cancellation becomes known."""
-    delivered = o["delivered_m"]
-    deal = t.interval(o["supplier_key"], delivered, np.minimum(delivered + TWELVE_MONTHS, o["cancelled_m"]))
-    t.add("deal_count_12m", deal)
-    t.add("deal_value_12m_usd", deal, o["amount_micro_usd"])
-    t.add("assured_deal_value_12m_usd", deal, o["amount_micro_usd"], where=o["assured"])
+Placed = dict[tuple, Interval]
 
 
-def overdue_order_intervals(o: Columns, t: WindowTotals) -> None:
-    """``create_overdue_orders``: overdue from the promised month (once created) until it
-    shipped or its cancellation became known."""
-    created, promised, shipped = o["created_m"], o["promised_m"], o["shipped_m"]
-    late = (promised != NEVER) & (created != NEVER) & (shipped > promised)
-    t.add("overdue_unshipped_orders_at_t",
-          t.interval(o["supplier_key"], np.maximum(created, promised), np.minimum(shipped, o["cancelled_m"])),
-          where=late)
+def statistics_adder(statistics: list[WindowedStatistic],
+                     then: Callable[[Columns, WindowTotals, Placed], None] | None = None,
+                     ) -> Callable[[Columns, WindowTotals], None]:
+    """Adds each declared statistic of one stream to the totals: one interval per distinct
+    interval shape (placed once, shared by the statistics over it). ``then`` gets the
+    batch's placed intervals too (a hand-written part over the same stream)."""
+
+    def add(rows: Columns, totals: WindowTotals) -> None:
+        key = rows["supplier_key"]
+        placed: Placed = {}
+        for s in statistics:
+            shape = interval_shape(s)
+            if shape not in placed:
+                placed[shape] = totals.interval(key, *activity_interval(s, rows))
+            weights = rows[in_process_column(s.weight)] if s.weight is not None else None
+            totals.add(s.name, placed[shape], weights, where=rows[s.where] if s.where else None)
+        if then is not None:
+            then(rows, totals, placed)
+
+    return add
 
 
-def in_transit_order_intervals(o: Columns, t: WindowTotals) -> None:
-    """``create_in_transit_orders``: in transit from the month it shipped (once created)
-    until it was delivered or its cancellation became known; late when it shipped after
-    its promised day (``shipped_on_time`` false, not NULL: a promised day is known)."""
-    in_transit = t.interval(o["supplier_key"], np.maximum(o["created_m"], o["shipped_m"]),
-                            np.minimum(o["delivered_m"], o["cancelled_m"]))
-    t.add("in_transit_orders_at_t", in_transit)
-    t.add("late_in_transit_orders_at_t", in_transit, where=(o["promised_m"] != NEVER) & ~o["shipped_on_time"])
-
-
-def dispute_resolution_intervals(d: Columns, t: WindowTotals) -> None:
-    """``create_rolled_dispute_resolutions``: resolutions in the window, and refunds on
-    the window's orders once resolved."""
-    key, resolved, created = d["supplier_key"], d["resolved_m"], d["created_m"]
-    window = t.interval(key, resolved, resolved + SIX_MONTHS)
-    t.add("resolved_disputes_6m", window)
-    t.add("buyer_won_disputes_6m", window, where=d["buyer_won"])
-    t.add("refund_6m_usd", t.interval(key, np.maximum(created, resolved), created + SIX_MONTHS),
-          d["refund_micro_usd"])
-
-
-def open_dispute_intervals(d: Columns, t: WindowTotals) -> None:
-    """``create_open_disputes``: open from the month opened until the month resolved."""
-    pending = t.interval(d["supplier_key"], d["opened_m"], d["resolved_m"])
-    t.add("open_disputes_at_t", pending)
-    t.add("open_pre_shipment_disputes_at_t", pending, where=d["pre_shipment"])
-    t.add("open_post_delivery_disputes_at_t", pending, where=d["post_delivery"])
-
-
-def buyer_intervals(o: Columns, t: WindowTotals) -> None:
+def buyer_intervals(o: Columns, t: WindowTotals, window: int = wa.BUYER_WINDOW_MONTHS) -> None:
     """``create_rolled_buyers``: a buyer counts at T from its earliest month in T's window;
     the squared window value is the monthly squares plus twice each pair of months k
     apart, counted once the later month is in the window."""
-    b = buyer_months(o)
+    b = buyer_months(o, window)
     key, month, value, previous = b["supplier_key"], b["created_m"], b["value_usd"], b["previous_m"]
-    window_end = month + SIX_MONTHS
-    window = t.interval(key, month, window_end)
+    window_end = month + window
+    in_window = t.interval(key, month, window_end)
     first_month = previous == NEVER
-    t.add(BUYER_MONTHS, window)
-    t.add("first_orders_6m", window, where=first_month)
-    t.add("buyers_6m", t.interval(key, np.where(first_month, month, np.maximum(month, previous + SIX_MONTHS)),
+    t.add(BUYER_MONTHS, in_window)
+    t.add("first_orders_6m", in_window, where=first_month)
+    t.add("buyers_6m", t.interval(key, np.where(first_month, month, np.maximum(month, previous + window)),
                                   window_end))
     # the buyer-month's share of the pair's squared window value, d months on: its square
     # plus twice its products with the pair's months up to d months later
-    running = np.empty((SIX_MONTHS, len(value)))
+    running = np.empty((window, len(value)))
     _running_squares(value, b["values_later_usd"], running)
     t.add_by_month("buyer_value_sq_6m", key, month, running)
 
 
-def inquiry_intervals(q: Columns, t: WindowTotals) -> None:
-    """``create_rolled_inquiries``: the counts, and the response times of the answered
-    inquiries for their quantiles (``create_rolled_response_times_sql``)."""
-    key, received = q["supplier_key"], q["received_m"]
-    t.add("inquiries_6m", t.interval(key, received, received + SIX_MONTHS))
-    answered = t.interval(key, np.maximum(received, q["answered_m"]), received + SIX_MONTHS)
-    t.add("answered_inquiries_6m", answered)
+# The response times counted in the quantiles are those of the answered inquiries, over
+# the same interval (``create_rolled_response_times_sql`` in SQL).
+ANSWERED = STATISTIC_BY_NAME["answered_inquiries_6m"]
+assert ANSWERED.window_months == wa.RESPONSE_TIME_WINDOW_MONTHS
+
+
+def response_time_values(q: Columns, t: WindowTotals, placed: Placed) -> None:
+    """Each answered inquiry's response time, kept for the quantiles from its answer
+    month while its received month is in the window: the interval of
+    ``answered_inquiries_6m``, already placed for this batch."""
+    answered = placed[interval_shape(ANSWERED)]
     # ``inquiry_rows`` comes in (supplier, response time) order
     t.add_values("response_hours_6m", answered, q["response_hours"], wa.RESPONSE_TIME_QUANTILES,
                  where=q["answered_m"] != NEVER, ordered=True)
-
-
-def review_intervals(r: Columns, t: WindowTotals) -> None:
-    """``create_rolled_reviews``."""
-    month = r["review_m"]
-    window = t.interval(r["supplier_key"], month, month + SIX_MONTHS)
-    t.add("review_count_6m", window)
-    t.add("review_rating_sum_6m", window, r["rating"])
-    t.add("low_rating_reviews_6m", window, where=r["rating"] <= wa.LOW_RATING_MAX)
 
 
 # A count kept only to tell "no buyer-month in the window" (buyer_value_sq_6m NULL, as
@@ -362,18 +325,29 @@ class FamilyIntervals:
     parts: tuple[tuple[Callable[[FeatureEngine, str], Iterator[Columns]], Callable[[Columns, WindowTotals], None]], ...]
 
 
+# Parts that are not interval sums, by family.
+BESPOKE_PARTS: dict[str, tuple] = {
+    "buyers": ((order_rows_by_buyer, buyer_intervals),),
+}
+# Parts that run after a family's declared statistics of a stream, on their intervals.
+BESPOKE_AFTER: dict[tuple[str, str], Callable[[Columns, WindowTotals, Placed], None]] = {
+    ("inquiries", "inquiries"): response_time_values,
+}
+
+
+def _family_intervals(family: str) -> FamilyIntervals:
+    by_stream: dict[str, list[WindowedStatistic]] = {}
+    for statistic in statistics_of(family):
+        by_stream.setdefault(statistic.stream, []).append(statistic)
+    declared = tuple((STREAM_READERS[name], statistics_adder(found, BESPOKE_AFTER.get((family, name))))
+                     for name, found in by_stream.items())
+    return FamilyIntervals(declared + BESPOKE_PARTS.get(family, ()))
+
+
 IN_PROCESS_FAMILIES: dict[str, FamilyIntervals] = {
-    "order_cohorts": FamilyIntervals(((order_rows, order_cohort_intervals),
-                                      (disputed_order_rows, disputed_cohort_intervals))),
-    "promised_shipments": FamilyIntervals(((order_rows, promised_shipment_intervals),)),
-    "deliveries": FamilyIntervals(((order_rows, delivery_intervals),)),
-    "overdue_orders": FamilyIntervals(((order_rows, overdue_order_intervals),)),
-    "in_transit_orders": FamilyIntervals(((order_rows, in_transit_order_intervals),)),
-    "dispute_resolutions": FamilyIntervals(((dispute_rows, dispute_resolution_intervals),)),
-    "open_disputes": FamilyIntervals(((dispute_rows, open_dispute_intervals),)),
-    "buyers": FamilyIntervals(((order_rows_by_buyer, buyer_intervals),)),
-    "inquiries": FamilyIntervals(((inquiry_rows, inquiry_intervals),)),
-    "reviews": FamilyIntervals(((review_rows, review_intervals),)),
+    family: _family_intervals(family)
+    for family in ("order_cohorts", "promised_shipments", "deliveries", "overdue_orders", "in_transit_orders",
+                   "dispute_resolutions", "open_disputes", "buyers", "inquiries", "reviews")
 }
 
 

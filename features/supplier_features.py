@@ -1,7 +1,8 @@
 """Point-in-time supplier features: one row per (as_of_date, supplier) joined by T.
 
-The windowed counts come from ``features.window_aggregates``; this module turns them into
-the catalogue's columns: rates (each with the counts behind it), empirically shrunk rates
+The windowed counts are declared in ``features.declarations`` and computed by
+``features.event_intervals`` (in process) or ``features.window_aggregates`` (SQL); this
+module turns them into the catalogue's columns: rates (each with the counts behind it), empirically shrunk rates
 and a few derived figures. Column meanings are documented in ``features.catalogue``
 (and ``docs/feature_catalogue.md``).
 """
@@ -17,126 +18,69 @@ import numpy as np
 import pyarrow as pa
 
 from features import window_aggregates as wa
+from features.declarations import RATIOS, SHRINKAGE_PRIOR_STRENGTH, STATISTICS, Ratio, statistics_of
 from features.event_intervals import IN_PROCESS_FAMILIES, in_process_rolled_table
 from features.sql_engine import DuckDBFeatureEngine, FeatureEngine
 from features.windows import as_of_calendar_table
 
-# Empirical-Bayes prior strength: a shrunk rate is (k + a * p) / (n + a), with p the
-# population rate over all suppliers at the same T. a = 20 means a supplier needs about
-# twenty observations before its own history weighs as much as the population's; with
-# typical monthly volumes that is one to three months of trading.
-SHRINKAGE_PRIOR_STRENGTH = 20.0
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A rate k / n over a window; ``shrunk`` adds the empirically shrunk column."""
-
-    name: str
-    numerator: str
-    denominator: str
-    shrunk: bool = True
-
+Rate = Ratio  # a rate k / n over a window, declared in ``features.declarations``
 
 # One entry per rate column; the SQL, the reference and the catalogue all use these
 # numerator/denominator pairs, so a rate means the same everywhere.
-RATES: tuple[Rate, ...] = (
-    Rate("completion_rate_6m", "completed_orders_6m", "orders_6m"),
-    Rate("supplier_cancellation_rate_6m", "supplier_cancelled_orders_6m", "orders_6m"),
-    Rate("on_time_shipment_rate_6m", "on_time_shipments_6m", "promised_shipments_6m"),
-    Rate("dispute_ratio_6m", "disputed_orders_6m", "orders_6m"),
-    Rate("pre_shipment_dispute_ratio_6m", "pre_shipment_disputed_orders_6m", "orders_6m"),
-    Rate("post_delivery_dispute_ratio_6m", "post_delivery_disputed_orders_6m", "orders_6m"),
-    Rate("buyer_won_dispute_share_6m", "buyer_won_disputes_6m", "resolved_disputes_6m"),
-    Rate("refund_share_6m", "refund_6m_usd", "order_value_6m_usd", shrunk=False),
-    Rate("response_rate_6m", "answered_inquiries_6m", "inquiries_6m"),
-    Rate("review_mean_6m", "review_rating_sum_6m", "review_count_6m"),
-    Rate("low_rating_share_6m", "low_rating_reviews_6m", "review_count_6m"),
-    Rate("assured_deal_share_12m", "assured_deal_value_12m_usd", "deal_value_12m_usd", shrunk=False),
-    Rate("repeat_buyer_share_6m", "repeat_orders_6m", "orders_6m"),
-    Rate("tt_share_6m", "tt_orders_6m", "payment_method_known_orders_6m", shrunk=False),
-    Rate("credit_card_share_6m", "credit_card_orders_6m", "payment_method_known_orders_6m", shrunk=False),
-)
+RATES: tuple[Ratio, ...] = RATIOS
 RATE_BY_NAME = {rate.name: rate for rate in RATES}
+
 
 @dataclass(frozen=True)
 class EventFamily:
-    """One group of rolled tables built together from one event table."""
+    """One group of rolled tables built together: the family's declared statistics
+    (``features.declarations``) and, for the few columns that are not interval sums,
+    hand-written SQL (``build_bespoke``, making ``bespoke_tables`` from ``bespoke_streams``)."""
 
-    build: Callable[[FeatureEngine, str], None]
-    rolled_tables: tuple[str, ...]
     optional_source: str | None = None  # validated table that may be absent
-    needs_dispute_facts: bool = False
-    needs_order_facts: bool = False
+    build_bespoke: Callable[[FeatureEngine, str], None] | None = None
+    bespoke_tables: tuple[str, ...] = ()
+    bespoke_streams: tuple[str, ...] = ()
+
+    def streams(self, name: str) -> set[str]:
+        return {s.stream for s in statistics_of(name)} | set(self.bespoke_streams)
 
 
 EVENT_FAMILIES: dict[str, EventFamily] = {
-    "order_cohorts": EventFamily(lambda engine, schema: wa.create_rolled_order_cohorts(engine),
-                                 ("rolled_order_cohorts",), needs_dispute_facts=True, needs_order_facts=True),
-    "promised_shipments": EventFamily(lambda engine, schema: wa.create_rolled_promised_shipments(engine),
-                                      ("rolled_promised_shipments",), needs_order_facts=True),
-    "deliveries": EventFamily(lambda engine, schema: wa.create_rolled_deliveries(engine),
-                              ("rolled_deliveries",), needs_order_facts=True),
-    "dispute_resolutions": EventFamily(lambda engine, schema: wa.create_rolled_dispute_resolutions(engine),
-                                       ("rolled_dispute_resolutions", "rolled_refunds"),
-                                       optional_source="disputes", needs_dispute_facts=True),
-    "buyers": EventFamily(lambda engine, schema: wa.create_rolled_buyers(engine), ("rolled_buyers",),
-                          needs_order_facts=True),
-    "inquiries": EventFamily(wa.create_rolled_inquiries, ("rolled_inquiries", "rolled_response_times"),
-                             optional_source="inquiries"),
-    "reviews": EventFamily(wa.create_rolled_reviews, ("rolled_reviews",), optional_source="reviews"),
-    "open_disputes": EventFamily(lambda engine, schema: wa.create_open_disputes(engine), ("open_disputes",),
-                                 optional_source="disputes", needs_dispute_facts=True),
-    "overdue_orders": EventFamily(lambda engine, schema: wa.create_overdue_orders(engine), ("overdue_orders",),
-                                  needs_order_facts=True),
-    "in_transit_orders": EventFamily(lambda engine, schema: wa.create_in_transit_orders(engine),
-                                     ("in_transit_orders",), needs_order_facts=True),
-    "trading_months": EventFamily(wa.create_trading_months, ("trading_months",)),
+    "order_cohorts": EventFamily(),
+    "promised_shipments": EventFamily(),
+    "deliveries": EventFamily(),
+    "dispute_resolutions": EventFamily(optional_source="disputes"),
+    "buyers": EventFamily(build_bespoke=lambda engine, schema: wa.create_rolled_buyers(engine),
+                          bespoke_tables=("rolled_buyers",), bespoke_streams=("orders",)),
+    "inquiries": EventFamily(optional_source="inquiries",
+                             build_bespoke=lambda engine, schema: wa.create_rolled_response_times_sql(engine),
+                             bespoke_tables=("rolled_response_times",)),
+    "reviews": EventFamily(optional_source="reviews"),
+    "open_disputes": EventFamily(optional_source="disputes"),
+    "overdue_orders": EventFamily(),
+    "in_transit_orders": EventFamily(),
+    "trading_months": EventFamily(build_bespoke=wa.create_trading_months, bespoke_tables=("trading_months",)),
 }
 
 # Columns read from the rolled tables: name -> (event family, SQL type, is a count).
 # Counts and sums are 0 for a supplier without events; other statistics stay NULL. Every
-# column of a family whose optional source table is absent is NULL.
-ROLLED_COLUMNS: dict[str, tuple[str, str, bool]] = {
-    "orders_6m": ("order_cohorts", "BIGINT", True),
-    "order_value_6m_usd": ("order_cohorts", "DOUBLE", True),
-    "completed_orders_6m": ("order_cohorts", "BIGINT", True),
-    "supplier_cancelled_orders_6m": ("order_cohorts", "BIGINT", True),
-    "disputed_orders_6m": ("order_cohorts", "BIGINT", True),
-    "pre_shipment_disputed_orders_6m": ("order_cohorts", "BIGINT", True),
-    "post_delivery_disputed_orders_6m": ("order_cohorts", "BIGINT", True),
-    "payment_method_known_orders_6m": ("order_cohorts", "BIGINT", True),
-    "tt_orders_6m": ("order_cohorts", "BIGINT", True),
-    "credit_card_orders_6m": ("order_cohorts", "BIGINT", True),
-    "orders_this_month": ("order_cohorts", "BIGINT", True),
-    "orders_previous_month": ("order_cohorts", "BIGINT", True),
-    "promised_shipments_6m": ("promised_shipments", "BIGINT", True),
-    "on_time_shipments_6m": ("promised_shipments", "BIGINT", True),
-    "deal_count_12m": ("deliveries", "BIGINT", True),
-    "deal_value_12m_usd": ("deliveries", "DOUBLE", True),
-    "assured_deal_value_12m_usd": ("deliveries", "DOUBLE", True),
-    "resolved_disputes_6m": ("dispute_resolutions", "BIGINT", True),
-    "buyer_won_disputes_6m": ("dispute_resolutions", "BIGINT", True),
-    "refund_6m_usd": ("dispute_resolutions", "DOUBLE", True),
+# column of a family whose optional source table is absent is NULL, and so is every
+# statistic whose stream's source is absent (``STATISTIC_SOURCES``).
+BESPOKE_ROLLED_COLUMNS: dict[str, tuple[str, str, bool]] = {
     "buyers_6m": ("buyers", "BIGINT", True),
     "first_orders_6m": ("buyers", "BIGINT", True),
     "buyer_value_sq_6m": ("buyers", "DOUBLE", False),
-    "inquiries_6m": ("inquiries", "BIGINT", True),
-    "answered_inquiries_6m": ("inquiries", "BIGINT", True),
     "median_response_hours_6m": ("inquiries", "DOUBLE", False),
     "p90_response_hours_6m": ("inquiries", "DOUBLE", False),
-    "review_count_6m": ("reviews", "BIGINT", True),
-    "review_rating_sum_6m": ("reviews", "BIGINT", True),
-    "low_rating_reviews_6m": ("reviews", "BIGINT", True),
-    "open_disputes_at_t": ("open_disputes", "BIGINT", True),
-    "open_pre_shipment_disputes_at_t": ("open_disputes", "BIGINT", True),
-    "open_post_delivery_disputes_at_t": ("open_disputes", "BIGINT", True),
-    "overdue_unshipped_orders_at_t": ("overdue_orders", "BIGINT", True),
-    "in_transit_orders_at_t": ("in_transit_orders", "BIGINT", True),
-    "late_in_transit_orders_at_t": ("in_transit_orders", "BIGINT", True),
     "trading_months_6m": ("trading_months", "BIGINT", True),
     "trading_months_12m": ("trading_months", "BIGINT", True),
 }
+ROLLED_COLUMNS: dict[str, tuple[str, str, bool]] = {
+    **{s.name: (s.family, s.sql_type, True) for s in STATISTICS},
+    **BESPOKE_ROLLED_COLUMNS,
+}
+STATISTIC_SOURCES: dict[str, str] = {s.name: s.source for s in STATISTICS if s.source is not None}
 
 # Volumes per month the supplier could trade in the window (``trading_months_*``): a
 # capacity that means the same in an extract's first months as later on.
@@ -197,21 +141,14 @@ def derived_column_sql() -> dict[str, str]:
     return derived
 
 
-# Marks "the source records disputes" among the built families; without it the dispute
-# counts that live in the order cohorts are unknown (NULL), not zero.
-DISPUTES_RECORDED = "disputes_recorded"
-DISPUTE_COHORT_COLUMNS = frozenset(
-    {"disputed_orders_6m", "pre_shipment_disputed_orders_6m", "post_delivery_disputed_orders_6m"}
-)
-
-
 @dataclass(frozen=True)
 class RolledTables:
-    """What ``build_rolled_tables`` made: the families built (plus ``DISPUTES_RECORDED``)
-    and the tables holding their columns, keyed by (as_of_m, supplier_key)."""
+    """What ``build_rolled_tables`` made: the families built, the optional source tables
+    present, and the tables holding their columns, keyed by (as_of_m, supplier_key)."""
 
     families: frozenset[str]
     tables: tuple[str, ...]
+    sources: frozenset[str] = frozenset()
 
 
 IN_PROCESS_TABLE = "rolled_in_process"
@@ -222,30 +159,36 @@ def build_rolled_tables(engine: FeatureEngine, schema: str, families: Iterable[s
     source tables exist. An in-process engine computes the families that have an
     in-process definition (``features.event_intervals``) into one table,
     ``rolled_in_process``; the rest, and every family on other engines, run the SQL."""
+    sources = frozenset(t for t in ("disputes", "inquiries", "reviews") if engine.has_table(schema, t))
     available = [
         name for name in families
-        if EVENT_FAMILIES[name].optional_source is None
-        or engine.has_table(schema, EVENT_FAMILIES[name].optional_source)
+        if EVENT_FAMILIES[name].optional_source is None or EVENT_FAMILIES[name].optional_source in sources
     ]
     in_process = [name for name in available if engine.in_process and name in IN_PROCESS_FAMILIES]
     in_sql = [name for name in available if name not in in_process]
     wa.create_supplier_calendar(engine, schema)
-    if any(EVENT_FAMILIES[name].needs_dispute_facts for name in available):
+    # the in-process dispute streams read dispute_facts too
+    facts = wa.facts_needed(stream for name in in_sql for stream in EVENT_FAMILIES[name].streams(name))
+    facts |= wa.facts_needed(stream for name in in_process for stream in EVENT_FAMILIES[name].streams(name)) & {
+        "dispute_facts"}
+    if "dispute_facts" in facts:
         wa.create_dispute_facts(engine, schema)
-    if any(EVENT_FAMILIES[name].needs_order_facts for name in in_sql):
+    if "order_facts" in facts:
         wa.create_order_facts(engine, schema)
+    if "inquiry_facts" in facts:
+        wa.create_inquiry_facts(engine, schema)
     tables: list[str] = []
     for name in in_sql:
-        EVENT_FAMILIES[name].build(engine, schema)
-        tables.extend(EVENT_FAMILIES[name].rolled_tables)
+        tables.extend(wa.create_rolled_statistics(engine, schema, name))
+        family = EVENT_FAMILIES[name]
+        if family.build_bespoke is not None:
+            family.build_bespoke(engine, schema)
+            tables.extend(family.bespoke_tables)
     if in_process:
         engine.register_arrow(IN_PROCESS_TABLE, in_process_rolled_table(
             engine, schema, in_process, rolled_columns_of(in_process)))
         tables.append(IN_PROCESS_TABLE)
-    built = set(available)
-    if engine.has_table(schema, "disputes"):
-        built.add(DISPUTES_RECORDED)
-    return RolledTables(frozenset(built), tuple(tables))
+    return RolledTables(frozenset(available), tuple(tables), sources)
 
 
 def rolled_columns_of(families: Iterable[str]) -> list[str]:
@@ -257,10 +200,11 @@ def feature_select_sql(rolled: RolledTables, output_columns: Sequence[str]) -> s
     """SELECT over the supplier calendar and the built rolled tables giving
     ``output_columns`` (any attribute, rolled or derived column) for every calendar row."""
     built_families = rolled.families
+    unknown_sources = {"disputes", "inquiries", "reviews"} - rolled.sources
     joins = "\n".join(f"LEFT JOIN {table} USING (as_of_m, supplier_key)" for table in rolled.tables)
     counted = []
     for name, (family, sql_type, is_count) in ROLLED_COLUMNS.items():
-        if family not in built_families or (name in DISPUTE_COHORT_COLUMNS and DISPUTES_RECORDED not in built_families):
+        if family not in built_families or STATISTIC_SOURCES.get(name) in unknown_sources:
             counted.append(f"CAST(NULL AS {sql_type}) AS {name}")
         elif is_count:
             counted.append(f"CAST(coalesce({name}, 0) AS {sql_type}) AS {name}")

@@ -1,23 +1,28 @@
-"""Per-(as_of_date, supplier) counts and sums over the six- and twelve-month windows.
+"""The feature SQL: per-(as_of_date, supplier) counts and sums over windows, in DuckDB's
+dialect (Spark runs it transpiled, ``features.spark_engine``; DuckDB runs it as the
+cross-check of its in-process path).
 
-This module and its in-process twin, ``features.event_intervals`` (the same conditions as
-activity intervals, summed in numpy on an embedded engine), are the only places that read
-the validated event tables. Each event family
-is aggregated once into (supplier, month) buckets whose keys are month indices (see
-``features.windows``): the month that places an event in a window (created, promised,
-delivered, resolved, received) and, where a fact becomes known later, the month it
-became known (delivered, first dispute, resolved, answered). Buckets are then rolled
-onto the requested month ends; conditions like ``answered_m <= as_of_m`` keep every
-statistic point-in-time: a fact dated after T never reaches T.
+This module and its in-process twin, ``features.event_intervals`` (the same declarations
+as activity intervals, summed in numpy on an embedded engine), are the only places that
+read the validated event tables. Every ``features.declarations.WindowedStatistic`` is
+compiled here (``create_rolled_statistics``): its stream's rows are aggregated once into
+(supplier, month) buckets whose keys are month indices (see ``features.windows``): the
+month the event enters a window and the months that delay or end its counting. Buckets
+are then rolled onto the requested month ends; conditions like ``answered_m <= as_of_m``
+keep every statistic point-in-time: a fact dated after T never reaches T. A position held
+at T (no window) is bucketed by its first and last month and range-joined onto the month
+ends instead (``pending_at_month_ends``).
 
-Every function materialises one connection-local temp table named ``rolled_<family>``
-keyed by (as_of_m, supplier_key) (see ``features.windows``). ``features.supplier_features`` and
-``features.storefront`` derive their columns from these tables, so a concept such as
-"delivered, not cancelled, in the last twelve months" has exactly one definition.
+Every table is a connection-local temp table keyed by (as_of_m, supplier_key) (see
+``features.windows``). ``features.supplier_features`` and ``features.storefront`` derive
+their columns from these tables, so a concept such as "delivered, not cancelled, in the
+last twelve months" has exactly one definition. The buyers and the response-time
+quantiles are not interval sums and keep hand-written SQL below.
 """
 
 from __future__ import annotations
 
+from features.declarations import STREAM_SOURCES, WindowedStatistic, is_money, statistics_of
 from features.sql_engine import FeatureEngine
 from features.windows import (
     SIX_MONTHS,
@@ -98,8 +103,9 @@ def create_order_facts(engine: FeatureEngine, schema: str) -> None:
     ``delivered_m`` is the month an order was delivered and ``cancelled_m`` the month its
     cancellation became known (``cancelled_month_sql``): a delivered order counts as
     completed, and as a deal, at the month ends from its delivery until its cancellation.
-    ``shipped_on_time`` is whether it shipped before the end of its promised day (NULL,
-    like false, when it never shipped).
+    ``shipped_on_time`` is whether it shipped before the end of its promised day, and
+    ``shipped_late`` whether at or after it (both NULL, like false, when it never shipped
+    or had no promised day).
     """
     engine.create_temp_table("order_facts", keyed_facts_sql(order_fact_columns_sql() + ", amount_usd", f"{schema}.orders"))
 
@@ -115,6 +121,7 @@ def order_fact_columns_sql() -> str:
             CAST({mi('promised_ship_by')} AS INTEGER) AS promised_m,
             CAST({mi('shipped_at')} AS INTEGER) AS shipped_m,
             shipped_at < date_trunc('day', promised_ship_by) + INTERVAL 1 DAY AS shipped_on_time,
+            shipped_at >= date_trunc('day', promised_ship_by) + INTERVAL 1 DAY AS shipped_late,
             status = 'cancelled' AND cancelled_by = 'supplier' AS supplier_cancelled,
             payment_method IS NOT NULL AS payment_method_known,
             coalesce(payment_method = 'tt', false) AS paid_tt,
@@ -130,152 +137,170 @@ def micro_usd_sql(expression: str) -> str:
     return f"CAST(CAST(CAST({expression} AS DECIMAL(18, 6)) AS DECIMAL(38, 6)) * 1000000 AS BIGINT)"
 
 
-def create_rolled_order_cohorts(engine: FeatureEngine) -> None:
-    """Orders created in the six-month window and what was known about them by T.
+# --- the event streams ---------------------------------------------------------------------
+# Each stream's columns are written once here; the SQL below reads them as a relation and
+# ``features.event_intervals`` streams the same select list with the supplier key and
+# money as integer micro-dollars (``stream_select_sql``).
 
-    Bucket key: (supplier, created month, month delivered, month cancelled). An order is
-    *completed* at T when delivered by T and not cancelled by T; a supplier's cancellation
-    counts from the month it became known. The disputed share of the same cohort comes from the
-    disputes alone (few rows): an order without a dispute adds nothing to it, so the
-    orders never need joining to the disputes.
-    """
-    bucket_sql = f"""
-        SELECT supplier_key, created_m, delivered_m, cancelled_m,
-               count(*) AS orders,
-               {money_sum('amount_usd')} AS order_value_usd,
-               count(*) FILTER (WHERE supplier_cancelled) AS supplier_cancelled,
-               count(*) FILTER (WHERE payment_method_known) AS payment_method_known,
-               count(*) FILTER (WHERE paid_tt) AS tt,
-               count(*) FILTER (WHERE paid_credit_card) AS credit_card
-        FROM order_facts
+def dispute_stream_columns_sql() -> str:
+    """Per dispute: its order's created month, when it was opened and resolved, and flags."""
+    return f"""created_m, opened_m, resolved_m,
+            outcome = '{BUYER_WON_OUTCOME}' AS buyer_won,
+            reason IN ({sql_list(PRE_SHIPMENT_REASONS)}) AS pre_shipment,
+            reason IN ({sql_list(POST_DELIVERY_REASONS)}) AS post_delivery"""
+
+
+def disputed_orders_sql() -> str:
+    """One row per disputed order: its created month and its first dispute's month,
+    overall and per cover."""
+    return f"""
+        SELECT supplier_id, any_value(created_m) AS created_m,
+               min(opened_m) AS any_dispute_m,
+               min(opened_m) FILTER (WHERE reason IN ({sql_list(PRE_SHIPMENT_REASONS)})) AS pre_shipment_dispute_m,
+               min(opened_m) FILTER (WHERE reason IN ({sql_list(POST_DELIVERY_REASONS)})) AS post_delivery_dispute_m
+        FROM dispute_facts
         WHERE created_m IS NOT NULL
-        GROUP BY ALL
+        GROUP BY supplier_id, order_id
     """
-    disputed_bucket_sql = f"""
-        SELECT supplier_id, created_m, any_dispute_m, pre_shipment_dispute_m, post_delivery_dispute_m,
-               count(*) AS disputed_orders
-        FROM (
-            SELECT supplier_id, order_id, any_value(created_m) AS created_m,
-                   min(opened_m) AS any_dispute_m,
-                   min(opened_m) FILTER (WHERE reason IN ({sql_list(PRE_SHIPMENT_REASONS)})) AS pre_shipment_dispute_m,
-                   min(opened_m) FILTER (WHERE reason IN ({sql_list(POST_DELIVERY_REASONS)})) AS post_delivery_dispute_m
-            FROM dispute_facts
-            WHERE created_m IS NOT NULL
-            GROUP BY supplier_id, order_id
-        )
-        GROUP BY ALL
+
+
+def review_stream_sql(schema: str) -> str:
+    """Reviews with a date and a rating, with their order's supplier (a review counts from
+    its created_at)."""
+    mi = month_index_sql
+    return f"""
+        SELECT o.supplier_id, {mi('r.created_at')} AS review_m, r.rating,
+               r.rating <= {LOW_RATING_MAX} AS low_rating
+        FROM {schema}.reviews AS r
+        JOIN {schema}.orders AS o USING (order_id)
+        WHERE r.created_at IS NOT NULL AND r.rating IS NOT NULL
     """
-    engine.create_temp_table("rolled_order_cohorts", f"""
-        WITH cohort AS (
-            SELECT cal.as_of_m, bucket.supplier_key,
-                   sum(orders) AS orders_6m,
-                   sum(order_value_usd) AS order_value_6m_usd,
-                   coalesce(sum(orders) FILTER (WHERE delivered_m <= cal.as_of_m
-                                                AND {not_cancelled_by('cancelled_m', 'cal.as_of_m')}), 0)
-                       AS completed_orders_6m,
-                   coalesce(sum(supplier_cancelled) FILTER (WHERE cancelled_m <= cal.as_of_m), 0)
-                       AS supplier_cancelled_orders_6m,
-                   sum(payment_method_known) AS payment_method_known_orders_6m,
-                   sum(tt) AS tt_orders_6m,
-                   sum(credit_card) AS credit_card_orders_6m,
-                   coalesce(sum(orders) FILTER (WHERE created_m = cal.as_of_m), 0) AS orders_this_month,
-                   coalesce(sum(orders) FILTER (WHERE created_m = cal.as_of_m - 1), 0) AS orders_previous_month
-            FROM {roll_onto_month_ends(bucket_sql, 'created_m', SIX_MONTHS, keyed=True)}
+
+
+def stream_relation_sql(stream: str, schema: str) -> tuple[str, bool]:
+    """The stream's rows as a FROM-able relation for the SQL path, and whether they carry
+    the integer ``supplier_key`` already (else the VARCHAR ``supplier_id``). Money columns
+    stay USD (summed as decimals, ``money_sum``)."""
+    if stream == "orders":
+        return "order_facts", True
+    if stream == "inquiries":
+        return "inquiry_facts", True
+    if stream == "disputed_orders":
+        return f"({disputed_orders_sql()})", False
+    if stream == "disputes":
+        return f"(SELECT supplier_id, {dispute_stream_columns_sql()}, refund_usd FROM dispute_facts)", False
+    if stream == "reviews":
+        return f"({review_stream_sql(schema)})", False
+    raise ValueError(f"unknown stream {stream!r}; one of {sorted(STREAM_SOURCES)}")
+
+
+def facts_needed(streams) -> set[str]:
+    """The keyed fact tables (``order_facts``, ``dispute_facts``, ``inquiry_facts``) the
+    SQL of these streams reads."""
+    needed = set()
+    for stream in streams:
+        if stream == "orders":
+            needed.add("order_facts")
+        elif stream in ("disputes", "disputed_orders"):
+            needed.add("dispute_facts")
+        elif stream == "inquiries":
+            needed.add("inquiry_facts")
+    return needed
+
+
+# --- the declared statistics compiled to SQL ----------------------------------------------
+
+def statistic_groups(family: str) -> dict[str, list[WindowedStatistic]]:
+    """The family's statistics by the rolled table that computes them: one table per
+    stream and entering month for windows (the widest window sets the roll, narrower ones
+    filter), one per interval shape for positions held at T."""
+    groups: dict[str, list[WindowedStatistic]] = {}
+    shapes: list[tuple] = []
+    for statistic in statistics_of(family):
+        if statistic.window_months is None:
+            shape = (statistic.stream, statistic.enters, statistic.known_from, statistic.until)
+            if shape not in shapes:
+                shapes.append(shape)
+            table = f"pending_{family}_{shapes.index(shape)}"
+        else:
+            table = f"rolled_{family}__{statistic.stream}__{statistic.enters}"
+        groups.setdefault(table, []).append(statistic)
+    return groups
+
+
+def _bucket_aggregate(statistic: WindowedStatistic) -> str:
+    if statistic.weight is None:
+        total = "count(*)"
+    elif is_money(statistic.weight):
+        total = money_sum(statistic.weight)
+    else:
+        total = f"sum({statistic.weight})"
+    return total + (f" FILTER (WHERE {statistic.where})" if statistic.where else "")
+
+
+def rolled_statistics_sql(table: str, statistics: list[WindowedStatistic], schema: str) -> str:
+    """The SELECT computing one ``statistic_groups`` table: columns as_of_m,
+    supplier_key and one per statistic (NULL or absent where nothing counted)."""
+    first = statistics[0]
+    relation, keyed = stream_relation_sql(first.stream, schema)
+    supplier = "supplier_key" if keyed else "supplier_id"
+    totals = {s.name: f"total_{slot}" for slot, s in enumerate(statistics)}
+    aggregates = ", ".join(f"{_bucket_aggregate(s)} AS {totals[s.name]}" for s in statistics)
+    enters = first.enters
+    if first.window_months is None:
+        known_from, until = first.known_from, first.until
+        from_sql = enters if not known_from else (
+            f"CASE WHEN {' OR '.join(f'{c} IS NULL' for c in known_from)} THEN NULL "
+            f"ELSE greatest({', '.join((enters, *known_from))}) END")
+        # least() skips NULLs (a month not known never ends the position), in Spark too
+        until_sql = until[0] if len(until) == 1 else f"least({', '.join(until)})"
+        bucket_sql = f"""
+            SELECT {supplier}, from_m, until_m, {aggregates}
+            FROM (SELECT *, {from_sql} AS from_m, {until_sql} AS until_m FROM {relation} AS stream_rows
+                  WHERE {enters} IS NOT NULL)
+            WHERE from_m IS NOT NULL AND (until_m IS NULL OR until_m > from_m)
             GROUP BY ALL
-        ),
-        disputed AS (
-            SELECT cal.as_of_m, bucket.supplier_key,
-                   coalesce(sum(disputed_orders) FILTER (WHERE any_dispute_m <= cal.as_of_m), 0) AS disputed_orders_6m,
-                   coalesce(sum(disputed_orders) FILTER (WHERE pre_shipment_dispute_m <= cal.as_of_m), 0) AS pre_shipment_disputed_orders_6m,
-                   coalesce(sum(disputed_orders) FILTER (WHERE post_delivery_dispute_m <= cal.as_of_m), 0) AS post_delivery_disputed_orders_6m
-            FROM {roll_onto_month_ends(disputed_bucket_sql, 'created_m', SIX_MONTHS)}
-            GROUP BY ALL
-        )
-        SELECT * FROM cohort LEFT JOIN disputed USING (as_of_m, supplier_key)
-    """)
-
-
-def create_rolled_promised_shipments(engine: FeatureEngine) -> None:
-    """Orders whose promised ship day falls in the six-month window (docs/design.md §5).
-
-    On time means shipped before the end of the promised day. That is settled by the end
-    of the promised day, which is never after T, so an order unshipped on its promised
-    day is late at T even if it shipped later.
-    """
+        """
+        return pending_at_month_ends(bucket_sql, "from_m", "until_m",
+                                     {s.name: totals[s.name] for s in statistics}, keyed=keyed)
+    months = sorted({c for s in statistics for c in (*s.known_from, *s.until)} - {enters})
     bucket_sql = f"""
-        SELECT supplier_key, promised_m,
-               count(*) AS promised,
-               count(*) FILTER (WHERE shipped_on_time) AS on_time
-        FROM order_facts
-        WHERE promised_m IS NOT NULL
+        SELECT {supplier}, {', '.join([enters, *months])}, {aggregates}
+        FROM {relation} AS stream_rows
+        WHERE {enters} IS NOT NULL
         GROUP BY ALL
     """
-    engine.create_temp_table("rolled_promised_shipments", f"""
-        SELECT cal.as_of_m, bucket.supplier_key,
-               sum(promised) AS promised_shipments_6m,
-               sum(on_time) AS on_time_shipments_6m
-        FROM {roll_onto_month_ends(bucket_sql, 'promised_m', SIX_MONTHS, keyed=True)}
-        GROUP BY ALL
-    """)
-
-
-def create_rolled_deliveries(engine: FeatureEngine) -> None:
-    """Deals: orders not cancelled by T whose ``delivered_at`` falls in the last twelve
-    months (docs/design.md §5 ``transactions_12m`` / ``deal_value_12m_usd``)."""
-    bucket_sql = f"""
-        SELECT supplier_key, delivered_m, cancelled_m,
-               count(*) AS deals,
-               {money_sum('amount_usd')} AS deal_value_usd,
-               coalesce({money_sum('amount_usd')} FILTER (WHERE assured), 0) AS assured_deal_value_usd
-        FROM order_facts
-        WHERE delivered_m IS NOT NULL
-        GROUP BY ALL
+    width = max(s.span_months for s in statistics)
+    sums = []
+    for s in statistics:
+        counted = [f"cal.as_of_m >= bucket.{enters} + {s.lag_months}"] if s.lag_months else []
+        if s.span_months < width:
+            counted.append(f"cal.as_of_m < bucket.{enters} + {s.span_months}")
+        counted += [f"bucket.{month} <= cal.as_of_m" for month in s.known_from]
+        counted += [f"(bucket.{month} IS NULL OR bucket.{month} > cal.as_of_m)" for month in s.until]
+        condition = f" FILTER (WHERE {' AND '.join(counted)})" if counted else ""
+        sums.append(f"sum(bucket.{totals[s.name]}){condition} AS {s.name}")
+    return f"""
+        SELECT cal.as_of_m, bucket.supplier_key, {', '.join(sums)}
+        FROM {roll_onto_month_ends(bucket_sql, enters, width, keyed=keyed)}
+        GROUP BY cal.as_of_m, bucket.supplier_key
     """
-    engine.create_temp_table("rolled_deliveries", f"""
-        SELECT cal.as_of_m, bucket.supplier_key,
-               sum(deals) AS deal_count_12m,
-               sum(deal_value_usd) AS deal_value_12m_usd,
-               sum(assured_deal_value_usd) AS assured_deal_value_12m_usd
-        FROM {roll_onto_month_ends(bucket_sql, 'delivered_m', TWELVE_MONTHS, keyed=True)}
-        WHERE {not_cancelled_by('bucket.cancelled_m', 'cal.as_of_m')}
-        GROUP BY ALL
-    """)
 
 
-def create_rolled_dispute_resolutions(engine: FeatureEngine) -> None:
-    """Disputes resolved in the six-month window, and the refunds on orders created in
-    the window that were resolved by T."""
-    resolved_bucket_sql = f"""
-        SELECT supplier_id, resolved_m,
-               count(*) AS resolved,
-               count(*) FILTER (WHERE outcome = '{BUYER_WON_OUTCOME}') AS buyer_won
-        FROM dispute_facts
-        WHERE resolved_m IS NOT NULL
-        GROUP BY ALL
-    """
-    engine.create_temp_table("rolled_dispute_resolutions", f"""
-        SELECT cal.as_of_m, bucket.supplier_key,
-               sum(resolved) AS resolved_disputes_6m,
-               sum(buyer_won) AS buyer_won_disputes_6m
-        FROM {roll_onto_month_ends(resolved_bucket_sql, 'resolved_m', SIX_MONTHS)}
-        GROUP BY ALL
-    """)
-    refund_bucket_sql = f"""
-        SELECT supplier_id, created_m, resolved_m, {money_sum('refund_usd')} AS refund_usd
-        FROM dispute_facts
-        WHERE resolved_m IS NOT NULL AND created_m IS NOT NULL
-        GROUP BY ALL
-    """
-    engine.create_temp_table("rolled_refunds", f"""
-        SELECT cal.as_of_m, bucket.supplier_key,
-               sum(refund_usd) AS refund_6m_usd
-        FROM {roll_onto_month_ends(refund_bucket_sql, 'created_m', SIX_MONTHS)}
-        WHERE resolved_m <= cal.as_of_m
-        GROUP BY ALL
-    """)
+def create_rolled_statistics(engine: FeatureEngine, schema: str, family: str) -> list[str]:
+    """Materialise the family's declared statistics (``statistic_groups``); returns the
+    tables made. The fact tables their streams read must exist (``facts_needed``)."""
+    groups = statistic_groups(family)
+    for table, statistics in groups.items():
+        engine.create_temp_table(table, rolled_statistics_sql(table, statistics, schema))
+    return list(groups)
 
 
-def create_rolled_buyers(engine: FeatureEngine) -> None:
+# The buyers' window (buyers_6m, repeat_orders_6m, buyer_hhi_6m): the kernels take any length.
+BUYER_WINDOW_MONTHS = SIX_MONTHS
+
+
+def create_rolled_buyers(engine: FeatureEngine, window: int = BUYER_WINDOW_MONTHS) -> None:
     """Distinct buyers, buyer concentration and first orders over the six-month window,
     from one ordered pass over each (supplier, buyer)'s monthly order values; nothing
     is kept per buyer after the buckets.
@@ -296,7 +321,7 @@ def create_rolled_buyers(engine: FeatureEngine) -> None:
     repeat orders are its orders minus its first orders, which needs only the month of
     each (supplier, buyer) pair's first order, not an ordering of all orders.
     """
-    later_months = range(1, SIX_MONTHS)
+    later_months = range(1, window)
     # Each lead once (DuckDB evaluates a window expression per occurrence), then matched:
     # the buyer-month k months later is at most k buyer-months ahead.
     leads = ",\n".join(
@@ -331,7 +356,7 @@ def create_rolled_buyers(engine: FeatureEngine) -> None:
     )
     bucket_sql = f"""
         SELECT supplier_key, created_m,
-               CASE WHEN previous_m + {SIX_MONTHS} > created_m THEN previous_m + {SIX_MONTHS}
+               CASE WHEN previous_m + {window} > created_m THEN previous_m + {window}
                     ELSE created_m END AS buyer_counted_from_m,
                count(*) AS buyer_months,
                count(*) FILTER (WHERE previous_m IS NULL) AS first_buyer_months,
@@ -350,33 +375,9 @@ def create_rolled_buyers(engine: FeatureEngine) -> None:
                coalesce(sum(buyer_months) FILTER (WHERE buyer_counted_from_m <= cal.as_of_m), 0) AS buyers_6m,
                sum(first_buyer_months) AS first_orders_6m,
                sum(value_sq_usd) + 2 * ({pairs_in_window}) AS buyer_value_sq_6m
-        FROM {roll_onto_month_ends(bucket_sql, 'created_m', SIX_MONTHS, keyed=True)}
+        FROM {roll_onto_month_ends(bucket_sql, 'created_m', window, keyed=True)}
         GROUP BY ALL
     """)
-
-
-def create_rolled_inquiries(engine: FeatureEngine, schema: str) -> None:
-    """Inquiries received in the six-month window, answered by T, and the response
-    times of those answered (docs/design.md §5 ``response_rate_6m``,
-    ``median_response_hours_6m``).
-
-    Quantiles need the individual response times (``rolled_response_times``, below).
-    The inquiries are read and keyed once (``inquiry_facts``) for both.
-    """
-    create_inquiry_facts(engine, schema)
-    bucket_sql = """
-        SELECT supplier_key, received_m, answered_m, count(*) AS inquiries
-        FROM inquiry_facts
-        GROUP BY ALL
-    """
-    engine.create_temp_table("rolled_inquiries", f"""
-        SELECT cal.as_of_m, bucket.supplier_key,
-               sum(inquiries) AS inquiries_6m,
-               coalesce(sum(inquiries) FILTER (WHERE answered_m <= cal.as_of_m), 0) AS answered_inquiries_6m
-        FROM {roll_onto_month_ends(bucket_sql, 'received_m', SIX_MONTHS, keyed=True)}
-        GROUP BY ALL
-    """)
-    create_rolled_response_times_sql(engine)
 
 
 def create_inquiry_facts(engine: FeatureEngine, schema: str) -> None:
@@ -405,6 +406,7 @@ def inquiry_fact_columns_sql(response: str = "hours") -> str:
 # The response-time quantiles: median and 90th percentile of the hours to the first answer,
 # over the inquiries received in the six-month window and answered by T.
 RESPONSE_TIME_QUANTILES = {"median_response_hours_6m": 0.5, "p90_response_hours_6m": 0.9}
+RESPONSE_TIME_WINDOW_MONTHS = SIX_MONTHS
 
 
 def create_rolled_response_times_sql(engine: FeatureEngine) -> None:
@@ -422,34 +424,10 @@ def create_rolled_response_times_sql(engine: FeatureEngine) -> None:
         FROM (
             SELECT cal.as_of_m, bucket.supplier_key,
                    quantile_cont(response_hours, [{fractions}]) AS response_hours_quantiles
-            FROM {roll_onto_month_ends(response_sql, 'received_m', SIX_MONTHS, keyed=True)}
+            FROM {roll_onto_month_ends(response_sql, 'received_m', RESPONSE_TIME_WINDOW_MONTHS, keyed=True)}
             WHERE answered_m <= cal.as_of_m
             GROUP BY ALL
         )
-    """)
-
-
-def create_rolled_reviews(engine: FeatureEngine, schema: str) -> None:
-    """Reviews created in the six-month window (a review counts from its created_at)."""
-    mi = month_index_sql
-    bucket_sql = f"""
-        SELECT o.supplier_id,
-               {mi('r.created_at')} AS review_m,
-               count(r.rating) AS reviews,
-               sum(r.rating) AS rating_sum,
-               count(*) FILTER (WHERE r.rating <= {LOW_RATING_MAX}) AS low_ratings
-        FROM {schema}.reviews AS r
-        JOIN {schema}.orders AS o USING (order_id)
-        WHERE r.created_at IS NOT NULL AND r.rating IS NOT NULL
-        GROUP BY ALL
-    """
-    engine.create_temp_table("rolled_reviews", f"""
-        SELECT cal.as_of_m, bucket.supplier_key,
-               sum(reviews) AS review_count_6m,
-               sum(rating_sum) AS review_rating_sum_6m,
-               sum(low_ratings) AS low_rating_reviews_6m
-        FROM {roll_onto_month_ends(bucket_sql, 'review_m', SIX_MONTHS)}
-        GROUP BY ALL
     """)
 
 
@@ -502,90 +480,6 @@ def pending_at_month_ends(bucket_sql: str, from_column: str, until_column: str, 
          AND (bucket.{until_column} IS NULL OR bucket.{until_column} > cal.as_of_m)
         GROUP BY cal.as_of_m, {supplier_key}
     """
-
-
-def create_open_disputes(engine: FeatureEngine) -> None:
-    """Disputes opened by T whose outcome is not known by T (``open_disputes``): all of
-    them, and those whose reason is a pre-shipment or a post-delivery one.
-
-    Bucket key: (supplier, month opened, month resolved). A dispute is open at every
-    month end from the month it was opened up to, not including, the month it was resolved.
-    """
-    bucket_sql = f"""
-        SELECT supplier_id, opened_m, resolved_m, count(*) AS disputes,
-               count(*) FILTER (WHERE reason IN ({sql_list(PRE_SHIPMENT_REASONS)})) AS pre_shipment_disputes,
-               count(*) FILTER (WHERE reason IN ({sql_list(POST_DELIVERY_REASONS)})) AS post_delivery_disputes
-        FROM dispute_facts
-        WHERE opened_m IS NOT NULL AND (resolved_m IS NULL OR resolved_m > opened_m)
-        GROUP BY supplier_id, opened_m, resolved_m
-    """
-    engine.create_temp_table("open_disputes", pending_at_month_ends(bucket_sql, "opened_m", "resolved_m", {
-        "open_disputes_at_t": "disputes",
-        "open_pre_shipment_disputes_at_t": "pre_shipment_disputes",
-        "open_post_delivery_disputes_at_t": "post_delivery_disputes",
-    }))
-
-
-def create_overdue_orders(engine: FeatureEngine) -> None:
-    """Orders created by T, not cancelled by T, whose promised ship day has passed by T
-    and that were not shipped by T (``overdue_unshipped_orders_at_t``).
-
-    Only orders shipped in a later month than promised (or never) can be overdue at a
-    month end, so the bucket holds few rows; each is overdue from its promised month up
-    to, not including, the month it shipped or its cancellation became known
-    (``cancelled_month_sql``), whichever came first.
-    """
-    bucket_sql = """
-        SELECT supplier_key,
-               greatest(created_m, promised_m) AS overdue_from_m,
-               CASE WHEN shipped_m IS NULL THEN cancelled_m
-                    WHEN cancelled_m IS NULL OR shipped_m < cancelled_m THEN shipped_m
-                    ELSE cancelled_m END AS settled_m,
-               count(*) AS orders
-        FROM order_facts
-        WHERE promised_m IS NOT NULL AND created_m IS NOT NULL
-          AND (shipped_m IS NULL OR shipped_m > promised_m)
-        GROUP BY ALL
-    """
-    engine.create_temp_table(
-        "overdue_orders",
-        pending_at_month_ends(bucket_sql, "overdue_from_m", "settled_m", {"overdue_unshipped_orders_at_t": "orders"},
-                              keyed=True),
-    )
-
-
-def create_in_transit_orders(engine: FeatureEngine) -> None:
-    """Orders created and shipped by T, not delivered by T and whose cancellation is not
-    known by T (``in_transit_orders_at_t``), and those of them that shipped late, after
-    the end of their promised day (``late_in_transit_orders_at_t``: ``shipped_on_time``
-    false; an order without a promised day is never late).
-
-    Each is in transit from the month it shipped (once created) up to, not including, the
-    month it was delivered or its cancellation became known (``cancelled_month_sql``),
-    whichever came first. Only orders still in transit at a month end are bucketed.
-    """
-    bucket_sql = """
-        SELECT supplier_key, in_transit_from_m, in_transit_until_m,
-               count(*) AS orders,
-               count(*) FILTER (WHERE NOT shipped_on_time) AS late_orders
-        FROM (
-            SELECT supplier_key, shipped_on_time,
-                   greatest(created_m, shipped_m) AS in_transit_from_m,
-                   CASE WHEN delivered_m IS NULL THEN cancelled_m
-                        WHEN cancelled_m IS NULL OR delivered_m < cancelled_m THEN delivered_m
-                        ELSE cancelled_m END AS in_transit_until_m
-            FROM order_facts
-            WHERE shipped_m IS NOT NULL AND created_m IS NOT NULL
-        )
-        WHERE in_transit_until_m IS NULL OR in_transit_until_m > in_transit_from_m
-        GROUP BY ALL
-    """
-    engine.create_temp_table(
-        "in_transit_orders",
-        pending_at_month_ends(bucket_sql, "in_transit_from_m", "in_transit_until_m",
-                              {"in_transit_orders_at_t": "orders", "late_in_transit_orders_at_t": "late_orders"},
-                              keyed=True),
-    )
 
 
 def create_trading_months(engine: FeatureEngine, schema: str) -> None:

@@ -48,7 +48,7 @@ def test_specs_are_well_formed():
     for spec in FEATURES:
         assert isinstance(spec, FeatureSpec)
         assert spec.risk_direction in (-1, 0, 1), spec.name
-        assert spec.window in ("static", "all", "1m", "6m", "12m"), spec.name
+        assert spec.window in ("static", "all", "1m", "3m", "6m", "12m"), spec.name
         assert spec.definition.endswith(".") and spec.null_meaning, spec.name
 
 

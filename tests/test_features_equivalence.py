@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import FEATURES, compute_storefront_metrics, compute_supplier_features
-from features.reference import (
+from feature_reference import (
     as_comparable_frame,
     reference_storefront_metrics,
     reference_supplier_features,

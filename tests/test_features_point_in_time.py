@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import compute_storefront_metrics, compute_supplier_features, month_ends
-from features.reference import as_comparable_frame
+from feature_reference import as_comparable_frame
 from landing_cut import as_known_at
 from test_features_equivalence import assert_frames_match
 from test_features_landing_zone import connection_with, random_landing_zone, zone_as_of_dates

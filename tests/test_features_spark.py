@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 from features import compute_storefront_metrics, compute_supplier_features, month_ends
-from features.reference import as_comparable_frame
+from feature_reference import as_comparable_frame
 from features import spark_engine
 from features.spark_engine import (
     JAVA_MISSING,

@@ -1,4 +1,5 @@
-"""A slow, literal pandas implementation of every feature, the yardstick for the SQL.
+"""A slow, literal pandas implementation of every feature, the yardstick for the SQL and
+the in-process path (a test oracle: nothing in ``features/`` imports it).
 
 For each as-of date T it filters the events known by T with plain timestamp comparisons
 (``ts < T + 1 day``, window starts as calendar dates) and computes each feature straight
@@ -51,7 +52,7 @@ def _between(ts: pd.Series, start: pd.Timestamp, cutoff: pd.Timestamp) -> pd.Ser
 
 DISPUTE_COUNT_COLUMNS = (
     "disputed_orders_6m", "pre_shipment_disputed_orders_6m", "post_delivery_disputed_orders_6m",
-    "resolved_disputes_6m", "buyer_won_disputes_6m", "refund_6m_usd",
+    "disputed_orders_3m", "resolved_disputes_6m", "buyer_won_disputes_6m", "refund_6m_usd",
 )
 OPEN_DISPUTE_COLUMNS = ("open_disputes_at_t", "open_pre_shipment_disputes_at_t", "open_post_delivery_disputes_at_t")
 _NO_DISPUTES = pd.DataFrame(
@@ -70,6 +71,7 @@ def _by_supplier(frame: pd.DataFrame, column: str | None = None, how: str = "siz
 def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataFrame:
     """Every feature at one as-of date, literally."""
     cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)  # known by T: ts < cutoff
+    three = _window_start(as_of, 3)
     six = _window_start(as_of, 6)
     twelve = _window_start(as_of, 12)
     this_month = _window_start(as_of, 1)
@@ -105,6 +107,12 @@ def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataF
     cols["promised_shipments_6m"] = _by_supplier(promised)
     end_of_promised_day = promised["promised_ship_by"].dt.floor("D") + pd.Timedelta(days=1)
     cols["on_time_shipments_6m"] = _by_supplier(promised[promised["shipped_at"] < end_of_promised_day])
+    promised_3m = promised[promised["promised_ship_by"] >= three]
+    cols["promised_shipments_3m"] = _by_supplier(promised_3m)
+    on_time_3m = promised_3m["shipped_at"] < end_of_promised_day.loc[promised_3m.index]
+    cols["on_time_shipments_3m"] = _by_supplier(promised_3m[on_time_3m])
+    window_orders_3m = orders[_between(orders["created_at"], three, cutoff)]
+    cols["orders_3m"] = _by_supplier(window_orders_3m)
 
     # A source that records no disputes (manifest `not_collected`) leaves them unknown: NULL.
     disputes = tables["disputes"] if tables["disputes"] is not None else _NO_DISPUTES
@@ -116,6 +124,7 @@ def features_at(tables: dict[str, pd.DataFrame | None], as_of: date) -> pd.DataF
     ):
         relevant = opened if reasons is None else opened[opened["reason"].isin(reasons)]
         cols[column] = _by_supplier(window_orders[window_orders["order_id"].isin(relevant["order_id"])])
+    cols["disputed_orders_3m"] = _by_supplier(window_orders_3m[window_orders_3m["order_id"].isin(opened["order_id"])])
     resolved = disputes[
         disputes["resolved_at"].notna()
         & (disputes["resolved_at"] < cutoff)
