@@ -17,7 +17,7 @@ from assets.features import STOREFRONT_METRICS_TABLE, SUPPLIER_FEATURES_TABLE, s
 from assets.landing import landing_zone
 from assets.partitions import month_keys, register_months
 from data_contracts.span import landing_zone_month_span
-from features.reference import as_comparable_frame
+from feature_reference import as_comparable_frame
 from features.spark_engine import JAVA_MISSING
 from pipelines.cli import EXIT_UNUSABLE_INPUT, main
 from pipelines.definitions import build_resources
