@@ -9,7 +9,6 @@ The training frame is built once and cached as <landing>_train.parquet beside th
 import sys, pathlib, warnings, dataclasses, json
 warnings.filterwarnings('ignore')
 import numpy as np, pandas as pd, duckdb, lightgbm as lgb
-from scipy.stats import skellam, poisson
 from sklearn.metrics import roc_auc_score, brier_score_loss
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from models.training import TrainingConfig, train_breach_model, split_out_of_time
@@ -46,14 +45,10 @@ rate_b = lgb.train(params, dtr, 2000, valid_sets=[dca], callbacks=[lgb.early_sto
 dtr2 = lgb.Dataset(X[tm], due[tm]); dca2 = lgb.Dataset(X[cm], due[cm], reference=dtr2)
 due_b = lgb.train(params, dtr2, 2000, valid_sets=[dca2], callbacks=[lgb.early_stopping(100, verbose=False)])
 rate = np.clip(rate_b.predict(X), 1e-6, 1); mu = due_b.predict(X)
-F, O = np.maximum(mu * rate, 1e-9), np.maximum(mu * (1 - rate), 1e-9)
-# P(F >= O) - P(F >= O, F+O < 3)
-p = 1 - skellam.cdf(-1, F, O)
-too_few = np.zeros_like(F)
-for nf in range(3):
-    for no in range(min(nf, 2 - nf) + 1):
-        too_few += poisson.pmf(nf, F) * poisson.pmf(no, O)
-tr['stk_fail_rate'] = rate; tr['stk_due'] = mu; tr['stk_pdefault'] = np.nan_to_num(np.clip(p - too_few, 0, 1), nan=0.0)
+# the label's own form, as the generator's truth computes it: P(F >= O and F + O >= 3)
+from synthetic.truth import default_probability_given_means
+p_default = default_probability_given_means(np.stack([mu * rate, mu * (1 - rate)]))
+tr['stk_fail_rate'] = rate; tr['stk_due'] = mu; tr['stk_pdefault'] = p_default
 extra = [FeatureSpec(name=c, window='x', dtype='DOUBLE', definition='x', null_meaning='x', risk_direction=0, model_input=True) for c in ['stk_fail_rate','stk_due','stk_pdefault']]
 res = train_breach_model(tr, list(FEATURES) + extra, cfg, label_column=DEFAULT_LABEL_COLUMN, size_non_increasing=True)
 ev = res.evaluation_frame; y = ev[DEFAULT_LABEL_COLUMN].astype(int)

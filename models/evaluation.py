@@ -19,7 +19,7 @@ import pandas as pd
 from models.baselines import LogisticBaseline, RuleBaseline
 from models.labels import add_months
 from models.metrics import classification_metrics, expected_calibration_error
-from models.model_features import LABEL_COLUMN
+from models.model_features import LABEL_COLUMN, ModelFeature, resolve_model_features
 from models.training import TrainingConfig, TrainingResult, complete_label_rows, train_breach_model
 
 TRUTH_COLUMN = "breach_probability_6m"
@@ -308,8 +308,6 @@ def train_informed_learner(
     has to find from a finite number of events). What this learner still misses is the cost
     of learning alone, at this many rows and positive labels; the rest of the model's gap
     is information. Evaluation tooling only: it reads ``_truth/``."""
-    from models.model_features import ModelFeature, resolve_model_features  # noqa: PLC0415
-
     latent = truth[["supplier_id", "as_of_date", *LATENT_STATE_COLUMNS]].astype({"is_fraudulent": float})
     frame = training.merge(latent, on=["supplier_id", "as_of_date"], how="left", validate="many_to_one")
     features = [*resolve_model_features(feature_specs_or_columns, training),
