@@ -2,6 +2,8 @@
 
     uv run python bench/bench_features.py            # full run: 1M, 5M, 20M orders
     uv run python bench/bench_features.py --quick    # smoke run: 200k orders only
+    uv run python bench/bench_features.py --sizes 20000000 --baseline CHECKOUT --repeats 5
+                                                     # side by side with another checkout
 
 Input is built directly in DuckDB with SQL random columns (50,000 suppliers; per size N:
 N orders, 2N inquiries, ~3% of orders disputed, ~30% reviewed, 30 months of history) and
@@ -14,6 +16,11 @@ columns (orders and inquiries read once, grouped by supplier and month); the pan
 reference on supplier subsamples, extrapolated linearly in rows (fitted on two subsample
 sizes, so its fixed per-month overhead is not multiplied up). Writes
 ``bench/results/features.md`` and ``bench/results/features_scaling.png``.
+
+``--baseline CHECKOUT`` compares this code with another checkout of the project (its own
+``.venv``) on the same cached input: the two production steps and the bare scan run in
+turn, ``--repeats`` times, so both codes see the same load; writes
+``bench/results/features_compare.md``.
 """
 
 from __future__ import annotations
@@ -257,11 +264,13 @@ def run_step_here(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run_step(step: str, path: Path, **extra) -> dict:
-    command = [sys.executable, __file__, "--step", step, "--db", str(path)]
+def run_step(step: str, path: Path, checkout: Path = ROOT, **extra) -> dict:
+    """``step`` in a subprocess of ``checkout``'s own interpreter and copy of this script."""
+    python = sys.executable if checkout == ROOT else str(checkout / ".venv" / "bin" / "python")
+    command = [python, str(checkout / "bench" / "bench_features.py"), "--step", step, "--db", str(path)]
     for key, value in extra.items():
         command += [f"--{key}", str(value)]
-    completed = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=checkout)
     if completed.returncode != 0:
         raise RuntimeError(f"step {step} failed:\n{completed.stderr[-4000:]}")
     line = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
@@ -276,6 +285,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one small size, for a smoke run")
     parser.add_argument("--sizes", help="comma-separated order counts (default 1M,5M,20M)")
+    parser.add_argument("--baseline", type=Path, help="another checkout of the project (with its .venv) to compare with")
+    parser.add_argument("--repeats", type=int, default=3, help="with --baseline: rounds of (baseline, this code, bare scan)")
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--suppliers", type=int, help=argparse.SUPPRESS)
@@ -289,6 +300,10 @@ def main() -> None:
         sizes = [int(s) for s in args.sizes.split(",")]
     command = "uv run python bench/bench_features.py" + (" --quick" if args.quick else "") + (
         f" --sizes {args.sizes}" if args.sizes else "")
+    if args.baseline:
+        compare_with_baseline(args.baseline.resolve(), sizes, args.repeats,
+                              command + f" --baseline {args.baseline} --repeats {args.repeats}")
+        return
     runs = []
     for n_orders in sizes:
         print(f"{n_orders:,} orders:", flush=True)
@@ -305,6 +320,68 @@ def main() -> None:
     subsample_sizes = (100, 400)
     reference = [run_step("reference", largest, suppliers=n) for n in subsample_sizes]
     write_report(command, runs, reference)
+
+
+def checkout_label(checkout: Path) -> str:
+    described = subprocess.run(["git", "-C", str(checkout), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
+    return described.stdout.strip()[:70] or str(checkout)
+
+
+def compare_with_baseline(baseline: Path, sizes: list[int], repeats: int, command: str) -> None:
+    """This code's production step against ``baseline``'s, interleaved with the bare scan."""
+    import statistics
+
+    if not (baseline / ".venv" / "bin" / "python").exists():
+        raise SystemExit(f"{baseline} has no .venv: run `uv sync --locked` there first")
+    rows = []
+    for n_orders in sizes:
+        path = ensure_database(n_orders)
+        rounds = []
+        for round_number in range(1, repeats + 1):
+            print(f"{n_orders:,} orders, round {round_number}/{repeats}:", flush=True)
+            rounds.append({"baseline": run_step("production", path, checkout=baseline),
+                           "this": run_step("production", path),
+                           "bare": run_step("bare_scan", path)})
+        rows.append((n_orders, rounds))
+
+    def median(rounds, who, key):
+        return statistics.median(r[who][key] for r in rounds)
+
+    load = os.getloadavg()
+    lines = [
+        "# Feature benchmark: this code against a baseline, side by side",
+        "",
+        f"Command: `{command}` (written by the script).",
+        "",
+        f"- this code: {checkout_label(ROOT)}",
+        f"- baseline: {checkout_label(baseline)}",
+        f"- {os.cpu_count()} cores; load average at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}. "
+        "Each round runs the baseline's production step, this code's, then the bare scan, each in its "
+        "own subprocess, on the same cached input: both codes see the same load.",
+        "",
+        "| orders | round | baseline s (CPU s) | this code s (CPU s) | bare scan s (CPU s) "
+        "| baseline / bare, CPU | this / bare, CPU | this / baseline, CPU | peak RSS GiB: baseline / this |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n_orders, rounds in rows:
+        for number, r in enumerate(rounds, 1):
+            b, t, s = r["baseline"], r["this"], r["bare"]
+            lines.append(
+                f"| {n_orders:,} | {number} | {b['seconds']:.1f} ({b['cpu_seconds']:.1f}) | {t['seconds']:.1f} "
+                f"({t['cpu_seconds']:.1f}) | {s['seconds']:.1f} ({s['cpu_seconds']:.1f}) | "
+                f"{b['cpu_seconds'] / s['cpu_seconds']:.2f}x | {t['cpu_seconds'] / s['cpu_seconds']:.2f}x | "
+                f"{t['cpu_seconds'] / b['cpu_seconds']:.2f} | {b['peak_rss_gib']:.2f} / {t['peak_rss_gib']:.2f} |")
+        mb, mt, ms = (median(rounds, who, "cpu_seconds") for who in ("baseline", "this", "bare"))
+        wb, wt, ws = (median(rounds, who, "seconds") for who in ("baseline", "this", "bare"))
+        rb, rt = median(rounds, "baseline", "peak_rss_gib"), median(rounds, "this", "peak_rss_gib")
+        lines.append(
+            f"| {n_orders:,} | **median** | {wb:.1f} ({mb:.1f}) | {wt:.1f} ({mt:.1f}) | {ws:.1f} ({ms:.1f}) | "
+            f"{mb / ms:.2f}x | {mt / ms:.2f}x | **{mt / mb:.2f}** | {rb:.2f} / {rt:.2f} |")
+        lines.append(
+            f"| {n_orders:,} | median, wall | | | | {wb / ws:.2f}x | {wt / ws:.2f}x | **{wt / wb:.2f}** | |")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "features_compare.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {RESULTS_DIR / 'features_compare.md'}")
 
 
 def extrapolate_reference(reference: list[dict], full_rows: int, key: str) -> tuple[float, float, float]:
