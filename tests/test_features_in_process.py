@@ -224,3 +224,42 @@ def test_rows_in_order_sorts_by_position_whether_rows_come_in_runs_or_scattered(
     assert ordered["pos"].to_pylist() == list(range(n))
     assert ordered["value"].to_pylist() == [p * 10 for p in range(n)]
     assert ordered["name"].to_pylist() == [f"s{p}" for p in range(n)]
+
+
+@pytest.mark.parametrize(
+    "usd",
+    [
+        0.0,  # nothing
+        5e-07,  # half a micro-dollar: rounds up, as the DECIMAL(18, 6) cast does
+        1.5e-06,  # a tie one micro-dollar up
+        3e-07,  # under half: rounds to 0
+        0.1,  # not exact in binary
+        123.4500005,  # rounding carries into the cents
+        999999.9999995,  # rounding carries into the whole dollars
+        1e6,  # where DECIMAL(18, 6) * 1000000 used to overflow
+        1234567.8912345,  # past it, with decimals
+        999999999.999999,  # just under the contract maximum
+        1e9,  # the contract maximum (1e15 micro-dollars)
+        None,  # NULL stays NULL (the stream fills it with 0)
+    ],
+)
+def test_micro_dollars_are_the_exact_decimal_scaled_to_an_integer(usd):
+    """``micro_usd_sql`` scales apart whole dollars and decimals in 64 bits: the same integer
+    as the exact 128-bit product of the DECIMAL(18, 6) cast, up to the contract maximum."""
+    import duckdb
+
+    exact = "CAST(CAST(CAST(x AS DECIMAL(18, 6)) AS DECIMAL(38, 6)) * 1000000 AS BIGINT)"
+    got, expected = duckdb.execute(f"SELECT {wa.micro_usd_sql('x')}, {exact} FROM (SELECT ?::DOUBLE AS x)", [usd]).fetchone()
+    assert got == expected
+    assert (got is None) == (usd is None)
+
+
+def test_micro_dollars_match_the_exact_decimal_on_random_amounts():
+    """The same on two million random amounts from a micro-dollar to a billion dollars."""
+    import duckdb
+
+    exact = "CAST(CAST(CAST(x AS DECIMAL(18, 6)) AS DECIMAL(38, 6)) * 1000000 AS BIGINT)"
+    (mismatches,) = duckdb.execute(
+        f"SELECT count(*) FROM (SELECT random() * pow(10, (random() * 10)::INTEGER - 1) AS x FROM range(2000000)) "
+        f"WHERE {wa.micro_usd_sql('x')} IS DISTINCT FROM {exact}").fetchone()
+    assert mismatches == 0
