@@ -74,6 +74,10 @@ class OrderTimeline:
     dispute_opened_day: np.ndarray
     dispute_resolved_day: np.ndarray
 
+    def take(self, orders: np.ndarray) -> "OrderTimeline":
+        """The timeline of the orders at these positions."""
+        return OrderTimeline(**{field: getattr(self, field)[orders] for field in self.__dataclass_fields__})
+
 
 @dataclass
 class MonthEvents:

@@ -399,6 +399,12 @@ def won_given_state_at_t(
         return out
     probabilities = OrderProbabilities.of(world, month, timeline)
     for m in range(month, min(n_months, month + months_an_order_stays_open(world.grid))):
+        # orders with nothing left to win by T stay so: drop them (cheaper as T moves on)
+        live = np.flatnonzero(may_still_win(timeline, int(tables.starts[m])))
+        if not len(live):
+            break
+        if len(live) < len(timeline.supplier) // 2:
+            timeline, probabilities = timeline.take(live), probabilities.take(live)
         value = order_wins_given_state_at_t(timeline, probabilities, tables, m)
         for g in range(len(REASON_GROUPS)):
             out[g, :, m] = np.bincount(timeline.supplier, weights=value[g], minlength=world.n_suppliers)
@@ -408,9 +414,10 @@ def won_given_state_at_t(
 @dataclass(frozen=True)
 class OrderProbabilities:
     """Per order of one creation month, from its supplier's state then: P(path, no dispute)
-    ``(orders, paths)``; per dispute route k = (path, reason) of `behaviour.BREACH_ROUTES`
+    ``(paths, orders)``; per dispute route k = (path, reason) of `behaviour.BREACH_ROUTES`
     (every pair a dispute can take) P(path, dispute, reason) and that with buyer_favored
-    ``(orders, routes)``; and P(buyer_favored | the order's own dispute reason)."""
+    ``(routes, orders)``; and P(buyer_favored | the order's own dispute reason). Orders run
+    along the last axis: the truth fills and reads them one path or route at a time."""
 
     undisputed: np.ndarray
     disputed: np.ndarray
@@ -423,14 +430,22 @@ class OrderProbabilities:
         state = world.state(month, timeline.supplier)
         path_p = bh.path_probabilities(state)
         dispute_p = np.stack([bh.dispute_probability(np.full(n, p), state) for p in range(len(bh.PATHS))], axis=1)
-        disputed = np.stack([path_p[:, p] * dispute_p[:, p] * bh.REASON_GIVEN_PATH[p, r] for p, r in bh.BREACH_ROUTES], axis=1)
-        wins = np.stack([bh.buyer_favored_probability(np.full(n, p), np.full(n, r), state.z) for p, r in bh.BREACH_ROUTES],
-                        axis=1)
+        disputed = np.stack([path_p[:, p] * dispute_p[:, p] * bh.REASON_GIVEN_PATH[p, r] for p, r in bh.BREACH_ROUTES])
+        # P(buyer_favored) depends on the path only through unshipped or not: one per reason and kind
+        wins_of = {(p == bh.P_UNSHIPPED, r): None for p, r in bh.BREACH_ROUTES}
+        for unshipped, r in wins_of:
+            path = bh.P_UNSHIPPED if unshipped else bh.P_ON_TIME
+            wins_of[unshipped, r] = bh.buyer_favored_probability(np.full(n, path), np.full(n, r), state.z)
+        wins = np.stack([wins_of[p == bh.P_UNSHIPPED, r] for p, r in bh.BREACH_ROUTES])
         # the outcome depends on the path only through unshipped (a fraudster's) or not
         own_reason_wins = bh.buyer_favored_probability(
             np.where(state.fraud, bh.P_UNSHIPPED, bh.P_ON_TIME), np.maximum(timeline.dispute_reason, 0), state.z
         )
-        return cls(path_p * (1.0 - dispute_p), disputed, disputed * wins, own_reason_wins)
+        return cls((path_p * (1.0 - dispute_p)).T.copy(), disputed, disputed * wins, own_reason_wins)
+
+    def take(self, orders: np.ndarray) -> "OrderProbabilities":
+        return OrderProbabilities(self.undisputed[:, orders], self.disputed[:, orders], self.disputed_won[:, orders],
+                                  self.own_reason_wins[orders])
 
 
 ROUTE_PATHS = np.array([p for p, _ in bh.BREACH_ROUTES])
@@ -458,18 +473,26 @@ def order_wins_given_state_at_t(
     rows = np.flatnonzero(opened & (timeline.dispute_resolved_day >= t_day))
     won = probabilities.own_reason_wins[rows] * at(tables.resolves_in_window[m], timeline.dispute_opened_day[rows] - t_day)
     value[:, rows] = REASON_GROUPS[:, timeline.dispute_reason[rows]] * won
-    # No dispute and no cancellation by T, and a dispute could still open at or after T
-    # (the others are 0 without computing: every term of the numerator vanishes).
-    promised = timeline.promised_day
-    delivered_by = np.where(timeline.delivered_day < t_day, timeline.delivered_day, promised + LAST_DELIVERY_AFTER_PROMISE)
-    last_open = np.maximum.reduce([
-        promised + max(LAST_OPEN_DAY[bh.R_LATE_SHIPMENT], LAST_OPEN_DAY[bh.R_NOT_RECEIVED]),
-        timeline.created_day + LAST_OPEN_DAY[bh.R_OTHER],
-        delivered_by + LAST_OPEN_DAY[bh.R_QUALITY],
-    ])
-    rows = np.flatnonzero(~opened & (timeline.cancelled_us >= t_day * DAY_US) & (last_open >= t_day))
+    # No dispute by T and one could still come (the others are 0 without computing).
+    rows = np.flatnonzero(~opened & may_still_win(timeline, t_day))
     value[:, rows] = undisputed_order_wins(m, t_day, timeline, rows, tables, probabilities)
     return value
+
+
+def may_still_win(timeline: OrderTimeline, t_day: int) -> np.ndarray:
+    """Orders that T shows with a dispute still open, or with no dispute and no cancellation
+    yet while a dispute could still open at or after T (by the latest day each reason can
+    open after its anchor; a delivery not seen by T is bounded by the longest ship and
+    transit delays). Every other order has nothing left to win, at T and later."""
+    opened = timeline.dispute_opened_day < t_day
+    promised = timeline.promised_day
+    delivered_by = np.where(timeline.delivered_day < t_day, timeline.delivered_day, promised + LAST_DELIVERY_AFTER_PROMISE)
+    last_open = np.maximum(
+        promised + max(LAST_OPEN_DAY[bh.R_LATE_SHIPMENT], LAST_OPEN_DAY[bh.R_NOT_RECEIVED]),
+        np.maximum(timeline.created_day + LAST_OPEN_DAY[bh.R_OTHER], delivered_by + LAST_OPEN_DAY[bh.R_QUALITY]),
+    )
+    undisputed = ~opened & (timeline.cancelled_us >= t_day * DAY_US) & (last_open >= t_day)
+    return undisputed | (opened & (timeline.dispute_resolved_day >= t_day))
 
 
 def undisputed_order_wins(
@@ -500,44 +523,45 @@ def undisputed_order_wins(
     late = shipped_day > promised_day  # only meaningful once shipped
     slow = (delivered_day - shipped_day) > NORMAL_TRANSIT_MAX_DAYS
 
-    seen = np.zeros((n, len(bh.PATHS)))  # P(the stages seen at T | path), up to a factor common to all paths
-    quality_opens = np.zeros((n, len(bh.PATHS)))
-    quality_window = np.zeros((n, len(bh.PATHS)))
+    seen = np.zeros((len(bh.PATHS), n))  # P(the stages seen at T | path), up to a factor common to all paths
+    quality_opens = np.zeros((len(bh.PATHS), n))
+    quality_window = np.zeros((len(bh.PATHS), n))
     # Not shipped by T: a cancelled path whose cancellation (uniform before the promised
     # day) is still to come, a path shipping later, or a fraudster's unshipped order.
     lead_us = (promised_day - timeline.created_day[rows]) * DAY_US
     cancels_later = np.clip(1.0 - (t_day * DAY_US - timeline.created_us[rows]) / lead_us, 0.0, 1.0)
-    seen[:, list(bh.CANCELLED_PATHS)] = (unshipped * cancels_later)[:, None]
-    seen[:, bh.P_UNSHIPPED] = unshipped
+    seen[list(bh.CANCELLED_PATHS)] = unshipped * cancels_later
+    seen[bh.P_UNSHIPPED] = unshipped
     quality_delivered = (tables.opens[m, bh.R_QUALITY, delivered_at], tables.wins_window[m, bh.R_QUALITY, delivered_at])
     for path in bh.SHIPPED_PATHS:
         consistent = late == (path in LATE_TRANSIT)
         moving = in_transit & consistent
         arrived = delivered & consistent & (slow == (path in bh.SLOW_PATHS)) & (path != bh.P_LOST)
-        seen[:, path] = np.where(unshipped, tables.unshipped[path][m, promised],
+        seen[path] = np.where(unshipped, tables.unshipped[path][m, promised],
                                  np.where(moving, tables.in_transit[path][m, shipped_at], arrived))
         if path != bh.P_LOST:
             for target, (if_unshipped, if_moving, if_arrived) in (
                 (quality_opens, (tables.unshipped_quality_opens, tables.quality_opens, quality_delivered[0])),
                 (quality_window, (tables.unshipped_quality_window, tables.quality_window, quality_delivered[1])),
             ):
-                target[:, path] = np.where(unshipped, if_unshipped[path][m, promised],
+                target[path] = np.where(unshipped, if_unshipped[path][m, promised],
                                            np.where(moving, if_moving[path][m, shipped_at], arrived * if_arrived))
     # Reasons anchored on a known day (promised or created) are independent of the stages seen.
     anchor = {bh.R_LATE_SHIPMENT: promised, bh.R_NOT_RECEIVED: promised, bh.R_OTHER: created}
-    opens = np.empty((n, len(bh.BREACH_ROUTES)))
+    anchored = {r: (tables.opens[m, r, days], tables.wins_window[m, r, days]) for r, days in anchor.items()}
+    opens = np.empty((len(bh.BREACH_ROUTES), n))
     in_window = np.empty_like(opens)
     for k, (path, reason) in enumerate(bh.BREACH_ROUTES):
         if reason == bh.R_QUALITY:
-            opens[:, k], in_window[:, k] = quality_opens[:, path], quality_window[:, path]
+            opens[k], in_window[k] = quality_opens[path], quality_window[path]
         else:
-            days = anchor[reason]
-            opens[:, k] = seen[:, path] * tables.opens[m, reason, days]
-            in_window[:, k] = seen[:, path] * tables.wins_window[m, reason, days]
+            np.multiply(seen[path], anchored[reason][0], out=opens[k])
+            np.multiply(seen[path], anchored[reason][1], out=in_window[k])
 
-    evidence = (probabilities.undisputed[rows] * seen).sum(axis=1) + (probabilities.disputed[rows] * opens).sum(axis=1)
-    won = (probabilities.disputed_won[rows] * in_window) @ REASON_GROUPS[:, ROUTE_REASONS].T
-    return np.divide(won.T, evidence, out=np.zeros((len(REASON_GROUPS), n)), where=evidence > 0)
+    evidence = np.einsum("pn,pn->n", probabilities.undisputed[:, rows], seen) + np.einsum(
+        "kn,kn->n", probabilities.disputed[:, rows], opens)
+    won = REASON_GROUPS[:, ROUTE_REASONS] @ (probabilities.disputed_won[:, rows] * in_window)
+    return np.divide(won, evidence, out=np.zeros((len(REASON_GROUPS), n)), where=evidence > 0)
 
 
 def breach_probability_table(
