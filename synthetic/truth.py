@@ -338,41 +338,36 @@ class StateAtTTables:
         tables = {name: {p: np.zeros((n, len(OFFSETS))) for p in bh.SHIPPED_PATHS} for name in
                   ("in_transit", "quality_opens", "quality_window", "unshipped", "unshipped_quality_opens",
                    "unshipped_quality_window")}
-        for m in range(n):
-            window_days = int(starts[m + 1 + HORIZON_MONTHS] - starts[m + 1])
-            for r, pmf in bh.OPEN_DAYS.items():
-                for lag in np.flatnonzero(pmf):
-                    opened = OFFSETS + lag >= 0
-                    opens[m, r] += pmf[lag] * opened
-                    wins_window[m, r] += pmf[lag] * opened * below(window_days - OFFSETS - lag)
-            # opened at a < 0, resolved a + lag: in the window given not before T
-            still_open = 1.0 - below(-OFFSETS)
-            resolves_in_window[m] = np.divide(below(window_days - OFFSETS) - below(-OFFSETS), still_open,
-                                              out=np.zeros(len(OFFSETS)), where=still_open > 0)
-            transit_of = {**ON_TIME_TRANSIT, **LATE_TRANSIT}
-            for path in bh.SHIPPED_PATHS:
-                transit = transit_of.get(path)
-                if transit is None:  # lost: never delivered, never a quality dispute
-                    tables["in_transit"][path][m] = 1.0
-                else:
-                    for days in np.flatnonzero(transit):
-                        arrives_later = OFFSETS + days >= 0
-                        tables["in_transit"][path][m] += transit[days] * arrives_later
-                        tables["quality_opens"][path][m] += transit[days] * arrives_later * shifted(opens[m, bh.R_QUALITY], days)
-                        tables["quality_window"][path][m] += (
-                            transit[days] * arrives_later * shifted(wins_window[m, bh.R_QUALITY], days)
-                        )
-                # not shipped by T: the ship day is the promised day minus early days or plus late ones
-                ship_shift = bh.EARLY_DAYS if path not in LATE_TRANSIT else bh.LATE_EXTRA_DAYS
-                sign = -1 if path not in LATE_TRANSIT else 1
-                for days in np.flatnonzero(ship_shift):
-                    ships_later = OFFSETS + sign * days >= 0
-                    weight = ship_shift[days] * ships_later
-                    tables["unshipped"][path][m] += weight
-                    tables["unshipped_quality_opens"][path][m] += weight * shifted(
-                        tables["quality_opens"][path][m], sign * days)
-                    tables["unshipped_quality_window"][path][m] += weight * shifted(
-                        tables["quality_window"][path][m], sign * days)
+        # Every as-of month at once (rows); only the window's length differs between them.
+        window_days = (starts[1 + HORIZON_MONTHS : n + 1 + HORIZON_MONTHS] - starts[1 : n + 1])[:, None]
+        for r, pmf in bh.OPEN_DAYS.items():
+            for lag in np.flatnonzero(pmf):
+                opened = OFFSETS + lag >= 0
+                opens[:, r] += pmf[lag] * opened
+                wins_window[:, r] += pmf[lag] * opened * below(window_days - OFFSETS - lag)
+        # opened at a < 0, resolved a + lag: in the window given not before T
+        still_open = 1.0 - below(-OFFSETS)
+        resolves_in_window[:] = np.divide(below(window_days - OFFSETS) - below(-OFFSETS), still_open,
+                                          out=np.zeros((n, len(OFFSETS))), where=still_open > 0)
+        transit_of = {**ON_TIME_TRANSIT, **LATE_TRANSIT}
+        for path in bh.SHIPPED_PATHS:
+            transit = transit_of.get(path)
+            if transit is None:  # lost: never delivered, never a quality dispute
+                tables["in_transit"][path][:] = 1.0
+            else:
+                for days in np.flatnonzero(transit):
+                    arrives_later = transit[days] * (OFFSETS + days >= 0)
+                    tables["in_transit"][path] += arrives_later
+                    tables["quality_opens"][path] += arrives_later * shifted(opens[:, bh.R_QUALITY], days)
+                    tables["quality_window"][path] += arrives_later * shifted(wins_window[:, bh.R_QUALITY], days)
+            # not shipped by T: the ship day is the promised day minus early days or plus late ones
+            ship_shift = bh.EARLY_DAYS if path not in LATE_TRANSIT else bh.LATE_EXTRA_DAYS
+            sign = -1 if path not in LATE_TRANSIT else 1
+            for days in np.flatnonzero(ship_shift):
+                weight = ship_shift[days] * (OFFSETS + sign * days >= 0)
+                tables["unshipped"][path] += weight
+                tables["unshipped_quality_opens"][path] += weight * shifted(tables["quality_opens"][path], sign * days)
+                tables["unshipped_quality_window"][path] += weight * shifted(tables["quality_window"][path], sign * days)
         return cls(opens=opens, wins_window=wins_window, resolves_in_window=resolves_in_window,
                    starts=starts[1 : n + 1], **tables)
 
@@ -506,62 +501,92 @@ def undisputed_order_wins(
     after T, resolves in window | k, r) / P(seen, no dispute by T), where
     P(seen, no dispute by T) = sum_k P(k) [(1 - P(dispute | k)) P(seen | k)
     + P(dispute | k) sum_r P(r | k) P(seen, opens after T | k, r)].
+
+    The stages seen leave a few paths (`STAGE_CLASSES`); each class sums over its own.
+    P(seen | k) is known up to a factor common to the paths left (the observed ship and
+    transit days' own probability), which cancels.
     """
+    promised_day, shipped_day = timeline.promised_day[rows], timeline.shipped_day[rows]
+    delivered_day = timeline.delivered_day[rows]
+    unshipped = shipped_day >= t_day
+    delivered = delivered_day < t_day
+    late = shipped_day > promised_day  # only meaningful once shipped
+    slow = (delivered_day - shipped_day) > NORMAL_TRANSIT_MAX_DAYS
+    in_class = {
+        "not shipped": unshipped,
+        "in transit, shipped by the promised day": ~unshipped & ~delivered & ~late,
+        "in transit, shipped late": ~unshipped & ~delivered & late,
+        **{f"delivered by {bh.PATHS[path]}": delivered & (late == (path in LATE_TRANSIT)) & (slow == (path in bh.SLOW_PATHS))
+           for path in bh.DELIVERED_PATHS},
+    }
+    value = np.zeros((len(REASON_GROUPS), len(rows)))
+    for name, paths in STAGE_CLASSES.items():
+        members = np.flatnonzero(in_class[name])
+        if len(members):
+            value[:, members] = _class_wins(m, t_day, timeline, rows[members], tables, probabilities, name, paths)
+    return value
+
+
+# What the stages seen at T (no dispute, no cancellation) leave of an order's path.
+STAGE_CLASSES = {
+    # a cancelled path whose cancellation (uniform before the promised day) is still to
+    # come, a path that ships after T, or a fraudster's unshipped order
+    "not shipped": tuple(range(len(bh.PATHS))),
+    "in transit, shipped by the promised day": (bh.P_ON_TIME, bh.P_ON_TIME_SLOW, bh.P_LOST),
+    "in transit, shipped late": (bh.P_LATE, bh.P_LATE_SLOW),
+    # the transit ranges are disjoint: a delivery fixes the path
+    **{f"delivered by {bh.PATHS[path]}": (path,) for path in bh.DELIVERED_PATHS},
+}
+
+
+def _class_wins(
+    m: int, t_day: int, timeline: OrderTimeline, rows: np.ndarray, tables: StateAtTTables,
+    probabilities: OrderProbabilities, stage_class: str, paths: tuple[int, ...],
+) -> np.ndarray:
+    """`undisputed_order_wins` for orders of one stage class, summing over its `paths`."""
     n = len(rows)
 
     def index(offset: np.ndarray) -> np.ndarray:  # into the tables' offset axis
         return np.clip(offset - OFFSET_MIN, 0, len(OFFSETS) - 1)
 
-    promised_day = timeline.promised_day[rows]
-    shipped_day = timeline.shipped_day[rows]
-    delivered_day = timeline.delivered_day[rows]
-    promised, created = index(promised_day - t_day), index(timeline.created_day[rows] - t_day)
-    shipped_at, delivered_at = index(shipped_day - t_day), index(delivered_day - t_day)
-    delivered = delivered_day < t_day
-    unshipped = shipped_day >= t_day
-    in_transit = ~unshipped & ~delivered
-    late = shipped_day > promised_day  # only meaningful once shipped
-    slow = (delivered_day - shipped_day) > NORMAL_TRANSIT_MAX_DAYS
-
-    seen = np.zeros((len(bh.PATHS), n))  # P(the stages seen at T | path), up to a factor common to all paths
-    quality_opens = np.zeros((len(bh.PATHS), n))
-    quality_window = np.zeros((len(bh.PATHS), n))
-    # Not shipped by T: a cancelled path whose cancellation (uniform before the promised
-    # day) is still to come, a path shipping later, or a fraudster's unshipped order.
-    lead_us = (promised_day - timeline.created_day[rows]) * DAY_US
-    cancels_later = np.clip(1.0 - (t_day * DAY_US - timeline.created_us[rows]) / lead_us, 0.0, 1.0)
-    seen[list(bh.CANCELLED_PATHS)] = unshipped * cancels_later
-    seen[bh.P_UNSHIPPED] = unshipped
-    quality_delivered = (tables.opens[m, bh.R_QUALITY, delivered_at], tables.wins_window[m, bh.R_QUALITY, delivered_at])
-    for path in bh.SHIPPED_PATHS:
-        consistent = late == (path in LATE_TRANSIT)
-        moving = in_transit & consistent
-        arrived = delivered & consistent & (slow == (path in bh.SLOW_PATHS)) & (path != bh.P_LOST)
-        seen[path] = np.where(unshipped, tables.unshipped[path][m, promised],
-                                 np.where(moving, tables.in_transit[path][m, shipped_at], arrived))
-        if path != bh.P_LOST:
-            for target, (if_unshipped, if_moving, if_arrived) in (
-                (quality_opens, (tables.unshipped_quality_opens, tables.quality_opens, quality_delivered[0])),
-                (quality_window, (tables.unshipped_quality_window, tables.quality_window, quality_delivered[1])),
-            ):
-                target[path] = np.where(unshipped, if_unshipped[path][m, promised],
-                                           np.where(moving, if_moving[path][m, shipped_at], arrived * if_arrived))
+    promised = index(timeline.promised_day[rows] - t_day)
+    seen, quality = {}, {}  # per path: P(seen | path); (P(seen, quality opens after T), ... and resolves in window)
+    if stage_class == "not shipped":
+        lead_us = (timeline.promised_day[rows] - timeline.created_day[rows]) * DAY_US
+        cancels_later = np.clip(1.0 - (t_day * DAY_US - timeline.created_us[rows]) / lead_us, 0.0, 1.0)
+        seen = {path: cancels_later for path in bh.CANCELLED_PATHS} | {bh.P_UNSHIPPED: np.ones(n)}
+        for path in bh.SHIPPED_PATHS:
+            seen[path] = tables.unshipped[path][m, promised]
+            quality[path] = (tables.unshipped_quality_opens[path][m, promised],
+                             tables.unshipped_quality_window[path][m, promised])
+    elif stage_class.startswith("in transit"):
+        shipped_at = index(timeline.shipped_day[rows] - t_day)
+        for path in paths:
+            seen[path] = tables.in_transit[path][m, shipped_at]
+            quality[path] = (tables.quality_opens[path][m, shipped_at], tables.quality_window[path][m, shipped_at])
+    else:
+        delivered_at = index(timeline.delivered_day[rows] - t_day)
+        (path,) = paths
+        seen[path] = np.ones(n)
+        quality[path] = (tables.opens[m, bh.R_QUALITY, delivered_at], tables.wins_window[m, bh.R_QUALITY, delivered_at])
     # Reasons anchored on a known day (promised or created) are independent of the stages seen.
-    anchor = {bh.R_LATE_SHIPMENT: promised, bh.R_NOT_RECEIVED: promised, bh.R_OTHER: created}
-    anchored = {r: (tables.opens[m, r, days], tables.wins_window[m, r, days]) for r, days in anchor.items()}
-    opens = np.empty((len(bh.BREACH_ROUTES), n))
-    in_window = np.empty_like(opens)
-    for k, (path, reason) in enumerate(bh.BREACH_ROUTES):
-        if reason == bh.R_QUALITY:
-            opens[k], in_window[k] = quality_opens[path], quality_window[path]
-        else:
-            np.multiply(seen[path], anchored[reason][0], out=opens[k])
-            np.multiply(seen[path], anchored[reason][1], out=in_window[k])
+    created = index(timeline.created_day[rows] - t_day)
+    anchored = {r: (tables.opens[m, r, days], tables.wins_window[m, r, days])
+                for r, days in ((bh.R_LATE_SHIPMENT, promised), (bh.R_NOT_RECEIVED, promised), (bh.R_OTHER, created))}
 
-    evidence = np.einsum("pn,pn->n", probabilities.undisputed[:, rows], seen) + np.einsum(
-        "kn,kn->n", probabilities.disputed[:, rows], opens)
-    won = REASON_GROUPS[:, ROUTE_REASONS] @ (probabilities.disputed_won[:, rows] * in_window)
-    return np.divide(won, evidence, out=np.zeros((len(REASON_GROUPS), n)), where=evidence > 0)
+    evidence = np.zeros(n)
+    won = np.zeros((len(REASON_GROUPS), n))
+    for path in paths:
+        evidence += probabilities.undisputed[path, rows] * seen[path]
+    for k in np.flatnonzero(np.isin(ROUTE_PATHS, paths)):
+        path, reason = bh.BREACH_ROUTES[k]
+        if reason == bh.R_QUALITY:
+            opens, in_window = quality[path]
+        else:
+            opens, in_window = seen[path] * anchored[reason][0], seen[path] * anchored[reason][1]
+        evidence += probabilities.disputed[k, rows] * opens
+        won += np.outer(REASON_GROUPS[:, reason], probabilities.disputed_won[k, rows] * in_window)
+    return np.divide(won, evidence, out=np.zeros_like(won), where=evidence > 0)
 
 
 def breach_probability_table(
