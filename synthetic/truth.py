@@ -12,8 +12,8 @@ including month m (reliability ``z`` and fraud state), and how many orders it re
 in each month up to m. It does *not* condition on the future of the latent walk (unknown
 at T), nor on the realised fates of individual past orders (which disputes were already
 opened), except the ``*_given_open_at_t`` loss rates (below), which also condition on
-each past order's observable state at T. A probability conditional on any such information set is calibrated against the
-realised labels, which is what the tests check.
+each past order's observable state at T. A probability conditional on any such
+information set is calibrated against the realised labels, which is what the tests check.
 
 Derivation
 ----------
@@ -296,26 +296,28 @@ def shifted(table: np.ndarray, days: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StateAtTTables:
-    """Per as-of month m, probabilities of an order's remaining stages as functions of its
-    known anchors' day offsets from T (exact sums over `behaviour`'s day distributions):
+    """Per as-of month m (first axis), probabilities of an order's remaining stages as
+    functions of a known anchor's day offset from T (last axis; exact sums over
+    `behaviour`'s day distributions):
 
-    * ``opens[r][a]``: P(a dispute of reason r whose anchor is a days from T opens at or
-      after T); ``wins_window[r][a]``: P(it opens at or after T and resolves in the window);
-    * ``resolves_in_window[a]``: P(a dispute opened a < 0 days from T and still open at T
+    * ``opens[m, r, a]``: P(a dispute of reason r whose anchor is a days from T opens at or
+      after T); ``wins_window[m, r, a]``: P(it opens at or after T and resolves in the window);
+    * ``resolves_in_window[m, a]``: P(a dispute opened a < 0 days from T and still open at T
       resolves in the window);
-    * ``in_transit[tau][s]``, ``quality_opens[tau][s]``, ``quality_window[tau][s]``: for an
-      order shipped s days from T with transit distribution tau, P(delivered at or after T),
-      and that jointly with a quality dispute (anchored on delivery) opening at or after T,
-      and resolving in the window;
-    * ``unshipped[kind][p]`` and ``unshipped_quality_opens`` / ``unshipped_quality_window``
-      [(kind, tau)][p]: the same for an order not shipped by T whose promised day is p days
-      from T, shipping on time (kind "on_time": up to two days early) or late.
+    * per shipped path, ``in_transit[path][m, s]``, ``quality_opens[path][m, s]``,
+      ``quality_window[path][m, s]``: for an order of that path shipped s days from T,
+      P(delivered at or after T), and that jointly with a quality dispute (anchored on the
+      delivery) opening at or after T, and also resolving in the window;
+    * per shipped path, ``unshipped[path][m, p]``, ``unshipped_quality_opens[path][m, p]``,
+      ``unshipped_quality_window[path][m, p]``: the same for an order of that path not
+      shipped by T whose promised day is p days from T (on-time paths ship up to two days
+      early, late ones after the promise).
     """
 
     opens: np.ndarray  # (n_asof, reasons, offsets)
     wins_window: np.ndarray
     resolves_in_window: np.ndarray  # (n_asof, offsets)
-    in_transit: dict[int, np.ndarray]  # path -> (n_asof, offsets), for the paths that are delivered
+    in_transit: dict[int, np.ndarray]  # path -> (n_asof, offsets), every shipped path (lost: never delivered)
     quality_opens: dict[int, np.ndarray]
     quality_window: dict[int, np.ndarray]
     unshipped: dict[int, np.ndarray]  # path -> (n_asof, offsets), every shipped path
@@ -444,7 +446,6 @@ class OrderProbabilities:
 
 
 ROUTE_PATHS = np.array([p for p, _ in bh.BREACH_ROUTES])
-ROUTE_REASONS = np.array([r for _, r in bh.BREACH_ROUTES])
 # The last day, counted from its anchor, a dispute of each reason can open; a quality
 # dispute's anchor (delivery) comes at most this many days after the promised day.
 LAST_OPEN_DAY = {r: len(pmf) - 1 for r, pmf in bh.OPEN_DAYS.items()}
