@@ -48,6 +48,37 @@ class IdCounters:
     inquiries: int = 0
 
 
+# An event that never happens to an order (a day or instant later than any as-of date).
+NEVER = np.iinfo(np.int64).max // 2
+
+
+@dataclass(frozen=True)
+class OrderTimeline:
+    """When each of a month's orders reaches each observable stage, for the truth.
+
+    Days since the epoch (instants in microseconds where the landing zone has them to the
+    microsecond), NEVER for a stage the order does not reach; true times, before the
+    horizon hides anything. Everything here is what a snapshot at some later T shows of
+    the order once the time has passed; the dispute's outcome and refund are left out on
+    purpose: the truth may use only their probabilities.
+    """
+
+    supplier: np.ndarray
+    created_us: np.ndarray
+    created_day: np.ndarray
+    promised_day: np.ndarray
+    cancelled_us: np.ndarray
+    shipped_day: np.ndarray
+    delivered_day: np.ndarray
+    dispute_reason: np.ndarray  # -1: never disputed
+    dispute_opened_day: np.ndarray
+    dispute_resolved_day: np.ndarray
+
+    def take(self, orders: np.ndarray) -> "OrderTimeline":
+        """The timeline of the orders at these positions."""
+        return OrderTimeline(**{field: getattr(self, field)[orders] for field in self.__dataclass_fields__})
+
+
 @dataclass
 class MonthEvents:
     orders: pa.Table
@@ -55,6 +86,7 @@ class MonthEvents:
     reviews: pa.Table | None
     inquiries: pa.Table | None
     orders_per_supplier: np.ndarray  # every order created this month, for the truth
+    timeline: OrderTimeline  # the same orders' stages, for the truth given the state at T
 
 
 def sample_pmf(rng: np.random.Generator, pmf: np.ndarray, n: int) -> np.ndarray:
@@ -247,7 +279,25 @@ def sample_month(
     if inquiries_rng is not None:
         inquiries = sample_inquiries(world, month, inquiries_rng, counters, inquiries_per_order * expected)
 
-    return MonthEvents(orders, disputes, reviews, inquiries, orders_per_supplier)
+    dispute_reason = np.full(n, -1, dtype=np.int64)
+    dispute_reason[disputed] = reason
+    dispute_opened_day = np.full(n, NEVER, dtype=np.int64)
+    dispute_opened_day[disputed] = opened_day
+    dispute_resolved_day = np.full(n, NEVER, dtype=np.int64)
+    dispute_resolved_day[disputed] = resolved_day
+    timeline = OrderTimeline(
+        supplier=supplier,
+        created_us=created_us,
+        created_day=created_day,
+        promised_day=created_day + lead,
+        cancelled_us=np.where(is_cancelled, cancel_us, NEVER),
+        shipped_day=np.where(np.isin(path, bh.SHIPPED_PATHS), ship_day, NEVER),
+        delivered_day=np.where(np.isin(path, bh.DELIVERED_PATHS), deliver_day, NEVER),
+        dispute_reason=dispute_reason,
+        dispute_opened_day=dispute_opened_day,
+        dispute_resolved_day=dispute_resolved_day,
+    )
+    return MonthEvents(orders, disputes, reviews, inquiries, orders_per_supplier, timeline)
 
 
 def sample_inquiries(

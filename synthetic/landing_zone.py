@@ -9,6 +9,7 @@ Layout under `out_dir`::
     inquiries/inquiries-YYYY-MM.parquet  by month received (optional table)
     _truth/breach_probability.parquet    supplier_id, as_of_date, breach_probability_6m, loss_rate_6m,
                                          loss_rate_pre_shipment_6m, loss_rate_post_delivery_6m,
+                                         loss_rate_6m_given_open_at_t (+ _pre_shipment / _post_delivery),
                                          default_probability_6m, ...
 
 Each month's events are written as soon as they are drawn, so memory stays bounded by
@@ -35,7 +36,9 @@ import pyarrow.parquet as pq
 from data_contracts.contracts import EARLIEST_PLAUSIBLE_TIMESTAMP
 from synthetic.arrow_columns import id_strings, labels, timestamps
 from synthetic.events import SUPPLIER_ID_WIDTH, IdCounters, sample_month
-from synthetic.truth import DEFAULT_CONTINUATIONS, breach_probability_table
+from synthetic.truth import (
+    DEFAULT_CONTINUATIONS, REASON_GROUPS, StateAtTTables, breach_probability_table, won_given_state_at_t,
+)
 from synthetic.world import (
     CATEGORIES,
     COUNTRY_WEIGHTS,
@@ -177,6 +180,10 @@ def generate_landing_zone(
 
     counters = IdCounters()
     orders_per_supplier_month = np.zeros((n_suppliers, months), dtype=np.int64)
+    # Each month's orders add their expected buyer-won resolutions given what each as-of
+    # month end shows of them (the orders themselves are not kept).
+    state_at_t_tables = StateAtTTables.build(grid)
+    past_won_given_state_at_t = np.zeros((len(REASON_GROUPS), n_suppliers, months))
     # Parquet encoding releases the GIL: write month m on a second thread while month
     # m + 1 is drawn. At most one month waits to be written, which bounds memory.
     with ThreadPoolExecutor(max_workers=1) as writer:
@@ -192,6 +199,7 @@ def generate_landing_zone(
                 inquiries_rng=generator(inquiries_seeds[m]) if include_inquiries else None,
             )
             orders_per_supplier_month[:, m] = events.orders_per_supplier
+            past_won_given_state_at_t += won_given_state_at_t(world, m, events.timeline, state_at_t_tables)
             label = grid.label(m)
             for future in pending:
                 future.result()
@@ -204,7 +212,8 @@ def generate_landing_zone(
             say(f"{label}: {events.orders.num_rows:,} orders, {events.disputes.num_rows:,} disputes")
 
         truth = breach_probability_table(
-            world, orders_per_supplier_month, generator(truth_seed), continuations=truth_continuations
+            world, orders_per_supplier_month, generator(truth_seed), continuations=truth_continuations,
+            past_won_given_state_at_t=past_won_given_state_at_t,
         )
         for future in pending:
             future.result()

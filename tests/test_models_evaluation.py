@@ -106,3 +106,60 @@ def test_the_oracles_monthly_level_is_realised_over_expected_refund_dollars():
                           "loss_rate_6m": [0.01, 0.02, 0.5]})
     table = oracle_level_by_month(training, truth)
     assert table["realised_over_oracle"].round(6).tolist() == [1.5, 0.5]
+    assert "realised_over_oracle_given_open" not in table  # a truth without the matched oracle
+    # with it (twice the rate: half the level), both levels side by side
+    table = oracle_level_by_month(training, truth.assign(loss_rate_6m_given_open_at_t=2 * truth["loss_rate_6m"]))
+    assert table["realised_over_oracle_given_open"].round(6).tolist() == [0.75, 0.25]
+
+
+def test_loss_rate_is_judged_against_both_oracles_and_each_oracle_against_what_happened(tmp_path):
+    # 200 rows, $1,000 each, refunds at a true rate (60% pre-shipment, 30% post-delivery,
+    # 10% other). The model forecasts 10% over it; the information-matched oracle is the
+    # true rate itself, the latent-only oracle a near-flat rate unrelated to it. Every decile then shows the
+    # model 10% over the matched oracle and over what happened, the matched oracle exact
+    # by any deciles, and the (nearly) flat one off by its own deciles.
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from models.evaluation import (
+        ORACLE_LOSS_RATE_COLUMNS, ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS, loss_rate_against_oracle, read_truth,
+    )
+
+    rng = np.random.default_rng(0)
+    n = 200
+    rate = rng.uniform(0.001, 0.02, n)
+    keys = pd.DataFrame({"supplier_id": [f"S{i:03d}" for i in range(n)], "as_of_date": dt.date(2025, 12, 31)})
+    evaluation = keys.assign(
+        forward_order_value_6m_usd=1000.0, breach_refund_usd_6m=1000.0 * rate,
+        pre_shipment_refund_usd_6m=600.0 * rate, post_delivery_refund_usd_6m=300.0 * rate,
+        loss_rate_6m=1.1 * rate, loss_rate_pre_shipment_6m=0.66 * rate, loss_rate_post_delivery_6m=0.33 * rate,
+        tenure_months=rng.integers(1, 40, n), orders_6m=rng.integers(0, 40, n),
+    )
+    truth = keys.assign(**{column: rng.uniform(0.0095, 0.0105, n) for column in ORACLE_LOSS_RATE_COLUMNS.values()})
+    for cover, column in ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS.items():
+        truth[column] = rate * {"total": 1.0, "pre_shipment": 0.6, "post_delivery": 0.3}[cover]
+    tables = loss_rate_against_oracle(SimpleNamespace(evaluation_frame=evaluation), truth)
+
+    deciles = tables["deciles"]
+    assert len(deciles) == 30
+    np.testing.assert_allclose(deciles["model_vs_oracle_given_open"], 0.1)
+    np.testing.assert_allclose(deciles["model_vs_realised"], 0.1)
+    np.testing.assert_allclose(deciles["oracle_given_open_vs_realised"], 0.0, atol=1e-12)
+    summary = tables["summary"].set_index("cover")
+    assert summary.loc["total", "spearman_model_oracle_given_open"] == pytest.approx(1.0)
+    assert summary.loc["total", "worst_decile_gap_to_oracle_given_open"] == pytest.approx(0.1)
+    assert summary.loc["total", "worst_decile_gap_to_oracle"] > 0.5  # a flat rate against a spread one
+    assert summary.loc["total", "oracle_given_open_own_decile_error"] == pytest.approx(0.0, abs=1e-12)
+    assert summary.loc["total", "oracle_own_decile_error"] > 0.05
+    own = tables["oracle_deciles"]
+    assert set(own["oracle"]) == {"oracle", "oracle_given_open"} and len(own) == 60
+    assert {"oracle_rate", "oracle_given_open_rate", "spearman_model_oracle_given_open"} <= set(tables["segments"])
+
+    # a landing zone written before the matched oracle existed: one line saying what to do
+    (tmp_path / "_truth").mkdir()
+    truth.drop(columns=list(ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS.values())).to_parquet(
+        tmp_path / "_truth" / "breach_probability.parquet")
+    with pytest.raises(ValueError, match="regenerate it with `assurance generate`"):
+        read_truth(tmp_path, ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS.values())

@@ -32,7 +32,7 @@ def realised_labels(landing: Path) -> pd.DataFrame:
     Per (supplier, T), over the window (T, T + 6 months]: `breach` (any buyer-won dispute
     resolved in it), the buyer-won refunds and their count by reason group (`refund`,
     `refund_pre`, `refund_post`, `won`, `won_pre`, `won_post`) and the orders created in
-    it (`order_value`, `orders`), and the default label (`orders_due`, `failed_due`,
+    it (`order_value`, `orders`), the disputes open at T (`open_disputes`), and the default label (`orders_due`, `failed_due`,
     `default`: the generator's promises are the start of the promised day, so the
     promised day is `promised_ship_by` itself).
     """
@@ -72,6 +72,16 @@ def realised_labels(landing: Path) -> pd.DataFrame:
             SELECT order_id, min(resolved_at) AS won_at FROM read_parquet('{landing}/disputes/*.parquet')
             WHERE outcome = 'buyer_favored' AND reason = 'not_received' GROUP BY order_id
         ),
+        open_at_t AS (
+            -- disputes opened by T and not resolved by T: what T shows as open
+            SELECT t.supplier_id, t.as_of_date, count(*) AS open_disputes
+            FROM truth t
+            JOIN orders o ON o.supplier_id = t.supplier_id
+            JOIN read_parquet('{landing}/disputes/*.parquet') d USING (order_id)
+            WHERE d.opened_at < (t.as_of_date + INTERVAL 1 DAY)::TIMESTAMPTZ
+              AND (d.resolved_at IS NULL OR d.resolved_at >= (t.as_of_date + INTERVAL 1 DAY)::TIMESTAMPTZ)
+            GROUP BY ALL
+        ),
         due AS (
             -- promised day in (T, window end - 14 days]; buyer-cancelled orders left out;
             -- failed: cancelled by the supplier or platform, not shipped by the end of the
@@ -96,11 +106,13 @@ def realised_labels(landing: Path) -> pd.DataFrame:
                coalesce(r.refund_post, 0) AS refund_post,
                coalesce(c.orders, 0) AS orders, coalesce(c.order_value, 0) AS order_value,
                coalesce(u.orders_due, 0) AS orders_due, coalesce(u.failed_due, 0) AS failed_due,
-               coalesce(u.orders_due, 0) >= 3 AND u.failed_due >= 0.5 * u.orders_due AS "default"
+               coalesce(u.orders_due, 0) >= 3 AND u.failed_due >= 0.5 * u.orders_due AS "default",
+               coalesce(a.open_disputes, 0) AS open_disputes
         FROM truth t
         LEFT JOIN refunds r USING (supplier_id, as_of_date)
         LEFT JOIN created c USING (supplier_id, as_of_date)
         LEFT JOIN due u USING (supplier_id, as_of_date)
+        LEFT JOIN open_at_t a USING (supplier_id, as_of_date)
         ORDER BY as_of_date, supplier_id
         """
     ).df()
@@ -135,6 +147,10 @@ LOSS_COLUMNS = {  # truth column -> realised refunds, buyer-won count
     "loss_rate_6m": ("refund", "won"),
     "loss_rate_pre_shipment_6m": ("refund_pre", "won_pre"),
     "loss_rate_post_delivery_6m": ("refund_post", "won_post"),
+    # the same given each past order's observable state at T
+    "loss_rate_6m_given_open_at_t": ("refund", "won"),
+    "loss_rate_pre_shipment_6m_given_open_at_t": ("refund_pre", "won_pre"),
+    "loss_rate_post_delivery_6m_given_open_at_t": ("refund_post", "won_post"),
 }
 
 
@@ -403,3 +419,197 @@ def test_pipeline_labels_agree_with_the_labels_computed_here(labelled, pipeline_
     for mine, theirs in (("orders_due", "orders_due_6m"), ("failed_due", "failed_orders_due_6m"), ("default", "default_6m")):
         np.testing.assert_array_equal(there[theirs].to_numpy(), here[mine].to_numpy())
     assert here["default"].sum() > 0
+
+
+# --------------------------------------------------------------------------- loss rate given the state at T
+# The old loss rate does not condition on what T shows of the orders already taken; the
+# `*_given_open_at_t` columns do. Per order the conditional probability is checked exactly
+# against drawn outcomes (one month drawn with many orders: orders are independent given
+# the supplier's state); per supplier-month against the written files.
+
+
+@pytest.fixture(scope="module")
+def one_month_of_orders():
+    """One month of about 110,000 orders, drawn by the generator's own sampler, with every
+    dispute resolved before the horizon (the grid runs on for ten more months)."""
+    from synthetic.events import IdCounters, sample_month
+    from synthetic.truth import OrderProbabilities, StateAtTTables
+    from synthetic.world import build_world
+
+    grid = MonthGrid.from_start("2024-01", 12)
+    world = build_world(2000, grid, 60.0, np.random.default_rng(1))
+    month = 2
+    events = sample_month(world, month, np.random.default_rng(2), IdCounters(), 0.0, None, None)
+    tables = StateAtTTables.build(grid)
+    return world, month, events, tables, OrderProbabilities.of(world, month, events.timeline)
+
+
+def won_in_window(events, grid: MonthGrid, m: int) -> np.ndarray:
+    """Per order and reason group: 1 when its dispute was won and resolved in as-of month
+    m's window (read from the drawn disputes table, which the truth never sees)."""
+    from synthetic.truth import REASON_GROUPS
+    from synthetic.world import DAY_US
+
+    disputes = events.disputes.to_pandas()
+    order = disputes.order_id.str[1:].astype(int).to_numpy() - 1  # ids count from 1 in draw order
+    resolved_day = disputes.resolved_at.astype("int64").to_numpy() // DAY_US
+    start, end = grid.start_days[m + 1], grid.start_days[m + 7]
+    hit = (disputes.outcome.to_numpy() == "buyer_favored") & (resolved_day >= start) & (resolved_day < end)
+    reason = pd.Categorical(disputes.reason, categories=bh.REASONS).codes
+    won = np.zeros((len(REASON_GROUPS), events.orders.num_rows))
+    won[:, order[hit]] = REASON_GROUPS[:, reason[hit]]
+    return won
+
+
+def state_at_t_classes(timeline, t_day: int) -> dict[str, np.ndarray]:
+    from synthetic.world import DAY_US
+
+    opened = timeline.dispute_opened_day < t_day
+    quiet = ~opened & (timeline.cancelled_us >= t_day * DAY_US)
+    return {
+        "open dispute": opened & (timeline.dispute_resolved_day >= t_day),
+        "not shipped": quiet & (timeline.shipped_day >= t_day),
+        "in transit": quiet & (timeline.shipped_day < t_day) & (timeline.delivered_day >= t_day),
+        "delivered": quiet & (timeline.delivered_day < t_day),
+        "resolved or cancelled": (opened & (timeline.dispute_resolved_day < t_day)) | ~quiet & ~opened,
+    }
+
+
+def test_order_probability_given_state_at_t_matches_drawn_outcomes(one_month_of_orders):
+    """Per as-of month, per state T shows (dispute open, not shipped, in transit,
+    delivered, done) and reason group: the expected wins equal the drawn ones within
+    sampling error, where the unconditional per-order probability (the old truth's) is off
+    by far in the classes that tell most (open disputes, delivered orders)."""
+    from synthetic.truth import order_wins_given_state_at_t
+
+    world, month, events, tables, probabilities = one_month_of_orders
+    grid, timeline = world.grid, events.timeline
+    window = bh.route_window_probabilities(grid.start_days, grid.n_months + 6, grid.n_months)
+    unconditional = bh.breach_route_probabilities(world.state(month, timeline.supplier)) @ window[:, month, :]
+    checked = 0
+    for m in range(month, month + 4):
+        expected = order_wins_given_state_at_t(timeline, probabilities, tables, m)
+        realised = won_in_window(events, grid, m)
+        for name, rows in state_at_t_classes(timeline, int(tables.starts[m])).items():
+            if name == "resolved or cancelled":  # nothing left to win, and the truth knows it
+                assert expected[:, rows].max() == 0 and realised[:, rows].max() == 0
+                continue
+            for group in range(3):
+                p, y = expected[group, rows], realised[group, rows]
+                if p.sum() < 5:
+                    continue
+                z = (y.sum() - p.sum()) / np.sqrt((p * (1 - p)).sum())
+                assert abs(z) < 3.5, (m, name, group, y.sum(), p.sum())
+                checked += 1
+        first_weeks = m == month + 1
+        if first_weeks:  # power: the old, unconditional probability fails where T shows most
+            for name in ("open dispute", "delivered"):
+                rows = state_at_t_classes(timeline, int(tables.starts[m]))[name]
+                p, y = unconditional[rows, m], realised[0, rows]
+                assert abs(y.sum() - p.sum()) / np.sqrt((p * (1 - p)).sum()) > 10, name
+    assert checked >= 20
+
+
+def test_order_timeline_is_what_the_written_files_show(one_month_of_orders):
+    """The truth reads the generator's timeline: every stage before the horizon is in the
+    files at the same day, every stage after it is not."""
+    from synthetic.world import DAY_US
+
+    world, _, events, _, _ = one_month_of_orders
+    timeline, horizon_day = events.timeline, world.grid.horizon_us // DAY_US
+    orders = events.orders.to_pandas()
+
+    def days(column: pd.Series) -> np.ndarray:
+        return np.where(column.isna(), -1, column.astype("int64") // DAY_US)
+
+    for column, stage in (("shipped_at", timeline.shipped_day), ("delivered_at", timeline.delivered_day)):
+        np.testing.assert_array_equal(days(orders[column]), np.where(stage < horizon_day, stage, -1))
+    np.testing.assert_array_equal(days(orders.promised_ship_by), timeline.promised_day)
+    cancelled = orders.cancelled_at.astype("int64").to_numpy()
+    np.testing.assert_array_equal(np.where(orders.cancelled_at.isna(), -1, cancelled),
+                                  np.where(timeline.cancelled_us < world.grid.horizon_us, timeline.cancelled_us, -1))
+    disputes = events.disputes.to_pandas()
+    order = disputes.order_id.str[1:].astype(int).to_numpy() - 1
+    assert len(disputes) == (timeline.dispute_opened_day < horizon_day).sum()
+    np.testing.assert_array_equal(days(disputes.opened_at), timeline.dispute_opened_day[order])
+    np.testing.assert_array_equal(days(disputes.resolved_at), timeline.dispute_resolved_day[order])
+    np.testing.assert_array_equal(pd.Categorical(disputes.reason, categories=bh.REASONS).codes,
+                                  timeline.dispute_reason[order])
+
+
+def test_order_probability_given_state_at_t_uses_only_what_t_shows(one_month_of_orders):
+    """Point in time: redrawing every stage dated at or after T (a later shipment, a dispute
+    opened later with another reason, a later resolution or cancellation) leaves the
+    probability at T unchanged; moving stages dated before T changes it."""
+    from dataclasses import replace
+
+    from synthetic.events import NEVER
+    from synthetic.truth import order_wins_given_state_at_t
+    from synthetic.world import DAY_US
+
+    world, month, events, tables, probabilities = one_month_of_orders
+    timeline = events.timeline
+    rng = np.random.default_rng(3)
+    for m in range(month, month + 3):
+        t_day = int(tables.starts[m])
+        at_t = order_wins_given_state_at_t(timeline, probabilities, tables, m)
+
+        def after_t(stage: np.ndarray, t: int) -> np.ndarray:
+            # a stage still to come: another future date, or none at all
+            later = t + rng.integers(0, 60, len(stage)) * (DAY_US if t > 10**9 else 1)
+            return np.where(stage >= t, np.where(rng.random(len(stage)) < 0.5, later, NEVER), stage)
+
+        unopened = timeline.dispute_opened_day >= t_day
+        future = replace(
+            timeline,
+            shipped_day=after_t(timeline.shipped_day, t_day),
+            delivered_day=after_t(timeline.delivered_day, t_day),
+            cancelled_us=after_t(timeline.cancelled_us, t_day * DAY_US),
+            dispute_opened_day=after_t(timeline.dispute_opened_day, t_day),
+            dispute_resolved_day=after_t(timeline.dispute_resolved_day, t_day),
+            dispute_reason=np.where(unopened, rng.integers(0, len(bh.REASONS), len(unopened)), timeline.dispute_reason),
+        )
+        np.testing.assert_array_equal(order_wins_given_state_at_t(future, probabilities, tables, m), at_t)
+        # what T does show matters: a delivery seen a week earlier changes the quality part
+        seen = replace(timeline, delivered_day=np.where(timeline.delivered_day < t_day, timeline.delivered_day - 7,
+                                                         timeline.delivered_day))
+        assert not np.array_equal(order_wins_given_state_at_t(seen, probabilities, tables, m), at_t)
+
+
+def test_loss_rate_given_state_at_t_is_the_old_one_for_suppliers_without_past_orders(labelled):
+    no_past_orders = (labelled.groupby("supplier_id").orders_in_month.cumsum() == 0).to_numpy()
+    assert no_past_orders.sum() > 50
+    for old, new in (("loss_rate_6m", "loss_rate_6m_given_open_at_t"),
+                     ("loss_rate_pre_shipment_6m", "loss_rate_pre_shipment_6m_given_open_at_t"),
+                     ("loss_rate_post_delivery_6m", "loss_rate_post_delivery_6m_given_open_at_t")):
+        np.testing.assert_array_equal(labelled[new][no_past_orders], labelled[old][no_past_orders])
+        assert (labelled[new][~no_past_orders] != labelled[old][~no_past_orders]).mean() > 0.5
+
+
+def open_dispute_buckets(frame: pd.DataFrame, column: str, won: str = "won") -> dict[str, tuple[float, float]]:
+    """Per bucket of disputes open at T: realised / expected buyer-won disputes (the rate
+    over the mean refund share times the window's orders) and the supplier-clustered z."""
+    expected = frame[column].to_numpy() / bh.MEAN_BUYER_FAVORED_REFUND_SHARE * frame.orders.to_numpy()
+    y, clusters = frame[won].to_numpy(dtype=float), frame.supplier_id.to_numpy()
+    out = {}
+    for name, rows in (("none open", frame.open_disputes == 0), ("one open", frame.open_disputes == 1),
+                       ("two or more open", frame.open_disputes >= 2)):
+        rows = rows.to_numpy()
+        out[name] = (y[rows].sum() / expected[rows].sum(), clustered_z(y[rows], expected[rows], clusters[rows]))
+    return out
+
+
+def test_loss_rate_given_state_at_t_is_calibrated_by_disputes_open_at_t(labelled):
+    """Realised buyer-won disputes against the truth's expectation per bucket of disputes
+    open at T (counts; dollars are in the parametrised loss test). The old truth is
+    unbiased overall but not given what T shows: on this world it expects about an eighth
+    too many where nothing is open and a third too few where one dispute is open."""
+    new = open_dispute_buckets(labelled, "loss_rate_6m_given_open_at_t")
+    for bucket, (ratio, z) in new.items():
+        assert abs(z) < 3.5 and abs(ratio - 1) < (0.15 if bucket != "two or more open" else 0.3), (bucket, ratio, z)
+    for column, won in (("loss_rate_pre_shipment_6m_given_open_at_t", "won_pre"),
+                        ("loss_rate_post_delivery_6m_given_open_at_t", "won_post")):
+        for bucket, (ratio, z) in open_dispute_buckets(labelled, column, won).items():
+            assert abs(z) < 3.5, (column, bucket, ratio, z)
+    old = open_dispute_buckets(labelled, "loss_rate_6m")
+    assert old["none open"][0] < 0.92 and old["one open"][0] > 1.2
