@@ -2,9 +2,10 @@
 
 Each run writes `$ASSURANCE_HOME/logs/run-<UTC timestamp>-<pid>.log`: every Dagster event at
 DEBUG and above, with full stack traces, and whatever the libraries print (MLflow's notices,
-Python warnings). The console gets one line per finished stage and anything at WARNING or
-above, an error cut to its first line (the full text is in the file). `--verbose` shows
-every event on the console too, whole.
+Python warnings). The console gets a line as each stage starts and one as it finishes
+(with "k of N" stages and the time elapsed), and anything at WARNING or above, an error
+cut to its first line (the full text is in the file). `--verbose` shows every event on the
+console too, whole.
 """
 
 from __future__ import annotations
@@ -58,25 +59,48 @@ class FirstLineOfErrors(logging.Formatter):
 
 
 class StagesOnly(logging.Filter):
-    """The console's filter without --verbose: a stage (Dagster step) that finished, as one
-    line with its duration, and anything at WARNING or above (or above `threshold`); the rest
-    is for the log file. Dagster logs its events at DEBUG, so the handler passes every level
-    and this filter decides."""
+    """The console's filter without --verbose: a line when a stage (Dagster step) starts and
+    one when it finishes, with its duration and how far along the run is (``total_steps``:
+    the job's steps, 0 when unknown), and anything at WARNING or above (or above
+    `threshold`); the rest is for the log file. Dagster logs its events at DEBUG, so the
+    handler passes every level and this filter decides."""
 
-    def __init__(self, threshold: int = logging.INFO) -> None:
+    def __init__(self, threshold: int = logging.INFO, total_steps: int = 0) -> None:
         super().__init__()
         self.threshold = threshold
+        self.total_steps = total_steps
+        self.started = self.finished = 0
+        self.run_started: float | None = None
+
+    def _of_total(self, count: int) -> str:
+        return f"{count} of {self.total_steps}" if self.total_steps else str(count)
 
     def filter(self, record: logging.LogRecord) -> bool:
         event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
-        if event is not None and event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+        if event is not None and event.event_type in _STAGE_EVENTS:
+            if self.run_started is None:
+                self.run_started = record.created
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                self.started += 1
+                message = f"stage {self._of_total(self.started)}: {event.step_key} ..."
+            elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
+                self.finished += 1
+                return False
+            else:
+                self.finished += 1
+                seconds = event.event_specific_data.duration_ms / 1000 if event.event_specific_data else 0.0
+                elapsed = int(record.created - self.run_started)
+                message = (f"done {event.step_key} ({seconds:.1f} s; {self._of_total(self.finished)} stages done, "
+                           f"{elapsed // 60}:{elapsed % 60:02d} elapsed)")
             if self.threshold > logging.INFO:
                 return False
-            seconds = event.event_specific_data.duration_ms / 1000 if event.event_specific_data else 0.0
-            record.msg, record.args = f"done {event.step_key} ({seconds:.1f} s)", None
+            record.msg, record.args = message, None
             record.levelno, record.levelname = logging.INFO, "INFO"
             return True
         return record.levelno >= max(self.threshold, logging.WARNING)
+
+
+_STAGE_EVENTS = (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_SKIPPED)
 
 
 # Where the console handler writes during a run: stderr as it was before the run sent the
@@ -89,6 +113,7 @@ _console_stream: TextIO | None = None
         "log_file": dg.Field(str, description="Full log, with stack traces."),
         "log_level": dg.Field(str, default_value="INFO", description="The console's threshold."),
         "verbose": dg.Field(bool, default_value=False, description="Full stack traces on the console too."),
+        "total_steps": dg.Field(int, default_value=0, description="The job's steps, for the console's 'k of N' (0: unknown)."),
     },
     description="The `assurance` CLI's logger: everything to a file, the essentials to the console.",
 )
@@ -102,7 +127,7 @@ def assurance_logger(init_context) -> logging.Logger:
         console.setLevel(config["log_level"].upper())
         console.setFormatter(logging.Formatter(LOG_FORMAT))
     else:
-        console.addFilter(StagesOnly(logging.getLevelName(config["log_level"].upper())))
+        console.addFilter(StagesOnly(logging.getLevelName(config["log_level"].upper()), config["total_steps"]))
         console.setFormatter(FirstLineOfErrors(LOG_FORMAT))
     logger.addHandler(to_file)
     logger.addHandler(console)

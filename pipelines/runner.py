@@ -186,7 +186,9 @@ def run_months(
                             **launch_tags(),
                         },
                         run_config={"loggers": {"assurance": {"config": {
-                            "log_file": str(log_path), "log_level": log_level, "verbose": verbose}}}},
+                            "log_file": str(log_path), "log_level": log_level, "verbose": verbose,
+                            # one step per node of the job (checks in their own steps): the console's "k of N"
+                            "total_steps": len(job.graph.nodes)}}}},
                         raise_on_error=False,
                     )
             except Exception:

@@ -70,32 +70,91 @@ def test_a_check_failing_in_several_months_is_named_once_with_its_months():
     assert _failed_checks([evaluation(False, None)]) == ["published/supplier_scores:meets_contract (2 rows break the contract)"]
 
 
-def _dagster_record(event_type, step_key="supplier_features", duration_ms=12_345.0, level=logging.DEBUG):
+def _dagster_record(event_type, step_key="supplier_features", duration_ms=12_345.0, level=logging.DEBUG, created=None):
     from types import SimpleNamespace
 
     event = SimpleNamespace(event_type=event_type, step_key=step_key,
                             event_specific_data=SimpleNamespace(duration_ms=duration_ms))
     record = logging.LogRecord("assurance", level, __file__, 1, "assurance_monthly - run - STEP_SUCCESS", None, None)
     record.dagster_meta = {"dagster_event": event}
+    if created is not None:
+        record.created = created
     return record
 
 
-def test_the_console_shows_one_line_per_finished_stage_and_warnings():
+def test_the_console_shows_each_stage_starting_and_finishing_and_warnings():
     import dagster as dg
 
     from pipelines.run_log import StagesOnly
 
     stages = StagesOnly()
+    start = _dagster_record(dg.DagsterEventType.STEP_START)
+    assert stages.filter(start) and start.getMessage() == "stage 1: supplier_features ..."
     done = _dagster_record(dg.DagsterEventType.STEP_SUCCESS)
-    assert stages.filter(done) and done.getMessage() == "done supplier_features (12.3 s)"
-    # step starts, inputs, outputs, a step's own info lines: log file only
-    assert not stages.filter(_dagster_record(dg.DagsterEventType.STEP_START))
+    assert stages.filter(done) and done.getMessage().startswith("done supplier_features (12.3 s; 1 stages done, ")
+    # inputs, outputs, a step's own info lines: log file only
+    assert not stages.filter(_dagster_record(dg.DagsterEventType.STEP_INPUT))
     assert not stages.filter(logging.LogRecord("assurance", logging.INFO, __file__, 1, "scored 2024-06", None, None))
     assert stages.filter(logging.LogRecord("assurance", logging.WARNING, __file__, 1, "not training", None, None))
     # a quieter threshold (tests run at WARNING): no stage lines, warnings still
     quiet = StagesOnly(logging.WARNING)
+    assert not quiet.filter(_dagster_record(dg.DagsterEventType.STEP_START))
     assert not quiet.filter(_dagster_record(dg.DagsterEventType.STEP_SUCCESS))
     assert quiet.filter(logging.LogRecord("assurance", logging.WARNING, __file__, 1, "not training", None, None))
+
+
+def test_the_stage_lines_say_how_far_along_the_run_is():
+    import dagster as dg
+
+    from pipelines.run_log import StagesOnly
+
+    stages = StagesOnly(total_steps=3)
+    shown = []
+    for event, step, at in [
+        (dg.DagsterEventType.STEP_START, "landing_zone", 1000.0),
+        (dg.DagsterEventType.STEP_SUCCESS, "landing_zone", 1030.0),
+        (dg.DagsterEventType.STEP_SKIPPED, "storefront_metrics", 1031.0),  # counted as finished, not shown
+        (dg.DagsterEventType.STEP_START, "supplier_features", 1032.0),
+        (dg.DagsterEventType.STEP_SUCCESS, "supplier_features", 1125.0),
+    ]:
+        record = _dagster_record(event, step, duration_ms=(at - 1000.0) * 1000, created=at)
+        if stages.filter(record):
+            shown.append(record.getMessage())
+    assert shown == [
+        "stage 1 of 3: landing_zone ...",
+        "done landing_zone (30.0 s; 1 of 3 stages done, 0:30 elapsed)",
+        "stage 2 of 3: supplier_features ...",
+        "done supplier_features (125.0 s; 3 of 3 stages done, 2:05 elapsed)",
+    ]
+
+
+def test_a_run_tells_its_console_how_many_stages_the_job_has(tmp_path, monkeypatch):
+    """The runner hands the console logger the job's step count (one step per node of the
+    job graph: checks run in their own steps), caught here as the job is launched."""
+    from datetime import date
+
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from pipelines.runner import MONTHLY_JOB_NAME, run_months
+    from pipelines.settings import Settings
+
+    class Launched(Exception):
+        pass
+
+    launched = {}
+
+    def execute_in_process(job, **kwargs):
+        launched.update(kwargs)
+        raise Launched
+
+    monkeypatch.setattr(dg.JobDefinition, "execute_in_process", execute_in_process)
+    settings = Settings(home=tmp_path / "home", landing=tmp_path / "unused")
+    with pytest.raises(Launched):
+        run_months(settings, "2024-01", "2024-02", span=(date(2024, 1, 31), date(2024, 2, 29)))
+    steps = len(build_definitions(settings).resolve_job_def(MONTHLY_JOB_NAME).graph.nodes)
+    assert steps > 10
+    assert launched["run_config"]["loggers"]["assurance"]["config"]["total_steps"] == steps
 
 
 def test_what_libraries_print_during_a_run_goes_to_the_log_file(tmp_path, capsys):
