@@ -78,7 +78,11 @@ class LinearScore:
 
     def decision_function(self, design: pd.DataFrame) -> np.ndarray:
         """Log-odds: the contributions plus the bias (summed in feature order)."""
-        return self.contributions(design).sum(axis=1) + self.bias
+        return self.decision_from_contributions(self.contributions(design))
+
+    def decision_from_contributions(self, contributions: np.ndarray) -> np.ndarray:
+        """``decision_function`` from the rows' ``contributions`` already computed."""
+        return contributions.sum(axis=1) + self.bias
 
     def _standardise(self, j: int, values: np.ndarray, missing: np.ndarray) -> np.ndarray:
         imputed = np.where(missing, self.medians[j], values)
