@@ -91,6 +91,17 @@ def test_combined_contributions_sum_to_the_combined_raw_score(frame, blended):
     )
 
 
+@pytest.mark.parametrize("which", ["blended", "booster_only"])
+def test_one_pass_gives_the_probabilities_and_contributions_of_two(frame, which, request):
+    model = request.getfixturevalue(which).model
+    design = model.design_matrix(frame)
+    probability, contributions = model.proba_and_contributions_from_design(design)
+    np.testing.assert_array_equal(probability, model.proba_from_design(design))  # published, bit for bit
+    np.testing.assert_array_equal(contributions, model.contributions_from_design(design))
+    empty, no_contributions = model.proba_and_contributions_from_design(design.iloc[:0])
+    assert len(empty) == 0 and no_contributions.shape == (0, len(model.features) + 1)
+
+
 def test_logistic_part_and_blend_are_monotone_in_constrained_features(frame, blended):
     model = blended.model
     rows = frame.sample(60, random_state=0)
