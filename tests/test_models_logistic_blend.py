@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.linear_score import LinearScore
+from models.linear_score import LinearScore, _onehot
 from models.model_features import ModelFeature
 from models.reason_codes import top_reason_codes
 from models.training import TrainingConfig, train_breach_model
@@ -149,3 +149,33 @@ def test_model_card_says_the_model_is_blended(blended, booster_only):
 
     assert "Blended in log-odds with a logistic regression (0.50 logistic" in render_model_card(blended)
     assert "Blended" not in render_model_card(booster_only)
+
+
+def test_logistic_contributions_are_each_features_centred_term(frame, blended):
+    # every column at once gives each feature's own term, value for value (the published log-odds)
+    linear = blended.model.linear
+    design = blended.model.design_matrix(frame)
+    contributions = linear.contributions(design)
+    assert linear.heavy.any() and not linear.heavy.all()
+    for j, name in enumerate(linear.names):
+        if linear.categorical[j]:
+            continue
+        values = design[name].to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(values)
+        imputed = np.where(missing, linear.medians[j], values)
+        if linear.heavy[j]:
+            imputed = np.sign(imputed) * np.log1p(np.abs(imputed))
+        term = linear.coefs[j] * ((imputed - linear.means[j]) / linear.scales[j])
+        np.testing.assert_array_equal(contributions[:, j], term + linear.missing_coefs[j] * (missing - linear.missing_means[j]))
+
+
+def test_a_design_matrix_category_reads_as_its_text(frame, blended):
+    # the coded column of a design matrix and the same values as text give the same one-hot levels
+    name = next(n for n, categorical in zip(blended.model.linear.names, blended.model.linear.categorical, strict=True)
+                if categorical)
+    levels = blended.model.linear.levels[name]
+    coded = blended.model.design_matrix(frame)[name]
+    as_text = coded.astype(object).where(coded.notna(), None)
+    np.testing.assert_array_equal(_onehot(coded, levels), _onehot(as_text, levels))
+    unseen = pd.Series(pd.Categorical(["unseen", levels[0], None], categories=["unseen", *levels]))
+    np.testing.assert_array_equal(_onehot(unseen, levels)[:, 0], [0.0, 1.0, 0.0])
