@@ -11,6 +11,19 @@ Shapley values of that same game, by enumerating the tree's feature subsets), an
 costs k comparisons and one lookup per tree, in a compiled loop. The contributions are
 LightGBM's up to floating-point rounding (tests/test_tree_shap.py holds them to it).
 
+The comparisons carry no branch: LightGBM's missing-value rules (per split: missing type
+None, Zero or NaN, and the side a missing value takes) are folded once per call into "split
+columns", copies of the input columns where a value that must go left is -inf and one that
+must go right +inf; a categorical split reads a 0/1 column. A block of rows then passes
+through each tree as ``column <= threshold`` over contiguous memory. The prediction and the
+contributions come from the same pass (``predict_and_contributions``); the prediction adds
+the trees' outputs in LightGBM's order, so it stays LightGBM's bit for bit.
+
+Why not one table per feature group (SHAP values add across trees)? The prediction must be
+LightGBM's sum, tree by tree, so every tree is visited anyway; once it is, its contributions
+cost three lookups. And the demo boosters' trees rarely share their features: 434 distinct
+feature sets among 523 trees in the breach model.
+
 A booster with a deeper tree, linear trees or several trees per iteration is not handled
 here (``ShallowTrees.from_booster`` returns None) and keeps LightGBM's own ``pred_contrib``.
 """
