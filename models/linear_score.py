@@ -65,26 +65,29 @@ class LinearScore:
         """Rows x features: each feature's centred term in log-odds."""
         n = len(design)
         out = np.zeros((n, len(self.names)))
+        # the numeric columns all at once (rows x columns): the same operations on each value
+        numeric = np.flatnonzero(~np.asarray(self.categorical, dtype=bool))
+        if len(numeric):
+            values = design[[self.names[j] for j in numeric]].to_numpy(dtype=float, na_value=np.nan)
+            missing = np.isnan(values)
+            imputed = np.where(missing, self.medians[numeric], values)
+            heavy = np.flatnonzero(self.heavy[numeric])
+            imputed[:, heavy] = _signed_log1p(imputed[:, heavy])
+            z = (imputed - self.means[numeric]) / self.scales[numeric]
+            out[:, numeric] = self.coefs[numeric] * z + self.missing_coefs[numeric] * (missing - self.missing_means[numeric])
         for j, name in enumerate(self.names):
             if self.categorical[j]:
                 onehot = _onehot(design[name], self.levels[name])
                 out[:, j] = onehot @ self.level_coefs[name] - float(self.level_means[name] @ self.level_coefs[name])
-                continue
-            values = design[name].to_numpy(dtype=float, na_value=np.nan)
-            missing = np.isnan(values)
-            z = self._standardise(j, values, missing)
-            out[:, j] = self.coefs[j] * z + self.missing_coefs[j] * (missing - self.missing_means[j])
         return out
 
     def decision_function(self, design: pd.DataFrame) -> np.ndarray:
         """Log-odds: the contributions plus the bias (summed in feature order)."""
-        return self.contributions(design).sum(axis=1) + self.bias
+        return self.decision_from_contributions(self.contributions(design))
 
-    def _standardise(self, j: int, values: np.ndarray, missing: np.ndarray) -> np.ndarray:
-        imputed = np.where(missing, self.medians[j], values)
-        if self.heavy[j]:
-            imputed = _signed_log1p(imputed)
-        return (imputed - self.means[j]) / self.scales[j]
+    def decision_from_contributions(self, contributions: np.ndarray) -> np.ndarray:
+        """``decision_function`` from the rows' ``contributions`` already computed."""
+        return contributions.sum(axis=1) + self.bias
 
     # -- fitting --------------------------------------------------------------------------
     @classmethod
@@ -193,8 +196,12 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _onehot(values: pd.Series, levels: list[str]) -> np.ndarray:
-    text = values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
-    codes = pd.Categorical(text, categories=levels).codes  # -1: missing or unseen
+    if isinstance(values.dtype, pd.CategoricalDtype) and list(values.cat.categories) == levels \
+            and all(isinstance(level, str) for level in levels):
+        codes = values.cat.codes.to_numpy()  # a design matrix's column: already coded over these levels
+    else:
+        text = values.astype(object).where(values.notna(), None).map(lambda v: None if v is None else str(v))
+        codes = pd.Categorical(text, categories=levels).codes  # -1: missing or unseen
     out = np.zeros((len(codes), len(levels)))
     known = codes >= 0
     out[np.flatnonzero(known), codes[known]] = 1.0

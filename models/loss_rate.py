@@ -38,7 +38,7 @@ from models.metrics import loss_rate_calibration_table, loss_rate_metrics
 from models.model_features import ModelFeature, per_dollar_features, resolve_model_features
 from models.reason_codes import top_reason_codes
 from models.scoring import build_design_matrix
-from models.tree_shap import booster_contributions, booster_predict
+from models.tree_shap import booster_contributions, booster_predict, booster_predict_and_contributions
 from data_contracts.outcomes import CLAIMS, OUTCOME_DEFINITION_COLUMN
 from models.training import (
     OutOfTimeSplit,
@@ -166,12 +166,29 @@ class LossRateModel:
         weighting each coverage's contributions by its share of the row's total rate (exact
         when one coverage dominates), which keeps "what raises the loss rate" one ranking.
         ``components`` are ``component_rates(design)``."""
-        total = np.maximum(sum(components.values()), 1e-300)
-        combined = np.zeros((len(design), len(self.features) + 1))
         threads = os.cpu_count() or 1
+        return self._combined_contributions(
+            components, {c: booster_contributions(self.booster(c), design, threads) for c in COVERAGES}
+        )
+
+    def component_rates_and_contributions(self, design: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """``component_rates`` and ``contributions_from_design`` from one pass over each
+        coverage booster's trees (the same rates, bit for bit, and the same contributions)."""
+        if len(design) == 0:
+            return self.component_rates(design), np.empty((0, len(self.features) + 1))
+        components, contributions = {}, {}
         for coverage in COVERAGES:
-            contributions = booster_contributions(self.booster(coverage), design, threads)
-            combined += (components[coverage] / total)[:, None] * contributions
+            prediction, contributions[coverage] = booster_predict_and_contributions(
+                self.booster(coverage), design, self.num_threads, os.cpu_count() or 1
+            )
+            components[coverage] = self.scales[coverage] * prediction
+        return components, self._combined_contributions(components, contributions)
+
+    def _combined_contributions(self, components: dict[str, np.ndarray], contributions: dict[str, np.ndarray]) -> np.ndarray:
+        total = np.maximum(sum(components.values()), 1e-300)
+        combined = np.zeros((len(total), len(self.features) + 1))
+        for coverage in COVERAGES:
+            combined += (components[coverage] / total)[:, None] * contributions[coverage]
         return combined
 
     def reason_codes(self, features_df: pd.DataFrame, k: int = 3) -> list[list[str]]:

@@ -127,22 +127,21 @@ def top_reason_codes(
             names.append(code)
         return index[code]
 
-    code_matrix = np.empty((n_rows, n_features), dtype=np.int64)
+    # Per feature: its three code ids, how its side is read (+1 high, -1 low, 0 against the median).
+    high, low, unknown = (np.empty(n_features, np.int64) for _ in range(3))
     for j, feature in enumerate(features):
         codes = codes_for(feature)
-        if feature.categorical:
-            code_matrix[:, j] = code_id(codes.high)
-            continue
-        values = design[feature.name].to_numpy(dtype=float, na_value=np.nan)
-        if feature.risk_direction > 0:
-            is_high = np.ones(n_rows, dtype=bool)
-        elif feature.risk_direction < 0:
-            is_high = np.zeros(n_rows, dtype=bool)
-        else:
-            is_high = values > medians.get(feature.name, 0.0)
-        column = np.where(is_high, code_id(codes.high), code_id(codes.low))
-        column[np.isnan(values)] = code_id(codes.unknown)
-        code_matrix[:, j] = column
+        high[j], low[j], unknown[j] = code_id(codes.high), code_id(codes.low), code_id(codes.unknown)
+    direction = np.array([f.risk_direction for f in features], dtype=np.int64)
+    median = np.array([medians.get(f.name, 0.0) for f in features])
+    code_matrix = np.empty((n_rows, n_features), dtype=np.int64)
+    categorical = np.array([f.categorical for f in features], dtype=bool)
+    code_matrix[:, categorical] = high[categorical]  # one code whatever the value
+    numeric = np.flatnonzero(~categorical)
+    if len(numeric):  # all numeric columns at once (rows x columns)
+        values = design[[features[j].name for j in numeric]].to_numpy(dtype=float, na_value=np.nan)
+        is_high = np.where(direction[numeric] > 0, True, np.where(direction[numeric] < 0, False, values > median[numeric]))
+        code_matrix[:, numeric] = np.where(np.isnan(values), unknown[numeric], np.where(is_high, high[numeric], low[numeric]))
     # Look a little beyond k because features sharing a code (a rate and its shrunk twin) count once.
     chosen = _top_codes(np.ascontiguousarray(contributions), code_matrix, k, min(n_features, 3 * k))
     return [[names[code] for code in row if code >= 0] for row in chosen.tolist()]

@@ -25,7 +25,7 @@ from models.calibration import Calibrator
 from models.linear_score import LinearScore
 from models.model_features import ModelFeature
 from models.reason_codes import top_reason_codes
-from models.tree_shap import booster_contributions, booster_predict
+from models.tree_shap import booster_contributions, booster_predict, booster_predict_and_contributions
 
 
 class BreachRiskModel:
@@ -103,9 +103,10 @@ class BreachRiskModel:
     def raw_score(self, design: pd.DataFrame) -> np.ndarray:
         """Log-odds before calibration: the booster's raw score, blended with the logistic's."""
         score = booster_predict(self.booster, design, self.num_threads, raw_score=True)
-        if self.linear is not None:
-            score = self.booster_weight * score + self.linear_weight * self.linear.decision_function(design)
-        return score
+        return score if self.linear is None else self._blended_score(score, self.linear.decision_function(design))
+
+    def _blended_score(self, booster_score: np.ndarray, linear_score: np.ndarray) -> np.ndarray:
+        return self.booster_weight * booster_score + self.linear_weight * linear_score
 
     def predict_proba(self, features_df: pd.DataFrame) -> np.ndarray:
         """Calibrated probability of the event (a breach, a default) in the six months after each row's as-of date."""
@@ -127,10 +128,29 @@ class BreachRiskModel:
     def contributions_from_design(self, design: pd.DataFrame) -> np.ndarray:
         """``contributions`` on a matrix already built by ``design_matrix``."""
         contributions = booster_contributions(self.booster, design, _contribution_threads())
-        if self.linear is not None:
-            contributions = self.booster_weight * np.asarray(contributions, dtype=float)
-            contributions[:, : len(self.features)] += self.linear_weight * self.linear.contributions(design)
-            contributions[:, len(self.features)] += self.linear_weight * self.linear.bias
+        if self.linear is None:
+            return contributions
+        return self._blended_contributions(contributions, self.linear.contributions(design))
+
+    def proba_and_contributions_from_design(self, design: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``proba_from_design`` and ``contributions_from_design`` from one pass over the booster's
+        trees (the same probabilities, bit for bit, and the same contributions)."""
+        if len(design) == 0:
+            return np.empty(0), np.empty((0, len(self.features) + 1))
+        booster_output, contributions = booster_predict_and_contributions(
+            self.booster, design, self.num_threads, _contribution_threads(), raw_score=self.linear is not None
+        )
+        if self.linear is None:  # the booster's probability as LightGBM transforms it, as ``_raw_proba`` does
+            return np.clip(self.calibrator.transform(booster_output), 0.0, 1.0), contributions
+        linear_contributions = self.linear.contributions(design)  # serves the score and the contributions
+        score = self._blended_score(booster_output, self.linear.decision_from_contributions(linear_contributions))
+        proba = np.clip(self.calibrator.transform(_sigmoid(score)), 0.0, 1.0)
+        return proba, self._blended_contributions(contributions, linear_contributions)
+
+    def _blended_contributions(self, contributions: np.ndarray, linear_contributions: np.ndarray) -> np.ndarray:
+        contributions = self.booster_weight * np.asarray(contributions, dtype=float)
+        contributions[:, : len(self.features)] += self.linear_weight * linear_contributions
+        contributions[:, len(self.features)] += self.linear_weight * self.linear.bias
         return contributions
 
     def reason_codes(self, features_df: pd.DataFrame, k: int = 3) -> list[list[str]]:
@@ -170,6 +190,8 @@ def build_design_matrix(
         if feature.categorical:
             as_text = values.astype("string").astype(object).where(values.notna(), None)
             columns[feature.name] = pd.Categorical(as_text, categories=categories[feature.name])
+        elif isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiu":
+            columns[feature.name] = values.to_numpy(dtype=np.float64)  # already numbers: what to_numeric would give
         else:
             columns[feature.name] = pd.to_numeric(
                 values.astype("Float64") if values.dtype == bool or str(values.dtype) == "boolean" else values,

@@ -97,17 +97,15 @@ class RiskModels:
         input matrix is built once and serves its prediction and its contributions."""
         loss_design = self.loss_rate.design_matrix(features)
         default_design = self.default.design_matrix(features)
-        components = self.loss_rate.component_rates(loss_design)
+        components, loss_contributions = self.loss_rate.component_rates_and_contributions(loss_design)
         scored = self.loss_rate.rates_frame(components, features.index)
-        scored[DEFAULT_PROBABILITY_COLUMN] = self.default.proba_from_design(default_design)
+        default_probability, default_contributions = self.default.proba_and_contributions_from_design(default_design)
+        scored[DEFAULT_PROBABILITY_COLUMN] = default_probability
         scored["breach_probability_6m"] = self.breach.predict_proba(features)
         if len(features) == 0:
             return scored, []
         n_loss, n_default = len(self.loss_rate.features), len(self.default.features)
-        contributions = np.hstack([
-            self.loss_rate.contributions_from_design(loss_design, components)[:, :n_loss],
-            np.asarray(self.default.contributions_from_design(default_design))[:, :n_default],
-        ])
+        contributions = np.hstack([loss_contributions[:, :n_loss], np.asarray(default_contributions)[:, :n_default]])
         design = pd.concat([loss_design.add_prefix("loss:"), default_design.add_prefix("default:")], axis=1)
         features_list = [
             *[_prefixed(f, "loss:") for f in self.loss_rate.features],

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.linear_score import LinearScore
+from models.linear_score import LinearScore, _onehot
 from models.model_features import ModelFeature
 from models.reason_codes import top_reason_codes
 from models.training import TrainingConfig, train_breach_model
@@ -91,6 +91,17 @@ def test_combined_contributions_sum_to_the_combined_raw_score(frame, blended):
     )
 
 
+@pytest.mark.parametrize("which", ["blended", "booster_only"])
+def test_one_pass_gives_the_probabilities_and_contributions_of_two(frame, which, request):
+    model = request.getfixturevalue(which).model
+    design = model.design_matrix(frame)
+    probability, contributions = model.proba_and_contributions_from_design(design)
+    np.testing.assert_array_equal(probability, model.proba_from_design(design))  # published, bit for bit
+    np.testing.assert_array_equal(contributions, model.contributions_from_design(design))
+    empty, no_contributions = model.proba_and_contributions_from_design(design.iloc[:0])
+    assert len(empty) == 0 and no_contributions.shape == (0, len(model.features) + 1)
+
+
 def test_logistic_part_and_blend_are_monotone_in_constrained_features(frame, blended):
     model = blended.model
     rows = frame.sample(60, random_state=0)
@@ -138,3 +149,33 @@ def test_model_card_says_the_model_is_blended(blended, booster_only):
 
     assert "Blended in log-odds with a logistic regression (0.50 logistic" in render_model_card(blended)
     assert "Blended" not in render_model_card(booster_only)
+
+
+def test_logistic_contributions_are_each_features_centred_term(frame, blended):
+    # every column at once gives each feature's own term, value for value (the published log-odds)
+    linear = blended.model.linear
+    design = blended.model.design_matrix(frame)
+    contributions = linear.contributions(design)
+    assert linear.heavy.any() and not linear.heavy.all()
+    for j, name in enumerate(linear.names):
+        if linear.categorical[j]:
+            continue
+        values = design[name].to_numpy(dtype=float, na_value=np.nan)
+        missing = np.isnan(values)
+        imputed = np.where(missing, linear.medians[j], values)
+        if linear.heavy[j]:
+            imputed = np.sign(imputed) * np.log1p(np.abs(imputed))
+        term = linear.coefs[j] * ((imputed - linear.means[j]) / linear.scales[j])
+        np.testing.assert_array_equal(contributions[:, j], term + linear.missing_coefs[j] * (missing - linear.missing_means[j]))
+
+
+def test_a_design_matrix_category_reads_as_its_text(frame, blended):
+    # the coded column of a design matrix and the same values as text give the same one-hot levels
+    name = next(n for n, categorical in zip(blended.model.linear.names, blended.model.linear.categorical, strict=True)
+                if categorical)
+    levels = blended.model.linear.levels[name]
+    coded = blended.model.design_matrix(frame)[name]
+    as_text = coded.astype(object).where(coded.notna(), None)
+    np.testing.assert_array_equal(_onehot(coded, levels), _onehot(as_text, levels))
+    unseen = pd.Series(pd.Categorical(["unseen", levels[0], None], categories=["unseen", *levels]))
+    np.testing.assert_array_equal(_onehot(unseen, levels)[:, 0], [0.0, 1.0, 0.0])

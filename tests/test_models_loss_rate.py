@@ -109,6 +109,18 @@ def test_reason_codes_never_say_trading_a_lot_raises_risk(result, frame):
     assert not {code for row in codes for code in row} & SIZE_HIGH_CODES
 
 
+def test_one_pass_gives_the_rates_and_contributions_of_two(result, frame):
+    model = result.model
+    design = model.design_matrix(frame)
+    components, contributions = model.component_rates_and_contributions(design)
+    expected = model.component_rates(design)
+    for coverage, rates in expected.items():
+        np.testing.assert_array_equal(components[coverage], rates)  # the published rates, bit for bit
+    np.testing.assert_array_equal(contributions, model.contributions_from_design(design, expected))
+    empty, no_contributions = model.component_rates_and_contributions(design.iloc[:0])
+    assert no_contributions.shape == (0, len(model.features) + 1) and all(len(r) == 0 for r in empty.values())
+
+
 # Loss metrics on hand-made rows; each case says what it pins down.
 @pytest.mark.parametrize(
     ("refund", "exposure", "predicted", "expected_ratio"),

@@ -7,6 +7,8 @@ import pytest
 from models.calibration import fit_calibrator
 from demo_frames import example_training_frame
 from models.metrics import expected_calibration_error
+from models.model_features import ModelFeature
+from models.scoring import build_design_matrix
 from models.training import TrainingConfig, split_out_of_time, train_breach_model
 
 FAST = TrainingConfig(max_boost_rounds=120, early_stopping_rounds=30, min_data_in_leaf=50, feature_warmup_months=0)
@@ -127,3 +129,28 @@ def test_a_country_new_to_the_programme_scores_like_any_other(frame, result):
     np.testing.assert_array_equal(
         result.model.predict_proba(rows.assign(country="ZZ")), result.model.predict_proba(rows)
     )
+
+
+# Every column type a features frame may carry reads as pd.to_numeric(...).astype("float64") would
+# read it (the numeric ones now without to_numeric).
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series([1.5, np.nan, -0.0, np.inf]),  # float64 with NaN, signed zero, infinity
+        pd.Series([1, 0, -7, 2**53 + 1]),  # int64 (the largest rounds as to_numeric rounds it)
+        pd.Series([1, 0, 3, 200], dtype="uint8"),
+        pd.Series([1.5, 2.0, 0.0, 1.0], dtype="float32"),
+        pd.Series([True, False, True, False]),  # bool: 1.0 / 0.0
+        pd.Series([True, None, False, True], dtype="boolean"),  # nullable bool: NA is NaN
+        pd.Series([1, None, 3, 4], dtype="Int64"),  # nullable int
+        pd.Series(["1.5", "x", None, "3"], dtype=object),  # text: a non-number is NaN
+    ],
+)
+def test_design_matrix_reads_numeric_columns_as_to_numeric(values):
+    values = values.set_axis([10, 11, 12, 13])  # not the default index: columns must stay aligned
+    frame = pd.DataFrame({"x": values})
+    design = build_design_matrix(frame, [ModelFeature("x", 0, False)], {})
+    reference = pd.to_numeric(values.astype("Float64") if values.dtype == bool or str(values.dtype) == "boolean"
+                              else values, errors="coerce").astype("float64")
+    assert design["x"].dtype == np.float64 and list(design.index) == [10, 11, 12, 13]
+    np.testing.assert_array_equal(design["x"].to_numpy(), reference.to_numpy())
