@@ -54,6 +54,7 @@ def _query_log_module():
     """This checkout's `warehouse/query_log.py`, loaded by path: the code under test may predate it."""
     spec = importlib.util.spec_from_file_location("_bench_query_log", REPO / "warehouse" / "query_log.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
