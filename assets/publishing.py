@@ -137,16 +137,14 @@ def _per_partition(
     carry its severity as a third element (default ERROR).
     """
     (spec,) = context.check_specs
+    latest = _latest_materializations(context.instance, spec.asset_key, [partition_key_of(day) for day in outcomes])
     for as_of_date, (passed, metadata, *severity) in sorted(outcomes.items()):
         key = partition_key_of(as_of_date)
-        latest = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=spec.asset_key, asset_partitions=[key]), limit=1
-        ).records
         target = (
             AssetCheckEvaluationTargetMaterializationData(
-                storage_id=latest[0].storage_id, run_id=latest[0].run_id, timestamp=latest[0].timestamp
+                storage_id=latest[key].storage_id, run_id=latest[key].run_id, timestamp=latest[key].timestamp
             )
-            if latest
+            if key in latest
             else None
         )
         yield dg.AssetCheckEvaluation(
@@ -160,6 +158,26 @@ def _per_partition(
             partition=key,
         )
     yield dg.Output(None)  # the check's own output, which the step must produce
+
+
+def _latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: list[str]) -> dict[str, dg.EventLogRecord]:
+    """The newest materialization of each partition in `keys`, in one query when the run
+    materialised them all (the newest len(keys) records of those partitions, newest first:
+    a partition's first record there is its latest); a partition not among them (checked in
+    a run that did not materialise it) is asked for on its own."""
+    latest: dict[str, dg.EventLogRecord] = {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=keys), limit=len(keys)
+    ).records if keys else []
+    for record in records:
+        latest.setdefault(record.partition_key, record)
+    for key in keys:
+        if key not in latest:
+            found = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1).records
+            if found:
+                latest[key] = found[0]
+    return latest
 
 
 def _contract_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam, table: str):
