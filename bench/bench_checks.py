@@ -26,6 +26,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -147,7 +148,7 @@ def main() -> None:
     print(text)
     if args.write:
         with RESULTS_MD.open("a") as md:
-            md.write(f"\n### {args.label}\n\n`{' '.join(['uv run python', *map(str, sys.argv)])}`\n\n{text}\n")
+            md.write(f"\n### {args.label}\n\n`uv run python {shlex.join(sys.argv)}`\n\n{text}\n")
         with RESULTS_MD.with_suffix(".json").open("a") as raw:
             raw.write(json.dumps({"label": args.label, "results": results}) + "\n")
 
