@@ -216,3 +216,26 @@ def test_the_range_checks_of_a_suite_never_call_python_per_value(monkeypatch):
     assert checks and between.ColumnValuesBetween
     outcomes = _run_gx(frame, reviews, checks)
     assert len(outcomes) == len(checks) and all(o.success for o in outcomes)
+
+
+def test_a_reference_profile_counts_every_month_in_one_pass_per_column(monkeypatch):
+    """Monitoring's reference windows: the per-month counts drift compares with come from one
+    binning of each column, not a filter of the frame per month and column; they equal the
+    counts of each month binned on its own."""
+    from models import monitoring
+
+    rng = np.random.default_rng(3)
+    months = MONTHS[:5]
+    frame = pd.DataFrame({"as_of_date": np.repeat(months, 40), "x": rng.normal(size=200),
+                          "tier": rng.choice(["free", "gold", None], 200)})
+    frame.loc[::9, "x"] = np.nan
+    binned, bin_index = [], monitoring.bin_index
+    monkeypatch.setattr(monitoring, "bin_index", lambda *args: binned.append(1) or bin_index(*args))
+
+    reference = monitoring.profile(frame, ["x", "tier"])
+
+    assert len(binned) == 2  # one per column, whatever the number of months
+    for column in ("x", "tier"):
+        each_month = [monitoring.bin_counts(frame[frame["as_of_date"] == month][column], reference.bins[column]) for month in months]
+        assert np.array_equal(reference.monthly_counts[column], np.array(each_month))
+        assert np.array_equal(reference.counts[column], monitoring.bin_counts(frame[column], reference.bins[column]))
