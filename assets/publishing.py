@@ -20,8 +20,8 @@ from assets.scoring import SCORES_TABLE, load_vintages, supplier_scores
 from data_contracts import load_published_contracts
 from data_contracts.expectations import check_published_months
 from models.vintages import RISK_MODEL_KINDS, why_not_scored
-from warehouse import publish_months, sync_published_copies
-from warehouse.publish import PUBLISHED_TABLES, parquet_differences, published_table
+from warehouse import sync_published_copies
+from warehouse.publish import PUBLISHED_TABLES, commit_months, parquet_differences, published_table
 
 PUBLISHED_SCORES = dg.AssetKey(["published", "supplier_scores"])
 PUBLISHED_FEATURES = dg.AssetKey(["published", "supplier_features"])
@@ -34,8 +34,12 @@ PUBLISHED_ASSETS = {
 }
 
 
-def _month_rows(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date) -> pa.Table:
-    return con.execute(f"SELECT * FROM {table} WHERE as_of_date = ? ORDER BY supplier_id", [as_of_date]).fetch_arrow_table()
+def _rows_of_months(con: duckdb.DuckDBPyConnection, table: str, as_of_dates: list[date]) -> pa.Table:
+    """The rows of `as_of_dates` in `table`, in one statement, sorted as published."""
+    return con.execute(
+        f"SELECT * FROM {table} WHERE as_of_date IN (SELECT unnest(?::DATE[])) ORDER BY as_of_date, supplier_id",
+        [as_of_dates],
+    ).fetch_arrow_table()
 
 
 def _with_run_metadata(scores: pa.Table, run_id: str, published_at: datetime) -> pa.Table:
@@ -81,34 +85,35 @@ def _published_spec(key: dg.AssetKey, internal: dg.AssetsDefinition, what: str, 
     can_subset=False,
 )
 def published_tables(context: dg.AssetExecutionContext, warehouse: WarehouseParam, published_store: PublishedStoreParam):
-    """Publishes each month of scores, features and storefront metrics in one transaction, to
+    """Publishes the run's months of scores, features and storefront metrics in one transaction, to
     `published.*` in the warehouse and `published/<table>/as_of_date=.../` as Parquet."""
     as_of_dates = as_of_dates_in_run(context)
     published_at = datetime.now(timezone.utc).replace(tzinfo=None)
     parquet_root, published_file = Path(published_store.parquet_root), Path(warehouse.path)
     with warehouse.connect() as con:
-        # Start-up reconciliation: a run killed while publishing may have left the published
-        # file or Parquet months behind the working file, or staging leftovers.
-        repaired = sync_published_copies(con, parquet_root, published_file)
-        context.log.info(repaired.summary())
-
-        vintages = load_vintages(con)
-
-        def months():
+        try:
+            vintages = load_vintages(con)
+            # Every month at once: one read per table, one transaction (warehouse.publish.commit_months).
+            scores = _with_run_metadata(_rows_of_months(con, SCORES_TABLE, as_of_dates), context.run_id, published_at)
+            scored = set(scores.column("as_of_date").to_pylist())
             for as_of_date in as_of_dates:
-                scores = _with_run_metadata(_month_rows(con, SCORES_TABLE, as_of_date), context.run_id, published_at)
                 # A month no model vintage knew is published without scores (models/vintages.py).
-                if scores.num_rows == 0 and why_not_scored(vintages, RISK_MODEL_KINDS, as_of_date) is None:
+                if as_of_date not in scored and why_not_scored(vintages, RISK_MODEL_KINDS, as_of_date) is None:
                     raise RuntimeError(
                         f"no scores for {as_of_date}: materialise `supplier_scores` for this month before publishing it"
                     )
-                yield as_of_date, {
-                    "supplier_scores": scores,
-                    "supplier_features": _month_rows(con, SUPPLIER_FEATURES_TABLE, as_of_date),
-                    "storefront_metrics": _month_rows(con, STOREFRONT_METRICS_TABLE, as_of_date),
-                }
-
-        counts = publish_months(con, months(), parquet_root, published_file)
+            counts = commit_months(con, as_of_dates, {
+                "supplier_scores": scores,
+                "supplier_features": _rows_of_months(con, SUPPLIER_FEATURES_TABLE, as_of_dates),
+                "storefront_metrics": _rows_of_months(con, STOREFRONT_METRICS_TABLE, as_of_dates),
+            })
+        finally:
+            # Also the start-up reconciliation: a run killed while publishing may have left the
+            # published file or Parquet months behind the working file, or staging leftovers.
+            # Run once, after the commit (or its failure): before it, it would copy the whole
+            # file and hash every month only to do it again.
+            synced = sync_published_copies(con, parquet_root, published_file)
+            context.log.info(synced.summary())
     for as_of_date, month_counts in counts.items():
         context.log.info(f"published {as_of_date}: " + ", ".join(f"{k} {v:,}" for k, v in month_counts.items()))
         for key, name in PUBLISHED_ASSETS.items():
@@ -117,13 +122,6 @@ def published_tables(context: dg.AssetExecutionContext, warehouse: WarehousePara
             )
     for key, name in PUBLISHED_ASSETS.items():
         yield dg.MaterializeResult(asset_key=key, metadata={"parquet": dg.MetadataValue.path(str(parquet_root / name))})
-
-
-def _published_months(con: duckdb.DuckDBPyConnection, table: str, as_of_dates: list[date]) -> pa.Table:
-    return con.execute(
-        f"SELECT * FROM {published_table(table)} WHERE as_of_date IN (SELECT unnest(?::DATE[])) ORDER BY as_of_date, supplier_id",
-        [as_of_dates],
-    ).fetch_arrow_table()
 
 
 def _per_partition(
@@ -139,16 +137,14 @@ def _per_partition(
     carry its severity as a third element (default ERROR).
     """
     (spec,) = context.check_specs
+    latest = _latest_materializations(context.instance, spec.asset_key, [partition_key_of(day) for day in outcomes])
     for as_of_date, (passed, metadata, *severity) in sorted(outcomes.items()):
         key = partition_key_of(as_of_date)
-        latest = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=spec.asset_key, asset_partitions=[key]), limit=1
-        ).records
         target = (
             AssetCheckEvaluationTargetMaterializationData(
-                storage_id=latest[0].storage_id, run_id=latest[0].run_id, timestamp=latest[0].timestamp
+                storage_id=latest[key].storage_id, run_id=latest[key].run_id, timestamp=latest[key].timestamp
             )
-            if latest
+            if key in latest
             else None
         )
         yield dg.AssetCheckEvaluation(
@@ -164,11 +160,31 @@ def _per_partition(
     yield dg.Output(None)  # the check's own output, which the step must produce
 
 
+def _latest_materializations(instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: list[str]) -> dict[str, dg.EventLogRecord]:
+    """The newest materialization of each partition in `keys`, in one query when the run
+    materialised them all (the newest len(keys) records of those partitions, newest first:
+    a partition's first record there is its latest); a partition not among them (checked in
+    a run that did not materialise it) is asked for on its own."""
+    latest: dict[str, dg.EventLogRecord] = {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=keys), limit=len(keys)
+    ).records if keys else []
+    for record in records:
+        latest.setdefault(record.partition_key, record)
+    for key in keys:
+        if key not in latest:
+            found = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1).records
+            if found:
+                latest[key] = found[0]
+    return latest
+
+
 def _contract_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseParam, table: str):
     as_of_dates = as_of_dates_in_run(context)
     contract = load_published_contracts()[table]
     with warehouse.connect(read_only=True) as con:
-        rows = _published_months(con, table, as_of_dates)
+        rows = _rows_of_months(con, published_table(table), as_of_dates)
     results = check_published_months(rows, contract)
     outcomes = {
         as_of_date: (result.passed, {"dagster/row_count": result.row_count,

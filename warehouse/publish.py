@@ -28,13 +28,14 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.connection import transaction
@@ -124,30 +125,44 @@ def replace_months(
     return rows.num_rows
 
 
-def _check_months(as_of_date: date, tables: Mapping[str, pa.Table]) -> None:
-    """Every frame must hold only rows of `as_of_date`: a stray month would silently
+def _check_months(as_of_dates: Sequence[date], tables: Mapping[str, pa.Table]) -> None:
+    """Every frame must hold only rows of the months given: a stray month would silently
     overwrite another month's data."""
     unknown = set(tables) - set(PUBLISHED_TABLES)
     if unknown:
         raise ValueError(f"not published tables: {sorted(unknown)}; expected {PUBLISHED_TABLES}")
     for name, rows in tables.items():
         months = set(rows.column("as_of_date").to_pylist()) if rows.num_rows else set()
-        if months - {as_of_date}:
-            stray = ", ".join(str(month) for month in sorted(months - {as_of_date}))
-            raise ValueError(f"{name}: rows for {stray} given to publish {as_of_date}")
+        if months - set(as_of_dates):
+            stray = ", ".join(str(month) for month in sorted(months - set(as_of_dates)))
+            raise ValueError(f"{name}: rows for {stray} given to publish {', '.join(map(str, sorted(set(as_of_dates))))}")
+
+
+def _rows_per_month(rows: pa.Table) -> dict[date, int]:
+    if not rows.num_rows:
+        return {}
+    return {entry["values"]: entry["counts"] for entry in pc.value_counts(rows.column("as_of_date")).to_pylist()}
+
+
+def commit_months(con: duckdb.DuckDBPyConnection, as_of_dates: Sequence[date], tables: Mapping[str, pa.Table]
+                  ) -> dict[date, dict[str, int]]:
+    """Replace the given months of the given published tables in DuckDB, in one transaction:
+    one delete and one insert per table, however many months (a month no frame has rows for
+    is emptied). Returns rows per month and table."""
+    _check_months(as_of_dates, tables)
+    with transaction(con):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {PUBLISHED_SCHEMA}")
+        for name, rows in tables.items():
+            replace_months(con, published_table(name), as_of_dates, rows)
+        if "supplier_scores" in tables:
+            con.execute(LATEST_SCORES_VIEW)
+    per_month = {name: _rows_per_month(rows) for name, rows in tables.items()}
+    return {month: {name: per_month[name].get(month, 0) for name in tables} for month in sorted(set(as_of_dates))}
 
 
 def commit_month(con: duckdb.DuckDBPyConnection, as_of_date: date, tables: Mapping[str, pa.Table]) -> dict[str, int]:
     """Replace one month of the given published tables in DuckDB, in one transaction."""
-    _check_months(as_of_date, tables)
-    counts: dict[str, int] = {}
-    with transaction(con):
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {PUBLISHED_SCHEMA}")
-        for name, rows in tables.items():
-            counts[name] = replace_months(con, published_table(name), [as_of_date], rows)
-        if "supplier_scores" in tables:
-            con.execute(LATEST_SCORES_VIEW)
-    return counts
+    return commit_months(con, [as_of_date], tables)[as_of_date]
 
 
 def publish_months(
@@ -156,7 +171,7 @@ def publish_months(
     parquet_root: Path,
     published_file: Path | None = None,
 ) -> dict[date, dict[str, int]]:
-    """Publish months of the published tables; return rows per month and table.
+    """Publish months of the published tables, one transaction each; return rows per month and table.
 
     `con` writes the working DuckDB file; with `published_file`, that file is replaced by a
     copy of it once every month is committed (readers see all the months or none), then the
@@ -252,12 +267,13 @@ def parquet_differences(
 ) -> dict[date, str | None]:
     """Per month, how the Parquet copy differs from the warehouse's rows, or None when it holds
     exactly the same rows (compared as multisets on every column, not just counted), for all
-    the months in one statement."""
+    the months in one statement that reads each side once."""
     months = sorted(as_of_dates)
+    files = {month: month_file(parquet_root, table, month) for month in months}
+    missing_files = [month for month, file in files.items() if not file.exists()]
     in_warehouse = dict(con.execute(
         f"SELECT as_of_date, count(*) FROM {published_table(table)} WHERE as_of_date IN (SELECT unnest(?::DATE[])) GROUP BY 1",
-        [months]).fetchall())
-    files = {month: month_file(parquet_root, table, month) for month in months}
+        [missing_files]).fetchall()) if missing_files else {}
     result: dict[date, str | None] = {
         month: (f"no Parquet file for {in_warehouse[month]:,} warehouse rows" if in_warehouse.get(month) else None)
         for month, file in files.items() if not file.exists()
@@ -275,10 +291,15 @@ def parquet_differences(
     select = "as_of_date, " + ", ".join(f'"{name}"' for name in columns)
     warehouse_rows = f"SELECT {select} FROM {published_table(table)} WHERE as_of_date IN (SELECT unnest($months::DATE[]))"
     parquet_rows = f"SELECT {select} FROM {read}"
+    # One read of each side: every distinct row counted +1 per warehouse copy and -1 per Parquet
+    # copy; a row whose copies do not cancel is what EXCEPT ALL would return from one side or
+    # the other (NULLs and NaNs group as equal, as in EXCEPT).
     differing = con.execute(
-        f"""SELECT as_of_date, count(*) FILTER (WHERE side = 'warehouse'), count(*) FILTER (WHERE side = 'parquet') FROM (
-                SELECT as_of_date, 'warehouse' AS side FROM ({warehouse_rows} EXCEPT ALL {parquet_rows})
-                UNION ALL SELECT as_of_date, 'parquet' FROM ({parquet_rows} EXCEPT ALL {warehouse_rows})
+        f"""SELECT as_of_date, sum(greatest(_copies, 0)), sum(greatest(-_copies, 0)) FROM (
+                SELECT {select}, sum(_copy) AS _copies FROM (
+                    SELECT {select}, 1 AS _copy FROM ({warehouse_rows})
+                    UNION ALL SELECT {select}, -1 FROM ({parquet_rows})
+                ) GROUP BY ALL HAVING sum(_copy) <> 0
             ) GROUP BY 1""",
         {"months": months, "files": present},
     ).fetchall()
@@ -291,16 +312,19 @@ def parquet_differences(
     return result
 
 
-def write_month_parquet(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date, fingerprint: str, parquet_root: Path) -> None:
-    """Write one month of a published table from DuckDB and move it into place atomically.
+def write_month_parquet(con: duckdb.DuckDBPyConnection, table: str, as_of_date: date, fingerprint: str, parquet_root: Path,
+                        rows: pa.Table | None = None) -> None:
+    """Write one month of a published table and move it into place atomically.
 
-    Rows are sorted, so the bytes are a function of the data (reruns with equal values
-    produce equal files apart from the run metadata columns).
+    `rows` are the month's rows without `as_of_date`, sorted by supplier (`stale_months_rows`);
+    without them they are read from DuckDB. Rows are sorted, so the bytes are a function of the
+    data (reruns with equal values produce equal files apart from the run metadata columns).
     """
-    rows = con.execute(
-        f"SELECT * EXCLUDE (as_of_date) FROM {published_table(table)} WHERE as_of_date = ? ORDER BY supplier_id",
-        [as_of_date],
-    ).fetch_arrow_table()
+    if rows is None:
+        rows = con.execute(
+            f"SELECT * EXCLUDE (as_of_date) FROM {published_table(table)} WHERE as_of_date = ? ORDER BY supplier_id",
+            [as_of_date],
+        ).fetch_arrow_table()
     rows = rows.replace_schema_metadata({**(rows.schema.metadata or {}), FINGERPRINT_KEY: fingerprint.encode()})
     final = month_file(parquet_root, table, as_of_date)
     staged = staging_root(parquet_root) / table / f"{final.parent.name}-{uuid.uuid4().hex}.parquet"
@@ -313,6 +337,37 @@ def write_month_parquet(con: duckdb.DuckDBPyConnection, table: str, as_of_date: 
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
+
+
+def stale_months_rows(con: duckdb.DuckDBPyConnection, table: str, months: Sequence[date],
+                      rows_per_batch: int = 100_000) -> Iterator[tuple[date, pa.Table]]:
+    """The rows of `months` of a published table, one month at a time (without `as_of_date`,
+    sorted by supplier), from one statement streamed in batches: memory holds about a month."""
+    if not months:
+        return
+    reader = con.execute(
+        f"SELECT * FROM {published_table(table)} WHERE as_of_date IN (SELECT unnest(?::DATE[])) "
+        "ORDER BY as_of_date, supplier_id",
+        [sorted(months)],
+    ).fetch_record_batch(rows_per_batch)
+    month, pieces = None, []
+    for batch in reader:
+        batch = pa.Table.from_batches([batch])
+        dates = batch.column("as_of_date")
+        start = 0
+        while start < batch.num_rows:
+            current = dates[start].as_py()
+            # rows are sorted by month: the month runs until the first row of a later one
+            later = pc.indices_nonzero(pc.not_equal(dates.slice(start), dates[start])).to_pylist()
+            end = start + later[0] if later else batch.num_rows
+            if current != month and pieces:
+                yield month, pa.concat_tables(pieces).drop_columns(["as_of_date"])
+                pieces = []
+            month = current
+            pieces.append(batch.slice(start, end - start))
+            start = end
+    if pieces:
+        yield month, pa.concat_tables(pieces).drop_columns(["as_of_date"])
 
 
 def _published_tables_present(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -342,10 +397,11 @@ def sync_published_copies(
         report.snapshot_replaced = publish_snapshot(con, published_file)
     for table in PUBLISHED_TABLES:
         fingerprints = month_fingerprints(con, table) if table in _published_tables_present(con) else {}
-        for as_of_date, fingerprint in sorted(fingerprints.items()):
-            if parquet_fingerprint(month_file(parquet_root, table, as_of_date)) != fingerprint:
-                write_month_parquet(con, table, as_of_date, fingerprint, parquet_root)
-                report.months_rewritten.append(f"{table}/{as_of_date.isoformat()}")
+        stale = [as_of_date for as_of_date, fingerprint in sorted(fingerprints.items())
+                 if parquet_fingerprint(month_file(parquet_root, table, as_of_date)) != fingerprint]
+        for as_of_date, rows in stale_months_rows(con, table, stale):
+            write_month_parquet(con, table, as_of_date, fingerprints[as_of_date], parquet_root, rows)
+            report.months_rewritten.append(f"{table}/{as_of_date.isoformat()}")
         folder = parquet_root / table
         for month_folder in sorted(folder.iterdir()) if folder.is_dir() else []:
             month = date.fromisoformat(MONTH_FOLDER.match(month_folder.name).group(1))
