@@ -127,3 +127,25 @@ def test_a_country_new_to_the_programme_scores_like_any_other(frame, result):
     np.testing.assert_array_equal(
         result.model.predict_proba(rows.assign(country="ZZ")), result.model.predict_proba(rows)
     )
+
+
+def test_each_window_is_scored_once_and_the_calibration_rows_keep_the_raw_scores_the_calibrator_saw(frame, monkeypatch):
+    """Train and evaluation rows are scored once each; the calibration rows' raw scores, the
+    calibrator's input, are reused for their metrics (the calibrator changes no raw score)."""
+    from models.scoring import BreachRiskModel
+
+    scored = []
+    real_raw_proba = BreachRiskModel.raw_proba
+
+    def counting_raw_proba(self, rows):
+        scored.append(len(rows))
+        return real_raw_proba(self, rows)
+
+    monkeypatch.setattr(BreachRiskModel, "raw_proba", counting_raw_proba)
+    result = train_breach_model(frame, None, FAST)
+    monkeypatch.undo()
+    assert sorted(scored) == sorted(result.row_counts[w] for w in ("train", "calibration", "evaluation"))
+    calibration = result.calibration_frame
+    np.testing.assert_array_equal(calibration["raw_probability"], result.model.raw_proba(calibration))
+    np.testing.assert_array_equal(calibration["predicted_probability"],
+                                  result.model.calibrator.transform(calibration["raw_probability"].to_numpy()))
