@@ -147,6 +147,7 @@ def instrument(clock: StageClock) -> None:
     # d: predictions on the windows, metrics, figures, model card
     _wrap(clock, scoring.BreachRiskModel, "raw_proba", "eval", "BreachRiskModel.raw_proba")
     _wrap(clock, loss_rate.LossRateModel, "predict_rates", "eval", "LossRateModel.predict_rates")
+    _wrap(clock, loss_rate.LossRateModel, "component_rates", "eval", "LossRateModel.component_rates")
     for name in ("classification_metrics",):
         _wrap(clock, training, name, "eval")
     for name in ("loss_rate_metrics", "loss_rate_calibration_table"):
