@@ -1,5 +1,6 @@
 """The loss-rate model: exposure-aware, calibrated per dollar, and blind to size as risk."""
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,8 +150,6 @@ def test_loss_rate_gates(champion, challenger, promoted):
 def test_each_window_is_binned_once_and_every_coverage_learns_what_its_own_dataset_would_give(frame, monkeypatch):
     """The coverages share one binned Dataset per window (relabelled per coverage); binning
     never reads the target, so the boosters are those of a fresh Dataset per coverage."""
-    import lightgbm as lgb
-
     built = []
     real_init, real_train = lgb.Dataset.__init__, lgb.train
 

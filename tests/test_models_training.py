@@ -7,6 +7,7 @@ import pytest
 from models.calibration import fit_calibrator
 from demo_frames import example_training_frame
 from models.metrics import expected_calibration_error
+from models.scoring import BreachRiskModel
 from models.training import TrainingConfig, split_out_of_time, train_breach_model
 
 FAST = TrainingConfig(max_boost_rounds=120, early_stopping_rounds=30, min_data_in_leaf=50, feature_warmup_months=0)
@@ -132,8 +133,6 @@ def test_a_country_new_to_the_programme_scores_like_any_other(frame, result):
 def test_each_window_is_scored_once_and_the_calibration_rows_keep_the_raw_scores_the_calibrator_saw(frame, monkeypatch):
     """Train and evaluation rows are scored once each; the calibration rows' raw scores, the
     calibrator's input, are reused for their metrics (the calibrator changes no raw score)."""
-    from models.scoring import BreachRiskModel
-
     scored = []
     real_raw_proba = BreachRiskModel.raw_proba
 
