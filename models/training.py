@@ -364,7 +364,8 @@ def train_breach_model(
         ("calibration", calibration_rows),
         ("evaluation", evaluation_rows),
     ):
-        raw = model.raw_proba(window_rows)
+        # the calibrator changes no raw score: the calibration rows' are the ones it was fitted on
+        raw = raw_calibration if window == "calibration" else model.raw_proba(window_rows)
         calibrated = model.calibrator.transform(raw)
         y = window_rows[label_column].astype(int).to_numpy()
         for name, value in classification_metrics(y, calibrated).items():

@@ -1,5 +1,6 @@
 """The loss-rate model: exposure-aware, calibrated per dollar, and blind to size as risk."""
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -156,3 +157,31 @@ def test_loss_rate_gates(champion, challenger, promoted):
     passed, reasons = compare_loss_rate_on_rows(champion, challenger, PromotionGates())
     assert passed is promoted
     assert len(reasons) == 2
+
+
+def test_each_window_is_binned_once_and_every_coverage_learns_what_its_own_dataset_would_give(frame, monkeypatch):
+    """The coverages share one binned Dataset per window (relabelled per coverage); binning
+    never reads the target, so the boosters are those of a fresh Dataset per coverage."""
+    built = []
+    real_init, real_train = lgb.Dataset.__init__, lgb.train
+
+    def counting_init(self, *args, **kwargs):
+        built.append(kwargs.get("reference") is not None)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(lgb.Dataset, "__init__", counting_init)
+    shared = train_loss_rate_model(frame, INPUTS, FAST_LOSS)
+    # one training and one calibration Dataset for the three coverages
+    assert built == [False, True]
+
+    def train_on_fresh_datasets(params, train_set, valid_sets, **kwargs):
+        fresh = lgb.Dataset(train_set.data, train_set.get_label(), weight=train_set.get_weight(),
+                            categorical_feature=train_set.categorical_feature, free_raw_data=False)
+        valid = [lgb.Dataset(v.data, v.get_label(), weight=v.get_weight(), reference=fresh) for v in valid_sets]
+        return real_train(params, fresh, valid_sets=valid, **kwargs)
+
+    monkeypatch.setattr(lgb, "train", train_on_fresh_datasets)
+    separate = train_loss_rate_model(frame, INPUTS, FAST_LOSS)
+    assert shared.model.booster_models == separate.model.booster_models
+    assert shared.model.scales == separate.model.scales
+    pd.testing.assert_frame_equal(shared.evaluation_frame, separate.evaluation_frame)

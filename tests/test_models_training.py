@@ -8,7 +8,7 @@ from models.calibration import fit_calibrator
 from demo_frames import example_training_frame
 from models.metrics import expected_calibration_error
 from models.model_features import ModelFeature
-from models.scoring import build_design_matrix
+from models.scoring import BreachRiskModel, build_design_matrix
 from models.training import TrainingConfig, split_out_of_time, train_breach_model
 
 FAST = TrainingConfig(max_boost_rounds=120, early_stopping_rounds=30, min_data_in_leaf=50, feature_warmup_months=0)
@@ -154,3 +154,23 @@ def test_design_matrix_reads_numeric_columns_as_to_numeric(values):
                               else values, errors="coerce").astype("float64")
     assert design["x"].dtype == np.float64 and list(design.index) == [10, 11, 12, 13]
     np.testing.assert_array_equal(design["x"].to_numpy(), reference.to_numpy())
+
+
+def test_each_window_is_scored_once_and_the_calibration_rows_keep_the_raw_scores_the_calibrator_saw(frame, monkeypatch):
+    """Train and evaluation rows are scored once each; the calibration rows' raw scores, the
+    calibrator's input, are reused for their metrics (the calibrator changes no raw score)."""
+    scored = []
+    real_raw_proba = BreachRiskModel.raw_proba
+
+    def counting_raw_proba(self, rows):
+        scored.append(len(rows))
+        return real_raw_proba(self, rows)
+
+    monkeypatch.setattr(BreachRiskModel, "raw_proba", counting_raw_proba)
+    result = train_breach_model(frame, None, FAST)
+    monkeypatch.undo()
+    assert sorted(scored) == sorted(result.row_counts[w] for w in ("train", "calibration", "evaluation"))
+    calibration = result.calibration_frame
+    np.testing.assert_array_equal(calibration["raw_probability"], result.model.raw_proba(calibration))
+    np.testing.assert_array_equal(calibration["predicted_probability"],
+                                  result.model.calibrator.transform(calibration["raw_probability"].to_numpy()))
