@@ -154,7 +154,7 @@ def java_major_version(java_home: str) -> int:
 
 
 def local_spark_session(app_name: str = "supplier-assurance", cores: int = 2, driver_memory: str = "1g",
-                        shuffle_partitions: int = 1) -> SparkSession:
+                        shuffle_partitions: int = 1, page_size: str | None = "2m") -> SparkSession:
     """A local-mode SparkSession set up for the feature SQL on one machine's worth of
     data (tests, notebooks, trying the Spark path).
 
@@ -172,8 +172,11 @@ def local_spark_session(app_name: str = "supplier-assurance", cores: int = 2, dr
     except ImportError as missing:
         raise ImportError("pyspark is not installed: it is the `spark` extra (`uv sync --extra spark`)") from missing
 
+    builder = SparkSession.builder
+    if page_size is not None:  # None: Spark's own heap-sized pages (see below)
+        builder = builder.config("spark.buffer.pageSize", page_size)
     session = (
-        SparkSession.builder.master(f"local[{cores}]")
+        builder.master(f"local[{cores}]")
         .appName(app_name)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", driver_memory)
@@ -182,6 +185,11 @@ def local_spark_session(app_name: str = "supplier-assurance", cores: int = 2, dr
         # plan costs more than running it) and a JIT tuned for a short-lived JVM. Measured
         # on the feature SQL at test scale these roughly halve the time.
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
+        # Each hash aggregation holds at least one memory page it cannot spill, and the
+        # feature SQL runs many in one task. Spark sizes pages from the heap (16 MB at
+        # 1 GB), which leaves a task too few when both cores' tasks overlap: the query
+        # then fails with UNABLE_TO_ACQUIRE_MEMORY, at random. Small pages (set above)
+        # leave room for every aggregation.
         .config("spark.default.parallelism", str(cores))
         .config("spark.sql.adaptive.enabled", "false")
         .config("spark.sql.codegen.wholeStage", "false")

