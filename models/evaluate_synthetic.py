@@ -30,7 +30,9 @@ from models.evaluation import (
     default_against_oracle,
     evaluate_against_oracle,
     loss_rate_against_oracle,
+    oracle_gaps_by_period,
     oracle_level_by_month,
+    published_forecasts,
     read_truth,
     rolling_origin_validation,
     train_informed_learner,
@@ -77,9 +79,15 @@ def quality_verdict(metrics: pd.DataFrame) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--landing", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--landing", type=Path, help="landing zone with _truth/: train and evaluate as the pipeline does")
+    source.add_argument("--home", type=Path, help="home after `assurance run` on a synthetic landing zone: evaluate "
+                        "its published point-in-time scores, every month with complete outcomes")
     parser.add_argument("--origins", type=int, default=3, help="rolling origins (0 to skip)")
     args = parser.parse_args(argv)
+    if args.home is not None:
+        report_published_scores(args.home)
+        return
 
     started = time.perf_counter()
     training = training_frame_from_landing(args.landing)
@@ -174,6 +182,42 @@ def report_risk_models(training: pd.DataFrame, truth: pd.DataFrame) -> None:
           f"information the features lack: {gap - learning:.4f}")
     print("\nSegments:\n")
     print(tables["segments"].round(4).to_markdown(index=False))
+
+
+def report_published_scores(home: Path, months_per_period: int = 3) -> None:
+    """The home's published loss rates and default probabilities against the truth, on every
+    published month whose outcomes are complete (each scored by the vintage known then)."""
+    landing = home / "landing"
+    if not (landing / "_truth").is_dir():
+        raise SystemExit(f"{landing}/_truth not found: --home needs a home whose landing zone the generator wrote "
+                         "(`assurance demo --home HOME`)")
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        scores = con.execute("SELECT * FROM published.supplier_scores").df()
+        vintages = con.execute("SELECT kind, as_of_date, version FROM models.vintages").df()
+    training = training_frame_from_landing(landing)
+    truth = read_truth(landing, [*(column for columns in LOSS_RATE_ORACLES.values() for column in columns.values()),
+                                 ORACLE_DEFAULT_COLUMN])
+    forecasts = published_forecasts(training, scores, vintages)
+    rows = forecasts.evaluation_frame
+    print(f"## Published scores of {home}: {len(rows):,} supplier-months with complete outcomes, "
+          f"{rows['as_of_date'].min():%Y-%m} .. {rows['as_of_date'].max():%Y-%m}, each scored by the vintage "
+          f"known at its month end ({len(forecasts.vintage_dates)} vintages)\n")
+    tables = loss_rate_against_oracle(forecasts, truth)
+    print("### Loss rate, all months\n")
+    print(tables["summary"].set_index("cover").T.round(5).to_markdown())
+    print("\nBy decile of the published rate (total):\n")
+    print(tables["deciles"][tables["deciles"]["cover"] == "total"].drop(columns="cover").round(5).to_markdown(index=False))
+    default = default_against_oracle(forecasts, truth)["metrics"]
+    print("\n### Default probability, all months\n")
+    print(default.round(4).to_markdown())
+    print(f"\n### Per {months_per_period} months\n")
+    print(oracle_gaps_by_period(forecasts, truth, months_per_period).round(4).to_markdown(index=False))
+    worst = float(tables["summary"].set_index("cover").loc["total", "worst_decile_gap_to_oracle_given_open"])
+    gap = float(default.loc["model", "auc_gap_to_oracle"])
+    print(f"\n- loss rate, worst decile gap to the information-matched oracle over all months: {worst:.1%} "
+          f"(bar {RISK_BAR['max_decile_gap_to_oracle']:.0%}): " + ("met" if worst <= RISK_BAR["max_decile_gap_to_oracle"] else "NOT met"))
+    print(f"- default, AUC gap to the oracle over all months: {gap:.4f} (bar {RISK_BAR['max_default_auc_gap_to_oracle']}): "
+          + ("met" if gap <= RISK_BAR["max_default_auc_gap_to_oracle"] else "NOT met"))
 
 
 if __name__ == "__main__":

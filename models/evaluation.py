@@ -372,3 +372,75 @@ def oracle_level_by_month(training: pd.DataFrame, truth: pd.DataFrame) -> pd.Dat
     for name in oracles:
         table[f"realised_over_{name}"] = table["realised"] / table[f"expected_{name}"]
     return table.reset_index()
+
+
+@dataclass(frozen=True)
+class PublishedForecasts:
+    """Published point-in-time scores beside what happened: the ``evaluation_frame`` and
+    ``label_column`` a training result offers, so the oracle comparisons read either."""
+
+    evaluation_frame: pd.DataFrame
+    label_column: str
+    vintage_dates: dict[str, object]  # model version -> the month end it was trained at
+
+
+# Published column -> the name the oracle comparisons read a forecast under.
+PUBLISHED_FORECAST_COLUMNS = {"default_probability_6m": "predicted_probability"}
+
+
+def published_forecasts(training: pd.DataFrame, scores: pd.DataFrame, vintages: pd.DataFrame,
+                        label_column: str = "default_6m") -> PublishedForecasts:
+    """Every published supplier-month whose six-month outcome is complete, with its realised
+    labels and exposure (``training``: the training frame of the same landing zone).
+
+    Each published month was scored by the model vintage known at its month end, trained on
+    outcomes complete by then, so every row is out of time for the model that scored it:
+    many months instead of one three-month window, the decision exactly as published. A row
+    scored by a vintage from after its own month would not be; it raises instead.
+    ``vintages`` is ``models.vintages`` (kind, as_of_date, version)."""
+    from models.loss_rate import COVERAGE_RATE_COLUMNS, LOSS_RATE_COLUMN  # noqa: PLC0415
+
+    forecast_columns = [LOSS_RATE_COLUMN, *COVERAGE_RATE_COLUMNS.values(), *PUBLISHED_FORECAST_COLUMNS]
+    keys = ["supplier_id", "as_of_date"]
+    published = scores[[*keys, *forecast_columns, "loss_rate_model_version", "default_model_version"]].copy()
+    published["as_of_date"] = pd.to_datetime(published["as_of_date"]).dt.date
+    published = published.dropna(subset=forecast_columns)
+    vintage_dates = {str(v): pd.Timestamp(d).date() for v, d in zip(vintages["version"], vintages["as_of_date"])
+                     if pd.notna(v)}
+    for column in ("loss_rate_model_version", "default_model_version"):
+        trained_at = published[column].map(vintage_dates)
+        if trained_at.isna().any():
+            unknown = sorted(published.loc[trained_at.isna(), column].astype(str).unique())[:3]
+            raise ValueError(f"published {column} {unknown} is not in models.vintages: "
+                             "evaluate a home whose warehouse holds the vintages that scored it")
+        late = published[trained_at > published["as_of_date"]]
+        if not late.empty:
+            raise ValueError(f"{len(late):,} published rows were scored by a {column} trained after their month "
+                             f"(first: {late.iloc[0]['supplier_id']} at {late.iloc[0]['as_of_date']}): not out of time")
+    labelled = complete_label_rows(training, label_column).drop(columns=forecast_columns, errors="ignore")
+    labelled = labelled.assign(as_of_date=pd.to_datetime(labelled["as_of_date"]).dt.date)
+    rows = published.merge(labelled, on=keys, how="inner", validate="one_to_one")
+    rows = rows.rename(columns=PUBLISHED_FORECAST_COLUMNS).sort_values(keys, ignore_index=True)
+    return PublishedForecasts(rows, label_column, vintage_dates)
+
+
+def oracle_gaps_by_period(forecasts: PublishedForecasts, truth: pd.DataFrame, months: int = 3) -> pd.DataFrame:
+    """Issue 12's two measures per period of ``months`` published month ends: the loss rate's
+    worst decile gap to each oracle (total cover) and the default model's AUC gap to the
+    oracle. One window can flatter or wrong a model; this shows each window apart."""
+    dates = sorted(forecasts.evaluation_frame["as_of_date"].unique())
+    out = []
+    for start in range(0, len(dates), months):
+        window = dates[start:start + months]
+        part = replace(forecasts, evaluation_frame=forecasts.evaluation_frame[
+            forecasts.evaluation_frame["as_of_date"].isin(window)])
+        summary = loss_rate_against_oracle(part, truth)["summary"].set_index("cover").loc["total"]
+        default = default_against_oracle(part, truth)["metrics"]
+        out.append({"months": f"{window[0]:%Y-%m}..{window[-1]:%Y-%m}", "rows": int(summary["rows"]),
+                    **{f"worst_decile_gap_to_{name}": float(summary[f"worst_decile_gap_to_{name}"])
+                       for name in LOSS_RATE_ORACLES},
+                    "default_events": int(round(default.loc["model", "base_rate"] * default.loc["model", "rows"])),
+                    "default_auc": float(default.loc["model", "auc"]),
+                    "oracle_auc": float(default.loc["oracle", "auc"]),
+                    "default_auc_gap": float(default.loc["model", "auc_gap_to_oracle"])})
+    return pd.DataFrame(out)

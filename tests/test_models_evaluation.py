@@ -163,3 +163,95 @@ def test_loss_rate_is_judged_against_both_oracles_and_each_oracle_against_what_h
         tmp_path / "_truth" / "breach_probability.parquet")
     with pytest.raises(ValueError, match="regenerate it with `assurance generate`"):
         read_truth(tmp_path, ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS.values())
+
+
+def _published_world(months: int = 6, n: int = 120, seed: int = 1):
+    """Published scores, vintages, a training frame and a truth for ``months`` month ends of
+    ``n`` suppliers: the published loss rate is 20% over the true rate, the default
+    probability the true one plus noise, and what happened is drawn from the truth."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from models.evaluation import ORACLE_LOSS_RATE_COLUMNS, ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS
+    from models.labels import add_months
+
+    rng = np.random.default_rng(seed)
+    dates = [add_months(dt.date(2025, 1, 31), k) for k in range(months)]
+    keys = pd.DataFrame([(f"S{i:03d}", d) for d in dates for i in range(n)], columns=["supplier_id", "as_of_date"])
+    rate = rng.uniform(0.001, 0.02, len(keys))
+    p_default = rng.uniform(0.0, 0.3, len(keys))
+    training = keys.assign(
+        label_complete=True, breach_6m=1, default_6m=(rng.random(len(keys)) < p_default).astype(int),
+        forward_order_value_6m_usd=1000.0, breach_refund_usd_6m=1000.0 * rate,
+        pre_shipment_refund_usd_6m=600.0 * rate, post_delivery_refund_usd_6m=300.0 * rate,
+        tenure_months=rng.integers(1, 40, len(keys)), orders_6m=rng.integers(0, 40, len(keys)),
+        loss_rate_6m=-1.0,  # a training frame's own column of that name must not shadow the published one
+    )
+    truth = keys.assign(default_probability_6m=p_default)
+    for columns in (ORACLE_LOSS_RATE_COLUMNS, ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS):
+        for cover, column in columns.items():
+            truth[column] = rate * {"total": 1.0, "pre_shipment": 0.6, "post_delivery": 0.3}[cover]
+    scores = keys.assign(
+        loss_rate_6m=1.2 * rate, loss_rate_pre_shipment_6m=0.72 * rate, loss_rate_post_delivery_6m=0.36 * rate,
+        default_probability_6m=np.clip(p_default + rng.normal(0, 0.05, len(keys)), 0, 1),
+        # the first three months scored by the vintage of month 0, the rest by the one of month 3
+        loss_rate_model_version=np.where(keys["as_of_date"] < dates[3], "loss/1", "loss/2"),
+        default_model_version=np.where(keys["as_of_date"] < dates[3], "default/1", "default/2"),
+    )
+    vintages = pd.DataFrame({"kind": ["loss_rate", "loss_rate", "default", "default"],
+                             "as_of_date": [dates[0], dates[3], dates[0], dates[3]],
+                             "version": ["loss/1", "loss/2", "default/1", "default/2"]})
+    return training, scores, vintages, truth, dates
+
+
+def test_published_scores_are_judged_on_every_month_with_complete_outcomes():
+    from models.evaluation import default_against_oracle, loss_rate_against_oracle, oracle_gaps_by_period, published_forecasts
+
+    training, scores, vintages, truth, dates = _published_world()
+    # the last month's outcome is not complete yet: left out, as in training
+    training.loc[training["as_of_date"] == dates[-1], "label_complete"] = False
+    forecasts = published_forecasts(training, scores, vintages)
+    rows = forecasts.evaluation_frame
+    assert sorted(rows["as_of_date"].unique()) == dates[:-1] and len(rows) == 5 * 120
+    # forecasts are the published ones, under the names the comparisons read
+    np.testing.assert_allclose(rows["loss_rate_6m"], 1.2 * rows["breach_refund_usd_6m"] / 1000.0)
+    assert "predicted_probability" in rows and forecasts.label_column == "default_6m"
+
+    summary = loss_rate_against_oracle(forecasts, truth)["summary"].set_index("cover")
+    assert summary.loc["total", "worst_decile_gap_to_oracle_given_open"] == pytest.approx(0.2)
+    metrics = default_against_oracle(forecasts, truth)["metrics"]
+    assert 0 < metrics.loc["model", "auc_gap_to_oracle"] < 0.2
+
+    # per period of three published months: 3 + 2 months, each with its own figures
+    periods = oracle_gaps_by_period(forecasts, truth, months=3)
+    assert periods["months"].tolist() == [f"{dates[0]:%Y-%m}..{dates[2]:%Y-%m}", f"{dates[3]:%Y-%m}..{dates[4]:%Y-%m}"]
+    assert periods["rows"].tolist() == [360, 240]
+    np.testing.assert_allclose(periods["worst_decile_gap_to_oracle_given_open"], 0.2)
+    assert periods["default_events"].sum() == rows["default_6m"].sum()
+
+
+@pytest.mark.parametrize(
+    "version_column, version, message",
+    [
+        # a month scored by a vintage trained after it saw its own outcomes: not out of time
+        ("default_model_version", "default/2", "trained after their month"),
+        # a version the warehouse does not know: which vintage scored it cannot be checked
+        ("loss_rate_model_version", "loss/9", "not in models.vintages"),
+    ],
+)
+def test_published_scores_that_are_not_out_of_time_are_refused(version_column, version, message):
+    from models.evaluation import published_forecasts
+
+    training, scores, vintages, _, dates = _published_world()
+    scores.loc[scores["as_of_date"] == dates[0], version_column] = version
+    with pytest.raises(ValueError, match=message):
+        published_forecasts(training, scores, vintages)
+
+
+def test_evaluating_a_home_without_the_generators_truth_says_what_to_do(tmp_path):
+    from models.evaluate_synthetic import main
+
+    (tmp_path / "landing").mkdir()
+    with pytest.raises(SystemExit, match="assurance demo --home"):
+        main(["--home", str(tmp_path)])
