@@ -381,7 +381,7 @@ class PublishedForecasts:
 
     evaluation_frame: pd.DataFrame
     label_column: str
-    vintage_dates: dict[str, object]  # model version -> the month end it was trained at
+    vintage_dates: dict[str, object]  # published model version -> the month end it was trained at
 
 
 # Published column -> the name the oracle comparisons read a forecast under.
@@ -405,8 +405,9 @@ def published_forecasts(training: pd.DataFrame, scores: pd.DataFrame, vintages: 
     published = scores[[*keys, *forecast_columns, "loss_rate_model_version", "default_model_version"]].copy()
     published["as_of_date"] = pd.to_datetime(published["as_of_date"]).dt.date
     published = published.dropna(subset=forecast_columns)
-    vintage_dates = {str(v): pd.Timestamp(d).date() for v, d in zip(vintages["version"], vintages["as_of_date"])
-                     if pd.notna(v)}
+    # Published rows name their vintage "<name>/<n>@<as-of date>" (models.vintages.Vintage.label).
+    vintage_dates = {f"{v}@{pd.Timestamp(d).date().isoformat()}": pd.Timestamp(d).date()
+                     for v, d in zip(vintages["version"], vintages["as_of_date"]) if pd.notna(v)}
     for column in ("loss_rate_model_version", "default_model_version"):
         trained_at = published[column].map(vintage_dates)
         if trained_at.isna().any():

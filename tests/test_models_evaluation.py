@@ -196,8 +196,8 @@ def _published_world(months: int = 6, n: int = 120, seed: int = 1):
         loss_rate_6m=1.2 * rate, loss_rate_pre_shipment_6m=0.72 * rate, loss_rate_post_delivery_6m=0.36 * rate,
         default_probability_6m=np.clip(p_default + rng.normal(0, 0.05, len(keys)), 0, 1),
         # the first three months scored by the vintage of month 0, the rest by the one of month 3
-        loss_rate_model_version=np.where(keys["as_of_date"] < dates[3], "loss/1", "loss/2"),
-        default_model_version=np.where(keys["as_of_date"] < dates[3], "default/1", "default/2"),
+        loss_rate_model_version=np.where(keys["as_of_date"] < dates[3], f"loss/1@{dates[0]}", f"loss/2@{dates[3]}"),
+        default_model_version=np.where(keys["as_of_date"] < dates[3], f"default/1@{dates[0]}", f"default/2@{dates[3]}"),
     )
     vintages = pd.DataFrame({"kind": ["loss_rate", "loss_rate", "default", "default"],
                              "as_of_date": [dates[0], dates[3], dates[0], dates[3]],
@@ -235,9 +235,11 @@ def test_published_scores_are_judged_on_every_month_with_complete_outcomes():
     "version_column, version, message",
     [
         # a month scored by a vintage trained after it saw its own outcomes: not out of time
-        ("default_model_version", "default/2", "trained after their month"),
+        ("default_model_version", "default/2@2025-04-30", "trained after their month"),
         # a version the warehouse does not know: which vintage scored it cannot be checked
-        ("loss_rate_model_version", "loss/9", "not in models.vintages"),
+        ("loss_rate_model_version", "loss/9@2025-01-31", "not in models.vintages"),
+        # a known version under another vintage's date: not the vintage the warehouse recorded
+        ("loss_rate_model_version", "loss/1@2024-12-31", "not in models.vintages"),
     ],
 )
 def test_published_scores_that_are_not_out_of_time_are_refused(version_column, version, message):
