@@ -194,3 +194,39 @@ def test_the_monitored_outcomes_are_the_same_and_read_from_the_stored_table(worl
     expected = expected[expected["label_complete"]][["as_of_date", "supplier_id", *OUTCOME_COLUMNS]]
     assert len(run.outcomes) > 0
     pd.testing.assert_frame_equal(run.outcomes.reset_index(drop=True), expected.reset_index(drop=True))
+
+
+# --------------------------------------------------------------------------- the assets
+
+
+def test_the_assets_store_the_outcomes_once_and_an_ingest_forgets_them(landing, tmp_path):
+    import dagster as dg
+
+    from assets.landing import landing_zone
+    from assets.modeling import realised_outcomes as realised_outcomes_asset
+    from assets.modeling import training_set
+    from pipelines.resources import LandingZoneResource, WarehouseResource
+    from warehouse import open_warehouse
+
+    resources = {"warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+                 "landing": LandingZoneResource(path=str(landing), quarantine_parquet_dir=str(tmp_path / "quarantine"))}
+
+    def stored_tables() -> tuple:
+        con = open_warehouse(tmp_path / "warehouse.duckdb", read_only=True)
+        try:
+            tables = {row[0] for row in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'models'").fetchall()}
+            outcomes = con.execute(f"SELECT * FROM {REALISED_OUTCOMES_TABLE} ORDER BY ALL").fetch_arrow_table() \
+                if "realised_outcomes" in tables else None
+            return tables, outcomes
+        finally:
+            con.close()
+
+    assert dg.materialize([landing_zone, realised_outcomes_asset, training_set], resources=resources).success
+    tables, first = stored_tables()
+    assert {"realised_outcomes", "realised_outcome_months", "training_set"} <= tables and first.num_rows > 0
+    assert dg.materialize([landing_zone], resources=resources).success  # a new ingest
+    tables, _ = stored_tables()
+    assert "realised_outcomes" not in tables and "realised_outcome_months" not in tables
+    assert dg.materialize([realised_outcomes_asset], resources=resources).success  # rerun: the same rows
+    assert stored_tables()[1].equals(first)
