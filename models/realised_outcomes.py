@@ -32,6 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from data_contracts.outcomes import OutcomeDefinition, read_outcome_definition
+from data_contracts.transaction import transaction
 from features.sql_engine import duckdb_table_exists
 from models.labels import LABEL_SCHEMA, compute_breach_labels
 
@@ -73,14 +74,9 @@ def store_realised_outcomes(
     con.register("_realised_outcomes", rows)
     con.register("_realised_outcome_months", coverage)
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(f"CREATE OR REPLACE TABLE {REALISED_OUTCOMES_TABLE} AS SELECT * FROM _realised_outcomes")
             con.execute(f"CREATE OR REPLACE TABLE {REALISED_OUTCOME_MONTHS_TABLE} AS SELECT * FROM _realised_outcome_months")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.unregister("_realised_outcomes")
         con.unregister("_realised_outcome_months")

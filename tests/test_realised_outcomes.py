@@ -222,9 +222,14 @@ def test_the_assets_store_the_outcomes_once_and_an_ingest_forgets_them(landing, 
         finally:
             con.close()
 
-    assert dg.materialize([landing_zone, realised_outcomes_asset, training_set], resources=resources).success
+    result = dg.materialize([landing_zone, realised_outcomes_asset, training_set], resources=resources)
     tables, first = stored_tables()
     assert {"realised_outcomes", "realised_outcome_months", "training_set"} <= tables and first.num_rows > 0
+    metadata = result.asset_materializations_for_node("realised_outcomes")[0].metadata
+    horizon = datetime.fromisoformat(metadata["data_horizon"].value)
+    months = month_ends(FIRST_MONTH, horizon.date())
+    assert (metadata["months"].value, metadata["months_complete"].value, metadata["dagster/row_count"].value) == (
+        len(months), sum(is_label_complete(m, horizon) for m in months), first.num_rows)
     assert dg.materialize([landing_zone], resources=resources).success  # a new ingest
     tables, _ = stored_tables()
     assert "realised_outcomes" not in tables and "realised_outcome_months" not in tables
