@@ -10,6 +10,7 @@ from assets.resource_types import WAREHOUSE_POOL, LandingZoneParam, WarehousePar
 from data_contracts import IngestReport, ingest_landing_zone, load_landing_contracts, load_tolerances
 from data_contracts.expectations import run_expectation_suite
 from data_contracts.ingest import reconcile_row_counts
+from models.realised_outcomes import forget_realised_outcomes
 from warehouse.landing_metadata import read_data_horizon, record_landing_zone
 
 ROWS_RECONCILE = "rows_reconcile"
@@ -69,6 +70,8 @@ def landing_zone(context: dg.AssetExecutionContext, warehouse: WarehouseParam, l
     with warehouse.connect() as con:
         report = ingest_landing_zone(landing_dir, con, quarantine_parquet_dir=Path(landing.quarantine_parquet_dir))
         record_landing_zone(con, landing_dir, report.data_horizon)
+        # outcomes computed from the previous ingest must never be read as this one's
+        forget_realised_outcomes(con)
         counts = reconcile_row_counts(landing_dir, con, report)
     text = report.to_text()
     context.log.info("\n" + text)

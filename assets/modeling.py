@@ -1,5 +1,6 @@
-"""The training set and the vintages of the three risk models: loss rate, default and breach
-(unpartitioned: they span all history; models/vintages.py says which vintage scores which month)."""
+"""The realised outcomes, the training set and the vintages of the three risk models: loss rate,
+default and breach (unpartitioned: they span all history; models/vintages.py says which vintage
+scores which month)."""
 
 
 import base64
@@ -7,13 +8,21 @@ import io
 
 import dagster as dg
 import pandas as pd
+import pyarrow.compute as pc
 
 from assets.landing import landing_zone
 from assets.partitions import single_run
 from assets.resource_types import WAREHOUSE_POOL, ModelRegistryParam, WarehouseParam
 from features.sql_engine import duckdb_table_exists
 from models.plots import loss_rate_calibration_figure, reliability_figure
-from models.training_set import DEFAULT_LABEL_COLUMN, NotEnoughHistoryError, build_training_set, first_activity_month_end
+from models.realised_outcomes import store_realised_outcomes
+from models.training_set import (
+    DEFAULT_LABEL_COLUMN,
+    NotEnoughHistoryError,
+    build_training_set,
+    first_activity_month_end,
+    outcome_month_ends,
+)
 from models.vintages import (
     BREACH,
     DEFAULT,
@@ -43,6 +52,33 @@ def _figure_markdown(figure) -> dg.MetadataValue:
 
 
 @dg.asset(deps=[landing_zone], backfill_policy=single_run, group_name="model", pool=WAREHOUSE_POOL, kinds={"duckdb"})
+def realised_outcomes(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -> dg.MaterializeResult:
+    """INTERNAL table `models.realised_outcomes`: the six-month outcomes that followed every month
+    end from the first month with orders to the data horizon (breach, refunds per cover, the
+    order value they fell on, default; `label_complete` false while a window is still open),
+    computed once a run and read by the training set, the monitoring and the backtest
+    (models/realised_outcomes.py). Outcomes after T: labels, never features."""
+    with warehouse.connect() as con:
+        horizon = read_data_horizon(con)
+        try:
+            months = outcome_month_ends(con, horizon)
+        except NotEnoughHistoryError:
+            months = []  # no orders: nothing to label (the training set says why)
+        rows = store_realised_outcomes(con, months, horizon)
+    complete = len(pc.unique(rows.filter(rows.column("label_complete")).column("as_of_date")))
+    context.log.info(f"realised outcomes: {rows.num_rows:,} supplier-months over {len(months)} months, "
+                     f"{complete} complete (horizon {horizon})")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows.num_rows,
+            "months": len(months),
+            "months_complete": complete,
+            "data_horizon": str(horizon),
+        }
+    )
+
+
+@dg.asset(deps=[realised_outcomes], backfill_policy=single_run, group_name="model", pool=WAREHOUSE_POOL, kinds={"duckdb"})
 def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -> dg.MaterializeResult:
     """Features at every month end whose six-month outcome window is complete, joined with the
     outcomes that followed (breach, refunds per cover with the order value they fell on,

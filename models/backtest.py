@@ -544,7 +544,7 @@ def load_scored_history(
 ) -> pd.DataFrame:
     """Already-scored months with their features and realised outcomes, ready for
     ``run_backtest``/``compare_policies``: a what-if needs no retraining or rescoring."""
-    from models.labels import compute_breach_labels
+    from models.realised_outcomes import realised_outcomes
 
     score_columns = {row[0] for row in con.execute(f"DESCRIBE {scores_table}").fetchall()}
     # Each month's own scores and the vintages that made them (models/vintages.py): every
@@ -560,5 +560,5 @@ def load_scored_history(
     if scored.empty:
         raise ValueError(f"no scored months in {scores_table}: run the pipeline first (`assurance run`)")
     months = sorted(pd.to_datetime(scored["as_of_date"]).dt.date.unique())
-    labels = compute_breach_labels(con, months, schema=schema, data_horizon=data_horizon).to_pandas()
+    labels = realised_outcomes(con, months, data_horizon, schema).to_pandas()
     return build_backtest_history(scored, labels)

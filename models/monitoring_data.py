@@ -23,9 +23,10 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from models.labels import add_months, compute_breach_labels, is_label_complete
+from models.labels import add_months, is_label_complete
 from models.model_features import resolve_model_features
 from models.monitoring import EXPOSURE_COLUMN, MONITORED_SCORES, SCORE_COLUMNS, Monitor, MonthMonitoring, drift_columns
+from models.realised_outcomes import realised_outcomes
 
 # The windows whose rows fitted some part of the model (the booster, then its calibration).
 FITTED_WINDOWS = ("window.train", "window.calibration")
@@ -147,7 +148,7 @@ def load_monitoring_run(
     scores = pd.concat([scored, _month_rows(con, scores_table, sorted(needed - set(months)))], ignore_index=True)
     inputs = drift_columns(feature.name for feature in resolve_model_features(None, features)) if len(features) else []
     complete = [m for m in months if is_label_complete(m, data_horizon)]
-    outcomes = compute_breach_labels(con, complete, schema=schema, data_horizon=data_horizon).to_pandas() if complete \
+    outcomes = realised_outcomes(con, complete, data_horizon, schema).to_pandas() if complete \
         else pd.DataFrame(columns=["as_of_date", "supplier_id", "label_complete", *OUTCOME_COLUMNS])
     outcomes = outcomes[outcomes["label_complete"].astype(bool)][["as_of_date", "supplier_id", *OUTCOME_COLUMNS]]
     outcomes["as_of_date"] = pd.to_datetime(outcomes["as_of_date"]).dt.date

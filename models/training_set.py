@@ -14,7 +14,8 @@ import pyarrow as pa
 from data_contracts.outcomes import OUTCOME_DEFINITION_COLUMN, OutcomeDefinition, read_outcome_definition
 from features import compute_supplier_features, month_ends
 from features.windows import month_end
-from models.labels import compute_breach_labels, is_label_complete
+from models.labels import is_label_complete
+from models.realised_outcomes import realised_outcomes
 
 LABEL_COLUMNS = (
     "breach_6m", "breach_count_6m", "breach_refund_usd_6m", "pre_shipment_breach_6m", "post_delivery_breach_6m",
@@ -36,10 +37,15 @@ def first_activity_month_end(con: duckdb.DuckDBPyConnection, schema: str = "vali
     return month_end(first.year, first.month)
 
 
+def outcome_month_ends(con: duckdb.DuckDBPyConnection, data_horizon: datetime, schema: str = "validated") -> list[date]:
+    """Month ends from the first month with orders to the data horizon: every month end a run
+    labels (``models.realised_outcomes``), complete windows or not."""
+    return month_ends(first_activity_month_end(con, schema), data_horizon.date())
+
+
 def trainable_month_ends(con: duckdb.DuckDBPyConnection, data_horizon: datetime, schema: str = "validated") -> list[date]:
     """Month ends from the first month with orders whose outcome window is fully observed."""
-    candidates = month_ends(first_activity_month_end(con, schema), data_horizon.date())
-    months = [month for month in candidates if is_label_complete(month, data_horizon)]
+    months = [month for month in outcome_month_ends(con, data_horizon, schema) if is_label_complete(month, data_horizon)]
     if not months:
         raise NotEnoughHistoryError(
             f"no month has a complete six-month outcome window before the data horizon {data_horizon:%Y-%m-%d}: "
@@ -65,7 +71,8 @@ def build_training_set(
         outcomes = read_outcome_definition(con, schema)
     months = trainable_month_ends(con, data_horizon, schema)
     features = compute_supplier_features(con, months, schema=schema)
-    labels = compute_breach_labels(con, months, schema=schema, data_horizon=data_horizon, outcomes=outcomes)
+    # the run's stored outcomes when they match (models/realised_outcomes.py), else computed here
+    labels = realised_outcomes(con, months, data_horizon, schema, outcomes=outcomes)
     con.register("_training_features", features)
     con.register("_training_labels", labels)
     try:

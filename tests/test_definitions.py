@@ -23,6 +23,7 @@ def test_definitions_load_and_hold_the_whole_graph(tmp_path):
         "landing_zone",
         "supplier_features",
         "storefront_metrics",
+        "realised_outcomes",
         "training_set",
         "breach_model",
         "loss_rate_model",

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +16,8 @@ import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from assets.partitions import MONTH_END_PARTITIONS, month_end_of, month_keys
+from features import month_ends
+from models import labels
 from models.registry import registered_version_tags
 from pipelines.runner import run_months
 from pipelines.settings import Settings
@@ -90,8 +93,31 @@ POLLING_READER = textwrap.dedent(
 )
 
 
+@contextmanager
+def counting_label_computations(calls: list):
+    """Every call of `compute_breach_labels` in the block, by any module that imported it, is
+    recorded in `calls` (its month ends)."""
+    original = labels.compute_breach_labels
+
+    def counted(con, as_of_dates, *args, **kwargs):
+        calls.append(sorted(as_of_dates))
+        return original(con, as_of_dates, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in [m for name, m in list(sys.modules.items()) if name.split(".")[0] == "models"]:
+            if getattr(module, "compute_breach_labels", None) is original:
+                patch.setattr(module, "compute_breach_labels", counted)
+        yield
+
+
 @pytest.fixture(scope="module")
-def pipeline_home(tmp_path_factory) -> Settings:
+def run_label_computations() -> list:
+    """The label computations of the module's run (filled by `pipeline_home`)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def pipeline_home(tmp_path_factory, run_label_computations) -> Settings:
     # A quote and a space in both folder names: every path must reach SQL as a parameter.
     root = tmp_path_factory.mktemp("e2e")
     landing = root / "o'brien landing"
@@ -104,7 +130,8 @@ def pipeline_home(tmp_path_factory) -> Settings:
     reader = subprocess.Popen([sys.executable, "-c", POLLING_READER, str(settings.warehouse), str(stop)], stdout=subprocess.PIPE, text=True)
     try:
         assert reader.stdout.readline().strip() == "ready"
-        outcome = run_months(settings, FIRST, LAST, log_level="WARNING")
+        with counting_label_computations(run_label_computations):
+            outcome = run_months(settings, FIRST, LAST, log_level="WARNING")
     finally:
         stop.write_text("")
         reading = json.loads(reader.communicate(timeout=60)[0])
@@ -128,6 +155,15 @@ def column_types(con, table: str) -> dict[str, str]:
 def test_every_asset_check_passed(pipeline_home):
     _, outcome, _ = pipeline_home
     assert outcome.failed_checks == []
+
+
+def test_the_run_computes_the_realised_outcomes_once(pipeline_home, run_label_computations, warehouse):
+    # one computation for every month from the first order to the horizon; the training set, the
+    # monitoring and the backtest read it (models/realised_outcomes.py) instead of three of their own
+    assert run_label_computations == [month_ends(month_end_of(FIRST), month_end_of(LAST))]
+    stored = warehouse.execute("SELECT min(as_of_date), max(as_of_date), bool_or(label_complete), "
+                               "bool_and(label_complete) FROM models.realised_outcomes").fetchone()
+    assert stored == (month_end_of(FIRST), month_end_of(LAST), True, False)
 
 
 def test_a_reader_polling_the_warehouse_during_the_run_never_made_it_fail(pipeline_home, warehouse):
