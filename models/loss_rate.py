@@ -38,7 +38,7 @@ from models.metrics import loss_rate_calibration_table, loss_rate_metrics
 from models.model_features import ModelFeature, per_dollar_features, resolve_model_features
 from models.reason_codes import top_reason_codes
 from models.scoring import build_design_matrix
-from models.tree_shap import booster_contributions, booster_predict, booster_predict_and_contributions
+from models.tree_shap import booster_contributions, booster_from_text, booster_predict, booster_predict_and_contributions
 from data_contracts.outcomes import CLAIMS, OUTCOME_DEFINITION_COLUMN
 from models.training import (
     OutOfTimeSplit,
@@ -127,7 +127,7 @@ class LossRateModel:
 
     def booster(self, coverage: str) -> lgb.Booster:
         if coverage not in self._boosters:
-            self._boosters[coverage] = lgb.Booster(model_str=self.booster_models[coverage])
+            self._boosters[coverage] = booster_from_text(self.booster_models[coverage])
         return self._boosters[coverage]
 
     def design_matrix(self, features_df: pd.DataFrame) -> pd.DataFrame:
