@@ -18,6 +18,7 @@ Conventions
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -307,14 +308,33 @@ def training_dataset(rows: pd.DataFrame, name: str, fingerprint: str, schema_sam
     columns), so the column types are inferred on the first ``schema_sample_rows`` rows and
     each column's ``required`` flag (no missing value) is taken from all rows."""
     dataset = mlflow.data.from_pandas(rows, name=name, digest=fingerprint[:36])
-    with warnings.catch_warnings():
-        # MLflow's hint about integer columns concerns model signatures, not a dataset record.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        sample = mlflow.data.from_pandas(rows.head(schema_sample_rows), digest=fingerprint[:36]).schema
+    sample = _sample_schema(rows.head(schema_sample_rows))
     if sample is not None:
         has_missing = rows.isna().any()
         dataset.schema = Schema([ColSpec(c.type, c.name, required=not bool(has_missing[c.name])) for c in sample.inputs])
     return dataset
+
+
+# Inferred schemas by sample content: a model's vintages learn from rows in key order, oldest
+# month first, so their samples are the same rows and the inference (~0.3 CPU s) runs once.
+_SAMPLE_SCHEMAS: dict[str, Schema | None] = {}
+_SAMPLE_SCHEMAS_KEPT = 16
+
+
+def _sample_schema(sample: pd.DataFrame) -> Schema | None:
+    """MLflow's inferred schema of ``sample``, inferred once per sample content (column names,
+    dtypes and values)."""
+    digest = hashlib.sha256("|".join(f"{c}:{t}" for c, t in sample.dtypes.items()).encode())
+    digest.update(pd.util.hash_pandas_object(sample, index=False).to_numpy().tobytes())
+    key = digest.hexdigest()
+    if key not in _SAMPLE_SCHEMAS:
+        if len(_SAMPLE_SCHEMAS) >= _SAMPLE_SCHEMAS_KEPT:
+            _SAMPLE_SCHEMAS.clear()
+        with warnings.catch_warnings():
+            # MLflow's hint about integer columns concerns model signatures, not a dataset record.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            _SAMPLE_SCHEMAS[key] = mlflow.data.from_pandas(sample, digest=key[:36]).schema
+    return _SAMPLE_SCHEMAS[key]
 
 
 def _log_model_files(result: TrainingResult | LossRateTrainingResult, registered_model_name: str) -> ModelInfo:
