@@ -232,8 +232,12 @@ def train_loss_rate_model(
     training: pd.DataFrame,
     feature_specs_or_columns=None,
     config: TrainingConfig | None = None,
+    data_fingerprint: str | None = None,
 ) -> LossRateTrainingResult:
-    """Fit, calibrate and evaluate the per-coverage loss-rate boosters out of time."""
+    """Fit, calibrate and evaluate the per-coverage loss-rate boosters out of time.
+
+    ``data_fingerprint``: ``training_data_fingerprint(exposure_rows(training))`` when the
+    caller has taken it already (``models.vintages``' reuse key)."""
     config = config or loss_config_from_yaml()
     rows = exposure_rows(training)
     if rows.empty:
@@ -286,7 +290,7 @@ def train_loss_rate_model(
         if not f.categorical and designs["train"][f.name].notna().any() else 0.0
         for f in features
     }
-    fingerprint = training_data_fingerprint(rows)
+    fingerprint = data_fingerprint or training_data_fingerprint(rows)
     model = LossRateModel(
         boosters, scales, features, categories, medians,
         metadata={"split": split.describe(), "best_iteration": best, "scales": scales,

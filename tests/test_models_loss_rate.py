@@ -137,6 +137,14 @@ def test_a_loaded_loss_rate_model_reuses_the_boosters_of_the_same_text(result, f
     assert built == []
 
 
+def test_a_fingerprint_the_caller_took_is_recorded_without_hashing_the_rows_again(result, frame, monkeypatch):
+    """models.vintages fingerprints a vintage's rows for its reuse key and hands the fingerprint on."""
+    monkeypatch.setattr("models.loss_rate.training_data_fingerprint", lambda rows: pytest.fail("rows hashed again"))
+    again = train_loss_rate_model(frame, INPUTS, FAST_LOSS, data_fingerprint=result.data_fingerprint)
+    assert again.data_fingerprint == again.model.metadata["data_fingerprint"] == result.data_fingerprint
+    assert again.model.booster_models == result.model.booster_models
+
+
 # Loss metrics on hand-made rows; each case says what it pins down.
 @pytest.mark.parametrize(
     ("refund", "exposure", "predicted", "expected_ratio"),

@@ -193,3 +193,11 @@ def test_a_boosters_trees_are_read_into_tables_once_per_model_text(frame, tmp_pa
     loaded = load_model_files(save_model_files(result.model, tmp_path / "model"))
     np.testing.assert_array_equal(loaded.predict_proba(frame), result.model.predict_proba(frame))
     assert len(built) == 1
+
+
+def test_a_fingerprint_the_caller_took_is_recorded_without_hashing_the_rows_again(frame, result, monkeypatch):
+    """models.vintages fingerprints a vintage's rows for its reuse key and hands the fingerprint on."""
+    monkeypatch.setattr("models.training.training_data_fingerprint", lambda rows: pytest.fail("rows hashed again"))
+    again = train_breach_model(frame, None, FAST, data_fingerprint=result.data_fingerprint)
+    assert again.data_fingerprint == again.model.metadata["data_fingerprint"] == result.data_fingerprint
+    assert again.model.booster_model == result.model.booster_model
