@@ -589,13 +589,15 @@ def compare_loss_rate_on_rows(
     ])
 
 
-def validation_metrics(model, rows: pd.DataFrame, label_column: str) -> dict[str, float]:
-    """The metrics the gates compare, for either kind of model, on the same rows."""
+def validation_metrics(model, rows: pd.DataFrame, label_column: str, proba_column: str | None = None) -> dict[str, float]:
+    """The metrics the gates compare, for either kind of model, on the same rows (a breach or
+    default model's probabilities read from ``proba_column`` when given)."""
     if isinstance(model, LossRateModel):
         refund = sum(coverage_refunds(rows).values())
         return loss_rate_metrics(refund, rows[EXPOSURE_COLUMN].to_numpy(float), model.predict_loss_rate(rows),
                                  float(model.metadata.get("tweedie_variance_power", 1.5)))
-    return classification_metrics(rows[label_column].astype(int).to_numpy(), model.predict_proba(rows))
+    proba = rows[proba_column].to_numpy(float) if proba_column else model.predict_proba(rows)
+    return classification_metrics(rows[label_column].astype(int).to_numpy(), proba)
 
 
 def compare_on_rows(
@@ -634,11 +636,15 @@ def gate_challenger(
     *,
     label_column: str = LABEL_COLUMN,
     gates: PromotionGates | None = None,
+    challenger_proba_column: str | None = None,
 ) -> PromotionDecision:
     """The promotion gates between two loaded models on the same rows, touching no alias.
 
     ``champion`` None: the challenger passes. A champion that cannot score the rows (the
-    feature set moved on) cannot serve either, so the challenger passes too."""
+    feature set moved on) cannot serve either, so the challenger passes too.
+    ``challenger_proba_column``: a column of ``validation`` holding the challenger's calibrated
+    probability of each row (a breach or default vintage's own ``evaluation_frame`` carries it
+    as ``predicted_probability``), read instead of scoring the rows again."""
     gates = gates or PromotionGates()
     rows = _validation_rows(validation, label_column)
     decision = PromotionDecision(
@@ -649,7 +655,7 @@ def gate_challenger(
         validation_rows=len(rows),
         validation_fingerprint=training_data_fingerprint(rows) if len(rows) else None,
     )
-    decision.challenger_metrics = validation_metrics(challenger, rows, label_column)
+    decision.challenger_metrics = validation_metrics(challenger, rows, label_column, challenger_proba_column)
     if champion is None:
         decision.promoted = True
         decision.reasons.append("no champion registered: the challenger becomes champion")

@@ -44,6 +44,8 @@ from models.scoring import BreachRiskModel, build_design_matrix
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("training.yaml")
 Months = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
+# the calibrated probability of each row in a result's window frames (evaluation_frame, ...)
+PROBABILITY_COLUMN = "predicted_probability"
 Share = Annotated[float, Field(gt=0, le=1)]
 
 
@@ -376,7 +378,7 @@ def train_breach_model(
         metrics[f"{window}_uncalibrated_ece"] = classification_metrics(y, raw)["ece"]
         frame = window_rows.copy()
         frame["raw_probability"] = raw
-        frame["predicted_probability"] = calibrated
+        frame[PROBABILITY_COLUMN] = calibrated
         frames[window] = frame.reset_index(drop=True)
     for method, ece in calibration.cv_ece.items():
         metrics[f"calibration_cv_ece_{method}"] = ece

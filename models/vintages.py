@@ -49,7 +49,14 @@ from models.registry import (
     registered_version_tags,
     set_version_tags,
 )
-from models.training import TrainingConfig, complete_label_rows, train_breach_model, training_data_fingerprint
+from models.training import (
+    PROBABILITY_COLUMN,
+    TrainingConfig,
+    TrainingResult,
+    complete_label_rows,
+    train_breach_model,
+    training_data_fingerprint,
+)
 from models.training_set import DEFAULT_LABEL_COLUMN, untrainable_default_reason, untrainable_reason
 
 VINTAGE_CONFIG_PATH = Path(__file__).with_name("vintages.yaml")
@@ -216,8 +223,11 @@ def build_vintages(
             model = result.model
             if serving is not None and serving_model is None:
                 serving_model = load_model_version(tracking_uri, serving.version)
+            # a breach or default vintage's evaluation rows carry its probabilities: not scored again
             decision = gate_challenger(serving_model, model, result.evaluation_frame,
-                                       label_column=kind.label_column, gates=gates)
+                                       label_column=kind.label_column, gates=gates,
+                                       challenger_proba_column=PROBABILITY_COLUMN
+                                       if isinstance(result, TrainingResult) else None)
             status = SERVING if decision.promoted else REFUSED
             reasons = "; ".join(decision.reasons)
             set_version_tags(tracking_uri, version, {

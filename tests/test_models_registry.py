@@ -12,12 +12,14 @@ from models.registry import (
     REGISTERED_MODEL_NAME,
     ModelAliasNotFound,
     alias_data_fingerprint,
+    gate_challenger,
     load_model_by_alias,
     log_and_register,
     promote_if_better,
     tracking_uri_for_home,
 )
-from models.training import TrainingConfig, train_breach_model
+from models.scoring import BreachRiskModel
+from models.training import PROBABILITY_COLUMN, TrainingConfig, train_breach_model
 
 FAST = TrainingConfig(max_boost_rounds=80, early_stopping_rounds=20, min_data_in_leaf=40, feature_warmup_months=0)
 
@@ -103,3 +105,19 @@ def test_a_tracking_store_is_created_whole_or_not_at_all(tmp_path, monkeypatch):
     registry.ensure_tracking_store(uri)  # the next run makes it whole
     assert db.exists() and not (tmp_path / ".mlflow.db.creating").exists()
     assert registry.alias_data_fingerprint(uri, "champion") is None  # usable: no such alias yet
+
+
+def test_the_gate_reads_a_vintages_own_probabilities_instead_of_scoring_it_again(frame, monkeypatch):
+    """A new vintage's evaluation rows carry its calibrated probabilities: the gate's challenger
+    metrics read from them equal those of scoring the rows, and the challenger is not scored."""
+    champion = train_breach_model(frame, ["dispute_ratio_6m", "category"], FAST)
+    challenger = train_breach_model(frame, None, FAST)
+    scored = gate_challenger(champion.model, challenger.model, challenger.evaluation_frame)
+    calls = []
+    real_predict = BreachRiskModel.predict_proba
+    monkeypatch.setattr(BreachRiskModel, "predict_proba", lambda self, rows: calls.append(self) or real_predict(self, rows))
+    read = gate_challenger(champion.model, challenger.model, challenger.evaluation_frame,
+                           challenger_proba_column=PROBABILITY_COLUMN)
+    assert calls == [champion.model]  # only the champion is scored
+    assert read.challenger_metrics == scored.challenger_metrics  # bit for bit
+    assert (read.promoted, read.reasons) == (scored.promoted, scored.reasons)
