@@ -210,8 +210,7 @@ def log_loss_rate_run(result: LossRateTrainingResult, title: str) -> None:
     params["monotone_constraints"] = ",".join(str(f.risk_direction) for f in result.features)
     params["data_fingerprint_sha256"] = result.data_fingerprint
     mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
-    mlflow.log_metrics(_finite(result.metrics))
-    mlflow.log_metrics({f"rows_{k}": float(v) for k, v in result.row_counts.items()})
+    mlflow.log_metrics(_finite(result.metrics) | {f"rows_{k}": float(v) for k, v in result.row_counts.items()})
     mlflow.set_tags({"data_fingerprint_sha256": result.data_fingerprint, "model_family": "lightgbm-tweedie",
                      "outcome_definition": result.outcome_definition})
     for figure, file_name in (
@@ -243,8 +242,7 @@ def log_training_run(result: TrainingResult, run_name: str | None = None, title:
     params["best_iteration"] = result.best_iteration
     params["data_fingerprint_sha256"] = result.data_fingerprint
     mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
-    mlflow.log_metrics(_finite(result.metrics))
-    mlflow.log_metrics({f"rows_{k}": float(v) for k, v in result.row_counts.items()})
+    mlflow.log_metrics(_finite(result.metrics) | {f"rows_{k}": float(v) for k, v in result.row_counts.items()})
     mlflow.set_tags({"data_fingerprint_sha256": result.data_fingerprint, "model_family": "lightgbm",
                      "outcome_definition": result.outcome_definition})
 
@@ -393,19 +391,15 @@ def log_and_register(
                 mlflow.set_tags(tags)
             log_training_run(result, title=registered_model_name)
             model_info = _log_model_files(result, registered_model_name)
-            model_version = mlflow.register_model(model_info.model_uri, registered_model_name)
-        client.set_model_version_tag(
-            registered_model_name, model_version.version, "data_fingerprint_sha256", result.data_fingerprint
-        )
-        client.set_model_version_tag(
-            registered_model_name, model_version.version, "outcome_definition", result.outcome_definition
-        )
+            # the version's tags go in with its registration (one write, not one per tag)
+            version_tags = {"data_fingerprint_sha256": result.data_fingerprint,
+                            "outcome_definition": result.outcome_definition}
+            model_version = mlflow.register_model(model_info.model_uri, registered_model_name,
+                                                  tags=version_tags if set_alias else version_tags | (tags or {}))
         if set_alias:
             alias = CHALLENGER if _alias_version(client, registered_model_name, CHAMPION) else CHAMPION
             client.set_registered_model_alias(registered_model_name, alias, model_version.version)
             client.set_model_version_tag(registered_model_name, model_version.version, "initial_alias", alias)
-        for key, value in (tags or {}).items() if not set_alias else ():
-            client.set_model_version_tag(registered_model_name, model_version.version, key, value)
         client.update_model_version(
             registered_model_name, model_version.version, description=model_card(result, registered_model_name)
         )

@@ -1,5 +1,6 @@
 """MLflow registry flow on a temporary SQLite store: champion, challenger, gated promotion."""
 
+import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
@@ -121,3 +122,25 @@ def test_the_gate_reads_a_vintages_own_probabilities_instead_of_scoring_it_again
     assert calls == [champion.model]  # only the champion is scored
     assert read.challenger_metrics == scored.challenger_metrics  # bit for bit
     assert (read.promoted, read.reasons) == (scored.promoted, scored.reasons)
+
+
+def test_a_vintage_is_registered_with_its_tags_in_one_write_and_its_metrics_in_one_batch(tmp_path, frame, monkeypatch):
+    """The version's tags go in with its registration (no write per tag) and the run's metrics
+    in one batch; the registry shows the same tags and metrics as before."""
+    uri = tracking_uri_for_home(tmp_path)
+    result = train_breach_model(frame, None, FAST)
+    tag_writes, metric_batches = [], []
+    real_tag, real_metrics = MlflowClient.set_model_version_tag, mlflow.log_metrics
+    monkeypatch.setattr(MlflowClient, "set_model_version_tag", lambda self, *a, **k: tag_writes.append(a) or real_tag(self, *a, **k))
+    monkeypatch.setattr(mlflow, "log_metrics", lambda metrics, *a, **k: metric_batches.append(metrics) or real_metrics(metrics, *a, **k))
+    version = log_and_register(result, uri, set_alias=False, tags={"vintage_as_of_date": "2025-03-31"})
+    assert tag_writes == [] and len(metric_batches) == 1
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    number = version.rsplit("/", 1)[1]
+    assert client.get_model_version(REGISTERED_MODEL_NAME, number).tags == {
+        "data_fingerprint_sha256": result.data_fingerprint, "outcome_definition": result.outcome_definition,
+        "vintage_as_of_date": "2025-03-31",
+    }
+    logged = client.get_run(result.model.metadata["mlflow_run_id"]).data.metrics
+    assert logged["rows_train"] == result.row_counts["train"]
+    assert logged["evaluation_auc"] == pytest.approx(result.metrics["evaluation_auc"])
