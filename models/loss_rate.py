@@ -38,7 +38,7 @@ from models.metrics import loss_rate_calibration_table, loss_rate_metrics
 from models.model_features import ModelFeature, per_dollar_features, resolve_model_features
 from models.reason_codes import top_reason_codes
 from models.scoring import build_design_matrix
-from models.tree_shap import booster_contributions, booster_predict, booster_predict_and_contributions
+from models.tree_shap import booster_contributions, booster_from_text, booster_predict, booster_predict_and_contributions
 from data_contracts.outcomes import CLAIMS, OUTCOME_DEFINITION_COLUMN
 from models.training import (
     OutOfTimeSplit,
@@ -127,7 +127,7 @@ class LossRateModel:
 
     def booster(self, coverage: str) -> lgb.Booster:
         if coverage not in self._boosters:
-            self._boosters[coverage] = lgb.Booster(model_str=self.booster_models[coverage])
+            self._boosters[coverage] = booster_from_text(self.booster_models[coverage])
         return self._boosters[coverage]
 
     def design_matrix(self, features_df: pd.DataFrame) -> pd.DataFrame:
@@ -232,8 +232,12 @@ def train_loss_rate_model(
     training: pd.DataFrame,
     feature_specs_or_columns=None,
     config: TrainingConfig | None = None,
+    data_fingerprint: str | None = None,
 ) -> LossRateTrainingResult:
-    """Fit, calibrate and evaluate the per-coverage loss-rate boosters out of time."""
+    """Fit, calibrate and evaluate the per-coverage loss-rate boosters out of time.
+
+    ``data_fingerprint``: ``training_data_fingerprint(exposure_rows(training))`` when the
+    caller has taken it already (``models.vintages``' reuse key)."""
     config = config or loss_config_from_yaml()
     rows = exposure_rows(training)
     if rows.empty:
@@ -286,7 +290,7 @@ def train_loss_rate_model(
         if not f.categorical and designs["train"][f.name].notna().any() else 0.0
         for f in features
     }
-    fingerprint = training_data_fingerprint(rows)
+    fingerprint = data_fingerprint or training_data_fingerprint(rows)
     model = LossRateModel(
         boosters, scales, features, categories, medians,
         metadata={"split": split.describe(), "best_iteration": best, "scales": scales,

@@ -25,7 +25,12 @@ from models.calibration import Calibrator
 from models.linear_score import LinearScore
 from models.model_features import ModelFeature
 from models.reason_codes import top_reason_codes
-from models.tree_shap import booster_contributions, booster_predict, booster_predict_and_contributions
+from models.tree_shap import (
+    booster_contributions,
+    booster_from_text,
+    booster_predict,
+    booster_predict_and_contributions,
+)
 
 
 class BreachRiskModel:
@@ -76,7 +81,7 @@ class BreachRiskModel:
     @property
     def booster(self) -> lgb.Booster:
         if self._booster is None:
-            self._booster = lgb.Booster(model_str=self.booster_model)
+            self._booster = booster_from_text(self.booster_model)
         return self._booster
 
     @property

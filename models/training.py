@@ -44,6 +44,8 @@ from models.scoring import BreachRiskModel, build_design_matrix
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("training.yaml")
 Months = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
+# the calibrated probability of each row in a result's window frames (evaluation_frame, ...)
+PROBABILITY_COLUMN = "predicted_probability"
 Share = Annotated[float, Field(gt=0, le=1)]
 
 
@@ -268,6 +270,7 @@ def train_breach_model(
     config: TrainingConfig | None = None,
     label_column: str = LABEL_COLUMN,
     size_non_increasing: bool = False,
+    data_fingerprint: str | None = None,
 ) -> TrainingResult:
     """Fit, calibrate and evaluate a binary risk model on a features-joined-with-labels frame.
 
@@ -276,6 +279,8 @@ def train_breach_model(
     (incomplete rows are dropped) and the feature columns. ``size_non_increasing`` holds
     every size feature non-increasing (``models.model_features.per_dollar_features``), as the
     default model does: how much a supplier trades must never read as its risk.
+    ``data_fingerprint``: ``training_data_fingerprint`` of ``complete_label_rows(training,
+    label_column)`` when the caller has taken it already (``models.vintages``' reuse key).
     """
     config = config or TrainingConfig()
     rows = complete_label_rows(training, label_column)
@@ -337,7 +342,7 @@ def train_breach_model(
     )
     raw_calibration = uncalibrated.raw_proba(calibration_rows)
     calibration = fit_calibrator(raw_calibration, y_calibration, config.calibration_method, seed=config.seed)
-    fingerprint = training_data_fingerprint(rows)
+    fingerprint = data_fingerprint or training_data_fingerprint(rows)
     model = BreachRiskModel(
         booster_text,
         features,
@@ -373,7 +378,7 @@ def train_breach_model(
         metrics[f"{window}_uncalibrated_ece"] = classification_metrics(y, raw)["ece"]
         frame = window_rows.copy()
         frame["raw_probability"] = raw
-        frame["predicted_probability"] = calibrated
+        frame[PROBABILITY_COLUMN] = calibrated
         frames[window] = frame.reset_index(drop=True)
     for method, ece in calibration.cv_ece.items():
         metrics[f"calibration_cv_ece_{method}"] = ece

@@ -30,6 +30,7 @@ here (``ShallowTrees.from_booster`` returns None) and keeps LightGBM's own ``pre
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import weakref
@@ -214,6 +215,17 @@ class ShallowTrees:
 
 
 _TABLES: weakref.WeakKeyDictionary[lgb.Booster, ShallowTrees | None] = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=8)
+def booster_from_text(model_text: str) -> lgb.Booster:
+    """The booster of LightGBM model text, one object per text (the last few texts kept).
+
+    Models built from the same text share the booster and so its tables (``shallow_trees``),
+    which cost ~0.1 CPU s per 100 trees to build: a vintage's uncalibrated and calibrated
+    model, and the model MLflow loads back to check its input example right after logging
+    it. Nothing mutates a booster once trained, so sharing changes no prediction."""
+    return lgb.Booster(model_str=model_text)
 
 
 def shallow_trees(booster: lgb.Booster) -> ShallowTrees | None:

@@ -49,7 +49,14 @@ from models.registry import (
     registered_version_tags,
     set_version_tags,
 )
-from models.training import TrainingConfig, complete_label_rows, train_breach_model, training_data_fingerprint
+from models.training import (
+    PROBABILITY_COLUMN,
+    TrainingConfig,
+    TrainingResult,
+    complete_label_rows,
+    train_breach_model,
+    training_data_fingerprint,
+)
 from models.training_set import DEFAULT_LABEL_COLUMN, untrainable_default_reason, untrainable_reason
 
 VINTAGE_CONFIG_PATH = Path(__file__).with_name("vintages.yaml")
@@ -145,7 +152,9 @@ class RiskModelKind:
     label_column: str  # what the promotion gates compare on
     untrainable: Callable[[pd.DataFrame], str | None]
     fingerprint_rows: Callable[[pd.DataFrame], pd.DataFrame]
-    train: Callable[[pd.DataFrame], object]
+    # (rows known at the vintage, the fingerprint of their fingerprint_rows): the training
+    # result, which records that fingerprint instead of taking it again
+    train: Callable[[pd.DataFrame, str], object]
 
 
 @dataclass(frozen=True)
@@ -204,7 +213,7 @@ def build_vintages(
             log(f"{kind.kind} vintage as of {as_of}: inputs unchanged, reusing {version} ({vintage.status})")
             model = None
         else:
-            result = kind.train(rows)
+            result = kind.train(rows, fingerprint)
             version = log_and_register(
                 result, tracking_uri, registered_model_name=kind.registered_model_name,
                 experiment_name=experiment_name, run_name=f"vintage-{as_of.isoformat()}", set_alias=False,
@@ -214,8 +223,11 @@ def build_vintages(
             model = result.model
             if serving is not None and serving_model is None:
                 serving_model = load_model_version(tracking_uri, serving.version)
+            # a breach or default vintage's evaluation rows carry its probabilities: not scored again
             decision = gate_challenger(serving_model, model, result.evaluation_frame,
-                                       label_column=kind.label_column, gates=gates)
+                                       label_column=kind.label_column, gates=gates,
+                                       challenger_proba_column=PROBABILITY_COLUMN
+                                       if isinstance(result, TrainingResult) else None)
             status = SERVING if decision.promoted else REFUSED
             reasons = "; ".join(decision.reasons)
             set_version_tags(tracking_uri, version, {
@@ -292,16 +304,18 @@ def risk_model_kinds(breach_name: str, loss_rate_name: str, default_name: str) -
     return {
         BREACH: RiskModelKind(
             BREACH, breach_name, LABEL_COLUMN, untrainable_reason, complete_label_rows,
-            lambda rows: train_breach_model(rows, FEATURES, TrainingConfig.from_yaml()),
+            lambda rows, fingerprint: train_breach_model(rows, FEATURES, TrainingConfig.from_yaml(),
+                                                         data_fingerprint=fingerprint),
         ),
         LOSS_RATE: RiskModelKind(
             LOSS_RATE, loss_rate_name, LOSS_RATE_COLUMN, untrainable_reason, exposure_rows,
-            lambda rows: train_loss_rate_model(rows, FEATURES),
+            lambda rows, fingerprint: train_loss_rate_model(rows, FEATURES, data_fingerprint=fingerprint),
         ),
         DEFAULT: RiskModelKind(
             DEFAULT, default_name, DEFAULT_LABEL_COLUMN, untrainable_default_reason,
             lambda rows: complete_label_rows(rows, DEFAULT_LABEL_COLUMN),
-            lambda rows: train_breach_model(rows, FEATURES, TrainingConfig.from_yaml(), label_column=DEFAULT_LABEL_COLUMN,
-                                            size_non_increasing=True),
+            lambda rows, fingerprint: train_breach_model(rows, FEATURES, TrainingConfig.from_yaml(),
+                                                         label_column=DEFAULT_LABEL_COLUMN, size_non_increasing=True,
+                                                         data_fingerprint=fingerprint),
         ),
     }

@@ -17,9 +17,11 @@ from models.loss_rate import (
 )
 from models.metrics import loss_rate_metrics, weighted_gini
 from models.model_features import SIZE_FEATURES
+from models.model_files import load_model_files, save_model_files
 from models.reason_codes import REASON_STEMS
 from models.registry import PromotionGates, compare_loss_rate_on_rows
 from models.training import TrainingConfig, train_breach_model
+from models.tree_shap import ShallowTrees
 
 FAST_LOSS = TrainingConfig(
     max_boost_rounds=300, early_stopping_rounds=50, min_data_in_leaf=50, learning_rate=0.05,
@@ -120,6 +122,27 @@ def test_one_pass_gives_the_rates_and_contributions_of_two(result, frame):
     np.testing.assert_array_equal(contributions, model.contributions_from_design(design, expected))
     empty, no_contributions = model.component_rates_and_contributions(design.iloc[:0])
     assert no_contributions.shape == (0, len(model.features) + 1) and all(len(r) == 0 for r in empty.values())
+
+
+def test_a_loaded_loss_rate_model_reuses_the_boosters_of_the_same_text(result, frame, tmp_path, monkeypatch):
+    """Loaded back from its files (as MLflow does right after logging it), the model shares the
+    trained model's boosters: no booster is parsed or read into tables again, rates identical."""
+    expected = result.model.predict_rates(frame)  # the trained model's boosters and tables exist
+    built = []
+    real_from_booster = ShallowTrees.from_booster.__func__
+    monkeypatch.setattr(ShallowTrees, "from_booster",
+                        classmethod(lambda cls, booster: built.append(booster) or real_from_booster(cls, booster)))
+    loaded = load_model_files(save_model_files(result.model, tmp_path / "model"))
+    pd.testing.assert_frame_equal(loaded.predict_rates(frame), expected)
+    assert built == []
+
+
+def test_a_fingerprint_the_caller_took_is_recorded_without_hashing_the_rows_again(result, frame, monkeypatch):
+    """models.vintages fingerprints a vintage's rows for its reuse key and hands the fingerprint on."""
+    monkeypatch.setattr("models.loss_rate.training_data_fingerprint", lambda rows: pytest.fail("rows hashed again"))
+    again = train_loss_rate_model(frame, INPUTS, FAST_LOSS, data_fingerprint=result.data_fingerprint)
+    assert again.data_fingerprint == again.model.metadata["data_fingerprint"] == result.data_fingerprint
+    assert again.model.booster_models == result.model.booster_models
 
 
 # Loss metrics on hand-made rows; each case says what it pins down.

@@ -198,6 +198,30 @@ def test_the_training_set_schema_covers_every_row(frame):
     assert dataset.profile["num_rows"] == len(rows) and dataset.digest == "f" * 36
 
 
+def test_the_training_set_schema_is_inferred_once_per_sample(frame, monkeypatch):
+    """Vintages of a model share their oldest rows, so the sample whose schema MLflow infers
+    value by value is the same: inferred once, with the same schema; another sample is not
+    served the first one's."""
+    import mlflow.data.pandas_dataset as pandas_dataset
+
+    import models.registry as registry
+
+    monkeypatch.setattr(registry, "_SAMPLE_SCHEMAS", {}, raising=False)  # what earlier tests inferred
+    inferred = []
+    real_infer = pandas_dataset._infer_schema
+    monkeypatch.setattr(pandas_dataset, "_infer_schema", lambda df: inferred.append(len(df)) or real_infer(df))
+    rows = frame.reset_index(drop=True)
+    first = training_dataset(rows, "t", "a" * 64, schema_sample_rows=10)
+    longer = training_dataset(pd.concat([rows, rows.tail(5)], ignore_index=True), "t", "b" * 64, schema_sample_rows=10)
+    assert inferred == [10]
+    assert longer.schema.to_dict() == first.schema.to_dict()
+    other = rows.copy()
+    other["tenure_months"] = other["tenure_months"].astype(str)  # same columns, other values and type
+    changed = training_dataset(other, "t", "c" * 64, schema_sample_rows=10)
+    assert inferred == [10, 10]
+    assert {c.name: c.type.name for c in changed.schema.inputs}["tenure_months"] == "string"
+
+
 def test_an_experiment_made_before_the_kind_tag_gets_it(tmp_path):
     uri = tracking_uri_for_home(tmp_path)
     ensure_tracking_store(uri)

@@ -1,5 +1,6 @@
 """MLflow registry flow on a temporary SQLite store: champion, challenger, gated promotion."""
 
+import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
@@ -12,12 +13,14 @@ from models.registry import (
     REGISTERED_MODEL_NAME,
     ModelAliasNotFound,
     alias_data_fingerprint,
+    gate_challenger,
     load_model_by_alias,
     log_and_register,
     promote_if_better,
     tracking_uri_for_home,
 )
-from models.training import TrainingConfig, train_breach_model
+from models.scoring import BreachRiskModel
+from models.training import PROBABILITY_COLUMN, TrainingConfig, train_breach_model
 
 FAST = TrainingConfig(max_boost_rounds=80, early_stopping_rounds=20, min_data_in_leaf=40, feature_warmup_months=0)
 
@@ -103,3 +106,41 @@ def test_a_tracking_store_is_created_whole_or_not_at_all(tmp_path, monkeypatch):
     registry.ensure_tracking_store(uri)  # the next run makes it whole
     assert db.exists() and not (tmp_path / ".mlflow.db.creating").exists()
     assert registry.alias_data_fingerprint(uri, "champion") is None  # usable: no such alias yet
+
+
+def test_the_gate_reads_a_vintages_own_probabilities_instead_of_scoring_it_again(frame, monkeypatch):
+    """A new vintage's evaluation rows carry its calibrated probabilities: the gate's challenger
+    metrics read from them equal those of scoring the rows, and the challenger is not scored."""
+    champion = train_breach_model(frame, ["dispute_ratio_6m", "category"], FAST)
+    challenger = train_breach_model(frame, None, FAST)
+    scored = gate_challenger(champion.model, challenger.model, challenger.evaluation_frame)
+    calls = []
+    real_predict = BreachRiskModel.predict_proba
+    monkeypatch.setattr(BreachRiskModel, "predict_proba", lambda self, rows: calls.append(self) or real_predict(self, rows))
+    read = gate_challenger(champion.model, challenger.model, challenger.evaluation_frame,
+                           challenger_proba_column=PROBABILITY_COLUMN)
+    assert calls == [champion.model]  # only the champion is scored
+    assert read.challenger_metrics == scored.challenger_metrics  # bit for bit
+    assert (read.promoted, read.reasons) == (scored.promoted, scored.reasons)
+
+
+def test_a_vintage_is_registered_with_its_tags_in_one_write_and_its_metrics_in_one_batch(tmp_path, frame, monkeypatch):
+    """The version's tags go in with its registration (no write per tag) and the run's metrics
+    in one batch; the registry shows the same tags and metrics as before."""
+    uri = tracking_uri_for_home(tmp_path)
+    result = train_breach_model(frame, None, FAST)
+    tag_writes, metric_batches = [], []
+    real_tag, real_metrics = MlflowClient.set_model_version_tag, mlflow.log_metrics
+    monkeypatch.setattr(MlflowClient, "set_model_version_tag", lambda self, *a, **k: tag_writes.append(a) or real_tag(self, *a, **k))
+    monkeypatch.setattr(mlflow, "log_metrics", lambda metrics, *a, **k: metric_batches.append(metrics) or real_metrics(metrics, *a, **k))
+    version = log_and_register(result, uri, set_alias=False, tags={"vintage_as_of_date": "2025-03-31"})
+    assert tag_writes == [] and len(metric_batches) == 1
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    number = version.rsplit("/", 1)[1]
+    assert client.get_model_version(REGISTERED_MODEL_NAME, number).tags == {
+        "data_fingerprint_sha256": result.data_fingerprint, "outcome_definition": result.outcome_definition,
+        "vintage_as_of_date": "2025-03-31",
+    }
+    logged = client.get_run(result.model.metadata["mlflow_run_id"]).data.metrics
+    assert logged["rows_train"] == result.row_counts["train"]
+    assert logged["evaluation_auc"] == pytest.approx(result.metrics["evaluation_auc"])

@@ -8,8 +8,10 @@ from models.calibration import fit_calibrator
 from demo_frames import example_training_frame
 from models.metrics import expected_calibration_error
 from models.model_features import ModelFeature
+from models.model_files import load_model_files, save_model_files
 from models.scoring import BreachRiskModel, build_design_matrix
 from models.training import TrainingConfig, split_out_of_time, train_breach_model
+from models.tree_shap import ShallowTrees, booster_from_text
 
 FAST = TrainingConfig(max_boost_rounds=120, early_stopping_rounds=30, min_data_in_leaf=50, feature_warmup_months=0)
 
@@ -174,3 +176,28 @@ def test_each_window_is_scored_once_and_the_calibration_rows_keep_the_raw_scores
     np.testing.assert_array_equal(calibration["raw_probability"], result.model.raw_proba(calibration))
     np.testing.assert_array_equal(calibration["predicted_probability"],
                                   result.model.calibrator.transform(calibration["raw_probability"].to_numpy()))
+
+
+def test_a_boosters_trees_are_read_into_tables_once_per_model_text(frame, tmp_path, monkeypatch):
+    """The uncalibrated model that scores the calibration rows, the calibrated model and the
+    model loaded back from its files (as MLflow does to check the input example right after
+    logging it) are built from one booster text: its trees become tables once, and all three
+    predict the same."""
+    booster_from_text.cache_clear()
+    built = []
+    real_from_booster = ShallowTrees.from_booster.__func__
+    monkeypatch.setattr(ShallowTrees, "from_booster",
+                        classmethod(lambda cls, booster: built.append(booster) or real_from_booster(cls, booster)))
+    result = train_breach_model(frame, None, FAST)
+    assert len(built) == 1
+    loaded = load_model_files(save_model_files(result.model, tmp_path / "model"))
+    np.testing.assert_array_equal(loaded.predict_proba(frame), result.model.predict_proba(frame))
+    assert len(built) == 1
+
+
+def test_a_fingerprint_the_caller_took_is_recorded_without_hashing_the_rows_again(frame, result, monkeypatch):
+    """models.vintages fingerprints a vintage's rows for its reuse key and hands the fingerprint on."""
+    monkeypatch.setattr("models.training.training_data_fingerprint", lambda rows: pytest.fail("rows hashed again"))
+    again = train_breach_model(frame, None, FAST, data_fingerprint=result.data_fingerprint)
+    assert again.data_fingerprint == again.model.metadata["data_fingerprint"] == result.data_fingerprint
+    assert again.model.booster_model == result.model.booster_model

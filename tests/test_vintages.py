@@ -19,6 +19,7 @@ from models.training import TrainingConfig, complete_label_rows, train_breach_mo
 from models.training_set import untrainable_reason
 from models.vintage_maturity import vintage_maturity
 from models.vintages import (
+    RISK_MODEL_KINDS,
     REFUSED,
     SERVING,
     UNTRAINABLE,
@@ -27,6 +28,7 @@ from models.vintages import (
     VintageConfig,
     VintageConfigError,
     build_vintages,
+    risk_model_kinds,
     rows_known_at,
     serving_vintage,
     vintage_as_of_dates,
@@ -155,9 +157,9 @@ FAST = TrainingConfig(max_boost_rounds=30, early_stopping_rounds=10, learning_ra
 def _kind(spoil_after: date | None = None) -> RiskModelKind:
     """A breach kind; vintages whose newest row is after ``spoil_after`` learn shuffled labels
     (a model the gates must refuse)."""
-    def train(rows: pd.DataFrame):
+    def train(rows: pd.DataFrame, fingerprint: str):
         if spoil_after is None or max(rows["as_of_date"]) <= spoil_after:
-            return train_breach_model(rows, ["dispute_ratio_6m", "orders_6m"], FAST)
+            return train_breach_model(rows, ["dispute_ratio_6m", "orders_6m"], FAST, data_fingerprint=fingerprint)
         shuffled = rows.assign(breach_6m=rows["breach_6m"].sample(frac=1.0, random_state=0).to_numpy())
         result = train_breach_model(shuffled, ["dispute_ratio_6m", "orders_6m"], FAST)
         # judged on the true outcomes of its out-of-time rows
@@ -249,3 +251,14 @@ def test_assurance_vintages_points_the_run_at_another_cadence(tmp_path, monkeypa
     resource = build_resources(Settings.from_env())["model_registry"]
     assert resource.vintage_config_file == str(config.resolve())
     assert VintageConfig.from_yaml(resource.vintage_config_file).cadence == "monthly"
+
+
+@pytest.mark.parametrize("kind", RISK_MODEL_KINDS)
+def test_each_kind_trains_with_the_fingerprint_the_vintage_took(kind, monkeypatch):
+    """The vintage's reuse key is the fingerprint of the rows the model learns from: it is handed
+    to the training, which records it instead of hashing the same rows a second time."""
+    seen = []
+    for name in ("train_breach_model", "train_loss_rate_model"):
+        monkeypatch.setattr(f"models.vintages.{name}", lambda rows, *args, **kwargs: seen.append(kwargs["data_fingerprint"]))
+    risk_model_kinds("b", "l", "d")[kind].train(_training_frame(months=3), "f" * 64)
+    assert seen == ["f" * 64]
