@@ -36,6 +36,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+from results_file import write_keeping_notes
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "bench" / "_data"
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -380,7 +382,7 @@ def compare_with_baseline(baseline: Path, sizes: list[int], repeats: int, comman
         lines.append(
             f"| {n_orders:,} | median, wall | | | | {wb / ws:.2f}x | {wt / ws:.2f}x | **{wt / wb:.2f}** | |")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "features_compare.md").write_text("\n".join(lines) + "\n")
+    write_keeping_notes(RESULTS_DIR / "features_compare.md", "\n".join(lines))
     print(f"wrote {RESULTS_DIR / 'features_compare.md'}")
 
 
@@ -486,7 +488,7 @@ def write_report(command: str, runs: list[dict], reference: list[dict]) -> None:
         "![scaling](features_scaling.png)",
         "",
     ]
-    (RESULTS_DIR / "features.md").write_text("\n".join(lines), encoding="utf-8")
+    write_keeping_notes(RESULTS_DIR / "features.md", "\n".join(lines))
     print("\n".join(lines))
 
 

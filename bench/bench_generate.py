@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_file import write_keeping_notes
+
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "_data"
 RESULTS = BENCH_DIR / "results" / "generate.md"
@@ -130,7 +132,7 @@ def write_markdown(results: list[dict], command: str) -> None:
         lines += ["", f"Per decile of truth ({r['scenario']}):", "", "| decile | mean truth | realised |", "|---:|---:|---:|"]
         lines += [f"| {d['decile']} | {d['truth']} | {d['realised']} |" for d in r["deciles"]]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
+    write_keeping_notes(RESULTS, "\n".join(lines))
 
 
 def _cpu_count() -> int:

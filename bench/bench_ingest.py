@@ -21,6 +21,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from results_file import write_keeping_notes
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_MD = BENCH_DIR / "results" / "ingest.md"
@@ -89,7 +91,7 @@ def main() -> None:
         results.append({"size": size, "code": args.label, **measured, "load_avg": round(os.getloadavg()[0], 1),
                         "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")})
         RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
-        RESULTS_MD.write_text(render(results))
+        write_keeping_notes(RESULTS_MD, render(results))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from results_file import write_keeping_notes
+
 from bench_run import BENCH_DIR, REPO, ensure_landing_zone, in_child
 
 RESULTS_MD = BENCH_DIR / "results" / "labels.md"
@@ -82,7 +84,7 @@ def main() -> None:
     lines += ["", "Code: " + ", ".join(f"{label} = {runs[label]['commit']}" for label in labels)
               + "; supplier-months scored: " + ", ".join(str(runs[label]["supplier_months_scored"]) for label in labels)
               + "; load average after each run: " + ", ".join(str(runs[label]["load_avg_after"]) for label in labels) + ".", ""]
-    RESULTS_MD.write_text("\n".join(lines))
+    write_keeping_notes(RESULTS_MD, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -35,6 +35,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from results_file import write_keeping_notes
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 DATA_DIR = BENCH_DIR / "_data"
@@ -261,7 +263,7 @@ def write_results(results: dict) -> None:
         lines += ["", f"## Stages at {r['size']}, {r['code']}", "", "| stage | wall (s) | CPU (s) | peak RSS (GiB) |", "|---|---|---|---|"]
         lines += [f"| {s['stage']} | {s['wall_s']} | {s['cpu_s']} | {s['peak_rss_gib']} |" for s in r["run"]["stages"]]
     lines += ["", f"![stages]({RESULTS_PLOT.name})", ""]
-    RESULTS_MD.write_text("\n".join(lines))
+    write_keeping_notes(RESULTS_MD, "\n".join(lines))
     _plot(results)
 
 

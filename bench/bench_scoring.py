@@ -33,6 +33,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from results_file import write_keeping_notes
+
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
@@ -195,7 +197,7 @@ def main() -> None:
           for name, wall, cpu, per_s, per_cpu, first, same, same_codes, same_values in rows],
         "",
     ]
-    RESULTS_MD.write_text("\n".join(lines))
+    write_keeping_notes(RESULTS_MD, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from results_file import write_keeping_notes
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_MD = BENCH_DIR / "results" / "span.md"
@@ -79,7 +81,7 @@ def main() -> None:
             f"({', '.join(f'{w:.2f}' for w in walls)}) | {statistics.median(cpus):.2f} ({', '.join(f'{c:.2f}' for c in cpus)}) "
             f"| {max(r['peak_rss_gib'] for r in runs):.2f} | {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
             f"| {os.getloadavg()[0]:.1f} |")
-    RESULTS_MD.write_text("\n".join(lines) + "\n")
+    write_keeping_notes(RESULTS_MD, "\n".join(lines))
     print(f"wrote {RESULTS_MD}")
 
 

@@ -25,6 +25,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from results_file import write_keeping_notes
+
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "_data"
 RESULTS = BENCH_DIR / "results" / "validate.md"
@@ -164,8 +166,7 @@ def main() -> int:
         merged[r["size"]] = r
     RESULTS_JSON.write_text(json.dumps(merged, indent=1), encoding="utf-8")
     ordered = [merged[s] for s in SIZES if s in merged]
-    RESULTS.write_text(render(ordered, "uv run python bench/bench_validate.py [--sizes 1m|20m] [--keep]"),
-                       encoding="utf-8")
+    write_keeping_notes(RESULTS, render(ordered, "uv run python bench/bench_validate.py [--sizes 1m|20m] [--keep]"))
     print(f"wrote {RESULTS}")
     return 0
 
