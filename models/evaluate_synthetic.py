@@ -24,7 +24,6 @@ import duckdb
 import pandas as pd
 
 from models.evaluation import (
-    ORACLE_DEFAULT_COLUMN,
     LOSS_RATE_ORACLES,
     LATENT_STATE_COLUMNS,
     default_against_oracle,
@@ -33,6 +32,7 @@ from models.evaluation import (
     oracle_gaps_by_period,
     oracle_level_by_month,
     published_forecasts,
+    RISK_ORACLE_COLUMNS,
     read_truth,
     rolling_origin_validation,
     train_informed_learner,
@@ -40,6 +40,7 @@ from models.evaluation import (
 from models.loss_rate import train_loss_rate_model
 from models.training import TrainingConfig, train_breach_model
 from models.training_set import DEFAULT_LABEL_COLUMN
+from models.vintages import vintages_from_table
 
 QUALITY_BAR = {"max_auc_gap_to_oracle": 0.02, "max_ece": 0.01, "max_brier_vs_oracle": 0.05}
 # Issue 12's bars for the quantities the amount rests on.
@@ -122,8 +123,7 @@ def main(argv: list[str] | None = None) -> None:
 
     report_risk_models(
         training,
-        read_truth(args.landing, [*(column for columns in LOSS_RATE_ORACLES.values() for column in columns.values()),
-                                  ORACLE_DEFAULT_COLUMN, *LATENT_STATE_COLUMNS]),
+        read_truth(args.landing, [*RISK_ORACLE_COLUMNS, *LATENT_STATE_COLUMNS]),
     )
 
     if args.origins:
@@ -193,18 +193,18 @@ def report_published_scores(home: Path, months_per_period: int = 3) -> None:
                          "(`assurance demo --home HOME`)")
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         scores = con.execute("SELECT * FROM published.supplier_scores").df()
-        vintages = con.execute("SELECT kind, as_of_date, version FROM models.vintages").df()
+        vintages = vintages_from_table(con.execute("SELECT * FROM models.vintages").df())
     training = training_frame_from_landing(landing)
-    truth = read_truth(landing, [*(column for columns in LOSS_RATE_ORACLES.values() for column in columns.values()),
-                                 ORACLE_DEFAULT_COLUMN])
+    truth = read_truth(landing, RISK_ORACLE_COLUMNS)
     forecasts = published_forecasts(training, scores, vintages)
     rows = forecasts.evaluation_frame
     print(f"## Published scores of {home}: {len(rows):,} supplier-months with complete outcomes, "
           f"{rows['as_of_date'].min():%Y-%m} .. {rows['as_of_date'].max():%Y-%m}, each scored by the vintage "
           f"known at its month end ({len(forecasts.vintage_dates)} vintages)\n")
     tables = loss_rate_against_oracle(forecasts, truth)
+    summary = tables["summary"].set_index("cover")
     print("### Loss rate, all months\n")
-    print(tables["summary"].set_index("cover").T.round(5).to_markdown())
+    print(summary.T.round(5).to_markdown())
     print("\nBy decile of the published rate (total):\n")
     print(tables["deciles"][tables["deciles"]["cover"] == "total"].drop(columns="cover").round(5).to_markdown(index=False))
     default = default_against_oracle(forecasts, truth)["metrics"]
@@ -212,7 +212,7 @@ def report_published_scores(home: Path, months_per_period: int = 3) -> None:
     print(default.round(4).to_markdown())
     print(f"\n### Per {months_per_period} months\n")
     print(oracle_gaps_by_period(forecasts, truth, months_per_period).round(4).to_markdown(index=False))
-    worst = float(tables["summary"].set_index("cover").loc["total", "worst_decile_gap_to_oracle_given_open"])
+    worst = float(summary.loc["total", "worst_decile_gap_to_oracle_given_open"])
     gap = float(default.loc["model", "auc_gap_to_oracle"])
     print(f"\n- loss rate, worst decile gap to the information-matched oracle over all months: {worst:.1%} "
           f"(bar {RISK_BAR['max_decile_gap_to_oracle']:.0%}): " + ("met" if worst <= RISK_BAR["max_decile_gap_to_oracle"] else "NOT met"))

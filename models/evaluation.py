@@ -21,7 +21,7 @@ from models.baselines import LogisticBaseline, RuleBaseline
 from models.labels import add_months
 from models.metrics import classification_metrics, expected_calibration_error
 from models.model_features import LABEL_COLUMN, ModelFeature, resolve_model_features
-from models.training import TrainingConfig, TrainingResult, complete_label_rows, train_breach_model
+from models.training import PROBABILITY_COLUMN, TrainingConfig, TrainingResult, complete_label_rows, train_breach_model
 
 TRUTH_COLUMN = "breach_probability_6m"
 TENURE_BANDS = [(-np.inf, 6, "0-5m"), (6, 12, "6-11m"), (12, 24, "12-23m"), (24, np.inf, "24m+")]
@@ -115,7 +115,7 @@ def evaluate_against_oracle(
     if truth is not None:
         truth = truth[["supplier_id", "as_of_date", TRUTH_COLUMN]].rename(columns={TRUTH_COLUMN: "_oracle"})
         evaluation = evaluation.merge(truth, on=["supplier_id", "as_of_date"], how="inner", validate="one_to_one")
-    forecasts["model"] = evaluation["predicted_probability"].to_numpy()
+    forecasts["model"] = evaluation[PROBABILITY_COLUMN].to_numpy()
     forecasts["model_uncalibrated"] = evaluation["raw_probability"].to_numpy()
     if truth is not None:
         forecasts["oracle"] = evaluation["_oracle"].to_numpy()
@@ -197,6 +197,9 @@ ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS = {
 # Forecaster name -> prefix of its columns in the joined rows ("oracle_total", ...).
 LOSS_RATE_ORACLES = {"oracle": ORACLE_LOSS_RATE_COLUMNS, "oracle_given_open": ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS}
 ORACLE_DEFAULT_COLUMN = "default_probability_6m"
+# Every truth column the loss-rate and default comparisons read.
+RISK_ORACLE_COLUMNS = (*(column for columns in LOSS_RATE_ORACLES.values() for column in columns.values()),
+                       ORACLE_DEFAULT_COLUMN)
 
 
 def _with_oracle(frame: pd.DataFrame, truth: pd.DataFrame, columns: dict[str, str], prefix: str = "oracle") -> pd.DataFrame:
@@ -315,9 +318,9 @@ def default_against_oracle(
     the same rows as a third forecaster."""
     rows = _with_oracle(result.evaluation_frame, truth, {"default": ORACLE_DEFAULT_COLUMN})
     y = rows[result.label_column].astype(int).to_numpy()
-    forecasts = {"model": rows["predicted_probability"].to_numpy(), "oracle": rows["oracle_default"].to_numpy()}
+    forecasts = {"model": rows[PROBABILITY_COLUMN].to_numpy(), "oracle": rows["oracle_default"].to_numpy()}
     if informed is not None:
-        keyed = informed.evaluation_frame.set_index(["supplier_id", "as_of_date"])["predicted_probability"]
+        keyed = informed.evaluation_frame.set_index(["supplier_id", "as_of_date"])[PROBABILITY_COLUMN]
         forecasts["informed_learner"] = keyed.reindex(pd.MultiIndex.from_frame(rows[["supplier_id", "as_of_date"]])).to_numpy()
         if np.isnan(forecasts["informed_learner"]).any():
             raise ValueError("the informed learner was evaluated on other rows than the model: same training frame needed")
@@ -385,10 +388,10 @@ class PublishedForecasts:
 
 
 # Published column -> the name the oracle comparisons read a forecast under.
-PUBLISHED_FORECAST_COLUMNS = {"default_probability_6m": "predicted_probability"}
+PUBLISHED_FORECAST_COLUMNS = {"default_probability_6m": PROBABILITY_COLUMN}
 
 
-def published_forecasts(training: pd.DataFrame, scores: pd.DataFrame, vintages: pd.DataFrame,
+def published_forecasts(training: pd.DataFrame, scores: pd.DataFrame, vintages: Iterable,
                         label_column: str = "default_6m") -> PublishedForecasts:
     """Every published supplier-month whose six-month outcome is complete, with its realised
     labels and exposure (``training``: the training frame of the same landing zone).
@@ -397,7 +400,7 @@ def published_forecasts(training: pd.DataFrame, scores: pd.DataFrame, vintages: 
     outcomes complete by then, so every row is out of time for the model that scored it:
     many months instead of one three-month window, the decision exactly as published. A row
     scored by a vintage from after its own month would not be; it raises instead.
-    ``vintages`` is ``models.vintages`` (kind, as_of_date, version)."""
+    ``vintages``: the ``models.vintages.Vintage`` records of the home (``vintages_from_table``)."""
     from models.loss_rate import COVERAGE_RATE_COLUMNS, LOSS_RATE_COLUMN  # noqa: PLC0415
 
     forecast_columns = [LOSS_RATE_COLUMN, *COVERAGE_RATE_COLUMNS.values(), *PUBLISHED_FORECAST_COLUMNS]
@@ -405,9 +408,8 @@ def published_forecasts(training: pd.DataFrame, scores: pd.DataFrame, vintages: 
     published = scores[[*keys, *forecast_columns, "loss_rate_model_version", "default_model_version"]].copy()
     published["as_of_date"] = pd.to_datetime(published["as_of_date"]).dt.date
     published = published.dropna(subset=forecast_columns)
-    # Published rows name their vintage "<name>/<n>@<as-of date>" (models.vintages.Vintage.label).
-    vintage_dates = {f"{v}@{pd.Timestamp(d).date().isoformat()}": pd.Timestamp(d).date()
-                     for v, d in zip(vintages["version"], vintages["as_of_date"]) if pd.notna(v)}
+    # Published rows name their vintage by its label ("<name>/<n>@<as-of date>").
+    vintage_dates = {vintage.label: vintage.as_of_date for vintage in vintages if vintage.version}
     for column in ("loss_rate_model_version", "default_model_version"):
         trained_at = published[column].map(vintage_dates)
         if trained_at.isna().any():

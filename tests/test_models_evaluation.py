@@ -175,6 +175,7 @@ def _published_world(months: int = 6, n: int = 120, seed: int = 1):
 
     from models.evaluation import ORACLE_LOSS_RATE_COLUMNS, ORACLE_LOSS_RATE_GIVEN_OPEN_COLUMNS
     from models.labels import add_months
+    from models.vintages import Vintage
 
     rng = np.random.default_rng(seed)
     dates = [add_months(dt.date(2025, 1, 31), k) for k in range(months)]
@@ -199,9 +200,9 @@ def _published_world(months: int = 6, n: int = 120, seed: int = 1):
         loss_rate_model_version=np.where(keys["as_of_date"] < dates[3], f"loss/1@{dates[0]}", f"loss/2@{dates[3]}"),
         default_model_version=np.where(keys["as_of_date"] < dates[3], f"default/1@{dates[0]}", f"default/2@{dates[3]}"),
     )
-    vintages = pd.DataFrame({"kind": ["loss_rate", "loss_rate", "default", "default"],
-                             "as_of_date": [dates[0], dates[3], dates[0], dates[3]],
-                             "version": ["loss/1", "loss/2", "default/1", "default/2"]})
+    vintages = [Vintage(kind, as_of, "serving", version, None, None, "", "quarterly")
+                for kind, as_of, version in [("loss_rate", dates[0], "loss/1"), ("loss_rate", dates[3], "loss/2"),
+                                             ("default", dates[0], "default/1"), ("default", dates[3], "default/2")]]
     return training, scores, vintages, truth, dates
 
 
