@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not (args.landing or args.frame):
         parser.error("give --landing LZ (a landing zone from `assurance generate`) or --frame PARQUET")
-    frame = args.frame or training_frame(args.landing)
+    # absolute: the workers run in the measured checkout, not in this directory
+    frame = (args.frame or training_frame(args.landing)).resolve()
     code = args.code.resolve()
     commit = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     label = args.label or commit
