@@ -8,6 +8,7 @@ import io
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.landing import landing_zone
@@ -116,13 +117,38 @@ def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -
     )
 
 
+# What DuckDB's own .df() makes of a column Arrow converts otherwise: these as doubles (cast
+# by DuckDB, bit for bit as .df() does it), integers and booleans with NULLs as pandas' nullable types.
+_DOUBLE_IN_PANDAS = ("DECIMAL", "HUGEINT", "UHUGEINT")
+_NULLABLE_IN_PANDAS = {
+    pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+    pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(), pa.uint32(): pd.UInt32Dtype(),
+    pa.uint64(): pd.UInt64Dtype(), pa.bool_(): pd.BooleanDtype(),
+}
+
+
 def _load_training(warehouse: WarehouseParam) -> pd.DataFrame:
-    """The training set; empty when the history is too short to have one."""
+    """The training set; empty when the history is too short to have one.
+
+    Read through Arrow: the frame DuckDB's own .df() gives (dates as datetime.date, as the
+    models read them) at a fraction of its peak memory (bench/results/training_memory.md),
+    with .df()'s types where the two differ (the vintages' fingerprints hash them)."""
     with warehouse.connect() as con:
         if not duckdb_table_exists(con, "models", "training_set"):
             return pd.DataFrame({"as_of_date": pd.Series([], dtype=object), "supplier_id": pd.Series([], dtype=object)})
-        training = con.execute(f"SELECT * FROM {TRAINING_SET_TABLE} ORDER BY as_of_date, supplier_id").df()
-    training["as_of_date"] = pd.to_datetime(training["as_of_date"]).dt.date
+        types = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'models' AND table_name = 'training_set' ORDER BY ordinal_position"
+        ).fetchall()
+        columns = ", ".join(f'CAST("{name}" AS DOUBLE) AS "{name}"' if kind.startswith(_DOUBLE_IN_PANDAS) else f'"{name}"'
+                            for name, kind in types)
+        table = con.execute(f"SELECT {columns} FROM {TRAINING_SET_TABLE} ORDER BY as_of_date, supplier_id").to_arrow_table()
+    nullable = {name: table.column(name) for name in table.column_names
+                if table.column(name).null_count and table.column(name).type in _NULLABLE_IN_PANDAS}
+    training = table.to_pandas()
+    del table
+    for name, column in nullable.items():
+        training[name] = column.to_pandas(types_mapper=_NULLABLE_IN_PANDAS.get)
     return training
 
 
@@ -180,8 +206,8 @@ def _build_vintages(
             )
         ),
     }
-    if build.results:
-        newest = build.results[max(build.results)]
+    newest = build.newest_result
+    if newest is not None:
         metrics = {key: round(float(value), 6) for key, value in newest.metrics.items() if key.startswith("evaluation_")}
         # one float per metric, so the UI's Plots tab charts them across materializations
         metadata.update({f"out_of_time/{key.removeprefix('evaluation_')}": value for key, value in metrics.items()})
@@ -191,10 +217,7 @@ def _build_vintages(
 
 def _newest_trained(build: VintageBuild):
     """The newest vintage trained by this run and its training result (None when all were reused)."""
-    if not build.results:
-        return None, None
-    as_of = max(build.results)
-    return next(v for v in build.vintages if v.as_of_date == as_of), build.results[as_of]
+    return build.newest_trained, build.newest_result
 
 
 @dg.asset(deps=[training_set], backfill_policy=single_run, group_name="model", pool=WAREHOUSE_POOL, kinds={"lightgbm", "mlflow"})

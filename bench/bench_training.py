@@ -38,6 +38,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "training.md"
@@ -185,6 +186,18 @@ def run_worker(frame_path: Path, kind: str, out: Path) -> None:
         uri = tracking_uri_for_home(home)
         clock = StageClock()
         instrument(clock)
+        # each trained vintage's figures as it is logged (a build keeps only the newest one's result)
+        import models.vintages as vintages
+
+        results: dict = {}
+        original_log_and_register = vintages.log_and_register
+
+        def log_and_register(result, *args, **kwargs):
+            results[clock.vintage] = SimpleNamespace(row_counts=dict(result.row_counts), metrics=dict(result.metrics),
+                                                     best_iteration=result.best_iteration)
+            return original_log_and_register(result, *args, **kwargs)
+
+        vintages.log_and_register = log_and_register
         wall0, cpu0 = time.perf_counter(), time.process_time()
         build = build_vintages(training, model_kind, dates, uri, "bench_training", config)
         clock.start_vintage("end")
@@ -193,11 +206,11 @@ def run_worker(frame_path: Path, kind: str, out: Path) -> None:
         "rows": len(training), "months": len(months), "vintages": [d.isoformat() for d in dates],
         "wall_s": wall, "cpu_s": cpu,
         "statuses": {v.as_of_date.isoformat(): v.status for v in build.vintages},
-        "train_rows": {d.isoformat(): int(sum(r.row_counts.get(w, 0) for w in ("train", "calibration", "evaluation")))
-                       for d, r in build.results.items()},
-        "best_iteration": {d.isoformat(): r.best_iteration for d, r in build.results.items()},
-        "evaluation_metrics": {d.isoformat(): {k: float(v) for k, v in r.metrics.items() if k.startswith("evaluation_")}
-                               for d, r in build.results.items()},
+        "train_rows": {d: int(sum(r.row_counts.get(w, 0) for w in ("train", "calibration", "evaluation")))
+                       for d, r in results.items()},
+        "best_iteration": {d: r.best_iteration for d, r in results.items()},
+        "evaluation_metrics": {d: {k: float(v) for k, v in r.metrics.items() if k.startswith("evaluation_")}
+                               for d, r in results.items()},
         "wall": [[v, c, s] for (v, c), s in clock.wall.items()],
         "cpu": [[v, c, s] for (v, c), s in clock.cpu.items()],
         "calls": dict(clock.calls),

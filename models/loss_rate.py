@@ -44,7 +44,9 @@ from models.training import (
     OutOfTimeSplit,
     TrainingConfig,
     category_levels,
+    keyed_rows,
     learned_outcome_definition,
+    rows_in_months,
     split_out_of_time,
     training_data_fingerprint,
 )
@@ -81,14 +83,8 @@ def coverage_refunds(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def exposure_rows(training: pd.DataFrame) -> pd.DataFrame:
     """Complete-label rows with order value in the window: the rows a loss rate is defined on."""
-    rows = training
-    if "label_complete" in rows.columns:
-        rows = rows[rows["label_complete"].fillna(False).astype(bool)]
-    rows = rows[rows[TOTAL_REFUND_COLUMN].notna()]
-    exposure = pd.to_numeric(rows[EXPOSURE_COLUMN], errors="coerce")
-    rows = rows[exposure > 0].copy()
-    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
-    return rows.sort_values(["as_of_date", "supplier_id"], kind="mergesort").reset_index(drop=True)
+    exposure = pd.to_numeric(training[EXPOSURE_COLUMN], errors="coerce")
+    return keyed_rows(training, (training[TOTAL_REFUND_COLUMN].notna() & (exposure > 0)).to_numpy())
 
 
 class LossRateModel:
@@ -233,18 +229,20 @@ def train_loss_rate_model(
     feature_specs_or_columns=None,
     config: TrainingConfig | None = None,
     data_fingerprint: str | None = None,
+    label_rows: pd.DataFrame | None = None,
 ) -> LossRateTrainingResult:
     """Fit, calibrate and evaluate the per-coverage loss-rate boosters out of time.
 
     ``data_fingerprint``: ``training_data_fingerprint(exposure_rows(training))`` when the
-    caller has taken it already (``models.vintages``' reuse key)."""
+    caller has taken it already (``models.vintages``' reuse key); ``label_rows``: that
+    ``exposure_rows(training)`` itself, likewise (not copied again)."""
     config = config or loss_config_from_yaml()
-    rows = exposure_rows(training)
+    rows = exposure_rows(training) if label_rows is None else label_rows
     if rows.empty:
         raise ValueError("no complete-label supplier-month with order value in its window: no loss rate to learn")
     features = per_dollar_features(resolve_model_features(feature_specs_or_columns, rows))
     split = split_out_of_time(rows["as_of_date"].unique(), config)
-    windows = {name: rows[rows["as_of_date"].isin(set(months))] for name, months in asdict(split).items()}
+    windows = {name: rows_in_months(rows, months) for name, months in asdict(split).items()}
     categories = category_levels(windows["train"], features)
     designs = {name: build_design_matrix(frame, features, categories) for name, frame in windows.items()}
     refunds = {name: coverage_refunds(frame) for name, frame in windows.items()}
@@ -284,6 +282,7 @@ def train_loss_rate_model(
                 "gain": booster.feature_importance("gain", iteration=best[coverage]),
             })
         )
+    del train_set, valid_set  # the binned rows: every booster is trained
 
     medians = {
         f.name: float(np.nanmedian(designs["train"][f.name].to_numpy()))
@@ -303,7 +302,9 @@ def train_loss_rate_model(
     tables: dict[str, pd.DataFrame] = {}
     evaluation_frame = pd.DataFrame()
     for window, frame in windows.items():
-        rates = model.rates_frame(model.component_rates(designs[window]), frame.index)  # predict_rates, design built once
+        design = designs.pop(window)  # released once its window is scored
+        rates = model.rates_frame(model.component_rates(design), frame.index)  # predict_rates, design built once
+        del design
         total_refund = sum(refunds[window].values())
         per_coverage = {**{c: (refunds[window][c], rates[COVERAGE_RATE_COLUMNS[c]].to_numpy())
                            for c in COVERAGE_RATE_COLUMNS},

@@ -30,6 +30,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import yaml
+from pandas.core.util.hashing import combine_hash_arrays  # how hash_pandas_object combines a frame's columns
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
@@ -205,12 +206,42 @@ def complete_label_rows(training: pd.DataFrame, label_column: str = LABEL_COLUMN
     """Rows usable for training: label window complete and label present."""
     if label_column not in training.columns:
         raise KeyError(f"training frame has no label column {label_column!r}")
-    rows = training
-    if "label_complete" in rows.columns:
-        rows = rows[rows["label_complete"].fillna(False).astype(bool)]
-    rows = rows[rows[label_column].notna()].copy()
-    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date
-    return rows.sort_values(list(KEY_COLUMNS), kind="mergesort").reset_index(drop=True)
+    return keyed_rows(training, training[label_column].notna().to_numpy())
+
+
+def keyed_rows(training: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows ``keep`` marks whose label window is complete (``label_complete``, when the
+    frame has it), ``as_of_date`` as dates, in key order (stable), indexed 0..n-1.
+
+    One copy of the kept rows: a frame already in key order (the stored training set) is not
+    sorted into a second one."""
+    if "label_complete" in training.columns:
+        keep = keep & training["label_complete"].fillna(False).astype(bool).to_numpy()
+    rows = training.take(np.flatnonzero(keep))
+    rows["as_of_date"] = pd.to_datetime(rows["as_of_date"]).dt.date.to_numpy()
+    order = key_order(rows)
+    if order is not None:
+        rows = rows.take(order)
+    rows.index = pd.RangeIndex(len(rows))
+    return rows
+
+
+def key_order(frame: pd.DataFrame) -> np.ndarray | None:
+    """The positions of ``frame``'s rows in key order (a stable sort); None when they are in it already."""
+    keys = frame[list(KEY_COLUMNS)].reset_index(drop=True)
+    order = keys.sort_values(list(KEY_COLUMNS), kind="mergesort").index.to_numpy()
+    return None if (order == np.arange(len(frame))).all() else order
+
+
+def rows_in_months(rows: pd.DataFrame, months: Iterable[date]) -> pd.DataFrame:
+    """The rows of ``months``. In rows in month order (``complete_label_rows``) a window's
+    months are one run of rows: returned as a slice sharing their memory, not a copy (a
+    window is read, never written)."""
+    in_months = rows["as_of_date"].isin(set(months)).to_numpy()
+    positions = np.flatnonzero(in_months)
+    if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
+        return rows.iloc[positions[0] : positions[-1] + 1]
+    return rows[in_months]
 
 
 def split_out_of_time(months: Iterable[date], config: TrainingConfig) -> OutOfTimeSplit:
@@ -238,10 +269,18 @@ def split_out_of_time(months: Iterable[date], config: TrainingConfig) -> OutOfTi
 
 
 def training_data_fingerprint(frame: pd.DataFrame) -> str:
-    """sha256 of the rows (in key order) and column names: same data, same fingerprint."""
-    ordered = frame.sort_values(list(KEY_COLUMNS), kind="mergesort")[sorted(frame.columns)]
-    digest = hashlib.sha256("|".join(ordered.columns).encode())
-    digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+    """sha256 of the rows (in key order) and column names: same data, same fingerprint.
+
+    The hash ``pd.util.hash_pandas_object(frame in key order, columns sorted, index=False)``
+    gives, taken column by column, so the rows are never copied (sorted or reordered)."""
+    columns = sorted(frame.columns)
+    order = key_order(frame)
+    hashes = (pd.util.hash_pandas_object(frame[column], index=False).to_numpy() for column in columns)
+    combined = combine_hash_arrays(
+        (values if order is None else values[order] for values in hashes), len(columns)
+    )
+    digest = hashlib.sha256("|".join(columns).encode())
+    digest.update(combined.tobytes())
     return digest.hexdigest()
 
 
@@ -271,6 +310,7 @@ def train_breach_model(
     label_column: str = LABEL_COLUMN,
     size_non_increasing: bool = False,
     data_fingerprint: str | None = None,
+    label_rows: pd.DataFrame | None = None,
 ) -> TrainingResult:
     """Fit, calibrate and evaluate a binary risk model on a features-joined-with-labels frame.
 
@@ -280,19 +320,19 @@ def train_breach_model(
     every size feature non-increasing (``models.model_features.per_dollar_features``), as the
     default model does: how much a supplier trades must never read as its risk.
     ``data_fingerprint``: ``training_data_fingerprint`` of ``complete_label_rows(training,
-    label_column)`` when the caller has taken it already (``models.vintages``' reuse key).
+    label_column)`` when the caller has taken it already (``models.vintages``' reuse key);
+    ``label_rows``: that ``complete_label_rows`` itself, likewise (not copied again).
     """
     config = config or TrainingConfig()
-    rows = complete_label_rows(training, label_column)
+    rows = complete_label_rows(training, label_column) if label_rows is None else label_rows
     features = resolve_model_features(feature_specs_or_columns, rows)
     if size_non_increasing:
         features = per_dollar_features(features)
     split = split_out_of_time(rows["as_of_date"].unique(), config)
-    in_window = {name: rows["as_of_date"].isin(set(months)) for name, months in asdict(split).items()}
     row_counts_warmup = int((rows["as_of_date"] < min(split.train)).sum())
-    train_rows = rows[in_window["train"]]
-    calibration_rows = rows[in_window["calibration"]]
-    evaluation_rows = rows[in_window["evaluation"]]
+    train_rows = rows_in_months(rows, split.train)
+    calibration_rows = rows_in_months(rows, split.calibration)
+    evaluation_rows = rows_in_months(rows, split.evaluation)
 
     categories = category_levels(train_rows, features)
     x_train = build_design_matrix(train_rows, features, categories)
@@ -326,6 +366,7 @@ def train_breach_model(
         valid_sets=[valid_set],
         callbacks=callbacks if len(np.unique(y_calibration)) == 2 else [],
     )
+    del train_set, valid_set  # the binned rows: the booster is trained
     best_iteration = booster.best_iteration or booster.current_iteration()
     booster_text = booster.model_to_string(num_iteration=best_iteration)
 
@@ -340,7 +381,8 @@ def train_breach_model(
         medians=medians, num_threads=config.num_threads, linear=linear,
         booster_weight=booster_weight, linear_weight=linear_weight,
     )
-    raw_calibration = uncalibrated.raw_proba(calibration_rows)
+    raw_calibration = uncalibrated._raw_proba(x_calibration)  # raw_proba(calibration_rows), design built once
+    del x_calibration
     calibration = fit_calibrator(raw_calibration, y_calibration, config.calibration_method, seed=config.seed)
     fingerprint = data_fingerprint or training_data_fingerprint(rows)
     model = BreachRiskModel(
@@ -370,16 +412,23 @@ def train_breach_model(
         ("evaluation", evaluation_rows),
     ):
         # the calibrator changes no raw score: the calibration rows' are the ones it was fitted on
-        raw = raw_calibration if window == "calibration" else model.raw_proba(window_rows)
+        if window == "calibration":
+            raw = raw_calibration
+        elif window == "train":  # model.raw_proba(train_rows) on the design matrix built once, then released
+            raw, x_train = model._raw_proba(x_train), None
+        else:
+            raw = model.raw_proba(window_rows)
         calibrated = model.calibrator.transform(raw)
         y = window_rows[label_column].astype(int).to_numpy()
         for name, value in classification_metrics(y, calibrated).items():
             metrics[f"{window}_{name}"] = value
         metrics[f"{window}_uncalibrated_ece"] = classification_metrics(y, raw)["ece"]
-        frame = window_rows.copy()
+        if window == "train":
+            continue  # no result keeps the train window's rows: they are not copied
+        frame = window_rows.reset_index(drop=True)  # a copy: the window is a slice of the rows
         frame["raw_probability"] = raw
         frame[PROBABILITY_COLUMN] = calibrated
-        frames[window] = frame.reset_index(drop=True)
+        frames[window] = frame
     for method, ece in calibration.cv_ece.items():
         metrics[f"calibration_cv_ece_{method}"] = ece
 

@@ -137,10 +137,17 @@ def vintage_as_of_dates(first_month_end: date, last_day: date, config: VintageCo
 
 
 def rows_known_at(training: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    """The training rows a vintage as of ``as_of`` may learn from: label window ended by then."""
+    """The training rows a vintage as of ``as_of`` may learn from: label window ended by then.
+
+    On a frame in month order (the training set is stored so) they are its first rows, returned
+    as a slice that shares the frame's memory rather than a copy of it: treat them as read-only."""
     months = pd.Series(pd.to_datetime(training["as_of_date"]).dt.date)
     window_ends = months.map({m: label_window_end(m) for m in months.unique()})
-    return training[(window_ends <= as_of).to_numpy()]
+    known = (window_ends <= as_of).to_numpy()
+    count = int(known.sum())
+    if known[:count].all():  # a prefix (label window ends rise with the month)
+        return training.iloc[:count]
+    return training[known]
 
 
 @dataclass(frozen=True)
@@ -152,9 +159,10 @@ class RiskModelKind:
     label_column: str  # what the promotion gates compare on
     untrainable: Callable[[pd.DataFrame], str | None]
     fingerprint_rows: Callable[[pd.DataFrame], pd.DataFrame]
-    # (rows known at the vintage, the fingerprint of their fingerprint_rows): the training
-    # result, which records that fingerprint instead of taking it again
-    train: Callable[[pd.DataFrame, str], object]
+    # (rows known at the vintage, their fingerprint_rows, the fingerprint of those): the training
+    # result, which learns from the fingerprint_rows and records the fingerprint instead of
+    # taking either again (each would be another copy of the rows)
+    train: Callable[[pd.DataFrame, pd.DataFrame, str], object]
 
 
 @dataclass(frozen=True)
@@ -178,7 +186,16 @@ class Vintage:
 @dataclass
 class VintageBuild:
     vintages: list[Vintage]
-    results: dict[date, object]  # training results of the vintages trained by this call
+    # The training result of the newest vintage this call trained (None: every vintage was
+    # reused or untrainable), its training rows released once logged. Older vintages' results
+    # are dropped as soon as the next one is decided: each holds frames of the training rows,
+    # and keeping them all made the memory grow with the number of vintages.
+    newest_result: object | None = None
+
+    @property
+    def newest_trained(self) -> Vintage | None:
+        """The vintage ``newest_result`` belongs to."""
+        return next((v for v in reversed(self.vintages) if v.trained_now), None)
 
 
 def build_vintages(
@@ -195,7 +212,7 @@ def build_vintages(
     once whether each serves, and point the ``champion`` alias at the newest serving one."""
     registered = registered_version_tags(tracking_uri, kind.registered_model_name)
     vintages: list[Vintage] = []
-    results: dict[date, object] = {}
+    newest_result = None
     serving: Vintage | None = None
     serving_model = None
     for as_of in sorted(as_of_dates):
@@ -204,7 +221,8 @@ def build_vintages(
         if problem:
             vintages.append(Vintage(kind.kind, as_of, UNTRAINABLE, None, None, None, problem, config.cadence))
             continue
-        fingerprint = training_data_fingerprint(kind.fingerprint_rows(rows))
+        label_rows = kind.fingerprint_rows(rows)
+        fingerprint = training_data_fingerprint(label_rows)
         existing = _registered_vintage(registered, as_of, fingerprint)
         if existing is not None:
             version, tags = existing
@@ -213,13 +231,16 @@ def build_vintages(
             log(f"{kind.kind} vintage as of {as_of}: inputs unchanged, reusing {version} ({vintage.status})")
             model = None
         else:
-            result = kind.train(rows, fingerprint)
+            newest_result = None  # the previous vintage's frames go before this one's are made
+            result = kind.train(rows, label_rows, fingerprint)
+            del label_rows  # the result holds them (training_rows) until they are logged
             version = log_and_register(
                 result, tracking_uri, registered_model_name=kind.registered_model_name,
                 experiment_name=experiment_name, run_name=f"vintage-{as_of.isoformat()}", set_alias=False,
                 tags={TAG_AS_OF: as_of.isoformat(), TAG_FINGERPRINT: fingerprint, TAG_CADENCE: config.cadence,
                       TAG_KIND: kind.kind},
             )
+            result.training_rows = None  # logged as the run's dataset: the largest frame, not needed again
             model = result.model
             if serving is not None and serving_model is None:
                 serving_model = load_model_version(tracking_uri, serving.version)
@@ -235,14 +256,14 @@ def build_vintages(
             })
             vintage = Vintage(kind.kind, as_of, status, version, fingerprint,
                               serving.version if serving else None, reasons, config.cadence, trained_now=True)
-            results[as_of] = result
+            newest_result = result
             log(f"{kind.kind} vintage as of {as_of}: trained {version}, {status}: {reasons}")
         vintages.append(vintage)
         if vintage.status == SERVING:
             serving, serving_model = vintage, model
     if serving is not None:
         point_alias(tracking_uri, serving.version)
-    return VintageBuild(vintages, results)
+    return VintageBuild(vintages, newest_result)
 
 
 def _registered_vintage(registered: dict[str, dict[str, str]], as_of: date, fingerprint: str):
@@ -304,18 +325,19 @@ def risk_model_kinds(breach_name: str, loss_rate_name: str, default_name: str) -
     return {
         BREACH: RiskModelKind(
             BREACH, breach_name, LABEL_COLUMN, untrainable_reason, complete_label_rows,
-            lambda rows, fingerprint: train_breach_model(rows, FEATURES, TrainingConfig.from_yaml(),
-                                                         data_fingerprint=fingerprint),
+            lambda rows, label_rows, fingerprint: train_breach_model(
+                rows, FEATURES, TrainingConfig.from_yaml(), data_fingerprint=fingerprint, label_rows=label_rows),
         ),
         LOSS_RATE: RiskModelKind(
             LOSS_RATE, loss_rate_name, LOSS_RATE_COLUMN, untrainable_reason, exposure_rows,
-            lambda rows, fingerprint: train_loss_rate_model(rows, FEATURES, data_fingerprint=fingerprint),
+            lambda rows, label_rows, fingerprint: train_loss_rate_model(
+                rows, FEATURES, data_fingerprint=fingerprint, label_rows=label_rows),
         ),
         DEFAULT: RiskModelKind(
             DEFAULT, default_name, DEFAULT_LABEL_COLUMN, untrainable_default_reason,
             lambda rows: complete_label_rows(rows, DEFAULT_LABEL_COLUMN),
-            lambda rows, fingerprint: train_breach_model(rows, FEATURES, TrainingConfig.from_yaml(),
-                                                         label_column=DEFAULT_LABEL_COLUMN, size_non_increasing=True,
-                                                         data_fingerprint=fingerprint),
+            lambda rows, label_rows, fingerprint: train_breach_model(
+                rows, FEATURES, TrainingConfig.from_yaml(), label_column=DEFAULT_LABEL_COLUMN,
+                size_non_increasing=True, data_fingerprint=fingerprint, label_rows=label_rows),
         ),
     }

@@ -162,13 +162,13 @@ def test_each_window_is_scored_once_and_the_calibration_rows_keep_the_raw_scores
     """Train and evaluation rows are scored once each; the calibration rows' raw scores, the
     calibrator's input, are reused for their metrics (the calibrator changes no raw score)."""
     scored = []
-    real_raw_proba = BreachRiskModel.raw_proba
+    real_raw_proba = BreachRiskModel._raw_proba  # what raw_proba scores a design matrix with
 
-    def counting_raw_proba(self, rows):
-        scored.append(len(rows))
-        return real_raw_proba(self, rows)
+    def counting_raw_proba(self, design):
+        scored.append(len(design))
+        return real_raw_proba(self, design)
 
-    monkeypatch.setattr(BreachRiskModel, "raw_proba", counting_raw_proba)
+    monkeypatch.setattr(BreachRiskModel, "_raw_proba", counting_raw_proba)
     result = train_breach_model(frame, None, FAST)
     monkeypatch.undo()
     assert sorted(scored) == sorted(result.row_counts[w] for w in ("train", "calibration", "evaluation"))

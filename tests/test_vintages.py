@@ -157,9 +157,10 @@ FAST = TrainingConfig(max_boost_rounds=30, early_stopping_rounds=10, learning_ra
 def _kind(spoil_after: date | None = None) -> RiskModelKind:
     """A breach kind; vintages whose newest row is after ``spoil_after`` learn shuffled labels
     (a model the gates must refuse)."""
-    def train(rows: pd.DataFrame, fingerprint: str):
+    def train(rows: pd.DataFrame, label_rows: pd.DataFrame, fingerprint: str):
         if spoil_after is None or max(rows["as_of_date"]) <= spoil_after:
-            return train_breach_model(rows, ["dispute_ratio_6m", "orders_6m"], FAST, data_fingerprint=fingerprint)
+            return train_breach_model(rows, ["dispute_ratio_6m", "orders_6m"], FAST, data_fingerprint=fingerprint,
+                                      label_rows=label_rows)
         shuffled = rows.assign(breach_6m=rows["breach_6m"].sample(frac=1.0, random_state=0).to_numpy())
         result = train_breach_model(shuffled, ["dispute_ratio_6m", "orders_6m"], FAST)
         # judged on the true outcomes of its out-of-time rows
@@ -260,5 +261,6 @@ def test_each_kind_trains_with_the_fingerprint_the_vintage_took(kind, monkeypatc
     seen = []
     for name in ("train_breach_model", "train_loss_rate_model"):
         monkeypatch.setattr(f"models.vintages.{name}", lambda rows, *args, **kwargs: seen.append(kwargs["data_fingerprint"]))
-    risk_model_kinds("b", "l", "d")[kind].train(_training_frame(months=3), "f" * 64)
+    training = _training_frame(months=3)
+    risk_model_kinds("b", "l", "d")[kind].train(training, complete_label_rows(training), "f" * 64)
     assert seen == ["f" * 64]
