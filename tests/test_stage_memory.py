@@ -1,0 +1,72 @@
+"""The stages after training read only the columns they use (the memory of a stage then grows with
+what it computes, not with the width of the tables it reads), and give the same tables as a read
+of whole rows did. Each test builds the whole-width answer the old way beside the narrow one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+from test_realised_outcomes import _scored_months, landing, world  # noqa: F401 - fixtures
+
+from features import compute_supplier_features
+from models.model_features import resolve_model_features
+from models.monitoring import SCORE_COLUMNS, Monitor, drift_columns, monitoring_tables
+from models.monitoring_data import SEGMENT_SOURCE_COLUMNS, load_monitoring_run
+from warehouse.query_log import CountingConnection, QueryLog
+
+KEYS = ["as_of_date", "supplier_id"]
+
+
+@pytest.fixture
+def wide_world(world):  # noqa: F811 - the fixture imported above
+    """The world with its real, whole-width features and scores carrying columns monitoring never reads."""
+    con, horizon = world
+    months = _scored_months(con, horizon)
+    features = compute_supplier_features(con, months)
+    con.register("_features", features)
+    con.execute("CREATE OR REPLACE TABLE features.supplier_features AS SELECT * FROM _features")
+    con.unregister("_features")
+    con.execute("ALTER TABLE models.scores ADD COLUMN reason_codes VARCHAR[] DEFAULT ['LONG_REASON_CODE', 'ANOTHER']")
+    return con, horizon, months
+
+
+def _whole_rows(con, table: str) -> pd.DataFrame:
+    frame = con.execute(f"SELECT * FROM {table} ORDER BY as_of_date, supplier_id").df()
+    frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
+    return frame
+
+
+def test_monitoring_reads_only_its_columns_and_monitors_the_same(wide_world, tmp_path):
+    con, horizon, months = wide_world
+    log = QueryLog()
+    run = load_monitoring_run(CountingConnection(con, log), months, features_table="features.supplier_features",
+                              scores_table="models.scores", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                              data_horizon=horizon, training_months=months[:2])
+    features = _whole_rows(con, "features.supplier_features")
+    inputs = drift_columns(f.name for f in resolve_model_features(None, features))
+    # Narrow: the keys, the drift-tested inputs and the segments' columns; the scores without their reasons.
+    assert list(run.monitor.features.columns) == list(dict.fromkeys([*KEYS, *inputs, *SEGMENT_SOURCE_COLUMNS]))
+    assert len(run.monitor.features.columns) < len(features.columns)
+    assert list(run.monitor.scores.columns) == [*KEYS, *SCORE_COLUMNS]
+    reads = [s.sql for s in log.statements if "supplier_features" in s.sql or "models.scores" in s.sql]
+    assert reads and not any("reason_codes" in sql or ("SELECT *" in sql and "LIMIT 0" not in sql) for sql in reads)
+    # The same monitoring as whole rows give, month by month.
+    whole = Monitor(features, _whole_rows(con, "models.scores")[[*KEYS, *SCORE_COLUMNS]], inputs)
+    for month in months:
+        outcomes = run.outcomes[run.outcomes["as_of_date"] == month]
+        expected = monitoring_tables(whole.month(month, run.references[month], outcomes if len(outcomes) else None,
+                                                 run.rankings[month]))
+        got = monitoring_tables(run.month(month))
+        for name in expected:
+            pd.testing.assert_frame_equal(got[name], expected[name])
+    assert any(len(monitoring_tables(run.month(m))["performance"]) for m in months)  # outcomes were compared too
+
+
+def test_monitoring_a_month_without_features_tests_no_input(wide_world, tmp_path):
+    con, horizon, months = wide_world
+    con.execute("DELETE FROM features.supplier_features")
+    run = load_monitoring_run(con, months, features_table="features.supplier_features", scores_table="models.scores",
+                              tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", data_horizon=horizon)
+    assert run.monitor.input_columns == [] and run.monitor.features.empty
