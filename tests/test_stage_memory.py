@@ -4,16 +4,17 @@ of whole rows did. Each test builds the whole-width answer the old way beside th
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pandas as pd
 import pytest
 from test_realised_outcomes import _scored_months, landing, world  # noqa: F401 - fixtures
 
 from features import compute_supplier_features
+from models.backtest import HISTORY_FEATURE_COLUMNS, build_backtest_history, load_scored_history, run_backtest
 from models.model_features import resolve_model_features
 from models.monitoring import SCORE_COLUMNS, Monitor, drift_columns, monitoring_tables
 from models.monitoring_data import SEGMENT_SOURCE_COLUMNS, load_monitoring_run
+from models.policy import POLICIES_DIR, Policy
+from models.realised_outcomes import realised_outcomes
 from warehouse.query_log import CountingConnection, QueryLog
 
 KEYS = ["as_of_date", "supplier_id"]
@@ -70,3 +71,24 @@ def test_monitoring_a_month_without_features_tests_no_input(wide_world, tmp_path
     run = load_monitoring_run(con, months, features_table="features.supplier_features", scores_table="models.scores",
                               tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", data_horizon=horizon)
     assert run.monitor.input_columns == [] and run.monitor.features.empty
+
+
+def test_the_backtest_reads_only_the_features_a_replay_reads_and_replays_the_same(wide_world):
+    con, horizon, months = wide_world
+    # Scores the policies can replay: the risk columns in range, plus what the run's scores carry besides.
+    con.execute("ALTER TABLE models.scores ADD COLUMN loss_rate_pre_shipment_6m DOUBLE DEFAULT 0.001")
+    con.execute("ALTER TABLE models.scores ADD COLUMN loss_rate_post_delivery_6m DOUBLE DEFAULT 0.002")
+    history = load_scored_history(con, horizon)
+    scored = con.execute(
+        "SELECT f.*, s.* EXCLUDE (as_of_date, supplier_id, reason_codes) FROM models.scores s "
+        "JOIN features.supplier_features f USING (as_of_date, supplier_id) ORDER BY as_of_date, supplier_id").df()
+    whole = build_backtest_history(scored, realised_outcomes(con, months, horizon).to_pandas())
+    feature_columns = set(compute_supplier_features(con, months[:1]).column_names)
+    assert set(history.columns) & feature_columns == set(HISTORY_FEATURE_COLUMNS) & feature_columns
+    assert len(history.columns) < len(whole.columns)
+    pd.testing.assert_frame_equal(history, whole[history.columns])
+    for policy in (Policy.default(), Policy.from_yaml(POLICIES_DIR / "v1.yaml")):
+        narrow, wide = run_backtest(history, policy), run_backtest(whole, policy)
+        pd.testing.assert_frame_equal(narrow.monthly, wide.monthly)
+        pd.testing.assert_frame_equal(narrow.totals, wide.totals)
+        pd.testing.assert_frame_equal(narrow.decisions, wide.decisions[narrow.decisions.columns])
