@@ -15,6 +15,7 @@ from models.monitoring import SCORE_COLUMNS, Monitor, drift_columns, monitoring_
 from models.monitoring_data import SEGMENT_SOURCE_COLUMNS, load_monitoring_run
 from models.policy import POLICIES_DIR, Policy
 from models.realised_outcomes import realised_outcomes
+from models.training_set import build_training_set, store_training_set
 from warehouse.query_log import CountingConnection, QueryLog
 
 KEYS = ["as_of_date", "supplier_id"]
@@ -92,3 +93,16 @@ def test_the_backtest_reads_only_the_features_a_replay_reads_and_replays_the_sam
         pd.testing.assert_frame_equal(narrow.monthly, wide.monthly)
         pd.testing.assert_frame_equal(narrow.totals, wide.totals)
         pd.testing.assert_frame_equal(narrow.decisions, wide.decisions[narrow.decisions.columns])
+
+
+def test_the_training_set_is_written_inside_duckdb_with_the_rows_and_types_it_had(world):  # noqa: F811
+    """The asset's table, written by a query, is the table the fetched rows made before."""
+    con, horizon = world
+    fetched = build_training_set(con, horizon)
+    con.register("_fetched", fetched)
+    con.execute("CREATE TABLE models.training_set_fetched AS SELECT * FROM _fetched")  # what the asset did
+    con.unregister("_fetched")
+    assert store_training_set(con, "models.training_set", horizon) == fetched.num_rows > 0
+    assert con.execute("DESCRIBE models.training_set").fetchall() == con.execute("DESCRIBE models.training_set_fetched").fetchall()
+    written = con.execute("SELECT * FROM models.training_set").fetch_arrow_table()  # in its stored order
+    assert written.equals(con.execute("SELECT * FROM models.training_set_fetched").fetch_arrow_table())
