@@ -4,7 +4,11 @@ of whole rows did. Each test builds the whole-width answer the old way beside th
 
 from __future__ import annotations
 
+from datetime import date
+
+import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 from test_realised_outcomes import _scored_months, landing, world  # noqa: F401 - fixtures
 
@@ -16,6 +20,7 @@ from models.monitoring_data import SEGMENT_SOURCE_COLUMNS, load_monitoring_run
 from models.policy import POLICIES_DIR, Policy
 from models.realised_outcomes import realised_outcomes
 from models.training_set import build_training_set, store_training_set
+from warehouse.publish import commit_months
 from warehouse.query_log import CountingConnection, QueryLog
 
 KEYS = ["as_of_date", "supplier_id"]
@@ -106,3 +111,40 @@ def test_the_training_set_is_written_inside_duckdb_with_the_rows_and_types_it_ha
     assert con.execute("DESCRIBE models.training_set").fetchall() == con.execute("DESCRIBE models.training_set_fetched").fetchall()
     written = con.execute("SELECT * FROM models.training_set").fetch_arrow_table()  # in its stored order
     assert written.equals(con.execute("SELECT * FROM models.training_set_fetched").fetch_arrow_table())
+
+
+def _month_rows(as_of_date, suppliers: int = 3) -> pa.Table:
+    return pa.table({"as_of_date": pa.array([as_of_date] * suppliers, pa.date32()),
+                     "supplier_id": [f"S{i}" for i in range(suppliers)], "value": [float(i) for i in range(suppliers)]})
+
+
+def test_publishing_reads_one_table_at_a_time_inside_its_transaction():
+    """A table given as a function is read when its turn comes: the scores are already in
+    place (in the same transaction) when the features are read, and none is read twice."""
+    con = duckdb.connect()
+    months = [date(2025, 1, 31), date(2025, 2, 28)]
+    reads = []
+
+    def scores():
+        reads.append("scores")
+        return pa.concat_tables([_month_rows(m) for m in months])
+
+    def features():
+        reads.append("features")
+        assert con.execute("SELECT count(*) FROM published.supplier_scores").fetchone()[0] == 6  # scores went first
+        return _month_rows(months[0], 2)
+
+    counts = commit_months(con, months, {"supplier_scores": scores, "supplier_features": features})
+    assert reads == ["scores", "features"]
+    assert counts == {months[0]: {"supplier_scores": 3, "supplier_features": 2},
+                      months[1]: {"supplier_scores": 3, "supplier_features": 0}}
+
+
+def test_a_table_read_late_with_a_stray_month_publishes_nothing():
+    con = duckdb.connect()
+    months = [date(2025, 1, 31)]
+    commit_months(con, months, {"supplier_scores": _month_rows(months[0])})
+    with pytest.raises(ValueError, match="supplier_features: rows for 2025-02-28 given to publish 2025-01-31"):
+        commit_months(con, months, {"supplier_scores": lambda: _month_rows(months[0], 1),
+                                    "supplier_features": lambda: _month_rows(date(2025, 2, 28))})
+    assert con.execute("SELECT count(*) FROM published.supplier_scores").fetchone()[0] == 3  # rolled back whole
