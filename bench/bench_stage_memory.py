@@ -51,11 +51,14 @@ def materialise_in_this_process(home: Path, landing: Path, asset: str) -> dict:
 
     settings = Settings(home=home, landing=landing)
     prepare_dagster_home(settings)
-    job = build_definitions(settings).resolve_job_def(MONTHLY_JOB_NAME)
+    definitions = build_definitions(settings)
+    job = definitions.resolve_job_def(MONTHLY_JOB_NAME)
     # `published_tables` is one step writing three assets (published/<table>); any other name is one asset.
     keys = {dg.AssetKey(["published", t]) for t in ("supplier_scores", "supplier_features", "storefront_metrics")} \
         if asset == "published_tables" else {dg.AssetKey(asset)}
-    job = job.get_subset(asset_selection=keys, asset_check_selection=set())
+    # The checks the asset's own step yields (ingest's) go with it; checks in steps of their own do not.
+    own_checks = {check for key in keys for check in definitions.resolve_assets_def(key).check_keys}
+    job = job.get_subset(asset_selection=keys, asset_check_selection=own_checks)
     process = psutil.Process()
     samples: list[int] = []
     done = threading.Event()
@@ -167,8 +170,9 @@ def main() -> None:
 
 def _describe(code: Path) -> str:
     commit = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    # The results this bench writes are not code.
+    dirty = subprocess.run(["git", "-C", str(code), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":!bench/results"], capture_output=True, text=True).stdout.strip()
     return f"{commit}{' + uncommitted changes' if dirty else ''}"
 
 
