@@ -20,9 +20,9 @@ from models.realised_outcomes import store_realised_outcomes
 from models.training_set import (
     DEFAULT_LABEL_COLUMN,
     NotEnoughHistoryError,
-    build_training_set,
     first_activity_month_end,
     outcome_month_ends,
+    store_training_set,
 )
 from models.vintages import (
     BREACH,
@@ -86,27 +86,25 @@ def training_set(context: dg.AssetExecutionContext, warehouse: WarehouseParam) -
     default; docs/design.md §4); later months are scored, never trained on."""
     with warehouse.connect() as con:
         horizon = read_data_horizon(con)
+        con.execute("CREATE SCHEMA IF NOT EXISTS models")
         try:
-            rows = build_training_set(con, horizon)
+            # Written inside DuckDB: the joined rows never come into the process.
+            row_count = store_training_set(con, TRAINING_SET_TABLE, horizon)
         except NotEnoughHistoryError as too_short:
             # No vintage can be trained: the months are published without scores (models/vintages.py).
             con.execute(f"DROP TABLE IF EXISTS {TRAINING_SET_TABLE}")
             context.log.warning(f"no training set: {too_short}")
             return dg.MaterializeResult(metadata={"dagster/row_count": 0, "not_built_because": str(too_short)})
-        con.execute("CREATE SCHEMA IF NOT EXISTS models")
-        con.register("_training_rows", rows)
-        con.execute(f"CREATE OR REPLACE TABLE {TRAINING_SET_TABLE} AS SELECT * FROM _training_rows")
-        con.unregister("_training_rows")
         per_month = con.execute(
             f"SELECT as_of_date::VARCHAR, count(*), avg(breach_6m::INT) FROM {TRAINING_SET_TABLE} GROUP BY 1 ORDER BY 1"
         ).fetchall()
-    context.log.info(f"training set: {rows.num_rows:,} supplier-months over {len(per_month)} months (horizon {horizon})")
+    context.log.info(f"training set: {row_count:,} supplier-months over {len(per_month)} months (horizon {horizon})")
     return dg.MaterializeResult(
         metadata={
             "months": len(per_month),
             "data_horizon": str(horizon),
-            "dagster/row_count": rows.num_rows,
-            "breach_rate": round(sum(n * (rate or 0.0) for _, n, rate in per_month) / max(rows.num_rows, 1), 6),
+            "dagster/row_count": row_count,
+            "breach_rate": round(sum(n * (rate or 0.0) for _, n, rate in per_month) / max(row_count, 1), 6),
             "breach_rate_per_month": dg.MetadataValue.table(
                 [dg.TableRecord({"as_of_date": m, "rows": n, "breach_rate": round(rate or 0.0, 4)}) for m, n, rate in per_month],
                 schema=dg.TableSchema(columns=[

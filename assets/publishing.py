@@ -93,19 +93,22 @@ def published_tables(context: dg.AssetExecutionContext, warehouse: WarehousePara
     with warehouse.connect() as con:
         try:
             vintages = load_vintages(con)
-            # Every month at once: one read per table, one transaction (warehouse.publish.commit_months).
-            scores = _with_run_metadata(_rows_of_months(con, SCORES_TABLE, as_of_dates), context.run_id, published_at)
-            scored = set(scores.column("as_of_date").to_pylist())
+            scored = {row[0] for row in con.execute(
+                f"SELECT DISTINCT as_of_date FROM {SCORES_TABLE} WHERE as_of_date IN (SELECT unnest(?::DATE[]))",
+                [as_of_dates]).fetchall()}
             for as_of_date in as_of_dates:
                 # A month no model vintage knew is published without scores (models/vintages.py).
                 if as_of_date not in scored and why_not_scored(vintages, RISK_MODEL_KINDS, as_of_date) is None:
                     raise RuntimeError(
                         f"no scores for {as_of_date}: materialise `supplier_scores` for this month before publishing it"
                     )
+            # Every month at once: one read per table, one transaction (warehouse.publish.commit_months),
+            # each table read when its turn comes, so one table's months are in memory, not three.
             counts = commit_months(con, as_of_dates, {
-                "supplier_scores": scores,
-                "supplier_features": _rows_of_months(con, SUPPLIER_FEATURES_TABLE, as_of_dates),
-                "storefront_metrics": _rows_of_months(con, STOREFRONT_METRICS_TABLE, as_of_dates),
+                "supplier_scores": lambda: _with_run_metadata(
+                    _rows_of_months(con, SCORES_TABLE, as_of_dates), context.run_id, published_at),
+                "supplier_features": lambda: _rows_of_months(con, SUPPLIER_FEATURES_TABLE, as_of_dates),
+                "storefront_metrics": lambda: _rows_of_months(con, STOREFRONT_METRICS_TABLE, as_of_dates),
             })
         finally:
             # Also the start-up reconciliation: a run killed while publishing may have left the

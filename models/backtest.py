@@ -74,7 +74,15 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from models.policy import DECISION_COLUMNS, NOT_OPTED_IN, UNRATED_GRADE, true_flags
+from models.policy import (
+    DECISION_COLUMNS,
+    NOT_OPTED_IN,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    REQUIRED_COLUMNS_V2,
+    UNRATED_GRADE,
+    true_flags,
+)
 from models.vintage_maturity import VINTAGE_COLUMNS
 
 OUTCOME_COLUMNS: tuple[str, ...] = ("breach_6m", "breach_refund_usd_6m")
@@ -98,6 +106,9 @@ V2_SCORE_COLUMNS: tuple[str, ...] = (
 )
 # The model vintages behind each scored row (published.supplier_scores).
 SCORE_VERSION_COLUMNS: tuple[str, ...] = tuple(VINTAGE_COLUMNS.values())
+# The columns a replay reads: both formulas' inputs (deal value, opt-in, tenure, ... which the
+# baseline's are among) and the optional boosts; of the feature table, only these are read.
+HISTORY_FEATURE_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys((*REQUIRED_COLUMNS, *REQUIRED_COLUMNS_V2, *OPTIONAL_COLUMNS)))
 TOP_QUINTILE_PERCENTILE = 0.8
 ADDITIVE_METRICS: tuple[str, ...] = (
     "suppliers_scored",
@@ -542,18 +553,22 @@ def load_scored_history(
     features_table: str = "features.supplier_features",
     schema: str = "validated",
 ) -> pd.DataFrame:
-    """Already-scored months with their features and realised outcomes, ready for
-    ``run_backtest``/``compare_policies``: a what-if needs no retraining or rescoring."""
+    """Already-scored months with the features a replay reads (``HISTORY_FEATURE_COLUMNS``) and
+    realised outcomes, ready for ``run_backtest``/``compare_policies``: a what-if needs no
+    retraining or rescoring."""
     from models.realised_outcomes import realised_outcomes
 
     score_columns = {row[0] for row in con.execute(f"DESCRIBE {scores_table}").fetchall()}
+    feature_columns = {row[0] for row in con.execute(f"DESCRIBE {features_table}").fetchall()}
     # Each month's own scores and the vintages that made them (models/vintages.py): every
-    # outcome replayed was unknown to the model that scored its month.
+    # outcome replayed was unknown to the model that scored its month. Only the features a
+    # replay reads: every month of whole feature rows was most of the backtest's memory.
     selected = ", ".join(
-        f"s.{c}" for c in ("breach_probability_6m", *V2_SCORE_COLUMNS, *SCORE_VERSION_COLUMNS) if c in score_columns
+        [f"f.{c}" for c in HISTORY_FEATURE_COLUMNS if c in feature_columns and c not in ("as_of_date", "supplier_id")]
+        + [f"s.{c}" for c in ("breach_probability_6m", *V2_SCORE_COLUMNS, *SCORE_VERSION_COLUMNS) if c in score_columns]
     )
     scored = con.execute(
-        f"""SELECT f.*, {selected}
+        f"""SELECT as_of_date, supplier_id, {selected}
             FROM {scores_table} s JOIN {features_table} f USING (as_of_date, supplier_id)
             ORDER BY as_of_date, supplier_id"""
     ).df()

@@ -66,13 +66,27 @@ def model_reference(tracking_uri: str, model_version: str) -> ModelReference:
     return ModelReference(model_version, tuple(months), dict(run.data.metrics))
 
 
-def _month_rows(con: duckdb.DuckDBPyConnection, table: str, months: Sequence[date]) -> pd.DataFrame:
+def _month_rows(con: duckdb.DuckDBPyConnection, table: str, months: Sequence[date],
+               columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of ``months`` in ``table``; only ``columns`` (besides the keys) when given: the
+    monitoring reads a few of the features' and scores' columns, and every month of them."""
+    selected = "*" if columns is None else ", ".join(
+        f'"{c}"' for c in dict.fromkeys(["as_of_date", "supplier_id", *columns]))
     frame = con.execute(
-        f"SELECT * FROM {table} WHERE as_of_date IN (SELECT unnest(?::DATE[])) ORDER BY as_of_date, supplier_id",
+        f"SELECT {selected} FROM {table} WHERE as_of_date IN (SELECT unnest(?::DATE[])) ORDER BY as_of_date, supplier_id",
         [sorted(set(months))],
     ).df()
     frame["as_of_date"] = pd.to_datetime(frame["as_of_date"]).dt.date
     return frame
+
+
+def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
+    """``table`` without rows: its columns with the dtypes a read of rows gives them."""
+    return con.execute(f"SELECT * FROM {table} LIMIT 0").df()
+
+
+# The feature columns the segments of the performance tables come from (models.monitoring.with_segments).
+SEGMENT_SOURCE_COLUMNS = ("country", "category", "tenure_months", "orders_6m")
 
 
 OUTCOME_COLUMNS = sorted({score.outcome for score in MONITORED_SCORES} | {EXPOSURE_COLUMN})
@@ -116,12 +130,12 @@ def load_monitoring_run(
     scored it (``model_reference``); ``training_months`` (the training set's) stands in for
     a version the registry cannot place."""
     months = sorted(set(months))
-    scored = _month_rows(con, scores_table, months)
-    missing = [column for score in MONITORED_SCORES for column in (score.column, score.version_column)
-               if column not in scored.columns]
+    score_columns = [column for score in MONITORED_SCORES for column in (score.column, score.version_column)]
+    missing = [column for column in score_columns if column not in _columns_of(con, scores_table).columns]
     if missing:
         raise ValueError(f"{scores_table} has no column {', '.join(missing)}: it was scored by an older release; "
                          "rescore the months with the current models (`assurance run`) before monitoring them")
+    scored = _month_rows(con, scores_table, months, score_columns)
     references: dict[date, tuple[date, ...]] = {}
     rankings: dict[date, dict[str, float]] = {}
     versions: dict[date, dict[str, str]] = {}
@@ -144,9 +158,16 @@ def load_monitoring_run(
                 rankings[as_of_date][score.column] = main.metrics[score.ranking_metric]
         references[as_of_date] = tuple(sorted(fitted))
     needed = set(months) | {add_months(m, -1) for m in months} | {m for ref in references.values() for m in ref}
-    features = _month_rows(con, features_table, sorted(needed))
-    scores = pd.concat([scored, _month_rows(con, scores_table, sorted(needed - set(months)))], ignore_index=True)
-    inputs = drift_columns(feature.name for feature in resolve_model_features(None, features)) if len(features) else []
+    # Only the drift-tested inputs and the segments' columns, resolved on the table's empty frame
+    # (the same dtypes): a whole width of features for every month needed was most of this stage's memory.
+    feature_columns = _columns_of(con, features_table)
+    has_rows = con.execute(f"SELECT count(*) > 0 FROM {features_table} WHERE as_of_date IN (SELECT unnest(?::DATE[]))",
+                           [sorted(needed)]).fetchone()[0]
+    inputs = drift_columns(feature.name for feature in resolve_model_features(None, feature_columns)) if has_rows else []
+    features = _month_rows(con, features_table, sorted(needed),
+                           [*inputs, *(c for c in SEGMENT_SOURCE_COLUMNS if c in feature_columns.columns)])
+    scores = pd.concat([scored, _month_rows(con, scores_table, sorted(needed - set(months)), score_columns)],
+                       ignore_index=True)
     complete = [m for m in months if is_label_complete(m, data_horizon)]
     outcomes = realised_outcomes(con, complete, data_horizon, schema).to_pandas() if complete \
         else pd.DataFrame(columns=["as_of_date", "supplier_id", "label_complete", *OUTCOME_COLUMNS])

@@ -6,6 +6,8 @@ label that can be trained on (docs/design.md §4); the rest are scored, never tr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 
 import duckdb
@@ -67,6 +69,31 @@ def build_training_set(
     each row names it in ``outcome_definition``: so the training-data fingerprint, and every
     model trained on the rows, changes with the definition even where the labels happen not to.
     """
+    with _training_rows(con, data_horizon, schema, outcomes) as (query, parameters):
+        return con.execute(query, parameters).fetch_arrow_table()
+
+
+def store_training_set(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    data_horizon: datetime,
+    schema: str = "validated",
+    *,
+    outcomes: OutcomeDefinition | None = None,
+) -> int:
+    """``build_training_set``'s rows written to ``table`` (replaced) inside DuckDB, never fetched
+    into the process: the joined rows would be a second copy of every trainable month's
+    features beside the features themselves. The number of rows."""
+    with _training_rows(con, data_horizon, schema, outcomes) as (query, parameters):
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS {query}", parameters)
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+@contextmanager
+def _training_rows(con: duckdb.DuckDBPyConnection, data_horizon: datetime, schema: str,
+                   outcomes: OutcomeDefinition | None) -> Iterator[tuple[str, list]]:
+    """The training set's query and its parameters, over the features and labels registered
+    for the time of the block."""
     if outcomes is None:
         outcomes = read_outcome_definition(con, schema)
     months = trainable_month_ends(con, data_horizon, schema)
@@ -77,7 +104,7 @@ def build_training_set(
     con.register("_training_labels", labels)
     try:
         label_list = ", ".join(f"l.{column}" for column in LABEL_COLUMNS)
-        return con.execute(
+        yield (
             f"""
             SELECT f.*, {label_list}, ?::VARCHAR AS {OUTCOME_DEFINITION_COLUMN}
             FROM _training_features f
@@ -86,7 +113,7 @@ def build_training_set(
             ORDER BY as_of_date, supplier_id
             """,
             [outcomes.canonical()],
-        ).fetch_arrow_table()
+        )
     finally:
         con.unregister("_training_features")
         con.unregister("_training_labels")

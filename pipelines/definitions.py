@@ -22,7 +22,11 @@ ASSET_MODULES = [landing, features, modeling, scoring, monitoring, publishing, r
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse)),
+        "warehouse": WarehouseResource(
+            path=str(settings.warehouse),
+            memory_limit=settings.duckdb_memory_limit,
+            temp_directory=str(settings.duckdb_temp_directory or ""),
+        ),
         "landing": LandingZoneResource(path=str(settings.landing), quarantine_parquet_dir=str(settings.quarantine_parquet)),
         "feature_engine": feature_engine_resource(settings),
         "model_registry": MLflowResource(

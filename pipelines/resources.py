@@ -21,17 +21,27 @@ from pydantic import Field, PrivateAttr
 
 from features import compute_storefront_metrics, compute_supplier_features
 from pipelines.settings import FEATURE_ENGINE_DUCKDB, FEATURE_ENGINE_SPARK, Settings
-from warehouse import open_warehouse
+from warehouse import WarehouseLimits, open_warehouse
+from warehouse.connection import DEFAULT_MEMORY_LIMIT
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file; one writing connection per run step."""
 
     path: str
+    memory_limit: str = Field(
+        default=DEFAULT_MEMORY_LIMIT,
+        description="DuckDB's buffer pool per connection (memory_limit: 2GB, 1.5GiB, 800MB); past it DuckDB "
+        "spills to temp_directory. DuckDB's own default, 80% of the machine, let a stage hold that much.",
+    )
+    temp_directory: str = Field(
+        default="", description="Where DuckDB spills past memory_limit; empty: beside the working file (<file>.tmp)."
+    )
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = open_warehouse(Path(self.path), read_only=read_only)
+        limits = WarehouseLimits(memory_limit=self.memory_limit, temp_directory=self.temp_directory)
+        con = open_warehouse(Path(self.path), read_only=read_only, limits=limits)
         try:
             yield con
         finally:

@@ -101,7 +101,7 @@ def _root_cause(error) -> str:
 # Causes the CLI reports with their own exit codes (docs/design.md §6): unusable input, busy warehouse.
 _EXIT_CODE_OF_CAUSE = {
     "LandingZoneError": 2, "MonthsOutsideDataError": 2, "OverridesFileError": 2, "FeatureEngineUnavailableError": 2,
-    "WarehouseLockedError": 3,
+    "WarehouseSettingError": 2, "WarehouseLockedError": 3,
 }
 _NEXT_STEP = "next: fix the cause (full trace in the log) and run the same command again"
 

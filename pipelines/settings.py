@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from warehouse.connection import DEFAULT_MEMORY_LIMIT, WarehouseSettingError, check_memory_limit
+
 REGISTERED_MODEL_NAME = "supplier_breach_risk"
 
 # Where the feature assets compute (pipelines/resources.py): DuckDB in process, or Spark.
@@ -34,8 +36,16 @@ class Settings:
     # to read (DuckDB writes it, so a local path; on a cluster, one its executors mount too);
     # None: `.work/spark-staging` in the home folder.
     spark_staging: Path | None = None
+    # ASSURANCE_DUCKDB_MEMORY_LIMIT: DuckDB's buffer pool per warehouse connection before it spills
+    # (warehouse/connection.py); ASSURANCE_DUCKDB_TEMP_DIRECTORY: where it spills (None: beside the file).
+    duckdb_memory_limit: str = DEFAULT_MEMORY_LIMIT
+    duckdb_temp_directory: Path | None = None
 
     def __post_init__(self) -> None:
+        try:
+            check_memory_limit(self.duckdb_memory_limit)
+        except WarehouseSettingError as error:
+            raise SettingsError(str(error)) from None
         if self.feature_engine not in FEATURE_ENGINES:
             raise SettingsError(
                 f"feature engine {self.feature_engine!r} is unknown: set ASSURANCE_FEATURE_ENGINE (or --engine) "
@@ -50,6 +60,7 @@ class Settings:
         overrides = os.environ.get("ASSURANCE_OVERRIDES")
         vintages = os.environ.get("ASSURANCE_VINTAGES")
         staging = os.environ.get("ASSURANCE_SPARK_STAGING")
+        spill = os.environ.get("ASSURANCE_DUCKDB_TEMP_DIRECTORY")
         return cls(
             home=home,
             landing=landing,
@@ -60,6 +71,8 @@ class Settings:
             spark_master=os.environ.get("ASSURANCE_SPARK_MASTER") or DEFAULT_SPARK_MASTER,
             spark_remote=os.environ.get("ASSURANCE_SPARK_REMOTE") or None,
             spark_staging=Path(staging).resolve() if staging else None,
+            duckdb_memory_limit=(os.environ.get("ASSURANCE_DUCKDB_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT).strip(),
+            duckdb_temp_directory=Path(spill).resolve() if spill else None,
         )
 
     @property

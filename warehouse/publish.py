@@ -28,7 +28,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -125,17 +125,19 @@ def replace_months(
     return rows.num_rows
 
 
-def _check_months(as_of_dates: Sequence[date], tables: Mapping[str, pa.Table]) -> None:
-    """Every frame must hold only rows of the months given: a stray month would silently
+def _check_months(as_of_dates: Sequence[date], name: str, rows: pa.Table) -> None:
+    """A frame must hold only rows of the months given: a stray month would silently
     overwrite another month's data."""
+    months = set(rows.column("as_of_date").to_pylist()) if rows.num_rows else set()
+    if months - set(as_of_dates):
+        stray = ", ".join(str(month) for month in sorted(months - set(as_of_dates)))
+        raise ValueError(f"{name}: rows for {stray} given to publish {', '.join(map(str, sorted(set(as_of_dates))))}")
+
+
+def _check_names(tables: Mapping[str, object]) -> None:
     unknown = set(tables) - set(PUBLISHED_TABLES)
     if unknown:
         raise ValueError(f"not published tables: {sorted(unknown)}; expected {PUBLISHED_TABLES}")
-    for name, rows in tables.items():
-        months = set(rows.column("as_of_date").to_pylist()) if rows.num_rows else set()
-        if months - set(as_of_dates):
-            stray = ", ".join(str(month) for month in sorted(months - set(as_of_dates)))
-            raise ValueError(f"{name}: rows for {stray} given to publish {', '.join(map(str, sorted(set(as_of_dates))))}")
 
 
 def _rows_per_month(rows: pa.Table) -> dict[date, int]:
@@ -144,23 +146,36 @@ def _rows_per_month(rows: pa.Table) -> dict[date, int]:
     return {entry["values"]: entry["counts"] for entry in pc.value_counts(rows.column("as_of_date")).to_pylist()}
 
 
-def commit_months(con: duckdb.DuckDBPyConnection, as_of_dates: Sequence[date], tables: Mapping[str, pa.Table]
+# A published table's rows, or what reads them when asked (`commit_months` reads one at a time).
+TableRows = pa.Table | Callable[[], pa.Table]
+
+
+def commit_months(con: duckdb.DuckDBPyConnection, as_of_dates: Sequence[date], tables: Mapping[str, TableRows]
                   ) -> dict[date, dict[str, int]]:
     """Replace the given months of the given published tables in DuckDB, in one transaction:
     one delete and one insert per table, however many months (a month no frame has rows for
-    is emptied). Returns rows per month and table."""
-    _check_months(as_of_dates, tables)
+    is emptied). A table given as a function is read inside the transaction and let go before
+    the next is read: only one table's months are in memory at a time. Returns rows per month
+    and table."""
+    _check_names(tables)
+    for name, rows in tables.items():
+        if isinstance(rows, pa.Table):
+            _check_months(as_of_dates, name, rows)
+    per_month: dict[str, dict[date, int]] = {}
     with transaction(con):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {PUBLISHED_SCHEMA}")
-        for name, rows in tables.items():
+        for name, source in tables.items():
+            rows = source if isinstance(source, pa.Table) else source()
+            _check_months(as_of_dates, name, rows)
             replace_months(con, published_table(name), as_of_dates, rows)
+            per_month[name] = _rows_per_month(rows)
+            del rows
         if "supplier_scores" in tables:
             con.execute(LATEST_SCORES_VIEW)
-    per_month = {name: _rows_per_month(rows) for name, rows in tables.items()}
     return {month: {name: per_month[name].get(month, 0) for name in tables} for month in sorted(set(as_of_dates))}
 
 
-def commit_month(con: duckdb.DuckDBPyConnection, as_of_date: date, tables: Mapping[str, pa.Table]) -> dict[str, int]:
+def commit_month(con: duckdb.DuckDBPyConnection, as_of_date: date, tables: Mapping[str, TableRows]) -> dict[str, int]:
     """Replace one month of the given published tables in DuckDB, in one transaction."""
     return commit_months(con, [as_of_date], tables)[as_of_date]
 

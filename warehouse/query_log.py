@@ -58,10 +58,12 @@ class QueryLog:
                    if (source is None or source in scan.source) and not (unfiltered_only and scan.filtered))
 
     def most_repeated(self) -> tuple[int, str]:
-        """The statement run most often and how often: a loop over months shows here."""
-        if not self.statements:
+        """The statement that reads or writes data run most often, and how often: a loop over
+        months shows here. Settings (each connection sets its memory limit) are left out."""
+        shapes = Counter(s.shape for s in self.statements if _EXPLAINABLE.match(s.sql))
+        if not shapes:
             return 0, ""
-        shape, n = Counter(s.shape for s in self.statements).most_common(1)[0]
+        shape, n = shapes.most_common(1)[0]
         return n, shape
 
     def scans_by_source(self) -> dict[str, int]:
