@@ -32,6 +32,7 @@ import functools
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(labels) != len(codes):
         parser.error("give one --label per --code")
     sections = [f"# Training memory: peak RSS of the model stages\n\n    uv run python bench/bench_training_memory.py "
-                + " ".join(sys.argv[1:] if argv is None else argv) + "\n"]
+                + shlex.join(sys.argv[1:] if argv is None else argv) + "\n"]
     for landing in args.landing:
         warehouse = build_warehouse(landing, args.cache_dir)
         started, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.getloadavg()[0]
