@@ -67,6 +67,7 @@ VARIANTS = {
     # The low deciles are the largest suppliers: every size input is held non-increasing, and
     # a dozen of them stacked in log space can push a big clean supplier's rate very low.
     "nosize": Variant(drop_inputs=SIZE_FEATURES, portfolio_blend=0.0),
+    "nosize_blend5": Variant(drop_inputs=SIZE_FEATURES, portfolio_blend=0.05),
 }
 
 
