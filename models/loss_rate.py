@@ -21,6 +21,14 @@ coverage is then scaled by one factor fitted on the calibration months (refund d
 predicted refund dollars), which absorbs the level drift a log link leaves. Size features
 (`models.model_features.SIZE_FEATURES`) are held non-increasing, so volume is never read as
 per-dollar risk.
+
+Last, each coverage's rate is pulled toward that coverage's portfolio rate (refunds over order
+value of every complete-label month the model learnt from) with a constant weight,
+``portfolio_blend`` in loss_rate.yaml: rate = (1 - w) x booster rate + w x portfolio rate. Out of
+time the boosters put the largest suppliers with a clean record far below what they go on to
+lose (the log link and a dozen size inputs, each allowed only to lower the rate, stack up);
+the blend keeps a floor under every rate that no feature can remove. Measured in
+bench/results/risk_oracle_gap.md (2026-12-06).
 """
 
 from __future__ import annotations
@@ -100,9 +108,18 @@ class LossRateModel:
         metadata: dict[str, Any] | None = None,
         version: str | None = None,
         num_threads: int = 1,
+        portfolio_rates: dict[str, float] | None = None,
+        portfolio_blend: float = 0.0,
     ) -> None:
         self.booster_models = dict(booster_models)  # LightGBM text format per coverage
         self.scales = {k: float(v) for k, v in scales.items()}
+        # Per coverage, refunds per order dollar over the training rows, and the weight each
+        # published rate gives it (0: the scaled booster alone, as models trained before it).
+        self.portfolio_rates = {k: float(v) for k, v in (portfolio_rates or {}).items()}
+        self.portfolio_blend = float(portfolio_blend)
+        if self.portfolio_blend and set(self.portfolio_rates) != set(COVERAGES):
+            raise ValueError(f"portfolio_blend {self.portfolio_blend} needs a portfolio rate per coverage {COVERAGES}, "
+                             f"got {sorted(self.portfolio_rates)}")
         self.features = list(features)
         self.categories = {name: list(values) for name, values in categories.items()}
         self.medians = dict(medians)
@@ -119,6 +136,8 @@ class LossRateModel:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["features"] = [ModelFeature(**f) for f in state["features"]]
+        state.setdefault("portfolio_rates", {})  # pickled before the blend existed: booster rates alone
+        state.setdefault("portfolio_blend", 0.0)
         self.__dict__.update(state)
 
     def booster(self, coverage: str) -> lgb.Booster:
@@ -132,10 +151,17 @@ class LossRateModel:
     def component_rates(self, design: pd.DataFrame) -> dict[str, np.ndarray]:
         """Per coverage (``COVERAGES``), the calibrated loss rate of each row of ``design``."""
         return {
-            coverage: self.scales[coverage] * booster_predict(self.booster(coverage), design, self.num_threads)
+            coverage: self.published_rate(coverage, booster_predict(self.booster(coverage), design, self.num_threads))
             if len(design) else np.empty(0)
             for coverage in COVERAGES
         }
+
+    def published_rate(self, coverage: str, prediction: np.ndarray) -> np.ndarray:
+        """The booster's ``prediction`` scaled, then blended with the coverage's portfolio rate."""
+        scaled = self.scales[coverage] * prediction
+        if not self.portfolio_blend:
+            return scaled
+        return (1.0 - self.portfolio_blend) * scaled + self.portfolio_blend * self.portfolio_rates[coverage]
 
     @staticmethod
     def rates_frame(components: dict[str, np.ndarray], index: pd.Index) -> pd.DataFrame:
@@ -177,7 +203,7 @@ class LossRateModel:
             prediction, contributions[coverage] = booster_predict_and_contributions(
                 self.booster(coverage), design, self.num_threads, os.cpu_count() or 1
             )
-            components[coverage] = self.scales[coverage] * prediction
+            components[coverage] = self.published_rate(coverage, prediction)
         return components, self._combined_contributions(components, contributions)
 
     def _combined_contributions(self, components: dict[str, np.ndarray], contributions: dict[str, np.ndarray]) -> np.ndarray:
@@ -284,6 +310,11 @@ def train_loss_rate_model(
         )
     del train_set, valid_set  # the binned rows: every booster is trained
 
+    # Every complete-label month the model learnt from, the evaluation months included: the
+    # portfolio level nearest to the months it will score.
+    all_refunds = coverage_refunds(rows)
+    all_exposure = float(rows[EXPOSURE_COLUMN].to_numpy(float).sum())
+    portfolio_rates = {c: float(all_refunds[c].sum() / all_exposure) for c in COVERAGES}
     medians = {
         f.name: float(np.nanmedian(designs["train"][f.name].to_numpy()))
         if not f.categorical and designs["train"][f.name].notna().any() else 0.0
@@ -294,8 +325,11 @@ def train_loss_rate_model(
         boosters, scales, features, categories, medians,
         metadata={"split": split.describe(), "best_iteration": best, "scales": scales,
                   "data_fingerprint": fingerprint, "tweedie_variance_power": power,
+                  "portfolio_rates": portfolio_rates, "portfolio_blend": config.portfolio_blend,
                   OUTCOME_DEFINITION_COLUMN: learned_outcome_definition(rows)},
         num_threads=config.num_threads,
+        portfolio_rates=portfolio_rates,
+        portfolio_blend=config.portfolio_blend,
     )
 
     metrics: dict[str, float] = {}

@@ -131,6 +131,8 @@ def render_loss_rate_card(result, title: str = "supplier_loss_rate") -> str:
         f"{result.row_counts.get('dropped_no_exposure_or_incomplete', 0):,}",
         f"- calibration factors per coverage: "
         + ", ".join(f"{k} {v:.3f}" for k, v in result.model.scales.items()),
+        f"- pulled toward the portfolio with weight {result.model.portfolio_blend:g} (portfolio rates: "
+        + ", ".join(f"{k} {v:.5f}" for k, v in result.model.portfolio_rates.items()) + ")",
         "",
         "## Metrics (rates are refund dollars per order dollar)",
         "",

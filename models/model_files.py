@@ -6,8 +6,8 @@ folder, and the files can be read (and diffed) by anyone. One folder per model:
 
 * ``model.json``: ``{"format": 1, "kind": "breach_risk" | "loss_rate", ...}`` with the
   ordered features, category levels, training medians, metadata, thread count and, per
-  kind, the calibrator and logistic part (breach risk) or the per-coverage scales (loss
-  rate);
+  kind, the calibrator and logistic part (breach risk) or the per-coverage scales,
+  portfolio rates and portfolio blend (loss rate);
 * ``booster.txt`` (breach risk) or ``booster_<coverage>.txt`` (loss rate): each booster's
   ``model_to_string`` text, verbatim.
 
@@ -68,7 +68,8 @@ def save_model_files(model: RiskModel, directory: str | Path) -> Path:
         }
     elif isinstance(model, LossRateModel):
         boosters = {f"booster_{coverage}.txt": text for coverage, text in model.booster_models.items()}
-        document |= {"kind": LOSS_RATE, "scales": model.scales, "coverages": list(model.booster_models)}
+        document |= {"kind": LOSS_RATE, "scales": model.scales, "coverages": list(model.booster_models),
+                     "portfolio_rates": model.portfolio_rates, "portfolio_blend": model.portfolio_blend}
     else:
         raise TypeError(f"cannot save a {type(model).__name__}: only BreachRiskModel and LossRateModel")
     for file_name, text in boosters.items():
@@ -109,7 +110,9 @@ def load_model_files(directory: str | Path) -> RiskModel:
         )
     if document["kind"] == LOSS_RATE:
         boosters = {c: (directory / f"booster_{c}.txt").read_text(encoding="utf-8") for c in document["coverages"]}
-        return LossRateModel(boosters, document["scales"], **common)
+        # a folder saved before the portfolio blend existed: the scaled boosters alone, as then
+        return LossRateModel(boosters, document["scales"], portfolio_rates=document.get("portfolio_rates"),
+                             portfolio_blend=document.get("portfolio_blend", 0.0), **common)
     raise ModelFilesError(f"{path}: unknown model kind {document['kind']!r}")
 
 

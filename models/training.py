@@ -81,6 +81,10 @@ class TrainingConfig:
     # Off by default here; training.yaml sets the measured value.
     logistic_blend: Annotated[float, Field(ge=0, lt=1)] = 0.0
     logistic_C: Positive = 1.0  # inverse L2 strength of the logistic, as scikit-learn's C
+    # Loss rate only (models/loss_rate.py): each coverage's published rate = (1 - w) * scaled
+    # booster + w * that coverage's portfolio rate on the training rows. 0: booster alone.
+    # loss_rate.yaml sets the measured value; the breach and default models ignore it.
+    portfolio_blend: Annotated[float, Field(ge=0, lt=1)] = 0.0
     seed: int = 7
     num_threads: Annotated[int, Field(ge=1)] = 1  # see training.yaml: faster than 2 on a shared 2-core machine
     learning_rate: Positive = 0.03

@@ -39,6 +39,8 @@ MODEL_VARIANTS = {
     "breach_identity": lambda f: train_breach_model(f, None, TrainingConfig(**{**FAST.to_dict(), "calibration_method": "identity"})),
     # three Tweedie boosters with their scales
     "loss_rate": lambda f: train_loss_rate_model(f, None, FAST_LOSS),
+    # ... pulled toward their portfolio rates (models/loss_rate.yaml's portfolio_blend)
+    "loss_rate_blend": lambda f: train_loss_rate_model(f, None, TrainingConfig(**{**FAST_LOSS.to_dict(), "portfolio_blend": 0.05})),
 }
 
 

@@ -8,11 +8,13 @@ from scipy.stats import spearmanr
 
 from demo_frames import example_training_frame
 from models.loss_rate import (
+    COVERAGES,
     COVERAGE_RATE_COLUMNS,
     EXPOSURE_COLUMN,
     LOSS_RATE_COLUMN,
     coverage_refunds,
     exposure_rows,
+    loss_config_from_yaml,
     train_loss_rate_model,
 )
 from models.metrics import loss_rate_metrics, weighted_gini
@@ -135,6 +137,84 @@ def test_a_loaded_loss_rate_model_reuses_the_boosters_of_the_same_text(result, f
     loaded = load_model_files(save_model_files(result.model, tmp_path / "model"))
     pd.testing.assert_frame_equal(loaded.predict_rates(frame), expected)
     assert built == []
+
+
+BLEND = 0.05
+BLENDED_LOSS = TrainingConfig(**{**FAST_LOSS.to_dict(), "portfolio_blend": BLEND})
+
+
+@pytest.fixture(scope="module")
+def blended(frame):
+    return train_loss_rate_model(frame, INPUTS, BLENDED_LOSS)
+
+
+def test_the_pipeline_blends_the_loss_rate_toward_the_portfolio():
+    """loss_rate.yaml's measured weight (bench/results/risk_oracle_gap.md, 2026-12-06): without
+    it the published rates of the largest clean suppliers fall to half their true rate out of time."""
+    assert loss_config_from_yaml().portfolio_blend == pytest.approx(0.05)
+
+
+def test_each_cover_is_pulled_toward_its_own_portfolio_rate(blended, result, frame):
+    rows = exposure_rows(frame)
+    refunds = coverage_refunds(rows)
+    exposure = rows[EXPOSURE_COLUMN].sum()
+    # the portfolio: every complete-label month the model learnt from, per coverage
+    assert blended.model.portfolio_rates == pytest.approx({c: refunds[c].sum() / exposure for c in COVERAGES})
+    # the same boosters and scales; only the last step differs
+    assert blended.model.booster_models == result.model.booster_models
+    design = blended.model.design_matrix(frame)
+    alone, pulled = result.model.component_rates(design), blended.model.component_rates(design)
+    for coverage in COVERAGES:
+        expected = (1 - BLEND) * alone[coverage] + BLEND * blended.model.portfolio_rates[coverage]
+        np.testing.assert_allclose(pulled[coverage], expected, rtol=1e-12)
+        # the floor the blend exists for: no rate below w x the portfolio's, however clean the record
+        assert pulled[coverage].min() >= BLEND * blended.model.portfolio_rates[coverage] * (1 - 1e-12)
+    rates = blended.model.predict_rates(frame)
+    np.testing.assert_allclose(rates[LOSS_RATE_COLUMN], sum(pulled.values()), rtol=1e-12)
+    # the published rates and the one-pass rates behind the reason codes stay the same numbers
+    one_pass, _ = blended.model.component_rates_and_contributions(design)
+    for coverage in COVERAGES:
+        np.testing.assert_array_equal(one_pass[coverage], pulled[coverage])
+    # a monotone map: the ranking, and so every reason code, is the boosters'
+    assert spearmanr(rates[LOSS_RATE_COLUMN], result.model.predict_loss_rate(frame)).statistic == pytest.approx(1.0)
+    assert blended.model.reason_codes(frame.head(50)) == result.model.reason_codes(frame.head(50))
+
+
+def test_the_portfolio_rate_reads_only_outcomes_known_when_the_model_is_trained(blended, frame):
+    """Refunds of rows whose six-month window has not closed (unknown at the vintage's month end)
+    never reach the portfolio rate the published rates are pulled toward."""
+    open_window = ~frame["label_complete"].fillna(False).astype(bool)
+    assert open_window.any()
+    inflated = frame.assign(**{column: frame[column].where(~open_window, frame[column] * 1000 + 1e6)
+                               for column in ("breach_refund_usd_6m", "pre_shipment_refund_usd_6m", "post_delivery_refund_usd_6m")})
+    again = train_loss_rate_model(inflated, INPUTS, BLENDED_LOSS)
+    assert again.model.portfolio_rates == blended.model.portfolio_rates
+
+
+def test_a_model_from_before_the_blend_loads_as_the_scaled_boosters_alone(blended, result, frame, tmp_path):
+    import json
+    import pickle
+
+    folder = save_model_files(blended.model, tmp_path / "model")
+    document = json.loads((folder / "model.json").read_text())
+    for key in ("portfolio_rates", "portfolio_blend"):  # what a folder saved before 2026-12-06 lacks
+        del document[key]
+    (folder / "model.json").write_text(json.dumps(document))
+    pd.testing.assert_frame_equal(load_model_files(folder).predict_rates(frame), result.model.predict_rates(frame))
+    state = result.model.__getstate__()
+    for key in ("portfolio_rates", "portfolio_blend"):
+        del state[key]
+    old = pickle.loads(pickle.dumps(result.model))
+    old.__dict__.clear()
+    old.__setstate__(state)
+    pd.testing.assert_frame_equal(old.predict_rates(frame), result.model.predict_rates(frame))
+
+
+def test_a_blend_without_a_portfolio_rate_per_coverage_is_refused(blended):
+    model = blended.model
+    with pytest.raises(ValueError, match="needs a portfolio rate per coverage"):
+        type(model)(model.booster_models, model.scales, model.features, model.categories, model.medians,
+                    portfolio_rates={"pre_shipment": 0.01}, portfolio_blend=0.05)
 
 
 def test_a_fingerprint_the_caller_took_is_recorded_without_hashing_the_rows_again(result, frame, monkeypatch):

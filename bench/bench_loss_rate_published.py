@@ -1,0 +1,243 @@
+"""Experiment: the loss rate as the pipeline publishes it, against the generator's oracle, per variant.
+
+    uv run python bench/bench_loss_rate_published.py --landing LZ [--variants current,warmup6] [--diagnose]
+
+Retrains the loss-rate model at every quarterly vintage (models/vintages.yaml) with
+`models.vintages.rows_known_at`, scores each month end with complete outcomes by the newest
+vintage known at it (what `published.supplier_scores` holds; vintage gate refusals are not
+replayed), and judges those rows with the same comparison as `models.evaluate_synthetic --home`
+(`models.evaluation.loss_rate_against_oracle`): per decile of the published rate, model /
+oracle - 1 and model / realised - 1, the worst decile gap, Spearman with the oracle.
+``--diagnose`` adds, for the first variant, the gap per vintage and decile, who the under-forecast
+rows are, and the same late months scored by every earlier vintage. Prints Markdown; the
+readings are in bench/results/risk_oracle_gap.md. The training frame is cached beside the
+landing zone (``<LZ>.training.parquet``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from features import FEATURES  # noqa: E402
+from models.evaluate_synthetic import training_frame_from_landing  # noqa: E402
+from models.evaluation import PublishedForecasts, RISK_ORACLE_COLUMNS, loss_rate_against_oracle, read_truth  # noqa: E402
+from models.loss_rate import (  # noqa: E402
+    COVERAGE_REFUND_COLUMNS, EXPOSURE_COLUMN, TOTAL_REFUND_COLUMN, loss_config_from_yaml, train_loss_rate_model,
+)
+from models.model_features import SIZE_FEATURES  # noqa: E402
+from models.training import complete_label_rows  # noqa: E402
+from models.vintages import VintageConfig, rows_known_at, vintage_as_of_dates  # noqa: E402
+
+DEFAULT_LABEL = "default_6m"
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of training the loss-rate vintages."""
+
+    config: Callable = lambda c: c  # loss_rate.yaml's TrainingConfig -> the variant's
+    drop_inputs: frozenset = frozenset()  # catalogue inputs the variant does not read
+    halflife_months: float | None = None  # training rows weighted 2^(-age / halflife) (age from the newest month)
+    portfolio_blend: float | None = None  # None: loss_rate.yaml's; else the model's portfolio_blend
+
+
+VARIANTS = {
+    "current": Variant(),  # models/loss_rate.yaml as it is
+    "noblend": Variant(portfolio_blend=0.0),  # the scaled boosters alone (before 2026-12-06)
+    # Hypothesis 1: early months (truncated feature windows, young trading history) mislead.
+    "warmup3": Variant(config=lambda c: replace(c, feature_warmup_months=3), portfolio_blend=0.0),
+    "warmup6": Variant(config=lambda c: replace(c, feature_warmup_months=6), portfolio_blend=0.0),
+    "recency6": Variant(halflife_months=6, portfolio_blend=0.0),
+    "recency3": Variant(halflife_months=3, portfolio_blend=0.0),
+    # Hypothesis 2: not shrunk enough toward the portfolio (credibility with a constant weight).
+    "blend3": Variant(portfolio_blend=0.03),
+    "blend5": Variant(portfolio_blend=0.05),
+    "blend7": Variant(portfolio_blend=0.07),
+    "blend10": Variant(portfolio_blend=0.10),
+    # The low deciles are the largest suppliers: every size input is held non-increasing, and
+    # a dozen of them stacked in log space can push a big clean supplier's rate very low.
+    "nosize": Variant(drop_inputs=SIZE_FEATURES, portfolio_blend=0.0),
+    "nosize_blend5": Variant(drop_inputs=SIZE_FEATURES, portfolio_blend=0.05),
+}
+
+
+def recency_weighted(rows: pd.DataFrame, halflife_months: float) -> pd.DataFrame:
+    """``rows`` with exposure and refunds scaled by 2^(-age / halflife): the target (refunds per
+    dollar) is unchanged, the row's weight in the fit (its exposure) decays with age.
+    (``TrainingConfig.recency_half_life_months`` is the breach model's; the loss rate ignores it.)"""
+    months = pd.to_datetime(rows["as_of_date"])
+    newest = months.max()
+    age = (newest.year - months.dt.year) * 12 + newest.month - months.dt.month
+    weight = np.power(2.0, -age.to_numpy(float) / halflife_months)
+    columns = [EXPOSURE_COLUMN, TOTAL_REFUND_COLUMN, *COVERAGE_REFUND_COLUMNS.values()]
+    return rows.assign(**{c: pd.to_numeric(rows[c], errors="coerce") * weight for c in columns})
+
+
+def train_base(known: pd.DataFrame, variant: Variant):
+    config = variant.config(loss_config_from_yaml())
+    inputs = [spec for spec in FEATURES if spec.name not in variant.drop_inputs]
+    rows = recency_weighted(known, variant.halflife_months) if variant.halflife_months else known
+    return train_loss_rate_model(rows, inputs, config).model
+
+
+def with_blend(model, variant: Variant):
+    """The same boosters with the variant's portfolio blend (the model's own code applies it)."""
+    if variant.portfolio_blend is None:
+        return model
+    blended = copy.copy(model)
+    blended.portfolio_blend = variant.portfolio_blend
+    return blended
+
+
+def cached_training_frame(landing: Path) -> pd.DataFrame:
+    cache = landing.with_name(landing.name + ".training.parquet")
+    if cache.exists():
+        training = pd.read_parquet(cache)
+        training["as_of_date"] = pd.to_datetime(training["as_of_date"]).dt.date
+        return training
+    training = training_frame_from_landing(landing)
+    training.to_parquet(cache)
+    return training
+
+
+def published_vintages(training: pd.DataFrame) -> list[date]:
+    months = sorted(training["as_of_date"].unique())
+    return vintage_as_of_dates(months[0], max(months), VintageConfig.from_yaml())
+
+
+def scored_rows(training: pd.DataFrame, vintages: list[date]) -> pd.DataFrame:
+    """Complete-outcome rows from the first vintage on, each with the vintage that scores it."""
+    rows = complete_label_rows(training, DEFAULT_LABEL)
+    rows = rows[rows["as_of_date"] >= vintages[0]].copy()
+    index = np.searchsorted(np.array(vintages, dtype="datetime64[D]"),
+                            np.array(rows["as_of_date"].tolist(), dtype="datetime64[D]"), side="right") - 1
+    rows["vintage"] = [vintages[i] for i in index]
+    return rows.reset_index(drop=True)
+
+
+def train_vintages(training: pd.DataFrame, vintages: list[date], variant: Variant, trained: dict) -> dict[date, object]:
+    """The variant's model per vintage; ``trained`` keeps the boosters variants share (blends differ only after)."""
+    key = (variant.config, variant.drop_inputs, variant.halflife_months)
+    if key not in trained:
+        trained[key] = {v: train_base(rows_known_at(training, v), variant) for v in vintages}
+    return {v: with_blend(trained[key][v], variant) for v in vintages}
+
+
+def score(rows: pd.DataFrame, models: dict[date, object]) -> pd.DataFrame:
+    parts = []
+    for vintage, part in rows.groupby("vintage", sort=True):
+        parts.append(pd.concat([part, models[vintage].predict_rates(part)], axis=1))
+    return pd.concat(parts).sort_values(["supplier_id", "as_of_date"], ignore_index=True)
+
+
+def judged(frame: pd.DataFrame, truth: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return loss_rate_against_oracle(PublishedForecasts(frame, DEFAULT_LABEL, {}), truth)
+
+
+def summary_line(name: str, tables: dict[str, pd.DataFrame]) -> dict[str, object]:
+    total = tables["summary"].set_index("cover").loc["total"]
+    deciles = tables["deciles"][tables["deciles"]["cover"] == "total"]
+    return {"variant": name, "rows": int(total["rows"]), "spearman_oracle": round(float(total["spearman_model_oracle"]), 4),
+            "worst_gap_oracle": round(float(total["worst_decile_gap_to_oracle"]), 3),
+            "worst_gap_given_open": round(float(total["worst_decile_gap_to_oracle_given_open"]), 3),
+            "mean_abs_gap_oracle": round(float(deciles["model_vs_oracle"].abs().mean()), 3),
+            "mean_abs_error_realised": round(float(total["model_mean_abs_decile_error"]), 3),
+            "gap_by_decile": " ".join(f"{g:+.0%}" for g in deciles["model_vs_oracle"]),
+            "error_by_decile": " ".join(f"{g:+.0%}" for g in deciles["model_vs_realised"])}
+
+
+def diagnose(training: pd.DataFrame, rows: pd.DataFrame, frame: pd.DataFrame, models: dict[date, object],
+             truth: pd.DataFrame) -> None:
+    print("\n### Per vintage: gap to the oracle by decile of the published rate (within the vintage's months)\n")
+    lines = []
+    for vintage, part in frame.groupby("vintage", sort=True):
+        line = summary_line(str(vintage), judged(part, truth))
+        lines.append({k: line[k] for k in ("variant", "rows", "spearman_oracle", "worst_gap_oracle", "gap_by_decile",
+                                           "error_by_decile")})
+    print(pd.DataFrame(lines).rename(columns={"variant": "vintage"}).to_markdown(index=False))
+
+    late = rows[rows["vintage"] == max(rows["vintage"].unique()[:-1] if rows["vintage"].nunique() > 1 else rows["vintage"])]
+    print(f"\n### The same months ({min(late['as_of_date'])}..{max(late['as_of_date'])}) scored by every vintage known then\n")
+    lines = []
+    for vintage in sorted(v for v in models if v <= min(late["as_of_date"])):
+        line = summary_line(str(vintage), judged(score(late.assign(vintage=vintage), models), truth))
+        lines.append({k: line[k] for k in ("variant", "rows", "spearman_oracle", "worst_gap_oracle", "mean_abs_gap_oracle",
+                                           "gap_by_decile")})
+    print(pd.DataFrame(lines).rename(columns={"variant": "scored by vintage"}).to_markdown(index=False))
+
+    print("\n### Who is under-forecast: published rows by decile, means (exposure > 0)\n")
+    joined = frame.merge(truth[["supplier_id", "as_of_date", "loss_rate_6m"]].rename(columns={"loss_rate_6m": "oracle"}),
+                         on=["supplier_id", "as_of_date"])
+    joined = joined[joined["forward_order_value_6m_usd"] > 0]
+    joined["decile"] = pd.qcut(joined["loss_rate_6m"].rank(method="first"), 10, labels=False) + 1
+    exposure = joined["forward_order_value_6m_usd"]
+    joined["model_x"] = joined["loss_rate_6m"] * exposure
+    joined["oracle_x"] = joined["oracle"] * exposure
+    joined["months_since_first_vintage"] = [(d.year - 2024) * 12 + d.month - 12 for d in joined["as_of_date"]]
+    columns = [c for c in ("tenure_months", "trading_months_12m", "orders_6m", "dispute_count_6m", "disputes_6m",
+                           "buyer_favored_dispute_ratio_6m", "dispute_ratio_6m", "refund_ratio_6m", "months_since_first_vintage")
+               if c in joined]
+    table = joined.groupby("decile").agg(rows=("supplier_id", "size"), model=("model_x", "sum"), oracle=("oracle_x", "sum"),
+                                         **{c: (c, "mean") for c in columns})
+    table["model_vs_oracle"] = table["model"] / table["oracle"] - 1
+    table["share_no_past_dispute"] = joined.groupby("decile").apply(
+        lambda g: float((g.get("dispute_ratio_6m", pd.Series(0, index=g.index)).fillna(0) == 0).mean()), include_groups=False)
+    print(table.drop(columns=["model", "oracle"]).round(3).to_markdown())
+
+    print("\n### Gap to the oracle by segment (all published rows with exposure)\n")
+    bands = {
+        "tenure_months": [0, 6, 12, 24, 60, np.inf],
+        "orders_6m": [-np.inf, 0, 5, 20, 60, np.inf],
+        "trading_months_12m": [-np.inf, 3, 6, 9, 12],
+        "dispute_ratio_6m": [-np.inf, 0, 0.02, 0.05, np.inf],
+    }
+    lines = []
+    for column, edges in bands.items():
+        if column not in joined:
+            continue
+        band = pd.cut(joined[column].fillna(-1 if column != "dispute_ratio_6m" else 0), edges, include_lowest=True)
+        for value, g in joined.groupby(band, observed=True):
+            lines.append({"segment": column, "band": str(value), "rows": len(g),
+                          "model_rate": g["model_x"].sum() / g["forward_order_value_6m_usd"].sum(),
+                          "oracle_rate": g["oracle_x"].sum() / g["forward_order_value_6m_usd"].sum(),
+                          "model_vs_oracle": g["model_x"].sum() / g["oracle_x"].sum() - 1})
+    print(pd.DataFrame(lines).round(5).to_markdown(index=False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--landing", type=Path, required=True)
+    parser.add_argument("--variants", default="current", help=f"comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument("--diagnose", action="store_true", help="per-vintage and per-segment tables for the first variant")
+    args = parser.parse_args()
+    training = cached_training_frame(args.landing)
+    truth = read_truth(args.landing, RISK_ORACLE_COLUMNS)
+    vintages = published_vintages(training)
+    rows = scored_rows(training, vintages)
+    vintages = sorted(rows["vintage"].unique())
+    print(f"{args.landing}: {len(rows):,} published supplier-months with complete outcomes, "
+          f"{min(rows['as_of_date'])}..{max(rows['as_of_date'])}, vintages {', '.join(map(str, vintages))}\n")
+    lines, trained = [], {}
+    for i, name in enumerate(args.variants.split(",")):
+        models = train_vintages(training, vintages, VARIANTS[name], trained)
+        frame = score(rows, models)
+        lines.append(summary_line(name, judged(frame, truth)))
+        print(pd.DataFrame([lines[-1]]).to_markdown(index=False), flush=True)
+        if args.diagnose and i == 0:
+            diagnose(training, rows, frame, models, truth)
+    print("\n### All variants\n")
+    print(pd.DataFrame(lines).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
