@@ -241,11 +241,16 @@ def rows_in_months(rows: pd.DataFrame, months: Iterable[date]) -> pd.DataFrame:
     """The rows of ``months``. In rows in month order (``complete_label_rows``) a window's
     months are one run of rows: returned as a slice sharing their memory, not a copy (a
     window is read, never written)."""
-    in_months = rows["as_of_date"].isin(set(months)).to_numpy()
-    positions = np.flatnonzero(in_months)
+    return rows_where(rows, rows["as_of_date"].isin(set(months)).to_numpy())
+
+
+def rows_where(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """The rows ``keep`` marks: a slice sharing ``frame``'s memory when they are one run of
+    rows (treat it as read-only), else a copy."""
+    positions = np.flatnonzero(keep)
     if len(positions) and positions[-1] - positions[0] + 1 == len(positions):
-        return rows.iloc[positions[0] : positions[-1] + 1]
-    return rows[in_months]
+        return frame.iloc[positions[0] : positions[-1] + 1]
+    return frame[keep]
 
 
 def split_out_of_time(months: Iterable[date], config: TrainingConfig) -> OutOfTimeSplit:

@@ -54,6 +54,7 @@ from models.training import (
     TrainingConfig,
     TrainingResult,
     complete_label_rows,
+    rows_where,
     train_breach_model,
     training_data_fingerprint,
 )
@@ -143,11 +144,7 @@ def rows_known_at(training: pd.DataFrame, as_of: date) -> pd.DataFrame:
     as a slice that shares the frame's memory rather than a copy of it: treat them as read-only."""
     months = pd.Series(pd.to_datetime(training["as_of_date"]).dt.date)
     window_ends = months.map({m: label_window_end(m) for m in months.unique()})
-    known = (window_ends <= as_of).to_numpy()
-    count = int(known.sum())
-    if known[:count].all():  # a prefix (label window ends rise with the month)
-        return training.iloc[:count]
-    return training[known]
+    return rows_where(training, (window_ends <= as_of).to_numpy())  # a prefix: window ends rise with the month
 
 
 @dataclass(frozen=True)
