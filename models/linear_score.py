@@ -37,6 +37,13 @@ from threadpoolctl import threadpool_limits
 from models.model_features import ModelFeature
 
 HEAVY_TAIL_THRESHOLD = 50.0
+# L-BFGS stops when the projected gradient of the weight-normalised objective is below
+# FIT_GRADIENT_TOLERANCE (scikit-learn's lbfgs stops at 1e-4) or an iteration improves it
+# by less than FIT_RELATIVE_TOLERANCE. 1e-5 / 1e-9 take about a third of the iterations
+# of the former 1e-7 / 1e-11 for log-odds within a few thousandths of theirs
+# (bench/results/training.md, 2026-12-06 session 17); 1e-4 moved them by up to 0.6.
+FIT_GRADIENT_TOLERANCE = 1e-5
+FIT_RELATIVE_TOLERANCE = 1e-9
 
 
 def _signed_log1p(x: np.ndarray) -> np.ndarray:
@@ -163,7 +170,7 @@ class LinearScore:
         with threadpool_limits(limits=1):
             solution = minimize(
                 objective, w0, jac=True, method="L-BFGS-B", bounds=[*bounds, (None, None)],
-                options={"maxiter": 5000, "gtol": 1e-7, "ftol": 1e-11},
+                options={"maxiter": 5000, "gtol": FIT_GRADIENT_TOLERANCE, "ftol": FIT_RELATIVE_TOLERANCE},
             )
         w = solution.x
         coefs, missing_coefs = np.zeros(p), np.zeros(p)
