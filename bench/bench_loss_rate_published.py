@@ -68,6 +68,8 @@ VARIANTS = {
     # a dozen of them stacked in log space can push a big clean supplier's rate very low.
     "nosize": Variant(drop_inputs=SIZE_FEATURES, portfolio_blend=0.0),
     "nosize_blend5": Variant(drop_inputs=SIZE_FEATURES, portfolio_blend=0.05),
+    # Issue 18: the breach and default models' learning rate 0.08 with patience 50 (training.yaml).
+    "lr08": Variant(config=lambda c: replace(c, learning_rate=0.08, early_stopping_rounds=50)),
 }
 
 
