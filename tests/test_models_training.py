@@ -42,6 +42,18 @@ def test_training_is_deterministic(frame, result):
     assert again.model.booster_model == result.model.booster_model
 
 
+def test_the_thread_count_changes_no_model(frame, result):
+    """training.yaml and loss_rate.yaml train on two threads: the booster, and so every published
+    score, must be the one a single thread fits (deterministic, row-wise histograms)."""
+    two = train_breach_model(frame, None, TrainingConfig(**{**FAST.to_dict(), "num_threads": 2}))
+    assert result.model.num_threads == 1 and two.model.num_threads == 2
+    def trees(model):  # the booster's text, less the fit's parameters it ends with
+        return model.booster_model.split("\nparameters:")[0]
+
+    assert trees(two.model) == trees(result.model) and "Tree=1" in trees(result.model)
+    np.testing.assert_array_equal(two.model.predict_proba(frame), result.model.predict_proba(frame))
+
+
 def test_out_of_time_windows_are_ordered_and_skip_incomplete_labels(frame, result):
     split = result.split
     assert max(split.train) < min(split.calibration) <= max(split.calibration) < min(split.evaluation)
