@@ -43,8 +43,8 @@ def test_training_is_deterministic(frame, result):
 
 
 def test_the_thread_count_changes_no_model(frame, result):
-    """training.yaml and loss_rate.yaml train on two threads: the booster, and so every published
-    score, must be the one a single thread fits (deterministic, row-wise histograms)."""
+    """The thread count is a speed setting only (training.yaml; scoring predicts on two threads):
+    two threads fit the very trees one does (deterministic, row-wise histograms)."""
     two = train_breach_model(frame, None, TrainingConfig(**{**FAST.to_dict(), "num_threads": 2}))
     assert result.model.num_threads == 1 and two.model.num_threads == 2
     def trees(model):  # the booster's text, less the fit's parameters it ends with
