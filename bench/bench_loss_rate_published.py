@@ -325,6 +325,14 @@ def main() -> None:
     for i, name in enumerate(args.variants.split(",")):
         models = train_vintages(training, vintages, VARIANTS[name], trained)
         frame = score(rows, models)
+        if VARIANTS[name].target == "counts":
+            priced = pd.DataFrame([{"vintage": v, "best_iteration": str(m.metadata["best_iteration"]),
+                                    **{f"count_scale_{c}": round(m.scales[c] / m.metadata["severities"][VARIANTS[name].severity][c], 3)
+                                       for c in COVERAGES},
+                                    **{f"severity_{c}": round(m.metadata["severities"][VARIANTS[name].severity][c], 3)
+                                       for c in COVERAGES}} for v, m in models.items()])
+            print(f"{name}: per vintage, rounds, scales in resolutions and severity ({VARIANTS[name].severity})\n\n"
+                  + priced.to_markdown(index=False) + "\n", flush=True)
         lines.append(summary_line(name, judged(frame, truth)))
         print(pd.DataFrame([lines[-1]]).to_markdown(index=False), flush=True)
         if args.level_matched:
