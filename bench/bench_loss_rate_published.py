@@ -33,11 +33,15 @@ from features import FEATURES  # noqa: E402
 from models.evaluate_synthetic import training_frame_from_landing  # noqa: E402
 from models.evaluation import PublishedForecasts, RISK_ORACLE_COLUMNS, loss_rate_against_oracle, read_truth  # noqa: E402
 from models.loss_rate import (  # noqa: E402
-    COVERAGE_REFUND_COLUMNS, EXPOSURE_COLUMN, TOTAL_REFUND_COLUMN, loss_config_from_yaml, train_loss_rate_model,
+    COVERAGE_RATE_COLUMNS, COVERAGE_REFUND_COLUMNS, COVERAGES, EXPOSURE_COLUMN, LOSS_RATE_COLUMN, TOTAL_REFUND_COLUMN,
+    coverage_refunds, exposure_rows, loss_config_from_yaml, train_loss_rate_model,
 )
 from models.model_features import SIZE_FEATURES  # noqa: E402
 from models.training import complete_label_rows  # noqa: E402
 from models.vintages import VintageConfig, rows_known_at, vintage_as_of_dates  # noqa: E402
+from loss_rate_counts import (  # noqa: E402
+    ORDERS_COLUMN, WON_AMOUNT_COLUMNS, WON_COLUMNS, cached_counts, checked_counts,
+)
 
 DEFAULT_LABEL = "default_6m"
 
@@ -49,6 +53,10 @@ class Variant:
     drop_inputs: frozenset = frozenset()  # catalogue inputs the variant does not read
     halflife_months: float | None = None  # training rows weighted 2^(-age / halflife) (age from the newest month)
     portfolio_blend: float | None = None  # None: loss_rate.yaml's; else the model's portfolio_blend
+    # "dollars": the pipeline's Tweedie boosters on refund dollars per order dollar; "counts":
+    # Poisson boosters on buyer-won resolutions per order, times a severity (`frequency_model`)
+    target: str = "dollars"
+    severity: str = "window"  # counts only: "window" or "share" (`severities`)
 
 
 VARIANTS = {
@@ -70,6 +78,12 @@ VARIANTS = {
     "nosize_blend5": Variant(drop_inputs=SIZE_FEATURES, portfolio_blend=0.05),
     # Issue 18: the breach and default models' learning rate 0.08 with patience 50 (training.yaml).
     "lr08": Variant(config=lambda c: replace(c, learning_rate=0.08, early_stopping_rounds=50)),
+    # Session 17: frequency x severity. A count target is far less noisy than refund dollars,
+    # which a few large tickets dominate (synthetic/truth.py, "Loss rate").
+    "freq": Variant(target="counts"),
+    "freq_noblend": Variant(target="counts", portfolio_blend=0.0),
+    "freq_share": Variant(target="counts", severity="share"),
+    "freq_share_noblend": Variant(target="counts", severity="share", portfolio_blend=0.0),
 }
 
 
@@ -89,7 +103,60 @@ def train_base(known: pd.DataFrame, variant: Variant):
     config = variant.config(loss_config_from_yaml())
     inputs = [spec for spec in FEATURES if spec.name not in variant.drop_inputs]
     rows = recency_weighted(known, variant.halflife_months) if variant.halflife_months else known
+    if variant.target == "counts":
+        return frequency_model(rows, inputs, config)
     return train_loss_rate_model(rows, inputs, config).model
+
+
+def frequency_model(known: pd.DataFrame, inputs, config):
+    """The loss-rate trainer itself on counts: per coverage a Poisson booster on buyer-won
+    resolutions per order created in the window, weighted by those orders (the exposure),
+    with the same design matrices, constraints, windows, early stopping; its calibration scale
+    and portfolio rate are then in resolutions per order, fitted on counts. The model's
+    metadata carries both severities (`severities`); `with_severity` turns it into dollars."""
+    rows = exposure_rows(known)  # complete labels with order value in the window, as the dollar model
+    as_counts = rows.assign(**{
+        EXPOSURE_COLUMN: rows[ORDERS_COLUMN].astype(float),
+        TOTAL_REFUND_COLUMN: rows[WON_COLUMNS["total"]].astype(float),
+        **{column: rows[WON_COLUMNS[cover]].astype(float) for cover, column in COVERAGE_REFUND_COLUMNS.items()},
+    })
+    overrides = {k: v for k, v in config.lightgbm_overrides.items() if not k.startswith("tweedie")}
+    model = train_loss_rate_model(as_counts, inputs, replace(config, lightgbm_overrides=overrides | {"objective": "poisson"})).model
+    model.metadata["severities"] = severities(rows)
+    return model
+
+
+def severities(rows: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per coverage, refund dollars per buyer-won resolution in units of an order dollar, over ``rows``:
+
+    * ``window``: (refund dollars / resolutions) / (order dollars / orders), the window's mean
+      ticket over the window's mean order, pooled over all rows;
+    * ``share``: refund dollars / the amounts of the orders they refunded (the refund share).
+      Per supplier the rate is share x resolutions per order when amounts are i.i.d. per
+      supplier; ``window`` also carries how order size and frequency co-vary across suppliers."""
+    refunds = coverage_refunds(rows)
+    won = {cover: rows[column].to_numpy(float) for cover, column in WON_COLUMNS.items()}
+    won["other"] = won.pop("total") - won["pre_shipment"] - won["post_delivery"]
+    amounts = {cover: rows[column].to_numpy(float) for cover, column in WON_AMOUNT_COLUMNS.items()}
+    amounts["other"] = amounts.pop("total") - amounts["pre_shipment"] - amounts["post_delivery"]
+    mean_order = rows[EXPOSURE_COLUMN].to_numpy(float).sum() / rows[ORDERS_COLUMN].to_numpy(float).sum()
+    out: dict[str, dict[str, float]] = {"window": {}, "share": {}}
+    for cover in COVERAGES:
+        dollars = float(refunds[cover].sum())
+        out["window"][cover] = dollars / won[cover].sum() / mean_order if won[cover].sum() > 0 else 0.0
+        out["share"][cover] = dollars / amounts[cover].sum() if amounts[cover].sum() > 0 else 0.0
+    return out
+
+
+def with_severity(model, variant: Variant):
+    """A frequency model in dollars per dollar: its scales and portfolio rates times the severity."""
+    if variant.target != "counts":
+        return model
+    severity = model.metadata["severities"][variant.severity]
+    priced = copy.copy(model)
+    priced.scales = {c: model.scales[c] * severity[c] for c in COVERAGES}
+    priced.portfolio_rates = {c: model.portfolio_rates[c] * severity[c] for c in COVERAGES}
+    return priced
 
 
 def with_blend(model, variant: Variant):
@@ -129,10 +196,10 @@ def scored_rows(training: pd.DataFrame, vintages: list[date]) -> pd.DataFrame:
 
 def train_vintages(training: pd.DataFrame, vintages: list[date], variant: Variant, trained: dict) -> dict[date, object]:
     """The variant's model per vintage; ``trained`` keeps the boosters variants share (blends differ only after)."""
-    key = (variant.config, variant.drop_inputs, variant.halflife_months)
+    key = (variant.config, variant.drop_inputs, variant.halflife_months, variant.target)
     if key not in trained:
         trained[key] = {v: train_base(rows_known_at(training, v), variant) for v in vintages}
-    return {v: with_blend(trained[key][v], variant) for v in vintages}
+    return {v: with_blend(with_severity(trained[key][v], variant), variant) for v in vintages}
 
 
 def score(rows: pd.DataFrame, models: dict[date, object]) -> pd.DataFrame:
@@ -156,6 +223,23 @@ def summary_line(name: str, tables: dict[str, pd.DataFrame]) -> dict[str, object
             "mean_abs_error_realised": round(float(total["model_mean_abs_decile_error"]), 3),
             "gap_by_decile": " ".join(f"{g:+.0%}" for g in deciles["model_vs_oracle"]),
             "error_by_decile": " ".join(f"{g:+.0%}" for g in deciles["model_vs_realised"])}
+
+
+def at_oracle_level(frame: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s published rates times one factor per vintage: the oracle's exposure-weighted
+    total rate over the vintage's rows divided by the model's. Not a forecast (it reads the
+    truth of the months scored): what is left of the gap is the shape, not the level."""
+    oracle = frame[["supplier_id", "as_of_date"]].merge(
+        truth[["supplier_id", "as_of_date", LOSS_RATE_COLUMN]], on=["supplier_id", "as_of_date"], how="left"
+    )[LOSS_RATE_COLUMN].to_numpy(float)
+    exposure = frame[EXPOSURE_COLUMN].to_numpy(float)
+    known = ~np.isnan(oracle) & (exposure > 0)
+    factor = np.ones(len(frame))
+    for _, index in frame.groupby("vintage").indices.items():
+        rows = index[known[index]]
+        factor[index] = np.sum(oracle[rows] * exposure[rows]) / np.sum(frame[LOSS_RATE_COLUMN].to_numpy(float)[rows] * exposure[rows])
+    columns = [LOSS_RATE_COLUMN, *COVERAGE_RATE_COLUMNS.values()]
+    return frame.assign(**{c: frame[c].to_numpy(float) * factor for c in columns})
 
 
 def diagnose(training: pd.DataFrame, rows: pd.DataFrame, frame: pd.DataFrame, models: dict[date, object],
@@ -221,8 +305,16 @@ def main() -> None:
     parser.add_argument("--landing", type=Path, required=True)
     parser.add_argument("--variants", default="current", help=f"comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--diagnose", action="store_true", help="per-vintage and per-segment tables for the first variant")
+    parser.add_argument("--per-vintage", action="store_true", help="every variant's summary within each vintage's months")
+    parser.add_argument("--level-matched", action="store_true",
+                        help="also each variant rescaled per vintage to the oracle's level on the rows it scores "
+                             "(a diagnostic that needs the truth: the shape of the rates without their level)")
     args = parser.parse_args()
     training = cached_training_frame(args.landing)
+    if any(VARIANTS[name].target == "counts" for name in args.variants.split(",")):
+        training, match = checked_counts(training, cached_counts(args.landing, training))
+        print("Counts checked against the labels (the counting query's dollar sums equal the frame's): "
+              + "; ".join(f"{k} {v}" for k, v in match.items()) + "\n")
     truth = read_truth(args.landing, RISK_ORACLE_COLUMNS)
     vintages = published_vintages(training)
     rows = scored_rows(training, vintages)
@@ -233,8 +325,22 @@ def main() -> None:
     for i, name in enumerate(args.variants.split(",")):
         models = train_vintages(training, vintages, VARIANTS[name], trained)
         frame = score(rows, models)
+        if VARIANTS[name].target == "counts":
+            priced = pd.DataFrame([{"vintage": v, "best_iteration": str(m.metadata["best_iteration"]),
+                                    **{f"count_scale_{c}": round(m.scales[c] / m.metadata["severities"][VARIANTS[name].severity][c], 3)
+                                       for c in COVERAGES},
+                                    **{f"severity_{c}": round(m.metadata["severities"][VARIANTS[name].severity][c], 3)
+                                       for c in COVERAGES}} for v, m in models.items()])
+            print(f"{name}: per vintage, rounds, scales in resolutions and severity ({VARIANTS[name].severity})\n\n"
+                  + priced.to_markdown(index=False) + "\n", flush=True)
         lines.append(summary_line(name, judged(frame, truth)))
         print(pd.DataFrame([lines[-1]]).to_markdown(index=False), flush=True)
+        if args.level_matched:
+            lines.append(summary_line(f"{name} at oracle level", judged(at_oracle_level(frame, truth), truth)))
+            print(pd.DataFrame([lines[-1]]).to_markdown(index=False), flush=True)
+        if args.per_vintage:
+            by_vintage = [summary_line(f"{name} {vintage}", judged(part, truth)) for vintage, part in frame.groupby("vintage")]
+            print("\n" + pd.DataFrame(by_vintage).drop(columns="worst_gap_given_open").to_markdown(index=False) + "\n", flush=True)
         if args.diagnose and i == 0:
             diagnose(training, rows, frame, models, truth)
     print("\n### All variants\n")
