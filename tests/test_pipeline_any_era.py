@@ -22,10 +22,17 @@ def invoke(*args: str):
     return result
 
 
-def published_months(home) -> list[str]:
+def published_months(home, table: str = "supplier_features") -> list[str]:
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        rows = con.execute("SELECT DISTINCT strftime(as_of_date, '%Y-%m') FROM published.supplier_scores ORDER BY 1").fetchall()
+        rows = con.execute(f"SELECT DISTINCT strftime(as_of_date, '%Y-%m') FROM published.{table} ORDER BY 1").fetchall()
     return [month for (month,) in rows]
+
+
+def scored_from_the_first_vintage_on(home, months: list[str]) -> bool:
+    """Scores are published from the first model vintage's month to the last month, with no gap
+    (point in time: a month before any vintage has no model that knew it)."""
+    scored = published_months(home, "supplier_scores")
+    return bool(scored) and scored == months[months.index(scored[0]):]
 
 
 def registered_months(home) -> list[str]:
@@ -41,7 +48,8 @@ def test_a_2006_world_is_published_whole_and_more_months_add_their_partitions(tm
     first = invoke("run", "--landing", str(tmp_path / "L"), "--home", str(home))
     assert "months processed      24 (2006-01-31 .. 2007-12-31)" in first.output
     months = month_keys(date(2006, 1, 31), date(2007, 12, 31))
-    assert published_months(home) == months
+    assert published_months(home) == months  # features and storefront figures: every month
+    assert scored_from_the_first_vintage_on(home, months)
     assert registered_months(home) == months  # the data's 24 months, not the decades up to today
 
     # The same marketplace two months later: the rerun registers and publishes only the new months.
@@ -51,3 +59,4 @@ def test_a_2006_world_is_published_whole_and_more_months_add_their_partitions(tm
     months = month_keys(date(2006, 1, 31), date(2008, 2, 29))
     assert registered_months(home) == months
     assert published_months(home) == months
+    assert scored_from_the_first_vintage_on(home, months) and published_months(home, "supplier_scores")[-2:] == months[-2:]

@@ -7,6 +7,7 @@ the end-to-end test kills a real `assurance run` with -9 and checks the next one
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -200,7 +201,9 @@ def test_a_run_killed_with_sigkill_does_not_stop_the_next_run(tmp_path):
     """
     repo = Path(__file__).resolve().parents[1]
     landing, home = tmp_path / "landing", tmp_path / "home"
-    subprocess.run(assurance("generate", "--out", str(landing), "--suppliers", "150", "--months", "14", "--seed", "3"),
+    # 18 months: enough default events in the complete-label months for the default model's first
+    # vintage (14 months gave 5-6, under the 10 it needs, and then no month is scored at all).
+    subprocess.run(assurance("generate", "--out", str(landing), "--suppliers", "300", "--months", "18", "--seed", "3"),
                    check=True, cwd=repo, capture_output=True, timeout=RUN_TIMEOUT_S)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("ASSURANCE_HOME", None), env.pop("DAGSTER_HOME", None)
@@ -210,7 +213,8 @@ def test_a_run_killed_with_sigkill_does_not_stop_the_next_run(tmp_path):
                                  cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + RUN_TIMEOUT_S
-        while "supplier_scores - scored" not in first_log.read_text() and first.poll() is None:
+        # the run's progress line as scoring starts (pipelines/run_log.py): the models are registered
+        while not re.search(r"stage \d+ of \d+: supplier_scores \.\.\.", first_log.read_text()) and first.poll() is None:
             assert time.monotonic() < deadline, "the first run never reached scoring"
             time.sleep(0.05)
         assert first.poll() is None, first_log.read_text()[-2000:]
@@ -228,7 +232,7 @@ def test_a_run_killed_with_sigkill_does_not_stop_the_next_run(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     recovered = [line for line in second.stderr.splitlines() if line.startswith("recovered stale run")]
     assert len(recovered) == 1 and f"(pid {first.pid} no longer running)" in recovered[0], second.stderr[-3000:]
-    assert "months processed      14" in second.stdout
+    assert "months processed      18" in second.stdout
     assert "checks         all passed" in second.stdout  # the summary says when a check warned
     run_log = Path(second.stdout.split("run log", 1)[1].split()[0])
     assert run_log.parent == home / "logs" and recovered[0] in run_log.read_text()
