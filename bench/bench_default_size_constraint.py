@@ -3,8 +3,8 @@
     uv run python bench/bench_default_size_constraint.py LZ
 
 Trains the default model (training.yaml, the catalogue's inputs, label ``default_6m``) and the
-informed learner (the same, also handed the generator's latent state at T) on ``<LZ>.training.parquet``
-(the frame ``bench/bench_loss_rate_published.py`` caches), once with every size input held
+informed learner (the same, also handed the generator's latent state at T) on the landing zone's training frame
+(built and cached as ``bench/bench_loss_rate_published.py`` does), once with every size input held
 non-increasing (as the pipeline does) and once unconstrained, and prints each against the oracle on
 the evaluation window (``models.evaluation.default_against_oracle``). The default label needs a
 minimum number of orders falling due, so a learner free to read size could learn that tiny
@@ -20,6 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_loss_rate_published import cached_training_frame  # noqa: E402
 from features import FEATURES  # noqa: E402
 from models.evaluation import (  # noqa: E402
     LATENT_STATE_COLUMNS, RISK_ORACLE_COLUMNS, default_against_oracle, read_truth, train_informed_learner,
@@ -30,8 +31,7 @@ DEFAULT_LABEL = "default_6m"
 
 
 def main(landing: Path) -> None:
-    training = pd.read_parquet(f"{landing}.training.parquet")
-    training["as_of_date"] = pd.to_datetime(training["as_of_date"]).dt.date
+    training = cached_training_frame(landing)  # built from the landing zone on first use
     truth = read_truth(landing, [*RISK_ORACLE_COLUMNS, *LATENT_STATE_COLUMNS])
     config = TrainingConfig.from_yaml()
     lines = []
