@@ -23,6 +23,14 @@ def _equal_mass_bins(p: np.ndarray, n_bins: int) -> np.ndarray:
     return bins
 
 
+def log_spread(scores: np.ndarray) -> float:
+    """Standard deviation of the log of the positive, finite scores: how far a model's scores
+    spread, whatever their level (monitoring compares a month's with the model's own)."""
+    scores = np.asarray(scores, dtype=float)
+    positive = scores[np.isfinite(scores) & (scores > 0)]
+    return float(np.std(np.log(positive))) if positive.size > 1 else 0.0
+
+
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = ECE_BINS) -> float:
     """Sum over equal-mass bins of (bin share) x |mean predicted - observed rate|."""
     y = np.asarray(y, dtype=float)
@@ -48,11 +56,12 @@ def reliability_table(y: np.ndarray, p: np.ndarray, n_bins: int = ECE_BINS) -> p
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """AUC, Brier, log loss, ECE, base rate, mean prediction and row count.
+    """AUC, Brier, log loss, ECE, base rate, mean prediction, spread (``log_spread``) and row count.
 
     AUC is NaN when the rows hold a single class (tiny windows): undefined, not 0.5.
     """
     y = np.asarray(y, dtype=int)
+    spread = log_spread(p)  # of the scores as published: the clipping below is for the log loss
     p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
     both_classes = len(np.unique(y)) == 2
     return {
@@ -62,6 +71,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "ece": expected_calibration_error(y, p),
         "base_rate": float(y.mean()) if len(y) else float("nan"),
         "mean_predicted": float(p.mean()) if len(y) else float("nan"),
+        "log_spread": spread,
         "rows": float(len(y)),
     }
 
@@ -134,7 +144,8 @@ def tweedie_deviance(refund: np.ndarray, exposure: np.ndarray, predicted_rate: n
 def loss_rate_metrics(
     refund: np.ndarray, exposure: np.ndarray, predicted_rate: np.ndarray, power: float = 1.5
 ) -> dict[str, float]:
-    """Calibration in the large and by decile, ranking (Gini) and deviance of a loss-rate forecast."""
+    """Calibration in the large and by decile, ranking (Gini), deviance and spread (``log_spread``)
+    of a loss-rate forecast."""
     table = loss_rate_calibration_table(refund, exposure, predicted_rate)
     usable = table[table["refund_usd"] > 0]
     total_exposure = float(np.sum(exposure))
@@ -146,5 +157,6 @@ def loss_rate_metrics(
         "decile_max_abs_relative_error": float(usable["relative_error"].abs().max()) if len(usable) else float("nan"),
         "gini": weighted_gini(refund, exposure, predicted_rate),
         "tweedie_deviance": tweedie_deviance(refund, exposure, predicted_rate, power),
+        "log_spread": log_spread(predicted_rate),
         "rows": float(len(exposure)),
     }

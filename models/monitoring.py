@@ -65,7 +65,7 @@ from scipy import stats
 
 from models.evaluation import TENURE_BANDS, VOLUME_BANDS, _band
 from models.labels import add_months
-from models.metrics import weighted_gini
+from models.metrics import log_spread, weighted_gini
 
 DRIFT_BINS = 10
 # Per month and comparison, over every column tested (Bonferroni across the columns).
@@ -103,7 +103,11 @@ MIN_SEGMENT_EVENTS = 10
 # Collapse of a score's distribution (ERROR: the scores carry no information to publish):
 # its spread (standard deviation of the log score) falls under this share of the
 # reference's, more than this share of suppliers share a single value, or a score is
-# missing or not finite.
+# missing or not finite. The spread's reference is the scoring model's own, on its
+# out-of-time rows when it was trained: a new vintage that honestly knows less (on a small
+# real source, a weak signal gives scores near the mean) is not a collapse, while a model
+# whose scores lose the spread it had when it was judged is. Models whose run logged no
+# spread fall back on the scores published in their reference months.
 COLLAPSE_SPREAD_RATIO = 0.25
 COLLAPSE_TOP_VALUE_SHARE = 0.5
 
@@ -352,11 +356,6 @@ class CollapseResult:
     non_finite_share: float
 
 
-def _log_spread(scores: np.ndarray) -> float:
-    positive = scores[np.isfinite(scores) & (scores > 0)]
-    return float(np.std(np.log(positive))) if positive.size > 1 else 0.0
-
-
 def _top_value_share(scores: np.ndarray) -> float:
     finite = scores[np.isfinite(scores)]
     return float(pd.Series(finite).value_counts().iloc[0] / scores.size) if finite.size else 1.0
@@ -365,25 +364,30 @@ def _top_value_share(scores: np.ndarray) -> float:
 NOT_SCORED = "not scored: no model vintage knew this month"
 
 
-def score_collapse(reference: Iterable[float], current: Iterable[float]) -> CollapseResult:
+def score_collapse(reference: Iterable[float], current: Iterable[float],
+                   reference_spread: float | None = None) -> CollapseResult:
     """Has this month's score lost its spread, or gone missing (module constants)? The spread
     and the share of one value are judged against the reference (a source whose suppliers
-    were always alike is not a collapse); without a reference only missing values count."""
+    were always alike is not a collapse); without a reference only missing values count.
+    ``reference_spread``, when given and positive (the scoring model's own out-of-time
+    ``log_spread``), is the spread's reference instead of the reference scores'."""
     ref = np.asarray(list(reference) if not isinstance(reference, np.ndarray) else reference, dtype=float)
     cur = np.asarray(list(current) if not isinstance(current, np.ndarray) else current, dtype=float)
     if cur.size == 0:
         return CollapseResult(True, "no scores", 0.0, 0.0, 0.0)
     non_finite = float(np.mean(~np.isfinite(cur)))
     top_share = _top_value_share(cur)
-    ref_spread = _log_spread(ref)
-    ratio = _log_spread(cur) / ref_spread if ref_spread > 0 else 1.0
+    own = reference_spread is not None and math.isfinite(reference_spread) and reference_spread > 0
+    ref_spread = float(reference_spread) if own else log_spread(ref)
+    ratio = log_spread(cur) / ref_spread if ref_spread > 0 else 1.0
     reasons = []
     if non_finite > 0:
         reasons.append(f"{non_finite:.1%} of scores missing or not finite")
     if ref.size and cur.size > 1 and top_share > max(COLLAPSE_TOP_VALUE_SHARE, 2 * _top_value_share(ref)):
         reasons.append(f"{top_share:.1%} of suppliers share one score (bound {COLLAPSE_TOP_VALUE_SHARE:.0%})")
     if ratio < COLLAPSE_SPREAD_RATIO:
-        reasons.append(f"spread {ratio:.2f} of the reference's (bound {COLLAPSE_SPREAD_RATIO})")
+        whose = "the model's own out of time" if own else "the reference months'"
+        reasons.append(f"spread {ratio:.2f} of {whose} (bound {COLLAPSE_SPREAD_RATIO})")
     return CollapseResult(bool(reasons), "; ".join(reasons) or "ok", ratio, top_share, non_finite)
 
 
@@ -486,13 +490,16 @@ class MonitoredScore:
     version_column: str  # the published column naming the model version
     blocks_publishing: bool  # the amount rests on it (docs/design.md §7); the breach model is information
     ranking_metric: str  # the model's own out-of-time ranking, as its training run logged it (MLflow)
+    spread_metric: str  # the model's own out-of-time log_spread, likewise: the collapse check's reference
 
 
 MONITORED_SCORES: tuple[MonitoredScore, ...] = (
     MonitoredScore("loss_rate_6m", LOSS_RATE, "breach_refund_usd_6m", "loss_rate_model_version", True,
-                   "evaluation_total_gini"),
-    MonitoredScore("default_probability_6m", BINARY, "default_6m", "default_model_version", True, "evaluation_auc"),
-    MonitoredScore("breach_probability_6m", BINARY, "breach_6m", "model_version", False, "evaluation_auc"),
+                   "evaluation_total_gini", "evaluation_total_log_spread"),
+    MonitoredScore("default_probability_6m", BINARY, "default_6m", "default_model_version", True, "evaluation_auc",
+                   "evaluation_log_spread"),
+    MonitoredScore("breach_probability_6m", BINARY, "breach_6m", "model_version", False, "evaluation_auc",
+                   "evaluation_log_spread"),
 )
 EXPOSURE_COLUMN = "forward_order_value_6m_usd"
 SEGMENT_COLUMNS = ("country", "tenure_band", "volume_band", "category")
@@ -645,9 +652,11 @@ class Monitor:
         outcomes: pd.DataFrame | None = None,
         reference_rankings: Mapping[str, float] | None = None,
         compare_scores_with_previous: bool = True,
+        reference_spreads: Mapping[str, float] | None = None,
     ) -> MonthMonitoring:
         """Drift of inputs and scores against the month before and the reference months,
-        collapse of each score, and (with ``outcomes``: that month's labels, complete) the
+        collapse of each score (its spread against ``reference_spreads``, the scoring models'
+        own, where known), and (with ``outcomes``: that month's labels, complete) the
         performance of each score overall and per segment."""
         reference = tuple(sorted(set(reference_months)))
         previous = (add_months(as_of_date, -1),)
@@ -662,7 +671,8 @@ class Monitor:
             # not scored by design: no model vintage knew the month (models/vintages.py)
             collapse = {column: CollapseResult(False, NOT_SCORED, 0.0, 0.0, 0.0) for column in SCORE_COLUMNS}
         else:
-            collapse = {column: score_collapse(reference_scores[column].to_numpy(float), current_scores[column].to_numpy(float))
+            collapse = {column: score_collapse(reference_scores[column].to_numpy(float), current_scores[column].to_numpy(float),
+                                               (reference_spreads or {}).get(column))
                         for column in SCORE_COLUMNS}
         performance = None
         if outcomes is not None and len(outcomes):

@@ -107,19 +107,21 @@ _NEXT_STEP = "next: fix the cause (full trace in the log) and run the same comma
 
 
 def _failed_checks(evaluations) -> list[str]:
-    """One entry per failed check (checks on published tables evaluate once per month):
-    the first failure's summary and the months that failed."""
+    """One entry per failed check (checks on published tables evaluate once per month): its
+    severity (ERROR blocks what follows it, WARN does not), the first failure's summary and
+    the months that failed; errors first, so the one that stopped a run leads."""
     failed: dict[str, tuple[str, list[str]]] = {}
     for evaluation in evaluations:
         if evaluation.passed:
             continue
-        name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
+        severity = getattr(getattr(evaluation, "severity", None), "value", "ERROR")
+        name = f"[{severity}] {evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         summary = f" ({evaluation.metadata['summary'].value})" if "summary" in evaluation.metadata else ""
         failed.setdefault(name, (summary, []))[1].append(getattr(evaluation, "partition", None) or "")
-    return [
+    return sorted((
         name + summary + (f" in {', '.join(m for m in months if m)}" if any(months) else "")
         for name, (summary, months) in failed.items()
-    ]
+    ), key=lambda line: not line.startswith("[ERROR]"))
 
 
 def _failure(result, failed_checks: list[str], log_path: Path) -> PipelineRunFailed:

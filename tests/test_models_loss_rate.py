@@ -59,6 +59,15 @@ def test_the_loss_rate_ranks_and_levels_like_the_truth_out_of_time(result):
     assert result.metrics["evaluation_total_gini"] > 0.3
 
 
+def test_training_logs_the_spread_the_collapse_check_judges_against(result):
+    from models.metrics import log_spread
+    from models.monitoring import MONITORED_SCORES
+
+    spread_metric = {score.column: score.spread_metric for score in MONITORED_SCORES}[LOSS_RATE_COLUMN]
+    assert result.metrics[spread_metric] == pytest.approx(log_spread(result.evaluation_frame[LOSS_RATE_COLUMN]))
+    assert result.metrics[spread_metric] > 0
+
+
 def test_coverages_sum_to_at_most_the_total(result, frame):
     rates = result.model.predict_rates(frame.head(200))
     split = sum(rates[column] for column in COVERAGE_RATE_COLUMNS.values())

@@ -128,6 +128,38 @@ def test_score_collapse(current, collapsed):
     assert m.score_collapse(reference, current).collapsed is collapsed
 
 
+@pytest.mark.parametrize(
+    "own_spread, collapsed",
+    [
+        (0.04, False),  # the model always scored this narrowly out of time: a weak signal, honestly shown
+        (1.0, True),  # the model spread its scores out of time and lost it now: a collapse
+        (None, True),  # its run logged no spread: the reference months' scores decide (wide: collapsed)
+        (float("nan"), True),  # likewise for a spread that could not be computed
+        (0.0, True),  # likewise for a model that scored everyone alike out of time
+    ],
+)
+def test_the_collapse_spread_is_judged_against_the_scoring_models_own(own_spread, collapsed):
+    # Earlier vintages published widely spread scores; this month's model scores narrowly.
+    rng = np.random.default_rng(3)
+    reference, current = rng.lognormal(-5, 1, 20_000), rng.lognormal(-2.3, 0.04, 2_000)
+    result = m.score_collapse(reference, current, own_spread)
+    assert result.collapsed is collapsed
+    if collapsed:
+        whose = "the model's own out of time" if own_spread == 1.0 else "the reference months'"
+        assert whose in result.reason
+
+
+def test_the_logged_spread_is_that_of_the_scores_as_published():
+    # A calibrator may publish exact zeros; the spread leaves them out, in training's metrics as in
+    # the check, rather than counting them at the log loss's clipping floor.
+    from models.metrics import classification_metrics, log_spread
+
+    p = np.array([0.0, 0.0, 0.2, 0.4, 0.8, 0.9])
+    assert classification_metrics(np.array([0, 0, 0, 1, 1, 1]), p)["log_spread"] == pytest.approx(
+        np.std(np.log(p[2:])))
+    assert log_spread(p) == pytest.approx(np.std(np.log(p[2:])))
+
+
 def test_alike_suppliers_are_no_collapse_when_they_always_were():
     always_alike = np.r_[np.full(600, 0.01), np.random.default_rng(1).lognormal(-5, 1, 400)]
     assert not m.score_collapse(always_alike, always_alike).collapsed
@@ -218,6 +250,7 @@ def test_the_reference_window_is_the_versions_fitted_months(tmp_path):
     client.log_param(run.info.run_id, "window.calibration", "2024-04-30..2024-04-30 (1 months)")
     client.log_param(run.info.run_id, "window.evaluation", "2024-05-31..2024-07-31 (3 months)")
     client.log_metric(run.info.run_id, "evaluation_auc", 0.81)
+    client.log_metric(run.info.run_id, "evaluation_log_spread", 0.42)
     client.create_registered_model("supplier_default_risk")
     client.create_model_version("supplier_default_risk", (tmp_path / "a").as_uri(), run_id=run.info.run_id)
 
@@ -252,6 +285,8 @@ def test_the_reference_window_is_the_versions_fitted_months(tmp_path):
                               tracking_uri=uri, data_horizon=datetime(2024, 7, 1))
     assert run.references[months[-2]] == tuple(months[:4])
     assert run.references[months[-1]] == tuple(months[:6])
+    # the collapse check's spread reference: the scoring version's own, where its run logged one
+    assert run.spreads[months[-2]] == {"default_probability_6m": pytest.approx(0.42)}
 
 
 def _monthly_frames(shifts: dict[int, float], n: int = 2_000):

@@ -50,6 +50,8 @@ def test_alias_flow_and_gating_both_ways(tmp_path, frame):
     run = client.get_run(good.model.metadata["mlflow_run_id"])
     assert run.data.tags["data_fingerprint_sha256"] == good.data_fingerprint
     assert "evaluation_auc" in run.data.metrics and "evaluation_ece" in run.data.metrics
+    # the collapse check's reference spread, under the name monitoring reads (models.monitoring)
+    assert run.data.metrics["evaluation_log_spread"] > 0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model_card.md", "plots", "training_data.json"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}

@@ -60,14 +60,21 @@ def test_a_check_failing_in_several_months_is_named_once_with_its_months():
 
     from pipelines.runner import _failed_checks
 
-    def evaluation(passed, partition, summary="2 rows break the contract"):
-        return SimpleNamespace(passed=passed, partition=partition, check_name="meets_contract",
+    def evaluation(passed, partition, summary="2 rows break the contract", check="meets_contract",
+                   severity=dg.AssetCheckSeverity.ERROR):
+        return SimpleNamespace(passed=passed, partition=partition, check_name=check, severity=severity,
                                asset_key=dg.AssetKey(["published", "supplier_scores"]),
                                metadata={"summary": SimpleNamespace(value=summary)})
 
     names = _failed_checks([evaluation(False, "2024-01"), evaluation(True, "2024-02"), evaluation(False, "2024-03")])
-    assert names == ["published/supplier_scores:meets_contract (2 rows break the contract) in 2024-01, 2024-03"]
-    assert _failed_checks([evaluation(False, None)]) == ["published/supplier_scores:meets_contract (2 rows break the contract)"]
+    assert names == ["[ERROR] published/supplier_scores:meets_contract (2 rows break the contract) in 2024-01, 2024-03"]
+    assert _failed_checks([evaluation(False, None)]) == [
+        "[ERROR] published/supplier_scores:meets_contract (2 rows break the contract)"]
+    # a warning is named as one, and the error that stopped the run leads whatever the order
+    warned = evaluation(False, "2024-01", "1 input drifted", "inputs_stable", dg.AssetCheckSeverity.WARN)
+    assert _failed_checks([warned, evaluation(False, "2024-02")]) == [
+        "[ERROR] published/supplier_scores:meets_contract (2 rows break the contract) in 2024-02",
+        "[WARN] published/supplier_scores:inputs_stable (1 input drifted) in 2024-01"]
 
 
 def _dagster_record(event_type, step_key="supplier_features", duration_ms=12_345.0, level=logging.DEBUG, created=None):
