@@ -42,6 +42,11 @@ def _frame_sha(frame: pd.DataFrame) -> str:
     return _sha(header + pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
 
 
+# Metrics added after the pinned code (session 18: each window's score spread, for monitoring):
+# the pinned hash covers every metric the code gave then.
+METRICS_ADDED_SINCE = ("_log_spread",)
+
+
 def _digest(result, frame: pd.DataFrame) -> dict:
     """What users see of a trained model, hashed (values, dtypes and index of the frames)."""
     model = result.model
@@ -53,7 +58,8 @@ def _digest(result, frame: pd.DataFrame) -> dict:
         "fingerprint": result.data_fingerprint[:16],
         "boosters": _sha(json.dumps(boosters, sort_keys=True).encode()),
         "scores": _sha(np.asarray(model.pyfunc_predict(frame), dtype=float).tobytes()),
-        "metrics": _sha(json.dumps({k: repr(float(v)) for k, v in sorted(result.metrics.items())}).encode()),
+        "metrics": _sha(json.dumps({k: repr(float(v)) for k, v in sorted(result.metrics.items())
+                                    if not k.endswith(METRICS_ADDED_SINCE)}).encode()),
         "row_counts": result.row_counts,
         **{name: _frame_sha(f) for name, f in frames.items()},
         "training_rows": _frame_sha(result.training_rows),
