@@ -61,7 +61,7 @@ def _changed(value):
 
 def test_default_policy_loads_and_has_versioned_name():
     policy = Policy.default()
-    assert policy.version.startswith("tap-2.1.0+")
+    assert policy.version.startswith("tap-2.2.0+")
     assert policy.formula == "v2"
     assert len(policy.version.split("+")[1]) == 8
     assert policy.source == str(DEFAULT_POLICY_PATH)
@@ -368,7 +368,7 @@ SCHEMA_MODELINE = "# yaml-language-server: $schema=../../docs/policy.schema.json
     [
         # the policy_version each file published under before pydantic (main at e7e7e37): a
         # published row must still match its policy file
-        ("models/policies/default.yaml", "tap-2.1.0+0164760a"),
+        ("models/policies/default.yaml", "tap-2.2.0+f3cf83f9"),  # 2.2: the loss-rate ceiling (session 18)
         ("models/policies/v1.yaml", "tap-1.0.0+dfce3de4"),
         ("models/policies/conservative.yaml", "tap-conservative-2.0.0+96d780a2"),
         ("tests/policies/v2_cases.yaml", "tap-2.0.0+82d43f33"),
@@ -376,6 +376,12 @@ SCHEMA_MODELINE = "# yaml-language-server: $schema=../../docs/policy.schema.json
 )
 def test_shipped_policies_keep_their_published_policy_version(path, version):
     assert Policy.from_yaml(REPO / path).version == version
+
+
+def test_the_previous_default_still_hashes_to_the_version_it_published():
+    # rows published under default.yaml 2.1 (ceiling 0.005) keep a version their config reproduces
+    previous = Policy.default().replace(**{"version": "2.1.0", "eligibility.max_loss_rate": 0.005})
+    assert previous.version == "tap-2.1.0+0164760a"
 
 
 @pytest.mark.parametrize(
