@@ -66,6 +66,12 @@ class IsotonicCalibrator:
     makes amounts jump at step edges. Interpolating between the steps' centres (mean raw
     score of each step, its fitted rate) keeps the calibration and the ranking; only the
     two outermost half-steps stay flat.
+
+    An outermost step without a single event (or with nothing else) would publish a
+    probability of exactly 0 (or 1): "this supplier cannot default", which its rows do not
+    show; they show a rate too small to see in that many rows. That step gets the Jeffreys
+    estimate instead, (events + 1/2) / (rows + 1), kept inside its neighbour so the map
+    stays increasing; every other step keeps its fitted rate.
     """
 
     x_thresholds: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
@@ -78,10 +84,18 @@ class IsotonicCalibrator:
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
         fitted = iso.fit_transform(raw, np.asarray(y, dtype=float))
         steps, step_index = np.unique(fitted, return_inverse=True)  # ascending fitted rates
-        centres = np.bincount(step_index, weights=raw) / np.bincount(step_index)
+        rows = np.bincount(step_index)
+        centres = np.bincount(step_index, weights=raw) / rows
         if len(steps) == 1:  # a constant fit: one rate for everyone
             return cls(x_thresholds=np.array([0.0, 1.0]), y_thresholds=np.repeat(steps, 2))
-        return cls(x_thresholds=centres, y_thresholds=steps)
+        rates = steps.copy()
+        if rates[0] == 0.0:
+            jeffreys = 0.5 / (rows[0] + 1)
+            rates[0] = jeffreys if jeffreys < rates[1] else rates[1] / 2
+        if rates[-1] == 1.0:
+            jeffreys = (rows[-1] + 0.5) / (rows[-1] + 1)
+            rates[-1] = jeffreys if jeffreys > rates[-2] else (1 + rates[-2]) / 2
+        return cls(x_thresholds=centres, y_thresholds=rates)
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
         return np.interp(np.asarray(raw, dtype=float), self.x_thresholds, self.y_thresholds)

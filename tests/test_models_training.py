@@ -136,6 +136,43 @@ def test_isotonic_calibration_keeps_the_ranking():
     assert roc_auc_score(y[3000:], held_out) == pytest.approx(roc_auc_score(y[3000:], raw[3000:]), abs=1e-3)
 
 
+@pytest.mark.parametrize(
+    "p_low, p_high",
+    [
+        (0.0, 0.5),  # the safest rows never default in the calibration window: no step at 0
+        (0.1, 1.0),  # the riskiest always do: no step at 1
+        (0.0, 1.0),  # both ends at once
+    ],
+)
+def test_isotonic_calibration_never_publishes_certainty(p_low, p_high):
+    from sklearn.isotonic import IsotonicRegression
+
+    from models.calibration import IsotonicCalibrator
+
+    rng = np.random.default_rng(5)
+    raw = np.sort(rng.uniform(0, 1, 4000))
+    p = np.clip(np.interp(raw, [0, 0.3, 0.7, 1], [p_low, p_low, p_high, p_high]), 0, 1)
+    y = rng.random(4000) < p
+    calibrator = IsotonicCalibrator.fit(raw, y)
+    probabilities = calibrator.transform(np.r_[0.0, raw, 1.0])
+    assert (probabilities > 0).all() and (probabilities < 1).all()
+    assert (np.diff(calibrator.y_thresholds) > 0).all()  # still increasing
+    # only a step at exactly 0 or 1 moves, to the Jeffreys estimate of its rows
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit_transform(raw, y.astype(float))
+    steps = np.unique(fitted)
+    np.testing.assert_array_equal(calibrator.y_thresholds[1:-1], steps[1:-1])
+    assert (p_low > 0 or steps[0] == 0.0) and (p_high < 1 or steps[-1] == 1.0)  # the case holds its certainty
+    # (inside its neighbour: a step of a handful of rows gets half way to it instead)
+    first, last = steps[0], steps[-1]
+    if first == 0:
+        jeffreys = 0.5 / ((fitted == 0).sum() + 1)
+        first = jeffreys if jeffreys < steps[1] else steps[1] / 2
+    if last == 1:
+        jeffreys = ((fitted == 1).sum() + 0.5) / ((fitted == 1).sum() + 1)
+        last = jeffreys if jeffreys > steps[-2] else (1 + steps[-2]) / 2
+    assert (calibrator.y_thresholds[0], calibrator.y_thresholds[-1]) == pytest.approx((first, last))
+
+
 def test_a_country_new_to_the_programme_scores_like_any_other(frame, result):
     # Country is not a model input (features/specs.py): a supplier from a country the
     # model never saw gets the probability its trading history earns, not a guess.
