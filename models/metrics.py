@@ -31,6 +31,14 @@ def log_spread(scores: np.ndarray) -> float:
     return float(np.std(np.log(positive))) if positive.size > 1 else 0.0
 
 
+def top_value_share(scores: np.ndarray) -> float:
+    """Share of the scores holding the most common finite value (1 when none is finite): how
+    much a model's scores tie (an isotonic calibrator's lowest step can hold half of them)."""
+    scores = np.asarray(scores, dtype=float)
+    finite = scores[np.isfinite(scores)]
+    return float(pd.Series(finite).value_counts().iloc[0] / scores.size) if finite.size else 1.0
+
+
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = ECE_BINS) -> float:
     """Sum over equal-mass bins of (bin share) x |mean predicted - observed rate|."""
     y = np.asarray(y, dtype=float)
@@ -56,12 +64,13 @@ def reliability_table(y: np.ndarray, p: np.ndarray, n_bins: int = ECE_BINS) -> p
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    """AUC, Brier, log loss, ECE, base rate, mean prediction, spread (``log_spread``) and row count.
+    """AUC, Brier, log loss, ECE, base rate, mean prediction, spread (``log_spread``), ties
+    (``top_value_share``) and row count.
 
     AUC is NaN when the rows hold a single class (tiny windows): undefined, not 0.5.
     """
     y = np.asarray(y, dtype=int)
-    spread = log_spread(p)  # of the scores as published: the clipping below is for the log loss
+    spread, ties = log_spread(p), top_value_share(p)  # of the scores as published: the clipping is for the log loss
     p = np.clip(np.asarray(p, dtype=float), _EPS, 1 - _EPS)
     both_classes = len(np.unique(y)) == 2
     return {
@@ -72,6 +81,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "base_rate": float(y.mean()) if len(y) else float("nan"),
         "mean_predicted": float(p.mean()) if len(y) else float("nan"),
         "log_spread": spread,
+        "top_value_share": ties,
         "rows": float(len(y)),
     }
 
@@ -144,8 +154,8 @@ def tweedie_deviance(refund: np.ndarray, exposure: np.ndarray, predicted_rate: n
 def loss_rate_metrics(
     refund: np.ndarray, exposure: np.ndarray, predicted_rate: np.ndarray, power: float = 1.5
 ) -> dict[str, float]:
-    """Calibration in the large and by decile, ranking (Gini), deviance and spread (``log_spread``)
-    of a loss-rate forecast."""
+    """Calibration in the large and by decile, ranking (Gini), deviance, spread (``log_spread``)
+    and ties (``top_value_share``) of a loss-rate forecast."""
     table = loss_rate_calibration_table(refund, exposure, predicted_rate)
     usable = table[table["refund_usd"] > 0]
     total_exposure = float(np.sum(exposure))
@@ -158,5 +168,6 @@ def loss_rate_metrics(
         "gini": weighted_gini(refund, exposure, predicted_rate),
         "tweedie_deviance": tweedie_deviance(refund, exposure, predicted_rate, power),
         "log_spread": log_spread(predicted_rate),
+        "top_value_share": top_value_share(predicted_rate),
         "rows": float(len(exposure)),
     }

@@ -65,7 +65,7 @@ from scipy import stats
 
 from models.evaluation import TENURE_BANDS, VOLUME_BANDS, _band
 from models.labels import add_months
-from models.metrics import log_spread, weighted_gini
+from models.metrics import log_spread, top_value_share, weighted_gini
 
 DRIFT_BINS = 10
 # Per month and comparison, over every column tested (Bonferroni across the columns).
@@ -104,7 +104,8 @@ MIN_SEGMENT_EVENTS = 10
 # its spread (standard deviation of the log score) falls under this share of the
 # reference's, more than this share of suppliers share a single value, or a score is
 # missing or not finite. The spread's reference is the scoring model's own, on its
-# out-of-time rows when it was trained: a new vintage that honestly knows less (on a small
+# out-of-time rows when it was trained, and so is the ties' (an isotonic calibrator's lowest
+# step may hold half the suppliers of a small world, on every month it scores): a new vintage that honestly knows less (on a small
 # real source, a weak signal gives scores near the mean) is not a collapse, while a model
 # whose scores lose the spread it had when it was judged is. Models whose run logged no
 # spread fall back on the scores published in their reference months.
@@ -356,34 +357,32 @@ class CollapseResult:
     non_finite_share: float
 
 
-def _top_value_share(scores: np.ndarray) -> float:
-    finite = scores[np.isfinite(scores)]
-    return float(pd.Series(finite).value_counts().iloc[0] / scores.size) if finite.size else 1.0
-
-
 NOT_SCORED = "not scored: no model vintage knew this month"
 
 
 def score_collapse(reference: Iterable[float], current: Iterable[float],
-                   reference_spread: float | None = None) -> CollapseResult:
+                   reference_spread: float | None = None, reference_top_share: float | None = None) -> CollapseResult:
     """Has this month's score lost its spread, or gone missing (module constants)? The spread
     and the share of one value are judged against the reference (a source whose suppliers
     were always alike is not a collapse); without a reference only missing values count.
     ``reference_spread``, when given and positive (the scoring model's own out-of-time
-    ``log_spread``), is the spread's reference instead of the reference scores'."""
+    ``log_spread``), is the spread's reference instead of the reference scores', and
+    ``reference_top_share`` (its own ``top_value_share``), when given, the ties' reference."""
     ref = np.asarray(list(reference) if not isinstance(reference, np.ndarray) else reference, dtype=float)
     cur = np.asarray(list(current) if not isinstance(current, np.ndarray) else current, dtype=float)
     if cur.size == 0:
         return CollapseResult(True, "no scores", 0.0, 0.0, 0.0)
     non_finite = float(np.mean(~np.isfinite(cur)))
-    top_share = _top_value_share(cur)
+    top_share = top_value_share(cur)
     own = reference_spread is not None and math.isfinite(reference_spread) and reference_spread > 0
     ref_spread = float(reference_spread) if own else log_spread(ref)
     ratio = log_spread(cur) / ref_spread if ref_spread > 0 else 1.0
     reasons = []
     if non_finite > 0:
         reasons.append(f"{non_finite:.1%} of scores missing or not finite")
-    if ref.size and cur.size > 1 and top_share > max(COLLAPSE_TOP_VALUE_SHARE, 2 * _top_value_share(ref)):
+    own_ties = reference_top_share is not None and math.isfinite(reference_top_share)
+    ref_share = float(reference_top_share) if own_ties else top_value_share(ref) if ref.size else None
+    if ref_share is not None and cur.size > 1 and top_share > max(COLLAPSE_TOP_VALUE_SHARE, 2 * ref_share):
         reasons.append(f"{top_share:.1%} of suppliers share one score (bound {COLLAPSE_TOP_VALUE_SHARE:.0%})")
     if ratio < COLLAPSE_SPREAD_RATIO:
         whose = "the model's own out of time" if own else "the reference months'"
@@ -491,15 +490,16 @@ class MonitoredScore:
     blocks_publishing: bool  # the amount rests on it (docs/design.md §7); the breach model is information
     ranking_metric: str  # the model's own out-of-time ranking, as its training run logged it (MLflow)
     spread_metric: str  # the model's own out-of-time log_spread, likewise: the collapse check's reference
+    ties_metric: str  # the model's own out-of-time top_value_share, likewise
 
 
 MONITORED_SCORES: tuple[MonitoredScore, ...] = (
     MonitoredScore("loss_rate_6m", LOSS_RATE, "breach_refund_usd_6m", "loss_rate_model_version", True,
-                   "evaluation_total_gini", "evaluation_total_log_spread"),
+                   "evaluation_total_gini", "evaluation_total_log_spread", "evaluation_total_top_value_share"),
     MonitoredScore("default_probability_6m", BINARY, "default_6m", "default_model_version", True, "evaluation_auc",
-                   "evaluation_log_spread"),
+                   "evaluation_log_spread", "evaluation_top_value_share"),
     MonitoredScore("breach_probability_6m", BINARY, "breach_6m", "model_version", False, "evaluation_auc",
-                   "evaluation_log_spread"),
+                   "evaluation_log_spread", "evaluation_top_value_share"),
 )
 EXPOSURE_COLUMN = "forward_order_value_6m_usd"
 SEGMENT_COLUMNS = ("country", "tenure_band", "volume_band", "category")
@@ -653,10 +653,11 @@ class Monitor:
         reference_rankings: Mapping[str, float] | None = None,
         compare_scores_with_previous: bool = True,
         reference_spreads: Mapping[str, float] | None = None,
+        reference_top_shares: Mapping[str, float] | None = None,
     ) -> MonthMonitoring:
         """Drift of inputs and scores against the month before and the reference months,
-        collapse of each score (its spread against ``reference_spreads``, the scoring models'
-        own, where known), and (with ``outcomes``: that month's labels, complete) the
+        collapse of each score (its spread and ties against ``reference_spreads`` and
+        ``reference_top_shares``, the scoring models' own, where known), and (with ``outcomes``: that month's labels, complete) the
         performance of each score overall and per segment."""
         reference = tuple(sorted(set(reference_months)))
         previous = (add_months(as_of_date, -1),)
@@ -672,7 +673,8 @@ class Monitor:
             collapse = {column: CollapseResult(False, NOT_SCORED, 0.0, 0.0, 0.0) for column in SCORE_COLUMNS}
         else:
             collapse = {column: score_collapse(reference_scores[column].to_numpy(float), current_scores[column].to_numpy(float),
-                                               (reference_spreads or {}).get(column))
+                                               (reference_spreads or {}).get(column),
+                                               (reference_top_shares or {}).get(column))
                         for column in SCORE_COLUMNS}
         performance = None
         if outcomes is not None and len(outcomes):

@@ -100,6 +100,7 @@ class MonitoringRun:
     references: dict[date, tuple[date, ...]]  # per month: union of its model versions' fitted months
     rankings: dict[date, dict[str, float]]  # per month: each score's out-of-time ranking, by column
     spreads: dict[date, dict[str, float]]  # per month: each score's out-of-time log spread, by column
+    top_shares: dict[date, dict[str, float]]  # per month: each score's out-of-time top value share, by column
     outcomes: pd.DataFrame  # completed outcomes of the months (label_complete only)
     versions: dict[date, dict[str, str]]  # per month: score column -> the model version most rows name
 
@@ -111,7 +112,8 @@ class MonitoringRun:
         same_models = previous is None or previous == self.versions.get(as_of_date)
         return self.monitor.month(as_of_date, self.references[as_of_date], outcomes if len(outcomes) else None,
                                   self.rankings[as_of_date], compare_scores_with_previous=same_models,
-                                  reference_spreads=self.spreads[as_of_date])
+                                  reference_spreads=self.spreads[as_of_date],
+                                  reference_top_shares=self.top_shares[as_of_date])
 
 
 def load_monitoring_run(
@@ -141,6 +143,7 @@ def load_monitoring_run(
     references: dict[date, tuple[date, ...]] = {}
     rankings: dict[date, dict[str, float]] = {}
     spreads: dict[date, dict[str, float]] = {}
+    top_shares: dict[date, dict[str, float]] = {}
     versions: dict[date, dict[str, str]] = {}
     known: dict[str, ModelReference] = {}
     for as_of_date in months:
@@ -150,7 +153,7 @@ def load_monitoring_run(
         versions[as_of_date] = {score.column: str(rows[score.version_column].value_counts().index[0])
                                 for score in MONITORED_SCORES if len(rows)}
         fitted: set[date] = set()
-        rankings[as_of_date], spreads[as_of_date] = {}, {}
+        rankings[as_of_date], spreads[as_of_date], top_shares[as_of_date] = {}, {}, {}
         for score in MONITORED_SCORES:
             for version in rows[score.version_column].dropna().astype(str).unique():
                 if version not in known:
@@ -161,6 +164,8 @@ def load_monitoring_run(
                 rankings[as_of_date][score.column] = main.metrics[score.ranking_metric]
             if main is not None and score.spread_metric in main.metrics:
                 spreads[as_of_date][score.column] = main.metrics[score.spread_metric]
+            if main is not None and score.ties_metric in main.metrics:
+                top_shares[as_of_date][score.column] = main.metrics[score.ties_metric]
         references[as_of_date] = tuple(sorted(fitted))
     needed = set(months) | {add_months(m, -1) for m in months} | {m for ref in references.values() for m in ref}
     # Only the drift-tested inputs and the segments' columns, resolved on the table's empty frame
@@ -179,4 +184,4 @@ def load_monitoring_run(
     outcomes = outcomes[outcomes["label_complete"].astype(bool)][["as_of_date", "supplier_id", *OUTCOME_COLUMNS]]
     outcomes["as_of_date"] = pd.to_datetime(outcomes["as_of_date"]).dt.date
     return MonitoringRun(Monitor(features, scores[["as_of_date", "supplier_id", *SCORE_COLUMNS]], inputs),
-                         references, rankings, spreads, outcomes, versions)
+                         references, rankings, spreads, top_shares, outcomes, versions)

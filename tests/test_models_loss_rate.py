@@ -66,6 +66,8 @@ def test_training_logs_the_spread_the_collapse_check_judges_against(result):
     spread_metric = {score.column: score.spread_metric for score in MONITORED_SCORES}[LOSS_RATE_COLUMN]
     assert result.metrics[spread_metric] == pytest.approx(log_spread(result.evaluation_frame[LOSS_RATE_COLUMN]))
     assert result.metrics[spread_metric] > 0
+    ties_metric = {score.column: score.ties_metric for score in MONITORED_SCORES}[LOSS_RATE_COLUMN]
+    assert 0 < result.metrics[ties_metric] < 0.5
 
 
 def test_coverages_sum_to_at_most_the_total(result, frame):

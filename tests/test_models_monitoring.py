@@ -149,6 +149,23 @@ def test_the_collapse_spread_is_judged_against_the_scoring_models_own(own_spread
         assert whose in result.reason
 
 
+@pytest.mark.parametrize(
+    "own_top_share, collapsed",
+    [
+        (0.5, False),  # the model always put half the suppliers on its lowest step: its nature, no collapse
+        (0.1, True),  # out of time it hardly tied; half on one score now is a collapse
+        (None, True),  # its run logged no ties: the reference months' scores (no ties) decide
+    ],
+)
+def test_ties_are_judged_against_the_scoring_models_own(own_top_share, collapsed):
+    rng = np.random.default_rng(4)
+    reference = rng.lognormal(-5, 1, 20_000)  # an earlier vintage's scores: no ties
+    current = np.r_[np.full(1_030, 0.002), rng.lognormal(-4, 1, 970)]  # 51.5% on an isotonic lowest step
+    result = m.score_collapse(reference, current, reference_spread=None, reference_top_share=own_top_share)
+    assert result.collapsed is collapsed
+    assert ("share one score" in result.reason) is collapsed
+
+
 def test_the_logged_spread_is_that_of_the_scores_as_published():
     # A calibrator may publish exact zeros; the spread leaves them out, in training's metrics as in
     # the check, rather than counting them at the log loss's clipping floor.
@@ -158,6 +175,7 @@ def test_the_logged_spread_is_that_of_the_scores_as_published():
     assert classification_metrics(np.array([0, 0, 0, 1, 1, 1]), p)["log_spread"] == pytest.approx(
         np.std(np.log(p[2:])))
     assert log_spread(p) == pytest.approx(np.std(np.log(p[2:])))
+    assert classification_metrics(np.array([0, 0, 0, 1, 1, 1]), p)["top_value_share"] == pytest.approx(2 / 6)
 
 
 def test_alike_suppliers_are_no_collapse_when_they_always_were():
@@ -251,6 +269,7 @@ def test_the_reference_window_is_the_versions_fitted_months(tmp_path):
     client.log_param(run.info.run_id, "window.evaluation", "2024-05-31..2024-07-31 (3 months)")
     client.log_metric(run.info.run_id, "evaluation_auc", 0.81)
     client.log_metric(run.info.run_id, "evaluation_log_spread", 0.42)
+    client.log_metric(run.info.run_id, "evaluation_top_value_share", 0.3)
     client.create_registered_model("supplier_default_risk")
     client.create_model_version("supplier_default_risk", (tmp_path / "a").as_uri(), run_id=run.info.run_id)
 
@@ -287,6 +306,7 @@ def test_the_reference_window_is_the_versions_fitted_months(tmp_path):
     assert run.references[months[-1]] == tuple(months[:6])
     # the collapse check's spread reference: the scoring version's own, where its run logged one
     assert run.spreads[months[-2]] == {"default_probability_6m": pytest.approx(0.42)}
+    assert run.top_shares[months[-2]] == {"default_probability_6m": pytest.approx(0.3)}
 
 
 def _monthly_frames(shifts: dict[int, float], n: int = 2_000):

@@ -51,7 +51,7 @@ def test_alias_flow_and_gating_both_ways(tmp_path, frame):
     assert run.data.tags["data_fingerprint_sha256"] == good.data_fingerprint
     assert "evaluation_auc" in run.data.metrics and "evaluation_ece" in run.data.metrics
     # the collapse check's reference spread, under the name monitoring reads (models.monitoring)
-    assert run.data.metrics["evaluation_log_spread"] > 0
+    assert run.data.metrics["evaluation_log_spread"] > 0 and 0 < run.data.metrics["evaluation_top_value_share"] <= 1
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"model_card.md", "plots", "training_data.json"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}

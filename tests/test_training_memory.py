@@ -42,9 +42,9 @@ def _frame_sha(frame: pd.DataFrame) -> str:
     return _sha(header + pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
 
 
-# Metrics added after the pinned code (session 18: each window's score spread, for monitoring):
+# Metrics added after the pinned code (session 18: each window's score spread and ties, for monitoring):
 # the pinned hash covers every metric the code gave then.
-METRICS_ADDED_SINCE = ("_log_spread",)
+METRICS_ADDED_SINCE = ("_log_spread", "_top_value_share")
 
 
 def _digest(result, frame: pd.DataFrame) -> dict:
