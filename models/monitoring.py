@@ -105,10 +105,11 @@ MIN_SEGMENT_EVENTS = 10
 # reference's, more than this share of suppliers share a single value, or a score is
 # missing or not finite. The spread's reference is the scoring model's own, on its
 # out-of-time rows when it was trained, and so is the ties' (an isotonic calibrator's lowest
-# step may hold half the suppliers of a small world, on every month it scores): a new vintage that honestly knows less (on a small
-# real source, a weak signal gives scores near the mean) is not a collapse, while a model
-# whose scores lose the spread it had when it was judged is. Models whose run logged no
-# spread fall back on the scores published in their reference months.
+# step may hold half the suppliers of a small world, every month it scores): a new vintage
+# that honestly knows less (on a small real source, a weak signal gives scores near the
+# mean) is not a collapse, while a model whose scores lose the spread it had when it was
+# judged is. Models whose run logged neither fall back on the scores published in their
+# reference months.
 COLLAPSE_SPREAD_RATIO = 0.25
 COLLAPSE_TOP_VALUE_SHARE = 0.5
 
@@ -382,8 +383,9 @@ def score_collapse(reference: Iterable[float], current: Iterable[float],
         reasons.append(f"{non_finite:.1%} of scores missing or not finite")
     own_ties = reference_top_share is not None and math.isfinite(reference_top_share)
     ref_share = float(reference_top_share) if own_ties else top_value_share(ref) if ref.size else None
-    if ref_share is not None and cur.size > 1 and top_share > max(COLLAPSE_TOP_VALUE_SHARE, 2 * ref_share):
-        reasons.append(f"{top_share:.1%} of suppliers share one score (bound {COLLAPSE_TOP_VALUE_SHARE:.0%})")
+    tie_bound = max(COLLAPSE_TOP_VALUE_SHARE, 2 * ref_share) if ref_share is not None else None
+    if tie_bound is not None and cur.size > 1 and top_share > tie_bound:
+        reasons.append(f"{top_share:.1%} of suppliers share one score (bound {tie_bound:.0%})")
     if ratio < COLLAPSE_SPREAD_RATIO:
         whose = "the model's own out of time" if own else "the reference months'"
         reasons.append(f"spread {ratio:.2f} of {whose} (bound {COLLAPSE_SPREAD_RATIO})")
@@ -657,8 +659,9 @@ class Monitor:
     ) -> MonthMonitoring:
         """Drift of inputs and scores against the month before and the reference months,
         collapse of each score (its spread and ties against ``reference_spreads`` and
-        ``reference_top_shares``, the scoring models' own, where known), and (with ``outcomes``: that month's labels, complete) the
-        performance of each score overall and per segment."""
+        ``reference_top_shares``, the scoring models' own, where known), and (with
+        ``outcomes``: that month's labels, complete) the performance of each score overall
+        and per segment."""
         reference = tuple(sorted(set(reference_months)))
         previous = (add_months(as_of_date, -1),)
         current_features, current_scores = self._rows(self.features, [as_of_date]), self._rows(self.scores, [as_of_date])
