@@ -37,10 +37,9 @@ RESULTS = ROOT / "bench" / "results" / "policy_ceiling"
 
 def world_rows(home: Path, ceilings: list[float]) -> dict:
     """v1 and one v2 per ceiling over the home's scored months: their totals."""
-    current = Policy.default()
+    current, v1_policy = Policy.default(), Policy.from_yaml(V1)
     candidates = {ceiling: current.replace(**{"eligibility.max_loss_rate": ceiling}) for ceiling in ceilings}
-    # the current file's own ceiling is one of the candidates: the same config, so one replay
-    unique = {p.version: p for p in [Policy.from_yaml(V1), *candidates.values()]}
+    unique = {p.version: p for p in [v1_policy, *candidates.values()]}
     with open_warehouse(home / "warehouse.duckdb", read_only=True) as con:
         history = load_scored_history(con, read_data_horizon(con))
     comparison = compare_policies(history, list(unique.values()), baseline=None)
@@ -52,7 +51,7 @@ def world_rows(home: Path, ceilings: list[float]) -> dict:
                 "top_covered": int(t["top_quintile_covered"]), "coverage_usd": float(t["coverage_usd"]),
                 "loss_usd": float(t["loss_usd"])}
 
-    v1 = row(Policy.from_yaml(V1).version)
+    v1 = row(v1_policy.version)
     out = []
     for ceiling, policy in candidates.items():
         r = row(policy.version)

@@ -98,11 +98,34 @@ class MonitoringRun:
 
     monitor: Monitor
     references: dict[date, tuple[date, ...]]  # per month: union of its model versions' fitted months
-    rankings: dict[date, dict[str, float]]  # per month: each score's out-of-time ranking, by column
-    spreads: dict[date, dict[str, float]]  # per month: each score's out-of-time log spread, by column
-    top_shares: dict[date, dict[str, float]]  # per month: each score's out-of-time top value share, by column
     outcomes: pd.DataFrame  # completed outcomes of the months (label_complete only)
     versions: dict[date, dict[str, str]]  # per month: score column -> the model version most rows name
+    known: dict[str, ModelReference]  # every version named in the months' rows: fitted months, metrics
+
+    def own_metrics(self, as_of_date: date, metric: str) -> dict[str, float]:
+        """Each score's ``metric`` (a ``MonitoredScore`` field naming an MLflow metric) as the
+        version most of the month's rows name logged it out of time; absent when it logged none."""
+        out = {}
+        for score in MONITORED_SCORES:
+            main = self.known.get(self.versions.get(as_of_date, {}).get(score.column, ""))
+            if main is not None and getattr(score, metric) in main.metrics:
+                out[score.column] = main.metrics[getattr(score, metric)]
+        return out
+
+    def _own(self, metric: str) -> dict[date, dict[str, float]]:
+        return {as_of_date: self.own_metrics(as_of_date, metric) for as_of_date in self.versions}
+
+    @property
+    def rankings(self) -> dict[date, dict[str, float]]:
+        return self._own("ranking_metric")
+
+    @property
+    def spreads(self) -> dict[date, dict[str, float]]:
+        return self._own("spread_metric")
+
+    @property
+    def top_shares(self) -> dict[date, dict[str, float]]:
+        return self._own("ties_metric")
 
     def month(self, as_of_date: date) -> MonthMonitoring:
         outcomes = self.outcomes[self.outcomes["as_of_date"] == as_of_date]
@@ -111,9 +134,10 @@ class MonitoringRun:
         # reported against the training window only, never alarmed on.
         same_models = previous is None or previous == self.versions.get(as_of_date)
         return self.monitor.month(as_of_date, self.references[as_of_date], outcomes if len(outcomes) else None,
-                                  self.rankings[as_of_date], compare_scores_with_previous=same_models,
-                                  reference_spreads=self.spreads[as_of_date],
-                                  reference_top_shares=self.top_shares[as_of_date])
+                                  self.own_metrics(as_of_date, "ranking_metric"),
+                                  compare_scores_with_previous=same_models,
+                                  reference_spreads=self.own_metrics(as_of_date, "spread_metric"),
+                                  reference_top_shares=self.own_metrics(as_of_date, "ties_metric"))
 
 
 def load_monitoring_run(
@@ -141,9 +165,6 @@ def load_monitoring_run(
                          "rescore the months with the current models (`assurance run`) before monitoring them")
     scored = _month_rows(con, scores_table, months, score_columns)
     references: dict[date, tuple[date, ...]] = {}
-    rankings: dict[date, dict[str, float]] = {}
-    spreads: dict[date, dict[str, float]] = {}
-    top_shares: dict[date, dict[str, float]] = {}
     versions: dict[date, dict[str, str]] = {}
     known: dict[str, ModelReference] = {}
     for as_of_date in months:
@@ -153,19 +174,11 @@ def load_monitoring_run(
         versions[as_of_date] = {score.column: str(rows[score.version_column].value_counts().index[0])
                                 for score in MONITORED_SCORES if len(rows)}
         fitted: set[date] = set()
-        rankings[as_of_date], spreads[as_of_date], top_shares[as_of_date] = {}, {}, {}
         for score in MONITORED_SCORES:
             for version in rows[score.version_column].dropna().astype(str).unique():
                 if version not in known:
                     known[version] = model_reference(tracking_uri, version)
                 fitted |= set(known[version].months or training_months)
-            main = known.get(versions[as_of_date].get(score.column, ""))
-            if main is not None and score.ranking_metric in main.metrics:
-                rankings[as_of_date][score.column] = main.metrics[score.ranking_metric]
-            if main is not None and score.spread_metric in main.metrics:
-                spreads[as_of_date][score.column] = main.metrics[score.spread_metric]
-            if main is not None and score.ties_metric in main.metrics:
-                top_shares[as_of_date][score.column] = main.metrics[score.ties_metric]
         references[as_of_date] = tuple(sorted(fitted))
     needed = set(months) | {add_months(m, -1) for m in months} | {m for ref in references.values() for m in ref}
     # Only the drift-tested inputs and the segments' columns, resolved on the table's empty frame
@@ -184,4 +197,4 @@ def load_monitoring_run(
     outcomes = outcomes[outcomes["label_complete"].astype(bool)][["as_of_date", "supplier_id", *OUTCOME_COLUMNS]]
     outcomes["as_of_date"] = pd.to_datetime(outcomes["as_of_date"]).dt.date
     return MonitoringRun(Monitor(features, scores[["as_of_date", "supplier_id", *SCORE_COLUMNS]], inputs),
-                         references, rankings, spreads, top_shares, outcomes, versions)
+                         references, outcomes, versions, known)
