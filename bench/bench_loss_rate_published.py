@@ -8,7 +8,8 @@ vintage known at it (what `published.supplier_scores` holds; vintage gate refusa
 replayed), and judges those rows with the same comparison as `models.evaluate_synthetic --home`
 (`models.evaluation.loss_rate_against_oracle`): per decile of the published rate, model /
 oracle - 1 and model / realised - 1, the worst decile gap, Spearman with the oracle.
-``--diagnose`` adds, for the first variant, the gap per vintage and decile, who the under-forecast
+``--level-refresh K [--trend N]`` adds each variant with its level refreshed every month on the K
+newest complete outcome months (`level_refreshed`). ``--diagnose`` adds, for the first variant, the gap per vintage and decile, who the under-forecast
 rows are, and the same late months scored by every earlier vintage. Prints Markdown; the
 readings are in bench/results/risk_oracle_gap.md. The training frame is cached beside the
 landing zone (``<LZ>.training.parquet``).
@@ -221,6 +222,8 @@ def summary_line(name: str, tables: dict[str, pd.DataFrame]) -> dict[str, object
             "worst_gap_given_open": round(float(total["worst_decile_gap_to_oracle_given_open"]), 3),
             "mean_abs_gap_oracle": round(float(deciles["model_vs_oracle"].abs().mean()), 3),
             "mean_abs_error_realised": round(float(total["model_mean_abs_decile_error"]), 3),
+            "oracle_own_error_realised": round(float(total["oracle_own_decile_error"]), 3),
+            "given_open_own_error_realised": round(float(total["oracle_given_open_own_decile_error"]), 3),
             "gap_by_decile": " ".join(f"{g:+.0%}" for g in deciles["model_vs_oracle"]),
             "error_by_decile": " ".join(f"{g:+.0%}" for g in deciles["model_vs_realised"])}
 
@@ -240,6 +243,90 @@ def at_oracle_level(frame: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
         factor[index] = np.sum(oracle[rows] * exposure[rows]) / np.sum(frame[LOSS_RATE_COLUMN].to_numpy(float)[rows] * exposure[rows])
     columns = [LOSS_RATE_COLUMN, *COVERAGE_RATE_COLUMNS.values()]
     return frame.assign(**{c: frame[c].to_numpy(float) * factor for c in columns})
+
+
+def month_ends_before(month: date, months: int) -> date:
+    """The month end ``months`` before the month end ``month``."""
+    stamp = pd.Timestamp(month) - pd.offsets.MonthEnd(months)
+    return stamp.date()
+
+
+def level_refreshed(frame: pd.DataFrame, training: pd.DataFrame, models: dict[date, object], months: int,
+                    per_coverage: bool = True, variant: Variant | None = None,
+                    trend_months: int = 0, at_vintage: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``frame``'s rates, each month S rescaled by how its vintage did on the newest complete outcomes at S.
+
+    Per coverage (or one factor for the total): realised refunds / the vintage's forecast dollars
+    over the ``months`` newest as-of dates whose six-month outcome is complete at S (as-of <= S -
+    6 months); a count variant compares buyer-won resolutions with its forecast resolutions.
+    ``trend_months``: also times the portfolio's loss trend, as in ratemaking: the realised rate
+    per as-of month over that many newest complete months, log-linear, projected from the
+    refresh months' centre to S. ``at_vintage``: the factors are fitted once per vintage, at its
+    month end V, and kept for the months it scores (a refit of the vintage's scale on its newest
+    complete months). Everything it reads is known at S: a forecast, not a diagnostic.
+    Returns the rescaled frame and the factors per month."""
+    known = exposure_rows(training)
+    all_months = sorted(known["as_of_date"].unique())
+    cache: dict[tuple, dict[str, tuple[float, float]]] = {}
+    out = frame.copy()
+    lines = []
+    for (month, vintage), index in frame.groupby(["as_of_date", "vintage"]).indices.items():
+        fitted_at = vintage if at_vintage else month
+        anchors = [m for m in all_months if m <= month_ends_before(fitted_at, 6)][-months:]
+        forecast = dict.fromkeys(COVERAGES, 0.0)
+        realised = dict.fromkeys(COVERAGES, 0.0)
+        for anchor in anchors:
+            key = (vintage, anchor)
+            if key not in cache:
+                part = known[known["as_of_date"] == anchor]
+                rates = models[vintage].predict_rates(part)
+                exposure = part[EXPOSURE_COLUMN].to_numpy(float)
+                predicted = {c: rates[col].to_numpy(float) for c, col in COVERAGE_RATE_COLUMNS.items()}
+                predicted["other"] = rates[LOSS_RATE_COLUMN].to_numpy(float) - sum(predicted.values())
+                if variant is not None and variant.target == "counts":
+                    # a count model is refreshed on counts: resolutions against its forecast resolutions
+                    severity = models[vintage].metadata["severities"][variant.severity]
+                    orders = part[ORDERS_COLUMN].to_numpy(float)
+                    won = {c: part[col].to_numpy(float) for c, col in WON_COLUMNS.items()}
+                    won["other"] = won.pop("total") - won["pre_shipment"] - won["post_delivery"]
+                    cache[key] = {c: (float(np.sum(predicted[c] * orders)) / severity[c] if severity[c] > 0 else 0.0,
+                                      float(won[c].sum())) for c in COVERAGES}
+                else:
+                    refunds = coverage_refunds(part)
+                    cache[key] = {c: (float(np.sum(predicted[c] * exposure)), float(refunds[c].sum())) for c in COVERAGES}
+            for c in COVERAGES:
+                forecast[c] += cache[key][c][0]
+                realised[c] += cache[key][c][1]
+        if per_coverage:
+            factor = {c: realised[c] / forecast[c] if forecast[c] > 0 else 1.0 for c in COVERAGES}
+        else:
+            f = sum(realised.values()) / sum(forecast.values())
+            factor = dict.fromkeys(COVERAGES, f)
+        growth = 1.0
+        if trend_months:
+            # loss trend, as in ratemaking: the portfolio's realised rate per month over the newest
+            # complete as-of dates, log-linear, projected from the refresh months' centre to S
+            history = [m for m in all_months if m <= month_ends_before(fitted_at, 6)][-trend_months:]
+            if len(history) >= 4:
+                part = known[known["as_of_date"].isin(history)]
+                if variant is not None and variant.target == "counts":
+                    by = part.groupby("as_of_date").agg(x=(WON_COLUMNS["total"], "sum"), e=(ORDERS_COLUMN, "sum"))
+                else:
+                    by = part.groupby("as_of_date").agg(x=(TOTAL_REFUND_COLUMN, "sum"), e=(EXPOSURE_COLUMN, "sum"))
+                t = np.array([(m.year * 12 + m.month) for m in by.index], float)
+                slope = np.polyfit(t, np.log(by["x"].to_numpy(float) / by["e"].to_numpy(float)), 1)[0]
+                centre = np.mean([(m.year * 12 + m.month) for m in anchors])
+                growth = float(np.exp(slope * (month.year * 12 + month.month - centre)))
+        factor = {c: f * growth for c, f in factor.items()}
+        rows = out.index[index]
+        parts = {c: out.loc[rows, col].to_numpy(float) for c, col in COVERAGE_RATE_COLUMNS.items()}
+        parts["other"] = out.loc[rows, LOSS_RATE_COLUMN].to_numpy(float) - sum(parts.values())
+        for c, col in COVERAGE_RATE_COLUMNS.items():
+            out.loc[rows, col] = parts[c] * factor[c]
+        out.loc[rows, LOSS_RATE_COLUMN] = sum(parts[c] * factor[c] for c in COVERAGES)
+        lines.append({"month": month, "vintage": vintage, "anchors": f"{anchors[0]}..{anchors[-1]}", "growth": round(growth, 3),
+                      **{f"factor_{c}": round(factor[c], 3) for c in COVERAGES}})
+    return out, pd.DataFrame(lines)
 
 
 def diagnose(training: pd.DataFrame, rows: pd.DataFrame, frame: pd.DataFrame, models: dict[date, object],
@@ -309,6 +396,12 @@ def main() -> None:
     parser.add_argument("--level-matched", action="store_true",
                         help="also each variant rescaled per vintage to the oracle's level on the rows it scores "
                              "(a diagnostic that needs the truth: the shape of the rates without their level)")
+    parser.add_argument("--level-refresh", type=int, default=0, metavar="K",
+                        help="also each variant with its level refreshed every month on the K newest complete outcome months")
+    parser.add_argument("--at-vintage", action="store_true",
+                        help="with --level-refresh: fit the factors once per vintage (at its month end), not every month")
+    parser.add_argument("--trend", type=int, default=0, metavar="N",
+                        help="with --level-refresh: also project the level by the portfolio's trend over N complete months")
     args = parser.parse_args()
     training = cached_training_frame(args.landing)
     if any(VARIANTS[name].target == "counts" for name in args.variants.split(",")):
@@ -338,6 +431,17 @@ def main() -> None:
         if args.level_matched:
             lines.append(summary_line(f"{name} at oracle level", judged(at_oracle_level(frame, truth), truth)))
             print(pd.DataFrame([lines[-1]]).to_markdown(index=False), flush=True)
+        if args.level_refresh:
+            trends = (0, args.trend) if args.trend else (0,)
+            for trend, per_coverage in ((t, p) for t in trends for p in (True, False)):
+                refreshed, factors = level_refreshed(frame, training, models, args.level_refresh, per_coverage,
+                                                     VARIANTS[name], trend, args.at_vintage)
+                label = (f"{name} refreshed {args.level_refresh}m {'at vintage ' if args.at_vintage else ''}"
+                         f"{'per cover' if per_coverage else 'total'}"
+                         + (f" trend {trend}m" if trend else ""))
+                print(f"\n{label}: factors\n\n" + factors.to_markdown(index=False) + "\n")
+                lines.append(summary_line(label, judged(refreshed, truth)))
+                print(pd.DataFrame([lines[-1]]).to_markdown(index=False), flush=True)
         if args.per_vintage:
             by_vintage = [summary_line(f"{name} {vintage}", judged(part, truth)) for vintage, part in frame.groupby("vintage")]
             print("\n" + pd.DataFrame(by_vintage).drop(columns="worst_gap_given_open").to_markdown(index=False) + "\n", flush=True)
