@@ -16,7 +16,8 @@ evaluation window against the oracle's on the same rows.
 known at its month end, ``models.evaluation.published_forecasts``), AUC of the published default
 probability and of the oracle, overall and by group: fraudulent at T or not (the truth's flag),
 months from T to the fraud onset of the positives, and the supplier's orders in the six months
-before T. Prints Markdown; readings in bench/results/risk_oracle_gap.md (session 19).
+before T; calibration by those orders; and the AUC had the dormant and small been scored otherwise
+(`what_if`). Prints Markdown; readings in bench/results/risk_oracle_gap.md (session 19).
 """
 from __future__ import annotations
 
@@ -138,7 +139,9 @@ def months_to_onset(rows: pd.DataFrame, truth: pd.DataFrame, horizon: int = 6) -
     return onset
 
 
-def published_decomposition(home: Path) -> pd.DataFrame:
+def published_rows(home: Path) -> pd.DataFrame:
+    """The home's published supplier-months with complete outcomes, the oracle, the fraud flag
+    and months to fraud onset from the truth, and the order flow at T."""
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         scores = con.execute("SELECT * FROM published.supplier_scores").df()
         vintages = vintages_from_table(con.execute("SELECT * FROM models.vintages").df())
@@ -148,6 +151,16 @@ def published_decomposition(home: Path) -> pd.DataFrame:
     rows = rows.merge(truth[["supplier_id", "as_of_date", ORACLE, "is_fraudulent"]].rename(columns={ORACLE: "oracle"}),
                       on=["supplier_id", "as_of_date"], how="left", validate="one_to_one")
     rows["months_to_onset"] = months_to_onset(rows, truth)
+    flow = order_flow_at(landing, sorted(rows["as_of_date"].unique()))
+    return rows.merge(flow, on=["supplier_id", "as_of_date"], how="left", validate="one_to_one")
+
+
+def order_bands(rows: pd.DataFrame) -> pd.Series:
+    return pd.cut(pd.to_numeric(rows["orders_6m"], errors="coerce").fillna(0), [-1, 0, 5, 20, 60, np.inf])
+
+
+def published_decomposition(rows: pd.DataFrame) -> pd.DataFrame:
+    """AUC of the published default probability and of the oracle, overall and by group."""
     negatives = rows[rows[DEFAULT_LABEL].astype(int) == 0]
     lines = [auc_line("all published months", rows),
              auc_line("not fraudulent at T", rows[~rows["is_fraudulent"]]),
@@ -160,10 +173,47 @@ def published_decomposition(home: Path) -> pd.DataFrame:
                                   pd.concat([part, negatives])))
     lines.append(auc_line("positives with no fraud within 6 months, against all negatives",
                           pd.concat([positives[positives["months_to_onset"].isna()], negatives])))
-    bands = pd.cut(pd.to_numeric(rows["orders_6m"], errors="coerce").fillna(0), [-1, 0, 5, 20, 60, np.inf])
-    for band, part in rows.groupby(bands, observed=True):
+    for band, part in rows.groupby(order_bands(rows), observed=True):
         lines.append(auc_line(f"orders in the six months before T: {band}", part))
     return pd.DataFrame(lines)
+
+
+def calibration_by_orders(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean published probability, oracle and realised default rate per band of orders before T."""
+    table = rows.groupby(order_bands(rows), observed=True).agg(
+        rows=(DEFAULT_LABEL, "size"), realised=(DEFAULT_LABEL, "mean"), model=("predicted_probability", "mean"),
+        oracle=("oracle", "mean"))
+    return table.assign(model_over_realised=table["model"] / table["realised"],
+                        oracle_over_realised=table["oracle"] / table["realised"]).reset_index()
+
+
+def what_if(rows: pd.DataFrame) -> pd.DataFrame:
+    """AUC of the published probabilities changed for the small and dormant: suppliers without an
+    order in the six months set to a constant; or every probability times a gate from the label's
+    own form, P(at least DEFAULT_MIN_ORDERS_DUE orders due), orders due ~ Poisson(pending due at T
+    + months x the recent monthly order rate)."""
+    from scipy.stats import poisson  # noqa: PLC0415 (experiment only)
+
+    from models.labels import DEFAULT_MIN_ORDERS_DUE  # noqa: PLC0415
+
+    outcome = rows[DEFAULT_LABEL].astype(int)
+    published = rows["predicted_probability"].to_numpy(float)
+    lines = [{"change": "none (as published)", "auc": roc_auc_score(outcome, published)}]
+    dormant = (pd.to_numeric(rows["orders_6m"], errors="coerce").fillna(0) == 0).to_numpy()
+    for value in (0.002, 0.005, 0.01):
+        lines.append({"change": f"no order in six months: probability {value}",
+                      "auc": roc_auc_score(outcome, np.where(dormant, value, published))})
+    pending = np.expm1(rows["log_pending_due_at_t"].fillna(0).to_numpy(float))
+    rates = {"orders this month": rows["orders_this_month"],
+             "mean of this and the previous month": (rows["orders_this_month"] + rows["orders_previous_month"]) / 2,
+             "orders per trading month, six months": rows["orders_per_month_6m"]}
+    for name, rate in rates.items():
+        for months in (3.0, 5.5):
+            expected = pending + months * pd.to_numeric(rate, errors="coerce").fillna(0).to_numpy(float)
+            gate = poisson.sf(DEFAULT_MIN_ORDERS_DUE - 1, expected)
+            lines.append({"change": f"times P(>= {DEFAULT_MIN_ORDERS_DUE} due), {months:g} months of {name}",
+                          "auc": roc_auc_score(outcome, published * gate)})
+    return pd.DataFrame(lines).assign(oracle_auc=roc_auc_score(outcome, rows["oracle"]))
 
 
 def main() -> None:
@@ -175,8 +225,13 @@ def main() -> None:
     if args.landing:
         print("\n### All learners\n\n" + learners(args.landing).round(4).to_markdown(index=False))
     else:
+        rows = published_rows(args.home)
         print(f"{args.home}: published default probabilities against the oracle\n")
-        print(published_decomposition(args.home).round(4).to_markdown(index=False))
+        print(published_decomposition(rows).round(4).to_markdown(index=False))
+        print("\nCalibration by orders in the six months before T\n")
+        print(calibration_by_orders(rows).round(4).to_markdown(index=False))
+        print("\nWhat if the small and dormant were scored otherwise\n")
+        print(what_if(rows).round(4).to_markdown(index=False))
 
 
 if __name__ == "__main__":
