@@ -233,6 +233,33 @@ def test_published_scores_are_judged_on_every_month_with_complete_outcomes():
 
 
 @pytest.mark.parametrize(
+    "scale, verdict",
+    [
+        # published 20% over the true rate, which is exactly what happened: 20 points off the
+        # oracle's own calibration (0%), over the 10-point reading of the bar
+        (1.2, "NOT met"),
+        # published at 1.05 times: within 10 points of the oracle's calibration
+        (1.05, "met"),
+    ],
+)
+def test_the_published_scores_report_judges_each_segment_and_both_readings_of_the_loss_rate_bar(scale, verdict):
+    from models.evaluate_synthetic import published_scores_report
+    from models.evaluation import published_forecasts
+
+    training, scores, vintages, truth, _ = _published_world()
+    for column in ("loss_rate_6m", "loss_rate_pre_shipment_6m", "loss_rate_post_delivery_6m"):
+        scores[column] = scores[column] / 1.2 * scale
+    report = published_scores_report(published_forecasts(training, scores, vintages), truth, "the world")
+    # both quantities per segment, on the published months
+    loss_part, default_part = report.split("### Default probability")
+    for part in (loss_part, default_part):
+        assert "By segment" in part and "volume_band" in part and "tenure_band" in part
+    error = f"model {scale - 1:.1%}, oracle 0.0% by its own deciles (read as: model within 10% of it): {verdict}"
+    assert error in report
+    assert f"worst decile gap to the information-matched oracle over all months: {scale - 1:.1%}" in report
+
+
+@pytest.mark.parametrize(
     "version_column, version, message",
     [
         # a month scored by a vintage trained after it saw its own outcomes: not out of time
