@@ -201,7 +201,8 @@ def report_published_scores(home: Path, months_per_period: int = 3) -> None:
 
 def published_scores_report(forecasts: PublishedForecasts, truth: pd.DataFrame, name: str, months_per_period: int = 3) -> str:
     """Markdown: ``forecasts`` (`published_forecasts`) against the truth, overall, per segment
-    (tenure and volume bands) and per period, with issue 12's bars and their verdicts."""
+    (tenure and volume bands; country too for the default) and per period, with issue 12's bars
+    and their verdicts."""
     rows = forecasts.evaluation_frame
     lines = [f"## Published scores of {name}: {len(rows):,} supplier-months with complete outcomes, "
              f"{rows['as_of_date'].min():%Y-%m} .. {rows['as_of_date'].max():%Y-%m}, each scored by the vintage "
