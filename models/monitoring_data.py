@@ -112,21 +112,6 @@ class MonitoringRun:
                 out[score.column] = main.metrics[getattr(score, metric)]
         return out
 
-    def _own(self, metric: str) -> dict[date, dict[str, float]]:
-        return {as_of_date: self.own_metrics(as_of_date, metric) for as_of_date in self.versions}
-
-    @property
-    def rankings(self) -> dict[date, dict[str, float]]:
-        return self._own("ranking_metric")
-
-    @property
-    def spreads(self) -> dict[date, dict[str, float]]:
-        return self._own("spread_metric")
-
-    @property
-    def top_shares(self) -> dict[date, dict[str, float]]:
-        return self._own("ties_metric")
-
     def month(self, as_of_date: date) -> MonthMonitoring:
         outcomes = self.outcomes[self.outcomes["as_of_date"] == as_of_date]
         previous = self.versions.get(add_months(as_of_date, -1))

@@ -305,8 +305,8 @@ def test_the_reference_window_is_the_versions_fitted_months(tmp_path):
     assert run.references[months[-2]] == tuple(months[:4])
     assert run.references[months[-1]] == tuple(months[:6])
     # the collapse check's spread reference: the scoring version's own, where its run logged one
-    assert run.spreads[months[-2]] == {"default_probability_6m": pytest.approx(0.42)}
-    assert run.top_shares[months[-2]] == {"default_probability_6m": pytest.approx(0.3)}
+    assert run.own_metrics(months[-2], "spread_metric") == {"default_probability_6m": pytest.approx(0.42)}
+    assert run.own_metrics(months[-2], "ties_metric") == {"default_probability_6m": pytest.approx(0.3)}
 
 
 def _monthly_frames(shifts: dict[int, float], n: int = 2_000):

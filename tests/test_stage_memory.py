@@ -64,7 +64,7 @@ def test_monitoring_reads_only_its_columns_and_monitors_the_same(wide_world, tmp
     for month in months:
         outcomes = run.outcomes[run.outcomes["as_of_date"] == month]
         expected = monitoring_tables(whole.month(month, run.references[month], outcomes if len(outcomes) else None,
-                                                 run.rankings[month]))
+                                                 run.own_metrics(month, "ranking_metric")))
         got = monitoring_tables(run.month(month))
         for name in expected:
             pd.testing.assert_frame_equal(got[name], expected[name])
