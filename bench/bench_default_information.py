@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_loss_rate_published import cached_training_frame  # noqa: E402
 from features import FEATURES  # noqa: E402
 from models.evaluate_synthetic import training_frame_from_landing  # noqa: E402
-from models.evaluation import LATENT_STATE_COLUMNS, published_forecasts  # noqa: E402
+from models.evaluation import LATENT_STATE_COLUMNS, published_forecasts, read_truth  # noqa: E402
 from models.labels import DEFAULT_GRACE_DAYS, DEFAULT_PROMISE_LEAD_DAYS  # noqa: E402
 from models.model_features import ModelFeature, resolve_model_features  # noqa: E402
 from models.training import TrainingConfig, train_breach_model  # noqa: E402
@@ -43,15 +43,13 @@ from models.vintages import vintages_from_table  # noqa: E402
 
 DEFAULT_LABEL = "default_6m"
 ORACLE = "default_probability_6m"
-TRUTH_FILE = "_truth/breach_probability.parquet"
 ORDER_FLOW_INPUTS = ("log_pending_due_at_t", "days_since_last_order", "unshipped_share_60d")
 FUTURE_ORDERS_DUE = "log_orders_due_6m"  # from the label window: not known at T
 
 
 def truth_frame(landing: Path) -> pd.DataFrame:
-    truth = pd.read_parquet(landing / TRUTH_FILE)
-    truth["as_of_date"] = pd.to_datetime(truth["as_of_date"]).dt.date
-    return truth.astype({"is_fraudulent": bool})
+    """The generator's oracle, latent state and fraud flag per supplier-month."""
+    return read_truth(landing, [ORACLE, *LATENT_STATE_COLUMNS]).astype({"is_fraudulent": bool})
 
 
 def order_flow_at(landing: Path, months: list) -> pd.DataFrame:

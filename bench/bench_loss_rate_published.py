@@ -37,6 +37,7 @@ from models.loss_rate import (  # noqa: E402
     COVERAGE_RATE_COLUMNS, COVERAGE_REFUND_COLUMNS, COVERAGES, EXPOSURE_COLUMN, LOSS_RATE_COLUMN, TOTAL_REFUND_COLUMN,
     coverage_refunds, exposure_rows, loss_config_from_yaml, train_loss_rate_model,
 )
+from models.labels import add_months  # noqa: E402
 from models.model_features import SIZE_FEATURES  # noqa: E402
 from models.training import complete_label_rows  # noqa: E402
 from models.vintages import VintageConfig, rows_known_at, vintage_as_of_dates  # noqa: E402
@@ -245,10 +246,12 @@ def at_oracle_level(frame: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{c: frame[c].to_numpy(float) * factor for c in columns})
 
 
-def month_ends_before(month: date, months: int) -> date:
-    """The month end ``months`` before the month end ``month``."""
-    stamp = pd.Timestamp(month) - pd.offsets.MonthEnd(months)
-    return stamp.date()
+def rates_by_cover(rates: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The published rate columns per coverage (``COVERAGES``): the two covers, and ``other``,
+    what the total holds beyond them."""
+    parts = {c: rates[column].to_numpy(float) for c, column in COVERAGE_RATE_COLUMNS.items()}
+    parts["other"] = rates[LOSS_RATE_COLUMN].to_numpy(float) - sum(parts.values())
+    return parts
 
 
 def level_refreshed(frame: pd.DataFrame, training: pd.DataFrame, models: dict[date, object], months: int,
@@ -272,7 +275,7 @@ def level_refreshed(frame: pd.DataFrame, training: pd.DataFrame, models: dict[da
     lines = []
     for (month, vintage), index in frame.groupby(["as_of_date", "vintage"]).indices.items():
         fitted_at = vintage if at_vintage else month
-        anchors = [m for m in all_months if m <= month_ends_before(fitted_at, 6)][-months:]
+        anchors = [m for m in all_months if m <= add_months(fitted_at, -6)][-months:]
         forecast = dict.fromkeys(COVERAGES, 0.0)
         realised = dict.fromkeys(COVERAGES, 0.0)
         for anchor in anchors:
@@ -281,8 +284,7 @@ def level_refreshed(frame: pd.DataFrame, training: pd.DataFrame, models: dict[da
                 part = known[known["as_of_date"] == anchor]
                 rates = models[vintage].predict_rates(part)
                 exposure = part[EXPOSURE_COLUMN].to_numpy(float)
-                predicted = {c: rates[col].to_numpy(float) for c, col in COVERAGE_RATE_COLUMNS.items()}
-                predicted["other"] = rates[LOSS_RATE_COLUMN].to_numpy(float) - sum(predicted.values())
+                predicted = rates_by_cover(rates)
                 if variant is not None and variant.target == "counts":
                     # a count model is refreshed on counts: resolutions against its forecast resolutions
                     severity = models[vintage].metadata["severities"][variant.severity]
@@ -306,7 +308,7 @@ def level_refreshed(frame: pd.DataFrame, training: pd.DataFrame, models: dict[da
         if trend_months:
             # loss trend, as in ratemaking: the portfolio's realised rate per month over the newest
             # complete as-of dates, log-linear, projected from the refresh months' centre to S
-            history = [m for m in all_months if m <= month_ends_before(fitted_at, 6)][-trend_months:]
+            history = [m for m in all_months if m <= add_months(fitted_at, -6)][-trend_months:]
             if len(history) >= 4:
                 part = known[known["as_of_date"].isin(history)]
                 if variant is not None and variant.target == "counts":
@@ -319,8 +321,7 @@ def level_refreshed(frame: pd.DataFrame, training: pd.DataFrame, models: dict[da
                 growth = float(np.exp(slope * (month.year * 12 + month.month - centre)))
         factor = {c: f * growth for c, f in factor.items()}
         rows = out.index[index]
-        parts = {c: out.loc[rows, col].to_numpy(float) for c, col in COVERAGE_RATE_COLUMNS.items()}
-        parts["other"] = out.loc[rows, LOSS_RATE_COLUMN].to_numpy(float) - sum(parts.values())
+        parts = rates_by_cover(out.loc[rows])
         for c, col in COVERAGE_RATE_COLUMNS.items():
             out.loc[rows, col] = parts[c] * factor[c]
         out.loc[rows, LOSS_RATE_COLUMN] = sum(parts[c] * factor[c] for c in COVERAGES)
